@@ -1,0 +1,190 @@
+"""Loading and saving EnCodec weights in both official layouts.
+
+Sources `EncodecModel.from_pretrained` accepts:
+- a directory in the hub layout: config.json + model.safetensors (or pytorch_model.bin);
+- a state-dict file: an original `.th` checkpoint (keys `encoder.model.N.conv.conv.…`, optionally under
+  "best_state"; its config is inferred) or a transformers-layout file (config.json beside it, or `config=`);
+- a hub id such as `facebook/encodec_24khz`, fetched with huggingface_hub (the `hub` extra).
+
+Weight norm arrives as `weight_g`/`weight_v` or `parametrizations.weight.original0/1`; both map to
+our parametrised convolutions. We save the hub layout with `weight_g`/`weight_v`, as the hub files do.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .config import CONFIG_NAME, EncodecConfig
+from .feature_extraction import EncodecFeatureExtractor
+
+if TYPE_CHECKING:
+    from .model import EncodecModel
+
+WEIGHTS_NAMES = ("model.safetensors", "pytorch_model.bin")
+HUB_FILES_HINT = "config.json and model.safetensors"
+
+# original key piece → transformers key piece, applied in order
+_ORIGINAL_TO_HUB = [
+    (r"^(encoder|decoder)\.model\.", r"\1.layers."),
+    (r"\.conv\.conv\.", ".conv."),
+    (r"\.convtr\.convtr\.", ".conv."),
+    (r"\.(conv|convtr)\.norm\.", ".norm."),
+    (r"^quantizer\.vq\.layers\.(\d+)\._codebook\.", r"quantizer.layers.\1.codebook."),
+]
+_WEIGHT_NORM_SAVED = {"weight_g": "parametrizations.weight.original0",
+                      "weight_v": "parametrizations.weight.original1"}
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Tensors from a .safetensors file or a torch pickle (.th/.bin/.pt), unwrapping "best_state"."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint file at {path}")
+    if path.suffix == ".safetensors":
+        try:
+            return load_file(path)
+        except Exception as error:
+            raise ValueError(f"{path} is not a readable safetensors file: {error}") from None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path} is not a readable state-dict file (.th/.bin/.pt): {error}") from None
+    if isinstance(state, dict) and isinstance(state.get("best_state"), dict):
+        state = state["best_state"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path} does not hold a state dict of tensors")
+    return state
+
+
+def is_original_layout(state: dict[str, torch.Tensor]) -> bool:
+    return any(key.startswith(("encoder.model.", "decoder.model.")) for key in state)
+
+
+def to_model_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename either official layout to our module names (the transformers ones, parametrised)."""
+    renamed = {}
+    original = is_original_layout(state)
+    for key, value in state.items():
+        if original:
+            for pattern, replacement in _ORIGINAL_TO_HUB:
+                key = re.sub(pattern, replacement, key)
+        stem, _, leaf = key.rpartition(".")
+        if leaf in _WEIGHT_NORM_SAVED:
+            key = f"{stem}.{_WEIGHT_NORM_SAVED[leaf]}"
+        renamed[key] = value
+    return renamed
+
+
+def to_hub_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our state dict → the hub files' layout (`weight_g`/`weight_v`)."""
+    saved_names = {suffix: leaf for leaf, suffix in _WEIGHT_NORM_SAVED.items()}
+    renamed = {}
+    for key, value in state.items():
+        for suffix, leaf in saved_names.items():
+            if key.endswith("." + suffix):
+                key = key[: -len(suffix)] + leaf
+        renamed[key] = value
+    return renamed
+
+
+def infer_config(state: dict[str, torch.Tensor]) -> EncodecConfig:
+    """Config of an original checkpoint (in our key names): the 48 kHz one has norm layers and
+    two audio channels; sizes are read off the tensors."""
+    first = state.get("encoder.layers.0.conv.parametrizations.weight.original1")
+    embed = state.get("quantizer.layers.0.codebook.embed")
+    if first is None or embed is None:
+        raise ValueError("cannot infer the model configuration from this checkpoint (no first encoder conv "
+                         "or codebook); pass config=EncodecConfig(...)")
+    has_norm = any(".norm." in key for key in state)
+    preset = EncodecConfig.encodec_48khz if has_norm or first.shape[1] == 2 else EncodecConfig.encodec_24khz
+    config = preset(audio_channels=first.shape[1], num_filters=first.shape[0], hidden_size=embed.shape[1],
+                    codebook_size=embed.shape[0], codebook_dim=embed.shape[1])
+    codebooks = sum(1 for key in state if key.endswith(".codebook.embed"))
+    if codebooks != config.num_quantizers:
+        raise ValueError(f"checkpoint has {codebooks} codebooks but the inferred configuration expects "
+                         f"{config.num_quantizers}; pass config=EncodecConfig(...)")
+    return config
+
+
+def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load a state dict in our key names, naming every missing or unexpected key."""
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise ValueError(f"checkpoint does not match the model: missing keys {_names(missing)}; "
+                         f"unexpected keys {_names(unexpected)}")
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        mismatch = "; ".join(line.strip() for line in str(error).splitlines()[1:])
+        raise ValueError(f"checkpoint does not match the model's shapes: {mismatch}") from None
+
+
+def _names(keys: list[str], shown: int = 8) -> str:
+    if not keys:
+        return "none"
+    more = f" and {len(keys) - shown} more" if len(keys) > shown else ""
+    return ", ".join(keys[:shown]) + more
+
+
+def load_model(model_class: type[EncodecModel], source: str | os.PathLike,
+               config: EncodecConfig | None = None, **hub_kwargs: Any) -> EncodecModel:
+    path = Path(source)
+    if path.is_dir():
+        weights = next((path / name for name in WEIGHTS_NAMES if (path / name).is_file()), None)
+        if weights is None:
+            raise FileNotFoundError(f"{path} holds no {' or '.join(WEIGHTS_NAMES)}: a model directory needs "
+                                    f"{HUB_FILES_HINT}")
+    elif path.is_file():
+        weights = path
+    elif "/" in str(source) and not path.is_absolute() and len(path.parts) == 2:
+        weights = _download(str(source), **hub_kwargs)
+    else:
+        raise FileNotFoundError(f"no model at {source}: expected a directory with {HUB_FILES_HINT}, "
+                                "a checkpoint file (.th/.safetensors/.bin), or a hub id such as facebook/encodec_24khz")
+    state = read_state_dict(weights)
+    original = is_original_layout(state)
+    state = to_model_keys(state)
+    if config is None:
+        beside = weights.parent / CONFIG_NAME
+        if original:
+            config = infer_config(state)
+        elif beside.is_file():
+            config = EncodecConfig.from_pretrained(beside)
+        else:
+            raise FileNotFoundError(f"no {CONFIG_NAME} beside {weights}: put it there or pass config=EncodecConfig(...)")
+    model = model_class(config)
+    load_state(model, state)
+    return model.eval()
+
+
+def _download(repo_id: str, **hub_kwargs: Any) -> Path:
+    """Fetch config.json and the weights of a hub repository; returns the weights' local path."""
+    manual = (f"download {HUB_FILES_HINT} from https://huggingface.co/{repo_id} into a directory "
+              "and pass its path")
+    try:
+        from huggingface_hub import hf_hub_download
+    except ImportError:
+        raise FileNotFoundError(f"{repo_id!r} is not a local path, and loading from the hub needs "
+                                f"`pip install encodec-fx[hub]`; or {manual}") from None
+    try:
+        hf_hub_download(repo_id, CONFIG_NAME, **hub_kwargs)
+        return Path(hf_hub_download(repo_id, WEIGHTS_NAMES[0], **hub_kwargs))
+    except Exception as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise FileNotFoundError(f"could not fetch {repo_id!r} from the hub ({reason}); {manual}") from None
+
+
+def save_model(model: EncodecModel, directory: str | os.PathLike) -> None:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.config.save_pretrained(directory)
+    EncodecFeatureExtractor.from_config(model.config).save_pretrained(directory)
+    state = {key: value.detach().cpu().contiguous() for key, value in to_hub_keys(model.state_dict()).items()}
+    save_file(state, directory / WEIGHTS_NAMES[0], metadata={"format": "pt"})

@@ -1,0 +1,194 @@
+"""EncodecModel: encoder, residual vector quantiser and decoder, with the transformers API.
+
+Shapes: audio (batch, channels, samples); codes [chunks, batch, n_q, frames]. The 24 kHz model
+codes the whole input as one chunk; the 48 kHz model cuts it into 1 s chunks (stride 0.99 s),
+normalises each by its loudness and overlap-adds the decoded chunks.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import EncodecConfig
+from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
+from .quantizer import ResidualVectorQuantizer
+from .seanet import Decoder, Encoder
+from .validation import check_samples, check_sampling_rate
+
+
+class EncodecModel(nn.Module):
+    """The EnCodec neural audio codec (Défossez et al., 2022)."""
+
+    def __init__(self, config: EncodecConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = Encoder(config)
+        self.decoder = Decoder(config)
+        self.quantizer = ResidualVectorQuantizer(config)
+
+    # --- encoding ------------------------------------------------------------------------------
+
+    def encode(self, input_values: torch.Tensor | np.ndarray, padding_mask: torch.Tensor | None = None,
+               bandwidth: float | None = None, return_dict: bool = True, *,
+               sampling_rate: int | None = None) -> EncodecEncoderOutput | tuple:
+        """Audio (batch, channels, samples) → codes [chunks, batch, n_q, frames].
+
+        `bandwidth` (kbps) must be one of `config.target_bandwidths`; None takes the smallest, as in
+        transformers (the original package uses all codebooks). `padding_mask` (batch, samples),
+        1 for real samples, zeroes the padding. Any length works: no padding is needed.
+        """
+        n_q = self._num_quantizers(bandwidth)
+        x = self._audio_tensor(input_values, sampling_rate)
+        length = x.shape[-1]
+        if padding_mask is not None:
+            x = x * self._mask_tensor(padding_mask, x).view(x.shape[0], -1, length)
+        chunk_length = self.config.chunk_length or length
+        stride = self.config.chunk_stride or length
+        codes, scales = [], []
+        for offset in range(0, length, stride):
+            chunk_codes, scale = self._encode_chunk(x[..., offset: offset + chunk_length], n_q)
+            codes.append(chunk_codes)
+            scales.append(scale)
+        pad_length = codes[0].shape[-1] - codes[-1].shape[-1]
+        codes[-1] = F.pad(codes[-1], (0, pad_length))
+        output = EncodecEncoderOutput(torch.stack(codes), scales, pad_length)
+        return output if return_dict else output.to_tuple()
+
+    def _encode_chunk(self, x: torch.Tensor, n_q: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        scale = None
+        if self.config.normalize:
+            mono = x.sum(dim=1, keepdim=True) / x.shape[1]
+            scale = mono.pow(2).mean(dim=-1, keepdim=True).sqrt() + 1e-8
+            x = x / scale
+            scale = scale.view(-1, 1)
+        return self.quantizer.encode(self.encoder(x), n_q), scale
+
+    # --- decoding ------------------------------------------------------------------------------
+
+    def decode(self, audio_codes: torch.Tensor, audio_scales: list[torch.Tensor | None] | None = None,
+               padding_mask: torch.Tensor | None = None, return_dict: bool = True,
+               last_frame_pad_length: int = 0) -> EncodecDecoderOutput | tuple:
+        """Codes [chunks, batch, n_q, frames] → audio (batch, channels, samples).
+
+        Without `padding_mask` the output has frames * hop_length samples per chunk (overlap-added);
+        with it, the output is cut to the mask's length, i.e. exactly the encoded input's length.
+        """
+        self._check_codes(audio_codes)
+        chunks = audio_codes.shape[0]
+        if audio_scales is None:
+            audio_scales = [None] * chunks
+        if len(audio_scales) != chunks:
+            raise ValueError(f"got {len(audio_scales)} audio_scales for {chunks} chunks of codes; expected one per chunk")
+        if self.config.normalize and any(scale is None for scale in audio_scales):
+            raise ValueError("this model normalises its input: decode needs the audio_scales returned by encode")
+        decoded = []
+        for index, (codes, scale) in enumerate(zip(audio_codes, audio_scales)):
+            if index == chunks - 1 and last_frame_pad_length > 0:
+                codes = codes[..., :-last_frame_pad_length]
+            audio = self.decoder(self.quantizer.decode(codes))
+            decoded.append(audio if scale is None else audio * scale.view(-1, 1, 1))
+        audio = overlap_add(decoded, self.config.chunk_stride) if self.config.chunk_length else decoded[0]
+        if padding_mask is not None:
+            audio = audio[..., : padding_mask.shape[-1]]
+        output = EncodecDecoderOutput(audio)
+        return output if return_dict else output.to_tuple()
+
+    def forward(self, input_values: torch.Tensor | np.ndarray, padding_mask: torch.Tensor | None = None,
+                bandwidth: float | None = None, audio_codes: torch.Tensor | None = None,
+                audio_scales: list[torch.Tensor | None] | None = None, return_dict: bool = True,
+                last_frame_pad_length: int = 0) -> EncodecOutput | tuple:
+        """Encode then decode (or decode the given codes); the audio has the input's length."""
+        if (audio_codes is None) != (audio_scales is None):
+            raise ValueError("give both audio_codes and audio_scales, or neither")
+        if audio_codes is None:
+            audio_codes, audio_scales, last_frame_pad_length = self.encode(input_values, padding_mask, bandwidth)
+        if padding_mask is None:
+            padding_mask = torch.ones(input_values.shape[-1])
+        audio = self.decode(audio_codes, audio_scales, padding_mask,
+                            last_frame_pad_length=last_frame_pad_length).audio_values
+        output = EncodecOutput(audio_codes, audio)
+        return output if return_dict else output.to_tuple()
+
+    # --- checkpoints ---------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, source: str | os.PathLike, config: EncodecConfig | None = None,
+                        **hub_kwargs: Any) -> EncodecModel:
+        """Load from a hub-layout directory, an original `.th`/state-dict file, or a hub id.
+
+        See `encodec_fx.checkpoints.load_model` for the accepted sources."""
+        from .checkpoints import load_model
+        return load_model(cls, source, config=config, **hub_kwargs)
+
+    def save_pretrained(self, directory: str | os.PathLike) -> None:
+        """Write config.json, preprocessor_config.json and model.safetensors (the hub layout)."""
+        from .checkpoints import save_model
+        save_model(self, directory)
+
+    # --- input checks --------------------------------------------------------------------------
+
+    def _num_quantizers(self, bandwidth: float | None) -> int:
+        bandwidths = self.config.target_bandwidths
+        if bandwidth is None:
+            bandwidth = bandwidths[0]
+        if bandwidth not in bandwidths:
+            raise ValueError(f"bandwidth {bandwidth} kbps is not supported by this model; choose one of {bandwidths}")
+        return self.config.num_quantizers_for_bandwidth(bandwidth)
+
+    def _audio_tensor(self, audio: torch.Tensor | np.ndarray, sampling_rate: int | None) -> torch.Tensor:
+        check_sampling_rate(sampling_rate, self.config.sampling_rate)
+        if isinstance(audio, np.ndarray):
+            audio = torch.from_numpy(audio)
+        if not isinstance(audio, torch.Tensor):
+            raise ValueError(f"input_values must be a torch.Tensor or numpy array, got {type(audio).__name__}")
+        channels = self.config.audio_channels
+        if audio.dim() != 3:
+            raise ValueError(f"input_values has shape {tuple(audio.shape)}; expected (batch, {channels}, samples)")
+        if audio.shape[1] != channels:
+            raise ValueError(f"input_values has {audio.shape[1]} channels; this model takes {channels} "
+                             f"(shape (batch, {channels}, samples))")
+        check_samples(audio, "input_values")
+        weight = self.decoder.layers[-1].conv.bias
+        return audio.to(device=weight.device, dtype=weight.dtype)
+
+    @staticmethod
+    def _mask_tensor(padding_mask: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        mask = torch.as_tensor(padding_mask, device=audio.device)
+        if mask.shape[0] != audio.shape[0] or mask.shape[-1] != audio.shape[-1]:
+            raise ValueError(f"padding_mask has shape {tuple(mask.shape)}; expected (batch, samples) = "
+                             f"{(audio.shape[0], audio.shape[-1])}")
+        return mask.bool()
+
+    def _check_codes(self, codes: torch.Tensor) -> None:
+        if not isinstance(codes, torch.Tensor) or codes.dim() != 4 or codes.is_floating_point():
+            shape = tuple(codes.shape) if hasattr(codes, "shape") else type(codes).__name__
+            raise ValueError(f"audio_codes is {shape}; expected an integer tensor [chunks, batch, n_q, frames]")
+        n_q, size = codes.shape[2], self.config.codebook_size
+        if not 1 <= n_q <= len(self.quantizer.layers):
+            raise ValueError(f"audio_codes has {n_q} codebooks; this model has 1 to {len(self.quantizer.layers)}")
+        if codes.numel() and (codes.min() < 0 or codes.max() >= size):
+            raise ValueError(f"audio_codes holds indices from {int(codes.min())} to {int(codes.max())}; "
+                             f"expected 0 to {size - 1}")
+        if self.config.chunk_length is None and codes.shape[0] != 1:
+            raise ValueError(f"audio_codes has {codes.shape[0]} chunks; this model codes audio as one chunk")
+
+
+def overlap_add(chunks: list[torch.Tensor], stride: int) -> torch.Tensor:
+    """Cross-fade decoded chunks with triangular weights (shaped by the first chunk), normalised."""
+    first = chunks[0]
+    total = stride * (len(chunks) - 1) + chunks[-1].shape[-1]
+    t = torch.linspace(0, 1, first.shape[-1] + 2, device=first.device, dtype=first.dtype)[1:-1]
+    weight = 0.5 - (t - 0.5).abs()
+    out = torch.zeros(*first.shape[:-1], total, device=first.device, dtype=first.dtype)
+    weight_sum = torch.zeros(total, device=first.device, dtype=first.dtype)
+    for index, chunk in enumerate(chunks):
+        offset, length = index * stride, chunk.shape[-1]
+        out[..., offset: offset + length] += weight[:length] * chunk
+        weight_sum[offset: offset + length] += weight[:length]
+    return out / weight_sum

@@ -1,0 +1,66 @@
+"""Residual vector quantiser (inference only: codebooks are loaded, never updated here)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import EncodecConfig
+
+
+class Codebook(nn.Module):
+    """One codebook. `inited`, `cluster_size` and `embed_avg` are training statistics, kept only so
+    checkpoints load and save unchanged."""
+
+    def __init__(self, config: EncodecConfig):
+        super().__init__()
+        embed = torch.zeros(config.codebook_size, config.codebook_dim)
+        self.register_buffer("inited", torch.ones(1))
+        self.register_buffer("cluster_size", torch.zeros(config.codebook_size))
+        self.register_buffer("embed", embed)
+        self.register_buffer("embed_avg", embed.clone())
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Nearest code (squared distance) for each row of x (N, dim), written as the references do
+        so that ties and rounding fall the same way."""
+        embed = self.embed.t()
+        distance = -(x.pow(2).sum(1, keepdim=True) - 2 * x @ embed + embed.pow(2).sum(0, keepdim=True))
+        return distance.max(dim=-1).indices
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        return F.embedding(codes, self.embed)
+
+
+class QuantizerLayer(nn.Module):
+    """Wraps a codebook under the transformers key name (`quantizer.layers.i.codebook`)."""
+
+    def __init__(self, config: EncodecConfig):
+        super().__init__()
+        self.codebook = Codebook(config)
+
+
+class ResidualVectorQuantizer(nn.Module):
+    """Each layer quantises what the previous ones left over; decoding sums the chosen vectors."""
+
+    def __init__(self, config: EncodecConfig):
+        super().__init__()
+        self.layers = nn.ModuleList(QuantizerLayer(config) for _ in range(config.num_quantizers))
+
+    def encode(self, embeddings: torch.Tensor, num_quantizers: int) -> torch.Tensor:
+        """(B, dim, T) embeddings → (B, num_quantizers, T) codes."""
+        residual = embeddings.transpose(1, 2)
+        batch, frames, dim = residual.shape
+        codes = []
+        for layer in self.layers[:num_quantizers]:
+            indices = layer.codebook.encode(residual.reshape(-1, dim)).view(batch, frames)
+            residual = residual - layer.codebook.decode(indices)
+            codes.append(indices)
+        return torch.stack(codes, dim=1)
+
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """(B, K, T) codes → (B, dim, T) embeddings."""
+        quantized = torch.zeros((), device=codes.device)
+        for k in range(codes.shape[1]):
+            quantized = quantized + self.layers[k].codebook.decode(codes[:, k])
+        return quantized.transpose(1, 2)
