@@ -96,7 +96,8 @@ def to_hub_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def infer_config(state: dict[str, torch.Tensor]) -> EncodecConfig:
     """Config of an original checkpoint (in our key names): the 48 kHz one has norm layers and
     two audio channels; sizes are read off the tensors."""
-    first = state.get("encoder.layers.0.conv.parametrizations.weight.original1")
+    first = state.get("encoder.layers.0.conv.parametrizations.weight.original1",
+                      state.get("encoder.layers.0.conv.weight"))
     embed = state.get("quantizer.layers.0.codebook.embed")
     if first is None or embed is None:
         raise ValueError("cannot infer the model configuration from this checkpoint (no first encoder conv "
