@@ -1,0 +1,288 @@
+"""Entropy-coding language model over EnCodec codebook tokens (paper §3.3).
+
+At frame t the model sees the codes of frame t-1, one embedding per codebook summed
+into a single vector, and predicts a distribution over the `card` entries of every
+codebook at frame t. A range coder drives it one frame at a time through
+`EntropyLM.step` on the encoding and the decoding side alike, so both sides compute
+bit-identical probabilities; `EntropyLM.forward` runs whole sequences for training.
+
+Parameter names follow the original `encodec.model.LMModel`, so its checkpoints load
+as they are (`load_original_lm`); our own weights travel as safetensors with the
+config in the file's metadata (`save_lm`, `load_lm`) and are identified by
+`weights_sha256`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class LMConfig:
+    """Sizes of an `EntropyLM`; `dataclasses.asdict` makes it JSON-serialisable."""
+
+    n_q: int = 32  # codebooks the model can take and predict
+    card: int = 1024  # entries per codebook
+    dim: int = 200
+    num_heads: int = 8
+    num_layers: int = 5
+    hidden_scale: float = 4.0  # feed-forward width = int(dim * hidden_scale)
+    past_context: int = 262  # earlier frames that attention may see
+    max_period: float = 10000.0  # longest period of the sinusoidal positions
+
+    def __post_init__(self) -> None:
+        if self.dim % self.num_heads:
+            raise ValueError(f"dim {self.dim} is not divisible by num_heads {self.num_heads}")
+        if self.dim % 2 or self.dim < 4:
+            raise ValueError(f"dim {self.dim} must be even and at least 4 (cosine + sine halves)")
+        if self.past_context < 1:
+            raise ValueError(f"past_context must be at least 1, got {self.past_context}")
+
+    @property
+    def hidden_dim(self) -> int:
+        return int(self.dim * self.hidden_scale)
+
+
+# past_context = int(3.5 * frame_rate): 75 frames/s at 24 kHz, 150 frames/s at 48 kHz.
+LM_24KHZ = LMConfig(n_q=32, past_context=262)
+LM_48KHZ = LMConfig(n_q=16, past_context=525)
+
+
+@dataclass(frozen=True)
+class LMState:
+    """What `EntropyLM.step` carries from one frame to the next.
+
+    past: per layer, its inputs for the latest frames (at most past_context), [B, H, dim].
+    offset: frames consumed so far, i.e. the position of the next frame.
+    n_codebooks: codebooks fed in and predicted (a bandwidth may use fewer than n_q).
+    """
+
+    past: tuple[Tensor, ...]
+    offset: int
+    n_codebooks: int
+
+
+def sinusoidal_positions(start: int, length: int, dim: int, max_period: float,
+                         device: torch.device | None = None) -> Tensor:
+    """[length, dim] embedding of positions start..: cosines in the first half, then sines."""
+    half = dim // 2
+    positions = torch.arange(start, start + length, device=device).unsqueeze(1).float()
+    periods = max_period ** (torch.arange(half, device=device).float() / (half - 1))
+    phase = positions / periods
+    return torch.cat([phase.cos(), phase.sin()], dim=-1)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head attention of the current frames over [cached frames, current frames].
+
+    Parameters are laid out as in `nn.MultiheadAttention`: in_proj_weight stacks Wq, Wk, Wv.
+    """
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+
+    def forward(self, x: Tensor, context: Tensor, mask: Tensor | None) -> Tensor:
+        dim = x.shape[-1]
+        w_q, w_kv = self.in_proj_weight.split([dim, 2 * dim])
+        b_q, b_kv = self.in_proj_bias.split([dim, 2 * dim])
+        queries = F.linear(x, w_q, b_q)
+        keys, values = F.linear(context, w_kv, b_kv).chunk(2, dim=-1)
+        q, k, v = (t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
+                   for t in (queries, keys, values))
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.out_proj(attended.transpose(1, 2).flatten(2))
+
+
+class EncoderLayer(nn.Module):
+    """Post-norm transformer layer (as `nn.TransformerEncoderLayer`, GELU, no dropout)."""
+
+    def __init__(self, dim: int, num_heads: int, hidden_dim: int):
+        super().__init__()
+        self.self_attn = SelfAttention(dim, num_heads)
+        self.linear1 = nn.Linear(dim, hidden_dim)
+        self.linear2 = nn.Linear(hidden_dim, dim)
+        self.norm1 = nn.LayerNorm(dim)
+        self.norm2 = nn.LayerNorm(dim)
+
+    def forward(self, x: Tensor, past: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """Returns the output and this layer's context (its past then current inputs)."""
+        context = torch.cat([past, x], dim=1)
+        x = self.norm1(x + self.self_attn(x, context, mask))
+        x = self.norm2(x + self.linear2(F.gelu(self.linear1(x))))
+        return x, context
+
+
+class EntropyLM(nn.Module):
+    """Predicts every codebook's distribution at frame t from the codes of frame t-1."""
+
+    def __init__(self, config: LMConfig = LM_24KHZ):
+        super().__init__()
+        self.config = c = config
+        self.emb = nn.ModuleList(nn.Embedding(c.card + 1, c.dim) for _ in range(c.n_q))
+        # A ModuleDict keeps the original's names: transformer.norm_in, transformer.layers.N.
+        self.transformer = nn.ModuleDict({
+            "norm_in": nn.LayerNorm(c.dim),
+            "layers": nn.ModuleList(EncoderLayer(c.dim, c.num_heads, c.hidden_dim)
+                                    for _ in range(c.num_layers)),
+        })
+        self.linears = nn.ModuleList(nn.Linear(c.dim, c.card) for _ in range(c.n_q))
+
+    def forward(self, codes: Tensor) -> Tensor:
+        """Teacher-forced logits for training.
+
+        codes: [B, K, T] raw codebook entries (0..card-1, not shifted) of the frames to
+        predict, K <= n_q. Returns logits [B, K, T, card] where [:, k, t] predicts
+        codes[:, k, t] from the frames before t; `log_softmax(-1)` gives log-probabilities.
+        """
+        if codes.dim() != 3 or codes.shape[-1] == 0:
+            raise ValueError(f"codes must have shape [B, K, T>=1], got {tuple(codes.shape)}")
+        batch, n_codebooks, length = codes.shape
+        self._check_codes(codes)
+        previous = F.pad(codes[..., :-1] + 1, (1, 0))  # index 0: no previous frame
+        past = self.initial_state(batch, n_codebooks).past
+        # Frame i sits at key position i + 1 after the initial zero frame; it may see
+        # itself and the past_context positions before it.
+        delta = torch.arange(1, length + 1).unsqueeze(1) - torch.arange(length + 1)
+        mask = ((delta >= 0) & (delta <= self.config.past_context)).to(codes.device)
+        hidden, _ = self._run(previous, past, offset=0, mask=mask)
+        return self._heads(hidden, n_codebooks)
+
+    def initial_state(self, batch_size: int = 1, n_codebooks: int | None = None) -> LMState:
+        """State before the first frame of a stream (n_codebooks defaults to n_q)."""
+        n_codebooks = self.config.n_q if n_codebooks is None else n_codebooks
+        if not 1 <= n_codebooks <= self.config.n_q:
+            raise ValueError(f"n_codebooks must be in 1..{self.config.n_q}, got {n_codebooks}")
+        # The original starts every layer's cache with one all-zero frame that the first
+        # past_context frames attend to; the trained weights expect it.
+        zero_frame = self.linears[0].weight.new_zeros(batch_size, 1, self.config.dim)
+        return LMState(tuple(zero_frame for _ in self.transformer["layers"]), 0, n_codebooks)
+
+    @torch.no_grad()
+    def step(self, previous_codes: Tensor | None, state: LMState) -> tuple[Tensor, LMState]:
+        """Distributions of the next frame: probabilities [B, K, card], each row summing to 1.
+
+        previous_codes: raw codes [B, K] of the frame before, or None for the first frame.
+        Work per frame is bounded by past_context, however long the stream. Encoder and
+        decoder get bit-identical probabilities only if they make the same calls (batch
+        size, K, device, dtype, thread count).
+        """
+        batch, n_codebooks = state.past[0].shape[0], state.n_codebooks
+        if previous_codes is None:
+            indices = torch.zeros(batch, n_codebooks, 1, dtype=torch.long,
+                                  device=state.past[0].device)
+        else:
+            if previous_codes.shape != (batch, n_codebooks):
+                raise ValueError(f"previous_codes must have shape [{batch}, {n_codebooks}], "
+                                 f"got {tuple(previous_codes.shape)}")
+            self._check_codes(previous_codes)
+            indices = previous_codes.unsqueeze(-1) + 1
+        hidden, contexts = self._run(indices, state.past, state.offset, mask=None)
+        past = tuple(context[:, -self.config.past_context:] for context in contexts)
+        probs = self._heads(hidden, n_codebooks).squeeze(2).softmax(dim=-1)
+        return probs, LMState(past, state.offset + 1, n_codebooks)
+
+    def load_weights(self, state: Mapping[str, Tensor]) -> None:
+        """Loads a state dict in the original layout, naming any key that does not fit."""
+        expected = self.state_dict()
+        missing = sorted(expected.keys() - state.keys())
+        unexpected = sorted(state.keys() - expected.keys())
+        if missing or unexpected:
+            raise ValueError(f"LM weights do not match the model: missing keys {missing}, "
+                             f"unexpected keys {unexpected}")
+        for key, tensor in expected.items():
+            if state[key].shape != tensor.shape:
+                raise ValueError(f"LM weight {key} has shape {tuple(state[key].shape)}, "
+                                 f"the model expects {tuple(tensor.shape)}")
+        self.load_state_dict(state)
+
+    def _check_codes(self, codes: Tensor) -> None:
+        """codes: [B, K, ...] raw entries."""
+        if not 1 <= codes.shape[1] <= self.config.n_q:
+            raise ValueError(f"the LM takes 1..{self.config.n_q} codebooks, got {codes.shape[1]}")
+        if codes.numel() and (codes.min() < 0 or codes.max() >= self.config.card):
+            raise ValueError(f"codes must lie in 0..{self.config.card - 1}")
+
+    def _run(self, indices: Tensor, past: tuple[Tensor, ...], offset: int,
+             mask: Tensor | None) -> tuple[Tensor, list[Tensor]]:
+        """Trunk shared by forward and step: indices [B, K, T] (0 = no previous code) to
+        hidden states [B, T, dim] and every layer's context."""
+        x = sum(self.emb[k](indices[:, k]) for k in range(indices.shape[1]))
+        x = self.transformer["norm_in"](x) + sinusoidal_positions(
+            offset, indices.shape[-1], self.config.dim, self.config.max_period, x.device)
+        contexts = []
+        for layer, layer_past in zip(self.transformer["layers"], past):
+            x, context = layer(x, layer_past, mask)
+            contexts.append(context)
+        return x, contexts
+
+    def _heads(self, hidden: Tensor, n_codebooks: int) -> Tensor:
+        """Logits [B, K, T, card] from hidden states [B, T, dim], one head per codebook."""
+        return torch.stack([self.linears[k](hidden) for k in range(n_codebooks)], dim=1)
+
+
+def load_original_lm(source: str | Path | Mapping[str, Tensor], *, past_context: int,
+                     num_heads: int = 8, max_period: float = 10000.0) -> EntropyLM:
+    """Builds an `EntropyLM` from an original `LMModel` state dict or `.th` file.
+
+    n_q, card, dim, num_layers and the feed-forward width are read from the tensor
+    shapes; num_heads, past_context and max_period are not stored in the checkpoint.
+    """
+    if isinstance(source, (str, Path)):
+        source = torch.load(source, map_location="cpu", weights_only=True)
+    state = source.get("best_state", source)
+    for key in ("emb.0.weight", "transformer.layers.0.linear1.weight"):
+        if key not in state:
+            raise ValueError(f"not an LMModel state dict: missing key {key}")
+    codebook_ids = {key.split(".")[1] for key in state if key.startswith("emb.")}
+    layer_ids = {key.split(".")[2] for key in state if key.startswith("transformer.layers.")}
+    card_plus_one, dim = state["emb.0.weight"].shape
+    hidden_dim = state["transformer.layers.0.linear1.weight"].shape[0]
+    config = LMConfig(n_q=len(codebook_ids), card=card_plus_one - 1, dim=dim, num_heads=num_heads,
+                      num_layers=len(layer_ids), hidden_scale=hidden_dim / dim,
+                      past_context=past_context, max_period=max_period)
+    lm = EntropyLM(config)
+    lm.load_weights(state)
+    return lm.eval()
+
+
+def save_lm(lm: EntropyLM, path: str | Path) -> None:
+    """Writes the weights as safetensors with the JSON config in the file's metadata."""
+    tensors = {key: tensor.contiguous() for key, tensor in lm.state_dict().items()}
+    save_file(tensors, str(path), metadata={"config": json.dumps(asdict(lm.config))})
+
+
+def load_lm(path: str | Path) -> EntropyLM:
+    """Reads a file written by `save_lm`; the model comes back in eval mode."""
+    with safe_open(str(path), framework="pt") as file:
+        metadata = file.metadata() or {}
+        if "config" not in metadata:
+            raise ValueError(f"{path} has no LM config in its safetensors metadata")
+        state = {key: file.get_tensor(key) for key in file.keys()}
+    lm = EntropyLM(LMConfig(**json.loads(metadata["config"])))
+    lm.load_weights(state)
+    return lm.eval()
+
+
+def weights_sha256(state: Mapping[str, Tensor]) -> str:
+    """Hex sha256 of a state dict that does not depend on file format, device or key
+    insertion order: keys sorted, each hashed with its dtype, shape and little-endian bytes."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        array = state[key].detach().cpu().contiguous().numpy()
+        digest.update(f"{key}|{array.dtype.str[1:]}|{list(array.shape)}\n".encode())
+        digest.update(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+    return digest.hexdigest()

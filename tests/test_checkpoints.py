@@ -1,0 +1,159 @@
+"""Both official checkpoint layouts load to identical models; save_pretrained round-trips; the hub
+path works offline on files in the hub cache layout; problems are reported by name."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx.checkpoints import to_hub_keys
+
+from conftest import PRESETS, original_model, randomize
+
+
+@pytest.fixture(scope="module", params=sorted(PRESETS))
+def model(request) -> EncodecModel:
+    return randomize(EncodecModel(PRESETS[request.param]()), seed=5)
+
+
+def assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        assert torch.equal(sa[key], sb[key]), key
+
+
+def test_save_pretrained_round_trip(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    assert {p.name for p in tmp_path.iterdir()} == {"config.json", "preprocessor_config.json", "model.safetensors"}
+    loaded = EncodecModel.from_pretrained(tmp_path)
+    assert loaded.config == model.config
+    assert_same_weights(loaded, model)
+
+
+def test_saved_directory_loads_in_transformers(model, tmp_path):
+    import transformers
+    model.save_pretrained(tmp_path)
+    theirs = transformers.EncodecModel.from_pretrained(tmp_path).eval()
+    x = 0.1 * torch.randn(1, model.config.audio_channels, 5_000)
+    bandwidth = model.config.target_bandwidths[-1]
+    with torch.no_grad():
+        assert torch.equal(model.encode(x, bandwidth=bandwidth).audio_codes,
+                           theirs.encode(x, bandwidth=bandwidth).audio_codes)
+
+
+@pytest.mark.parametrize("weight_norm_keys", ["weight_g", "parametrizations"])
+@pytest.mark.parametrize("file_name", ["model.safetensors", "pytorch_model.bin"])
+def test_hub_layouts_load_identically(model, tmp_path, weight_norm_keys, file_name):
+    state = model.state_dict() if weight_norm_keys == "parametrizations" else to_hub_keys(model.state_dict())
+    state = {key: value.contiguous() for key, value in state.items()}
+    if model.config.norm_type == "weight_norm":
+        assert any(key.endswith(f".{weight_norm_keys.split('_')[0]}") or weight_norm_keys in key for key in state)
+    model.config.save_pretrained(tmp_path)
+    if file_name.endswith(".safetensors"):
+        save_file(state, tmp_path / file_name)
+    else:
+        torch.save(state, tmp_path / file_name)
+    assert_same_weights(EncodecModel.from_pretrained(tmp_path), model)
+
+
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_original_checkpoint_infers_config(preset, wrapped, tmp_path):
+    original = original_model(preset, seed=3)
+    state = original.state_dict()
+    path = tmp_path / f"encodec_{preset}.th"
+    torch.save({"best_state": state, "epoch": 3} if wrapped else state, path)
+    ours = EncodecModel.from_pretrained(path)
+    assert ours.config == PRESETS[preset]()
+    hub_dir = tmp_path / "hub"
+    ours.save_pretrained(hub_dir)
+    assert_same_weights(EncodecModel.from_pretrained(hub_dir), ours)
+    # the same weights reached through the two layouts give the same model
+    for key, value in state.items():
+        assert any(torch.equal(value, mine) for mine in ours.state_dict().values()), key
+
+
+def test_original_checkpoint_with_explicit_config(tmp_path):
+    path = tmp_path / "weights.th"
+    torch.save(original_model("24khz").state_dict(), path)
+    config = EncodecConfig.encodec_24khz()
+    assert EncodecModel.from_pretrained(path, config=config).config is config
+
+
+def test_hub_id_resolves_offline_from_hub_cache(model, tmp_path, monkeypatch):
+    """The hub code path, on local files laid out as huggingface_hub's cache."""
+    pytest.importorskip("huggingface_hub")  # the `hub` extra; installed with the test extra
+    revision = "0" * 40
+    repo = tmp_path / "models--facebook--encodec_test"
+    snapshot = repo / "snapshots" / revision
+    model.save_pretrained(snapshot)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = EncodecModel.from_pretrained("facebook/encodec_test", cache_dir=tmp_path)
+    assert_same_weights(loaded, model)
+    with pytest.raises(FileNotFoundError, match=r"could not fetch 'facebook/encodec_missing'.*"
+                                                r"download config.json and model.safetensors from "
+                                                r"https://huggingface.co/facebook/encodec_missing"):
+        EncodecModel.from_pretrained("facebook/encodec_missing", cache_dir=tmp_path)
+
+
+def test_hub_id_without_hub_extra_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)
+    with pytest.raises(FileNotFoundError, match=r"pip install encodec-fx\[hub\].*huggingface.co/facebook/encodec_24khz"):
+        EncodecModel.from_pretrained("facebook/encodec_24khz")
+
+
+def test_missing_and_unexpected_keys_are_named(model, tmp_path):
+    state = to_hub_keys(model.state_dict())
+    del state["decoder.layers.0.conv.bias"]
+    state["decoder.layers.99.conv.bias"] = torch.zeros(1)
+    model.config.save_pretrained(tmp_path)
+    save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "model.safetensors")
+    with pytest.raises(ValueError, match=r"missing keys decoder\.layers\.0\.conv\.bias; "
+                                         r"unexpected keys decoder\.layers\.99\.conv\.bias"):
+        EncodecModel.from_pretrained(tmp_path)
+
+
+def test_wrong_shapes_are_named(model, tmp_path):
+    other = EncodecModel(dataclasses.replace(model.config, num_filters=8))
+    other.save_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text(model.config.to_json_string())
+    with pytest.raises(ValueError, match="shape"):
+        EncodecModel.from_pretrained(tmp_path)
+
+
+def test_missing_sources_say_what_is_expected(tmp_path):
+    with pytest.raises(FileNotFoundError, match="holds no model.safetensors or pytorch_model.bin"):
+        EncodecModel.from_pretrained(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no model at .*nothing.th"):
+        EncodecModel.from_pretrained(tmp_path / "nothing.th")
+    junk = tmp_path / "junk.th"
+    junk.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable state-dict file"):
+        EncodecModel.from_pretrained(junk)
+    weights_only = tmp_path / "alone" / "model.safetensors"
+    EncodecModel(EncodecConfig()).save_pretrained(weights_only.parent)
+    (weights_only.parent / "config.json").unlink()
+    with pytest.raises(FileNotFoundError, match="no config.json beside"):
+        EncodecModel.from_pretrained(weights_only)
+
+
+def test_config_json_tolerates_unknown_keys_and_matches_transformers(tmp_path):
+    import transformers
+    for preset in PRESETS.values():
+        ours = preset()
+        theirs = transformers.EncodecConfig(**ours.to_dict())
+        theirs.save_pretrained(tmp_path)
+        values = json.loads((tmp_path / "config.json").read_text())
+        assert "transformers_version" in values  # keys we do not use are tolerated
+        assert EncodecConfig.from_pretrained(tmp_path) == ours
+        for name in ("frame_rate", "hop_length", "num_quantizers", "chunk_length", "chunk_stride", "codebook_nbits"):
+            assert getattr(ours, name) == getattr(theirs, name), name
