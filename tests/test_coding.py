@@ -1,0 +1,191 @@
+"""Entropy coding of code segments: bit-exact round trips, size against the ideal, integrity."""
+import numpy as np
+import pytest
+import torch
+
+from entropy.coding import CODING_MODES, StaticModel, decode_codes, encode_codes
+from entropy.lm import EntropyLM, LMConfig
+
+CARD = 1024
+SMALL_LM = LMConfig(n_q=8, dim=32, num_heads=4, num_layers=2, past_context=16)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One frame is too little work to share: on a busy machine a second thread only waits."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def lm() -> EntropyLM:
+    """A small random LM whose heads are scaled up so that its distributions are peaked, as a
+    trained LM's are (a fresh one predicts almost uniform distributions)."""
+    torch.manual_seed(0)
+    model = EntropyLM(SMALL_LM).eval()
+    with torch.no_grad():
+        for head in model.linears:
+            head.weight.mul_(8.0)  # about 3 bits per code instead of 10
+    return model
+
+
+def sample_from_lm(lm: EntropyLM, num_codebooks: int, num_frames: int, seed: int = 0) -> np.ndarray:
+    """Codes [K, T] drawn frame by frame from the LM's own predictions: skewed, and what lm mode is
+    good at."""
+    generator = torch.Generator().manual_seed(seed)
+    state, previous, frames = lm.initial_state(1, num_codebooks), None, []
+    for _ in range(num_frames):
+        probabilities, state = lm.step(previous, state)
+        previous = torch.multinomial(probabilities[0], 1, generator=generator).T
+        frames.append(previous[0])
+    return torch.stack(frames, dim=1).numpy()
+
+
+def uniform_codes(num_codebooks: int, num_frames: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, CARD, (num_codebooks, num_frames))
+
+
+def models_for(codes: np.ndarray, lm: EntropyLM) -> dict:
+    return {"lm": lm, "static": StaticModel.from_codes(codes)}
+
+
+def round_trip(codes: np.ndarray, mode: str, **models) -> tuple[np.ndarray, bytes]:
+    payload = encode_codes(codes, mode, **models)
+    return decode_codes(payload, codes.shape[0], codes.shape[1], mode, **models), payload
+
+
+@pytest.mark.parametrize("mode", CODING_MODES)
+@pytest.mark.parametrize("num_codebooks", [2, 8])
+@pytest.mark.parametrize("num_frames", [1, 50])
+@pytest.mark.parametrize("distribution", ["uniform", "skewed"])
+def test_round_trip_is_bit_exact(lm, mode, num_codebooks, num_frames, distribution):
+    if distribution == "uniform":
+        codes = uniform_codes(num_codebooks, num_frames)
+    else:
+        codes = sample_from_lm(lm, num_codebooks, num_frames)
+    decoded, _ = round_trip(codes, mode, **models_for(codes, lm))
+    assert decoded.dtype == np.int64 and np.array_equal(decoded, codes)
+
+
+def test_raw_mode_uses_ten_bits_per_code_plus_crc():
+    codes = uniform_codes(8, 50)
+    assert len(encode_codes(codes, "raw")) == 8 * 50 * 10 // 8 + 4
+
+
+def ideal_bits(probabilities: np.ndarray, codes: np.ndarray) -> float:
+    """-sum log2 p(code) with probabilities [K, T, card] (normalised here in float64)."""
+    p = probabilities.astype(np.float64)
+    p /= p.sum(axis=-1, keepdims=True)
+    return float(-np.log2(np.take_along_axis(p, codes[..., None], axis=-1)).sum())
+
+
+def assert_close_to_ideal(payload: bytes, ideal: float) -> None:
+    coded_bits = (len(payload) - 4) * 8  # without the CRC
+    assert ideal <= coded_bits < 1.01 * ideal + 64, (coded_bits, ideal)
+
+
+def test_lm_mode_size_is_close_to_ideal(lm):
+    codes = sample_from_lm(lm, 8, 120, seed=1)
+    state, previous, predictions = lm.initial_state(1, 8), None, []
+    for frame in codes.T:
+        probabilities, state = lm.step(previous, state)
+        predictions.append(probabilities[0].numpy())
+        previous = torch.from_numpy(frame)[None]
+    ideal = ideal_bits(np.stack(predictions, axis=1), codes)
+    assert ideal < 0.6 * codes.size * 10  # the codes are skewed enough for the check to mean something
+    assert_close_to_ideal(encode_codes(codes, "lm", lm=lm), ideal)
+
+
+def zipf_codes(num_codebooks: int, num_frames: int, seed: int) -> np.ndarray:
+    """Codes whose entries follow a Zipf-like law, most frequent entries shuffled per codebook."""
+    rng = np.random.default_rng(seed)
+    zipf = 1.0 / np.arange(1, CARD + 1) ** 1.1
+    return np.stack([rng.choice(rng.permutation(CARD), num_frames, p=zipf / zipf.sum())
+                     for _ in range(num_codebooks)])
+
+
+def test_static_mode_size_is_close_to_ideal():
+    codes = zipf_codes(8, 2000, seed=2)
+    static = StaticModel.from_codes(codes)
+    probabilities = np.broadcast_to(static.probabilities()[:, None], (*codes.shape, CARD))
+    ideal = ideal_bits(probabilities, codes)
+    assert ideal < 0.8 * codes.size * 10
+    assert_close_to_ideal(encode_codes(codes, "static", static=static), ideal)
+
+
+def test_static_model_serialises_compactly_and_codes_unseen_entries():
+    file_codes = zipf_codes(8, 750, seed=3)
+    static = StaticModel.from_codes(file_codes)
+    data = static.to_bytes()
+    assert len(data) < 8 * CARD  # well under one byte per count for a 10 s file's histogram
+    parsed = StaticModel.from_bytes(data)
+    assert np.array_equal(parsed.counts, static.counts)
+    assert (parsed.probabilities() > 0).all()
+    unseen = uniform_codes(8, 20, seed=5)  # mostly entries the file never used
+    decoded, _ = round_trip(unseen, "static", static=parsed)
+    assert np.array_equal(decoded, unseen)
+
+
+@pytest.mark.parametrize("data", [b"", b"\x01\x00", b"\x08\x00\x00\x04\x00\x00\x05garbage"])
+def test_corrupt_static_model_bytes_raise_value_error(data):
+    with pytest.raises(ValueError):
+        StaticModel.from_bytes(data)
+
+
+def test_lm_decoding_does_not_depend_on_the_thread_count(lm):
+    codes = sample_from_lm(lm, 8, 50, seed=4)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        payload = encode_codes(codes, "lm", lm=lm)
+        assert torch.get_num_threads() == 2  # coding restores the caller's setting
+        torch.set_num_threads(1)
+        assert np.array_equal(decode_codes(payload, 8, 50, "lm", lm=lm), codes)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def corruptions(payload: bytes) -> list[bytes]:
+    middle = len(payload) // 2
+    flipped = payload[:middle] + bytes([payload[middle] ^ 0xFF]) + payload[middle + 1:]
+    bad_crc = payload[:-1] + bytes([payload[-1] ^ 0x01])
+    return [flipped, bad_crc, payload[:-5] + payload[-4:], payload[:3], payload + b"\0\0\0\0"]
+
+
+@pytest.mark.parametrize("mode", CODING_MODES)
+def test_corrupt_payloads_raise_value_error(lm, mode):
+    codes = sample_from_lm(lm, 8, 50, seed=6)
+    models = models_for(codes, lm)
+    for corrupt in corruptions(encode_codes(codes, mode, **models)):
+        with pytest.raises(ValueError, match="segment payload is corrupt"):
+            decode_codes(corrupt, 8, 50, mode, **models)
+
+
+def test_decoding_with_another_lm_raises_value_error(lm):
+    codes = sample_from_lm(lm, 8, 20, seed=7)
+    payload = encode_codes(codes, "lm", lm=lm)
+    torch.manual_seed(1)
+    other = EntropyLM(SMALL_LM).eval()
+    with pytest.raises(ValueError, match="segment payload is corrupt"):
+        decode_codes(payload, 8, 20, "lm", lm=other)
+
+
+def test_bad_arguments_raise_value_error(lm):
+    codes = uniform_codes(2, 5)
+    static = StaticModel.from_codes(codes)
+    with pytest.raises(ValueError, match="mode"):
+        encode_codes(codes, "zip")
+    with pytest.raises(ValueError, match="StaticModel"):
+        encode_codes(codes, "static")
+    with pytest.raises(ValueError, match="EntropyLM"):
+        decode_codes(b"\0" * 8, 2, 5, "lm")
+    with pytest.raises(ValueError, match="codebooks"):
+        encode_codes(uniform_codes(3, 5), "static", static=static)
+    with pytest.raises(ValueError, match="codebooks"):
+        encode_codes(uniform_codes(9, 5), "lm", lm=lm)
+    with pytest.raises(ValueError, match="lie in"):
+        encode_codes(codes + CARD, "raw")
+    with pytest.raises(ValueError, match=r"\[K, T\]"):
+        encode_codes(codes.ravel(), "raw")
