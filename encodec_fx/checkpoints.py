@@ -12,10 +12,11 @@ our parametrised convolutions. We save the hub layout with `weight_g`/`weight_v`
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
 from safetensors.torch import load_file, save_file
@@ -189,3 +190,14 @@ def save_model(model: EncodecModel, directory: str | os.PathLike) -> None:
     EncodecFeatureExtractor.from_config(model.config).save_pretrained(directory)
     state = {key: value.detach().cpu().contiguous() for key, value in to_hub_keys(model.state_dict()).items()}
     save_file(state, directory / WEIGHTS_NAMES[0], metadata={"format": "pt"})
+
+
+def weights_sha256(state: Mapping[str, torch.Tensor]) -> str:
+    """Hex sha256 of a state dict that does not depend on file format, device or key
+    insertion order: keys sorted, each hashed with its dtype, shape and little-endian bytes."""
+    digest = hashlib.sha256()
+    for key in sorted(state):
+        array = state[key].detach().cpu().contiguous().numpy()
+        digest.update(f"{key}|{array.dtype.str[1:]}|{list(array.shape)}\n".encode())
+        digest.update(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
+    return digest.hexdigest()

@@ -32,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--config", help="config.json to use when the checkpoint's cannot be inferred")
     command.add_argument("--force", action="store_true", help="write into a non-empty directory")
     command.set_defaults(run=convert)
+
+    from entropy import train
+    command = commands.add_parser("train-lm", help="train the entropy-coding LM on a folder of audio",
+                                  description=train.__doc__.split("\n\n")[0])
+    train.add_arguments(command)
+    command.set_defaults(run=train.run)
     return parser
 
 

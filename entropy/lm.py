@@ -13,7 +13,6 @@ config in the file's metadata (`save_lm`, `load_lm`) and are identified by
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,8 @@ import torch.nn.functional as F
 from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
+
+from encodec_fx.checkpoints import weights_sha256  # noqa: F401  (re-exported: LM identity)
 
 
 @dataclass(frozen=True)
@@ -259,10 +260,18 @@ def load_original_lm(source: str | Path | Mapping[str, Tensor], *, past_context:
     return lm.eval()
 
 
-def save_lm(lm: EntropyLM, path: str | Path) -> None:
-    """Writes the weights as safetensors with the JSON config in the file's metadata."""
+def save_lm(lm: EntropyLM, path: str | Path, metadata: Mapping | None = None) -> None:
+    """Writes the weights as safetensors with the JSON config (and any JSON `metadata`, e.g. the
+    codec it was trained for) in the file's metadata."""
     tensors = {key: tensor.contiguous() for key, tensor in lm.state_dict().items()}
-    save_file(tensors, str(path), metadata={"config": json.dumps(asdict(lm.config))})
+    extra = {"metadata": json.dumps(metadata)} if metadata is not None else {}
+    save_file(tensors, str(path), metadata={"config": json.dumps(asdict(lm.config)), **extra})
+
+
+def read_lm_metadata(path: str | Path) -> dict:
+    """The `metadata` given to `save_lm` ({} if none)."""
+    with safe_open(str(path), framework="pt") as file:
+        return json.loads((file.metadata() or {}).get("metadata", "{}"))
 
 
 def load_lm(path: str | Path) -> EntropyLM:
@@ -275,14 +284,3 @@ def load_lm(path: str | Path) -> EntropyLM:
     lm = EntropyLM(LMConfig(**json.loads(metadata["config"])))
     lm.load_weights(state)
     return lm.eval()
-
-
-def weights_sha256(state: Mapping[str, Tensor]) -> str:
-    """Hex sha256 of a state dict that does not depend on file format, device or key
-    insertion order: keys sorted, each hashed with its dtype, shape and little-endian bytes."""
-    digest = hashlib.sha256()
-    for key in sorted(state):
-        array = state[key].detach().cpu().contiguous().numpy()
-        digest.update(f"{key}|{array.dtype.str[1:]}|{list(array.shape)}\n".encode())
-        digest.update(array.astype(array.dtype.newbyteorder("<"), copy=False).tobytes())
-    return digest.hexdigest()
