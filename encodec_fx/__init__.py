@@ -1,15 +1,26 @@
 """encodec-fx: the EnCodec neural audio codec, exact with the reference models."""
 
 from .config import EncodecConfig
+from .effects import (BandwidthSchedule, Chain, CodebookTruncation, Codes, EncodecCompressor, EncodecDecoder,
+                      EncodecEncoder, PacketLoss, TokenSubstitution)
 from .feature_extraction import EncodecFeatureExtractor
 from .model import EncodecModel
 from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
 
 __all__ = [
+    "BandwidthSchedule",
+    "Chain",
+    "CodebookTruncation",
+    "Codes",
+    "EncodecCompressor",
     "EncodecConfig",
+    "EncodecDecoder",
     "EncodecDecoderOutput",
+    "EncodecEncoder",
     "EncodecEncoderOutput",
     "EncodecFeatureExtractor",
     "EncodecModel",
     "EncodecOutput",
+    "PacketLoss",
+    "TokenSubstitution",
 ]

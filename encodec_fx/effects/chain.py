@@ -1,0 +1,143 @@
+"""`Chain`: our effects and native pedalboard plugins, in any order, as one effect.
+
+Python objects cannot run inside a native `pedalboard.Pedalboard`, so the chain cuts itself into
+segments: each run of consecutive native plugins becomes one native `Pedalboard` (it runs at native
+speed with pedalboard's own buffering), and our effects run between them. The flow of audio and
+codes is checked whenever the chain is built or changed, and again when it runs (a nested chain may
+have changed since), so a mistake is reported with the offending stage's index and name.
+
+Batch mode only: `reset=False` (streaming) raises NotImplementedError for now.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, MutableSequence
+from typing import Any
+
+import numpy as np
+import pedalboard
+
+from .codes import Codes
+from .layout import read_audio
+from .protocol import AUDIO, CODES, Effect
+
+Stage = Effect | pedalboard.Plugin
+
+
+def stage_kinds(stage: Stage) -> tuple[str | None, str | None]:
+    """(kind taken, kind given); None for a stage that passes anything through (an empty chain)."""
+    if isinstance(stage, pedalboard.Plugin):
+        return AUDIO, AUDIO
+    return stage.input_kind, stage.output_kind
+
+
+def _describe(index: int, stage: Stage) -> str:
+    return f"stage {index} ({type(stage).__name__})"
+
+
+def check_flow(stages: list[Stage]) -> None:
+    """Every stage must take the kind of signal the stage before it gives."""
+    previous: tuple[int, Stage] | None = None
+    for index, stage in enumerate(stages):
+        if not isinstance(stage, (Effect, pedalboard.Plugin)):
+            raise TypeError(f"{_describe(index, stage)} is neither an encodec_fx effect nor a pedalboard plugin")
+        taken, given = stage_kinds(stage)
+        if previous is not None and taken is not None:
+            before_index, before = previous
+            offered = stage_kinds(before)[1]
+            if taken != offered:
+                remedy = "an EncodecDecoder" if taken == AUDIO else "an EncodecEncoder"
+                raise ValueError(f"{_describe(index, stage)} takes {taken}, but {_describe(before_index, before)} "
+                                 f"gives {offered}: put {remedy} between them")
+        if given is not None:
+            previous = (index, stage)
+
+
+def native_segments(stages: list[Stage]) -> list[Effect | pedalboard.Pedalboard]:
+    """Runs of consecutive native plugins grouped into one native `Pedalboard` each."""
+    segments: list[Effect | pedalboard.Pedalboard] = []
+    natives: list[pedalboard.Plugin] = []
+    for stage in stages:
+        if isinstance(stage, pedalboard.Plugin):
+            natives.append(stage)
+            continue
+        if natives:
+            segments.append(pedalboard.Pedalboard(natives))
+            natives = []
+        segments.append(stage)
+    if natives:
+        segments.append(pedalboard.Pedalboard(natives))
+    return segments
+
+
+class Chain(Effect, MutableSequence):
+    """A list of stages run in order, itself an effect (chains nest).
+
+    List-like as `pedalboard.Pedalboard`: append, insert, remove, index, len, iteration, item and
+    slice access. Every change is checked and refused (leaving the chain as it was) if it breaks
+    the audio/codes flow; insert an encoder and its decoder together with a slice,
+    `chain[i:i] = [encoder, decoder]`, since either alone would break it.
+    """
+
+    def __init__(self, stages: Iterable[Stage] = ()):
+        self._stages: list[Stage] = []
+        self._segments: list[Effect | pedalboard.Pedalboard] = []
+        self._commit(list(stages))
+
+    @property
+    def input_kind(self) -> str | None:
+        """What the first stage that cares takes; None if no stage does (the chain passes anything)."""
+        return next((kinds[0] for kinds in map(stage_kinds, self._stages) if kinds[0] is not None), None)
+
+    @property
+    def output_kind(self) -> str | None:
+        return next((kinds[1] for kinds in map(stage_kinds, reversed(self._stages)) if kinds[1] is not None), None)
+
+    def _commit(self, stages: list[Stage]) -> None:
+        check_flow(stages)
+        self._stages = stages
+        self._segments = native_segments(stages)
+
+    # --- list protocol -------------------------------------------------------------------------
+
+    def __getitem__(self, index: int | slice) -> Any:
+        return self._stages[index]
+
+    def __setitem__(self, index: int | slice, value: Any) -> None:
+        stages = list(self._stages)
+        stages[index] = value
+        self._commit(stages)
+
+    def __delitem__(self, index: int | slice) -> None:
+        stages = list(self._stages)
+        del stages[index]
+        self._commit(stages)
+
+    def __len__(self) -> int:
+        return len(self._stages)
+
+    def insert(self, index: int, value: Stage) -> None:
+        stages = list(self._stages)
+        stages.insert(index, value)
+        self._commit(stages)
+
+    def __repr__(self) -> str:
+        return f"Chain({self._stages!r})"
+
+    # --- effect protocol -----------------------------------------------------------------------
+
+    def _process(self, signal: Any, sample_rate: int, buffer_size: int) -> Any:
+        check_flow(self._stages)
+        kind = self.input_kind
+        if kind == AUDIO or (kind is None and isinstance(signal, np.ndarray)):
+            audio, layout = read_audio(signal)  # our checks and pedalboard's conversion, up front
+            signal = layout.restore(audio)
+        elif kind == CODES and not isinstance(signal, Codes):
+            raise TypeError(f"this chain starts on codes (its first stages take Codes), got {type(signal).__name__}")
+        for segment in self._segments:
+            signal = segment(signal, sample_rate, buffer_size, True)
+        return signal
+
+    def reset(self) -> None:
+        for stage in self._stages:
+            stage.reset()

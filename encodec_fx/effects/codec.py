@@ -1,0 +1,121 @@
+"""Codec effects: EnCodec as stages of an effect chain.
+
+`EncodecCompressor` is the neural sibling of `pedalboard.MP3Compressor` (audio in, coded and
+decoded audio out). `EncodecEncoder` and `EncodecDecoder` split it in two so token effects can
+run on the `Codes` in between. Any sample rate, layout and channel count is accepted: audio is
+resampled to the model's rate and back (see `resample`), channels are mapped as `channels` says,
+and the output has the input's rate, length and layout.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..model import EncodecModel
+from .channels import from_model_channels, to_model_channels
+from .codes import Codes
+from .layout import read_audio
+from .model_source import ModelSource, load_effect_model
+from .partial_decode import decode_received
+from .protocol import AUDIO, CODES, Effect
+from .resample import resample
+
+
+def encode_audio(model: EncodecModel, input_array: np.ndarray, sample_rate: int, bandwidth: float) -> Codes:
+    """Audio in the caller's layout and rate → `Codes` at `bandwidth` kbps."""
+    audio, layout = read_audio(input_array)
+    config = model.config
+    at_model_rate = resample(audio, sample_rate, config.sampling_rate)
+    batch = torch.from_numpy(to_model_channels(at_model_rate, config))
+    with torch.inference_mode():
+        codes, scales, pad_length = model.encode(batch, bandwidth=bandwidth)
+    audio_codes = codes.cpu().numpy().astype(np.int64)
+    audio_scales = None if scales[0] is None else torch.cat(scales, dim=1).T.cpu().numpy().astype(np.float32)
+    return Codes(audio_codes=audio_codes, received=np.ones(audio_codes.shape, dtype=bool),
+                 audio_scales=audio_scales, last_frame_pad_length=int(pad_length), config=config,
+                 sample_rate=sample_rate, layout=layout, model_num_samples=at_model_rate.shape[-1])
+
+
+def decode_codes(model: EncodecModel, codes: Codes, sample_rate: int) -> np.ndarray:
+    """`Codes` → float32 audio with the encoder input's rate, length and layout."""
+    if not isinstance(codes, Codes):
+        raise TypeError(f"expected Codes from an EncodecEncoder, got {type(codes).__name__}")
+    if codes.config != model.config:
+        raise ValueError("these codes were made by a model with another configuration than this decoder's; "
+                         "decode with the encoder's model")
+    if sample_rate != codes.sample_rate:
+        raise ValueError(f"sample_rate is {sample_rate} Hz, but the codes were encoded from {codes.sample_rate} Hz "
+                         "audio; decode at the rate they were encoded from")
+    reference = next(model.parameters())
+    audio_codes = torch.from_numpy(codes.audio_codes).to(reference.device)
+    scales = [None] * audio_codes.shape[0] if codes.audio_scales is None else \
+        [torch.from_numpy(row).to(reference) for row in codes.audio_scales]
+    with torch.inference_mode():
+        if codes.received.all():
+            mask = torch.ones(codes.model_num_samples, device=reference.device)
+            audio = model.decode(audio_codes, scales, mask, last_frame_pad_length=codes.last_frame_pad_length)[0]
+        else:
+            received = torch.from_numpy(codes.received).to(reference.device)
+            audio = decode_received(model, audio_codes, received, scales, codes.last_frame_pad_length,
+                                    codes.model_num_samples)
+    channels = from_model_channels(audio.float().cpu().numpy(), codes.layout.num_channels)
+    return codes.layout.restore(resample(channels, model.config.sampling_rate, sample_rate, codes.layout.num_samples))
+
+
+class _CodecEffect(Effect):
+    """An effect running an EnCodec model, given as a model object or a `from_pretrained` source."""
+
+    def __init__(self, model: ModelSource | None = None):
+        self.model = model
+
+    @property
+    def model(self) -> EncodecModel:
+        return self._model
+
+    @model.setter
+    def model(self, source: ModelSource | None) -> None:
+        self._model = load_effect_model(source, type(self).__name__)
+
+
+class EncodecCompressor(_CodecEffect):
+    """Audio → EnCodec at `bandwidth` kbps → audio: hear what the codec does to a signal."""
+
+    def __init__(self, bandwidth: float = 6.0, model: ModelSource | None = None):
+        super().__init__(model)
+        self.bandwidth = bandwidth
+
+    def _process(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> np.ndarray:
+        return decode_codes(self.model, encode_audio(self.model, signal, sample_rate, self.bandwidth), sample_rate)
+
+    def __repr__(self) -> str:
+        return f"EncodecCompressor(bandwidth={self.bandwidth!r}, model=<{self.model.config.sampling_rate} Hz EnCodec>)"
+
+
+class EncodecEncoder(_CodecEffect):
+    """Audio → `Codes` at `bandwidth` kbps (one of the model's target bandwidths)."""
+
+    output_kind = CODES
+
+    def __init__(self, bandwidth: float = 6.0, model: ModelSource | None = None):
+        super().__init__(model)
+        self.bandwidth = bandwidth
+
+    def _process(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> Codes:
+        return encode_audio(self.model, signal, sample_rate, self.bandwidth)
+
+    def __repr__(self) -> str:
+        return f"EncodecEncoder(bandwidth={self.bandwidth!r}, model=<{self.model.config.sampling_rate} Hz EnCodec>)"
+
+
+class EncodecDecoder(_CodecEffect):
+    """`Codes` → audio shaped like the encoder's input; needs the encoder's model."""
+
+    input_kind = CODES
+    output_kind = AUDIO
+
+    def _process(self, signal: Codes, sample_rate: int, buffer_size: int) -> np.ndarray:
+        return decode_codes(self.model, signal, sample_rate)
+
+    def __repr__(self) -> str:
+        return f"EncodecDecoder(model=<{self.model.config.sampling_rate} Hz EnCodec>)"

@@ -1,0 +1,56 @@
+"""Array layouts as pedalboard reads them, so our effects accept and return what native plugins do.
+
+1-D arrays are mono. In a 2-D array the smaller dimension is channels: (channels, samples) and
+(samples, channels) both work and the output keeps the input's layout. Square arrays are ambiguous
+and 3-D arrays are not audio; dtypes other than float32 and float64 raise TypeError, as in pedalboard.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class AudioLayout:
+    """How the caller's array was laid out, to give the output back in the same shape."""
+
+    num_channels: int
+    num_samples: int
+    ndim: int
+    channels_first: bool
+
+    def restore(self, audio: np.ndarray) -> np.ndarray:
+        """(channels, samples) float audio → the caller's layout, float32."""
+        expected = (self.num_channels, self.num_samples)
+        if audio.shape != expected:
+            raise ValueError(f"audio has shape {audio.shape}; expected {expected} to restore the input layout")
+        audio = audio.astype(np.float32, copy=False)
+        if self.ndim == 1:
+            return audio[0].copy()
+        return np.ascontiguousarray(audio if self.channels_first else audio.T)
+
+
+def read_audio(input_array: np.ndarray) -> tuple[np.ndarray, AudioLayout]:
+    """The caller's audio as float32 (channels, samples), with its layout."""
+    if not isinstance(input_array, np.ndarray):
+        raise TypeError(f"audio must be a numpy array, got {type(input_array).__name__}")
+    if input_array.dtype not in (np.float32, np.float64):
+        raise TypeError(f"audio has dtype {input_array.dtype}; only 32-bit and 64-bit floating point audio "
+                        "is supported (convert integer PCM first, e.g. x / 32768)")
+    if input_array.size == 0:
+        raise ValueError(f"audio is empty (shape {input_array.shape}); expected at least one sample")
+    if input_array.ndim == 1:
+        layout = AudioLayout(1, input_array.shape[0], 1, True)
+        return input_array[np.newaxis].astype(np.float32), layout
+    if input_array.ndim != 2:
+        raise ValueError(f"audio has {input_array.ndim} dimensions (shape {input_array.shape}); expected 1 "
+                         "(mono) or 2 ((channels, samples) or (samples, channels))")
+    rows, columns = input_array.shape
+    if rows == columns:
+        raise ValueError(f"audio has square shape {input_array.shape}: cannot tell channels from samples")
+    channels_first = rows < columns
+    audio = input_array if channels_first else input_array.T
+    layout = AudioLayout(audio.shape[0], audio.shape[1], 2, channels_first)
+    return np.ascontiguousarray(audio, dtype=np.float32), layout

@@ -1,0 +1,150 @@
+"""Token-domain effects: what a channel or a bit-rate controller does to EnCodec codes.
+
+Each takes `Codes` and gives `Codes`, so they sit between an `EncodecEncoder` and an
+`EncodecDecoder`. Parameters are plain attributes, checked on every call. Random effects draw from
+`numpy.random.default_rng(seed)` afresh on each call: the same seed gives the same damage every
+time, and `seed=None` gives new damage each call. Time runs along the transmission timeline
+(`Codes.on_timeline`: chunk after chunk, frame after frame).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from abc import abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .codes import Codes
+from .protocol import CODES, Effect
+
+
+class _TokenEffect(Effect):
+    input_kind = CODES
+    output_kind = CODES
+
+    def _process(self, signal: Codes, sample_rate: int, buffer_size: int) -> Codes:
+        if not isinstance(signal, Codes):
+            raise TypeError(f"{type(self).__name__} takes Codes from an EncodecEncoder, got {type(signal).__name__}")
+        return self.apply(signal)
+
+    @abstractmethod
+    def apply(self, codes: Codes) -> Codes:
+        """The effect on one signal's codes."""
+
+
+def _check_integer(effect: Effect, name: str, value: object, low: int, high: int | None = None, why: str = "") -> int:
+    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
+            or value < low or (high is not None and value > high)):
+        accepted = f"from {low} to {high}" if high is not None else f"of at least {low}"
+        raise ValueError(f"{type(effect).__name__}.{name} must be an integer {accepted}{why}, got {value!r}")
+    return int(value)
+
+
+def _check_probability(effect: Effect, name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{type(effect).__name__}.{name} must be a probability from 0.0 to 1.0, got {value!r}")
+    return float(value)
+
+
+def _random_generator(effect: Effect, seed: object) -> np.random.Generator:
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+        raise ValueError(f"{type(effect).__name__}.seed must be None or a non-negative integer, got {seed!r}")
+    return np.random.default_rng(seed)
+
+
+@dataclass(eq=False)
+class CodebookTruncation(_TokenEffect):
+    """Keep the first `num_codebooks` codebooks: a lower bandwidth, as if encoded at it (residual VQ
+    is greedy, so the first codebooks do not depend on how many follow)."""
+
+    num_codebooks: int
+
+    def apply(self, codes: Codes) -> Codes:
+        kept = _check_integer(self, "num_codebooks", self.num_codebooks, 1, codes.num_codebooks,
+                              f" (the codes hold {codes.num_codebooks} codebooks)")
+        return dataclasses.replace(codes, audio_codes=codes.audio_codes[:, :, :kept].copy(),
+                                   received=codes.received[:, :, :kept].copy())
+
+
+@dataclass(eq=False)
+class BandwidthSchedule(_TokenEffect):
+    """A bandwidth that changes over time: `schedule` lists (time in seconds, kbps) breakpoints in
+    increasing time; each bandwidth holds from its time to the next (the first one also before it).
+    Codebooks above a frame's bandwidth are not received, so they add nothing when decoded."""
+
+    schedule: Sequence[tuple[float, float]]
+
+    def apply(self, codes: Codes) -> Codes:
+        times, active = self._breakpoints(codes)
+        which = np.maximum(np.searchsorted(times, codes.frame_times(), side="right") - 1, 0)
+        kept = np.arange(codes.num_codebooks)[:, None] < active[which][None, :]
+        return codes.with_timeline(codes.on_timeline(codes.audio_codes), codes.on_timeline(codes.received) & kept)
+
+    def _breakpoints(self, codes: Codes) -> tuple[np.ndarray, np.ndarray]:
+        """Breakpoint times and the number of codebooks kept from each, checked against the codes."""
+        bandwidths = codes.config.target_bandwidths
+        usage = ("BandwidthSchedule.schedule must be a non-empty list of (time_s, kbps) pairs with "
+                 f"non-negative times in increasing order and kbps in {bandwidths}")
+        try:
+            times, kbps = zip(*[(float(time), float(rate)) for time, rate in self.schedule])
+        except (TypeError, ValueError):
+            raise ValueError(f"{usage}, got {self.schedule!r}") from None
+        if times[0] < 0 or any(b <= a for a, b in zip(times, times[1:])) or any(b not in bandwidths for b in kbps):
+            raise ValueError(f"{usage}, got {self.schedule!r}")
+        if max(kbps) > codes.bandwidth:
+            raise ValueError(f"BandwidthSchedule.schedule asks for {max(kbps)} kbps, but the codes hold "
+                             f"{codes.bandwidth} kbps: encode at {max(kbps)} kbps or more")
+        return np.array(times), np.array([codes.config.num_quantizers_for_bandwidth(b) for b in kbps])
+
+
+@dataclass(eq=False)
+class TokenSubstitution(_TokenEffect):
+    """Replace each token, with probability `rate`, by another code drawn uniformly: the effect of
+    bit errors on an unprotected token stream. About rate · (number of tokens) tokens change."""
+
+    rate: float = 0.0
+    seed: int | None = None
+
+    def apply(self, codes: Codes) -> Codes:
+        rate = _check_probability(self, "rate", self.rate)
+        generator = _random_generator(self, self.seed)
+        tokens = codes.on_timeline(codes.audio_codes)
+        substituted = generator.random(tokens.shape) < rate
+        offsets = generator.integers(1, codes.config.codebook_size, size=tokens.shape)
+        tokens = np.where(substituted, (tokens + offsets) % codes.config.codebook_size, tokens)
+        return codes.with_timeline(tokens, codes.on_timeline(codes.received))
+
+
+@dataclass(eq=False)
+class PacketLoss(_TokenEffect):
+    """Lose packets of `packet_frames` frames (all codebooks and channels) with probability `rate`.
+
+    `concealment` says what the decoder puts in their place: "zeros" (lost tokens add nothing: a
+    zero latent) or "repeat" (the last received frame again; zeros before any was received).
+    """
+
+    rate: float = 0.0
+    packet_frames: int = 1
+    concealment: str = "zeros"
+    seed: int | None = None
+
+    CONCEALMENTS = ("zeros", "repeat")
+
+    def apply(self, codes: Codes) -> Codes:
+        rate = _check_probability(self, "rate", self.rate)
+        packet_frames = _check_integer(self, "packet_frames", self.packet_frames, 1)
+        if self.concealment not in self.CONCEALMENTS:
+            raise ValueError(f"PacketLoss.concealment must be one of {self.CONCEALMENTS}, got {self.concealment!r}")
+        generator = _random_generator(self, self.seed)
+        frames = codes.num_frames
+        lost_packets = generator.random(-(-frames // packet_frames)) < rate
+        lost = np.repeat(lost_packets, packet_frames)[:frames]
+        tokens, received = codes.on_timeline(codes.audio_codes), codes.on_timeline(codes.received)
+        if self.concealment == "zeros":
+            return codes.with_timeline(tokens, received & ~lost)
+        last_received = np.maximum.accumulate(np.where(lost, -1, np.arange(frames)))
+        source = np.maximum(last_received, 0)
+        return codes.with_timeline(tokens[..., source], received[..., source] & (last_received >= 0))

@@ -1,0 +1,199 @@
+"""The effect protocol (pedalboard's) and the codec effects: layouts, dtypes, rates, channels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx.effects import Codes, EncodecCompressor, EncodecDecoder, EncodecEncoder
+from encodec_fx.effects.partial_decode import decode_received
+from encodec_fx.effects.resample import resample
+
+from effects_models import noise, tiny_model
+
+
+@pytest.fixture(scope="module")
+def compressor() -> EncodecCompressor:
+    return EncodecCompressor(6.0, model=tiny_model("24khz"))
+
+
+# --- layouts and dtypes ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(4410,), (2, 4410), (4410, 2), (1, 4410), (4410, 1), (3, 4410)])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_output_keeps_input_layout_and_is_float32(compressor, shape, dtype):
+    output = compressor(noise(*shape, dtype=dtype), 44100)
+    assert output.shape == shape
+    assert output.dtype == np.float32
+
+
+def test_both_2d_layouts_give_the_same_audio(compressor):
+    audio = noise(2, 4410)
+    np.testing.assert_array_equal(compressor(audio.T, 44100).T, compressor(audio, 44100))
+
+
+def test_process_is_call_and_reset_keeps_parameters(compressor):
+    audio = noise(2400)
+    compressor.reset()
+    assert compressor.bandwidth == 6.0
+    np.testing.assert_array_equal(compressor.process(audio, 24000), compressor(audio, 24000))
+
+
+@pytest.mark.parametrize("bad, error", [
+    (np.zeros((4, 100), dtype=np.int16), TypeError),
+    (np.zeros(100, dtype=np.int32), TypeError),
+    (np.zeros(100, dtype=np.float16), TypeError),
+    (np.zeros((2, 0), dtype=np.float32), ValueError),
+    ([0.0, 0.1, 0.2], TypeError),
+    (np.zeros((2, 3, 100), dtype=np.float32), ValueError),
+    (np.zeros((64, 64), dtype=np.float32), ValueError),
+])
+def test_bad_arrays_raise_like_pedalboard(compressor, bad, error):
+    with pytest.raises(error):
+        compressor(bad, 24000)
+
+
+@pytest.mark.parametrize("rate", [0, -24000, 44100.5, "44100", None, float("nan")])
+def test_bad_sample_rate_is_named(compressor, rate):
+    with pytest.raises(ValueError, match="sample_rate"):
+        compressor(noise(2400), rate)
+
+
+def test_bad_buffer_size_is_named(compressor):
+    with pytest.raises(ValueError, match="buffer_size"):
+        compressor(noise(2400), 24000, buffer_size=0)
+
+
+def test_streaming_is_not_supported_yet(compressor):
+    with pytest.raises(NotImplementedError, match="reset=False"):
+        compressor(noise(2400), 24000, reset=False)
+
+
+# --- rates and time alignment ------------------------------------------------------------------
+
+def test_at_the_model_rate_the_compressor_is_the_model():
+    model = tiny_model("24khz")
+    audio = noise(5000)
+    with torch.inference_mode():
+        expected = model(torch.from_numpy(audio)[None, None], bandwidth=3.0).audio_values[0, 0].numpy()
+    np.testing.assert_allclose(EncodecCompressor(3.0, model=model)(audio, 24000), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("rate", [44100, 16000, 48000, 8000])
+def test_resampling_round_trip_is_time_aligned_and_keeps_length(rate):
+    length = rate // 5 + 7
+    t = np.arange(length) / rate
+    tone = np.sin(2 * np.pi * 440 * t)[None].astype(np.float32)
+    at_model_rate = resample(tone, rate, 24000)
+    assert at_model_rate.shape[-1] == -(-length * 24000 // rate)
+    back = resample(at_model_rate, 24000, rate, length)
+    assert back.shape == tone.shape
+    inner = slice(length // 10, -length // 10)  # the filter's zero padding fades the ends
+    # passband ripple of the Kaiser (β = 5) filter is ~0.2 %; one sample of delay would be > 0.3
+    np.testing.assert_allclose(back[0, inner], tone[0, inner], atol=5e-3)
+
+
+@pytest.mark.parametrize("rate", [44100, 16000])
+def test_other_rates_code_like_resampling_by_hand(rate):
+    model = tiny_model("24khz")
+    audio = noise(2, rate // 5, seed=3)
+    at_model_rate = resample(audio, rate, 24000)
+    with torch.inference_mode():
+        decoded = model(torch.from_numpy(at_model_rate)[:, None], bandwidth=6.0).audio_values[:, 0].numpy()
+    expected = resample(decoded, 24000, rate, audio.shape[1])
+    np.testing.assert_allclose(EncodecCompressor(6.0, model=model)(audio, rate), expected, atol=1e-5)
+
+
+# --- channels ----------------------------------------------------------------------------------
+
+def test_mono_model_codes_each_channel_independently(compressor):
+    audio = noise(3, 4410, seed=1)
+    together = compressor(audio, 44100)
+    for channel in range(3):
+        np.testing.assert_allclose(together[channel], compressor(audio[channel], 44100), atol=1e-5)
+
+
+def test_stereo_model_keeps_stereo_and_averages_duplicated_mono():
+    model = tiny_model("48khz")
+    stereo = EncodecCompressor(6.0, model=model)(noise(4410, 2), 44100)
+    assert stereo.shape == (4410, 2)
+    mono = noise(4800, seed=2)
+    with torch.inference_mode():
+        decoded = model(torch.from_numpy(np.stack([mono, mono]))[None], bandwidth=6.0).audio_values[0].numpy()
+    np.testing.assert_allclose(EncodecCompressor(6.0, model=model)(mono, 48000), decoded.mean(axis=0), atol=1e-5)
+
+
+def test_stereo_model_refuses_more_than_two_channels():
+    with pytest.raises(ValueError, match="3 channels"):
+        EncodecCompressor(6.0, model=tiny_model("48khz"))(noise(3, 4800), 48000)
+
+
+# --- encoder, decoder and their parameters -----------------------------------------------------
+
+@pytest.mark.parametrize("preset", ["24khz", "48khz"])
+def test_encoder_then_decoder_is_the_compressor(preset):
+    model = tiny_model(preset)
+    audio = noise(7000, 2, seed=4)
+    codes = EncodecEncoder(6.0, model=model)(audio, 44100)
+    assert isinstance(codes, Codes)
+    assert (codes.sample_rate, codes.layout.num_channels, codes.layout.num_samples) == (44100, 2, 7000)
+    assert codes.bandwidth == 6.0 and codes.frame_rate == model.config.frame_rate
+    np.testing.assert_array_equal(EncodecDecoder(model=model)(codes, 44100),
+                                  EncodecCompressor(6.0, model=model)(audio, 44100))
+
+
+def test_bandwidth_is_a_plain_attribute_checked_when_used():
+    encoder = EncodecEncoder(6.0, model=tiny_model("24khz"))
+    audio = noise(2400)
+    assert encoder(audio, 24000).num_codebooks == 8
+    encoder.bandwidth = 1.5
+    assert encoder(audio, 24000).num_codebooks == 2
+    encoder.bandwidth = 7.0
+    with pytest.raises(ValueError, match=r"bandwidth 7.0 .*\[1.5, 3.0, 6.0, 12.0, 24.0\]"):
+        encoder(audio, 24000)
+
+
+@pytest.mark.parametrize("effect", [EncodecCompressor, EncodecEncoder, EncodecDecoder])
+def test_missing_model_says_to_pass_one(effect):
+    with pytest.raises(TypeError, match="model="):
+        effect()
+
+
+def test_model_loads_from_a_pretrained_path(tmp_path):
+    model = tiny_model("24khz")
+    model.save_pretrained(tmp_path)
+    audio = noise(2400)
+    np.testing.assert_array_equal(EncodecCompressor(6.0, model=str(tmp_path))(audio, 24000),
+                                  EncodecCompressor(6.0, model=model)(audio, 24000))
+    with pytest.raises(TypeError, match="EncodecModel"):
+        EncodecCompressor(6.0, model=42)
+
+
+def test_decoder_refuses_what_it_cannot_decode():
+    model = tiny_model("24khz")
+    codes = EncodecEncoder(6.0, model=model)(noise(4410), 44100)
+    with pytest.raises(ValueError, match="44100 Hz"):
+        EncodecDecoder(model=model)(codes, 48000)
+    other = EncodecModel(EncodecConfig.encodec_24khz(num_filters=8, num_lstm_layers=1))
+    with pytest.raises(ValueError, match="another configuration"):
+        EncodecDecoder(model=other)(codes, 44100)
+    with pytest.raises(TypeError, match="Codes"):
+        EncodecDecoder(model=model)(noise(4410), 44100)
+    with pytest.raises(TypeError, match="numpy array"):
+        EncodecEncoder(model=model)(codes, 44100)
+
+
+@pytest.mark.parametrize("preset", ["24khz", "48khz"])
+def test_partial_decoding_with_everything_received_is_model_decoding(preset):
+    model = tiny_model(preset)
+    codes = EncodecEncoder(6.0, model=model)(noise(2, 60000, seed=5), 48000)
+    tokens = torch.from_numpy(codes.audio_codes)
+    scales = [None] * tokens.shape[0] if codes.audio_scales is None else list(torch.from_numpy(codes.audio_scales))
+    with torch.inference_mode():
+        expected = model.decode(tokens, scales, torch.ones(codes.model_num_samples),
+                                last_frame_pad_length=codes.last_frame_pad_length).audio_values
+        partial = decode_received(model, tokens, torch.from_numpy(codes.received), scales,
+                                  codes.last_frame_pad_length, codes.model_num_samples)
+    torch.testing.assert_close(partial, expected, atol=1e-5, rtol=1e-5)
