@@ -1,5 +1,7 @@
 """Entropy coding and archive formats for EnCodec codes."""
 
+from entropy.archive import (ARCHIVE_SUFFIX, ArchiveError, ArchiveHeader, ArchiveReader, ArchiveWriter,
+                             DamagedSegmentError, Segment, TruncatedArchiveError, Unit)
 from entropy.bitpack import pack_bits, packed_size, unpack_bits
 from entropy.coding import CODING_MODES, CodingMode, StaticModel, decode_codes, encode_codes
 from entropy.ecdc import OFFICIAL_GEOMETRIES, EcdcContent, EcdcGeometry, ecdc_bytes, read_ecdc, write_ecdc

@@ -1,0 +1,708 @@
+"""The encodec-fx archive container, `.ecfx`: a JSON header, self-contained segments, an index.
+
+A pure format module (bytes and files in, plain data out; no model, no torch). It implements
+docs/archive-format.md, which specifies the byte layout, the integrity rules and how a reader seeks
+and recovers: segments are CRC-checked one by one, so damage costs only the segments it touches, and
+a reader that finds the index missing or damaged (a truncated file) scans for segments instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import bisect
+import json
+import math
+import numbers
+import os
+import re
+import struct
+import uuid
+import zlib
+from dataclasses import MISSING, asdict, dataclass, fields
+from typing import Any, Iterator, Mapping
+
+ARCHIVE_SUFFIX = ".ecfx"
+ARCHIVE_MAGIC = b"ECFX"
+ARCHIVE_VERSION = 1
+SEGMENT_MARKER = b"SG"
+INDEX_MARKER = b"IX"
+FOOTER_MAGIC = b"XFCE"
+
+_PREAMBLE = struct.Struct("<4sBI")  # magic, version, header length
+_CRC = struct.Struct("<I")
+_SEGMENT_FIELDS = struct.Struct("<2sIQII")  # marker, number, first frame, frames, body length
+_SEGMENT_OVERHEAD = _SEGMENT_FIELDS.size + _CRC.size
+_UNIT_COUNT = struct.Struct("<I")
+_UNIT_FIELDS = struct.Struct("<IH")  # frames, channel count
+_CHANNEL_FIELDS = struct.Struct("<fI")  # scale, payload length
+_INDEX_FIELDS = struct.Struct("<2sI")  # marker, segment count
+_INDEX_ENTRY = struct.Struct("<QQI")  # offset, first frame, frames
+_FOOTER = struct.Struct("<Q4s")  # index offset, footer magic
+_MARKERS = re.compile(re.escape(SEGMENT_MARKER) + b"|" + re.escape(INDEX_MARKER))
+_FRAME_TOLERANCE = 1e-6
+"""Frames by which a time may miss a frame boundary and still count as on it, so that times
+computed as frame / frame_rate find that frame despite float rounding."""
+
+
+class ArchiveError(ValueError):
+    """The bytes are not a readable `.ecfx` archive, or part of one is damaged or missing."""
+
+
+class DamagedSegmentError(ArchiveError):
+    """Segment `index` cannot be read; the other segments usually still can."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(index, reason)
+        self.index, self.reason = index, reason
+
+    def __str__(self) -> str:
+        return f"archive segment {self.index} is damaged: {self.reason}"
+
+
+class TruncatedArchiveError(ArchiveError):
+    """The file ends early: segment `index` and all after it (and the index) are missing."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(index, reason)
+        self.index, self.reason = index, reason
+
+    def __str__(self) -> str:
+        return f"archive is truncated {self.reason}"
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One chunk of codes (chunked models) or a whole segment: per channel a scale and a payload.
+
+    Scales are stored as float32, so they are rounded to float32 here and read back equal; NaN
+    marks a model that does not normalise. Payloads are opaque bytes (`encode_codes` output).
+    """
+
+    frames: int
+    scales: tuple[float, ...]
+    payloads: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "frames", _checked_uint(self.frames, 32, "unit frames", minimum=1))
+        scales = tuple(_as_float32(scale) for scale in self.scales)
+        payloads = tuple(self.payloads)
+        if not all(isinstance(payload, (bytes, bytearray, memoryview)) for payload in payloads):
+            raise ValueError("unit payloads must be bytes")
+        payloads = tuple(bytes(payload) for payload in payloads)
+        if not 1 <= len(scales) <= 0xFFFF or len(payloads) != len(scales):
+            raise ValueError(
+                f"a unit needs one scale and one payload per channel (1 to 65535 channels), "
+                f"got {len(scales)} scales and {len(payloads)} payloads"
+            )
+        if any(len(payload) > 0xFFFFFFFF for payload in payloads):
+            raise ValueError("a unit payload must be shorter than 4 GiB")
+        object.__setattr__(self, "scales", scales)
+        object.__setattr__(self, "payloads", payloads)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Frames [first_frame, first_frame + frames) of the archive's timeline, decodable on its own."""
+
+    number: int
+    first_frame: int
+    frames: int
+    units: tuple[Unit, ...]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "number", _checked_uint(self.number, 32, "segment number"))
+        object.__setattr__(self, "first_frame", _checked_uint(self.first_frame, 64, "segment first_frame"))
+        object.__setattr__(self, "frames", _checked_uint(self.frames, 32, "segment frames", minimum=1))
+        units = tuple(self.units)
+        if not units or not all(isinstance(unit, Unit) for unit in units):
+            raise ValueError(f"segment {self.number} needs at least one Unit, got {self.units!r}")
+        object.__setattr__(self, "units", units)
+
+
+@dataclass(frozen=True)
+class ArchiveHeader:
+    """The header fields encodec-fx writes, as a typed view of the header dict.
+
+    `to_dict()` gives what `ArchiveWriter` takes; `from_dict(reader.header)` reads it back and
+    ignores keys it does not know (the format allows extra keys; `ArchiveReader.header` keeps them).
+    """
+
+    codec: dict
+    lm: dict | None
+    coding_mode: str
+    sample_rate: int
+    channels: int
+    audio_length: int
+    model_sample_rate: int
+    bandwidth: float
+    n_q: int
+    frame_rate: float
+    chunk_length: int | None
+    chunk_stride: int | None
+    segment_frames: int
+    static_model: bytes | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        header = asdict(self)
+        if self.static_model is not None:
+            header["static_model"] = base64.b64encode(self.static_model).decode("ascii")
+        return header
+
+    @classmethod
+    def from_dict(cls, header: Mapping[str, Any]) -> ArchiveHeader:
+        missing = [field.name for field in fields(cls) if field.default is MISSING and field.name not in header]
+        if missing:
+            raise ValueError(f"the archive header lacks the fields {missing}")
+        values = {field.name: header[field.name] for field in fields(cls) if field.name in header}
+        if values.get("static_model") is not None:
+            try:
+                values["static_model"] = base64.b64decode(values["static_model"], validate=True)
+            except (binascii.Error, TypeError, ValueError):
+                raise ValueError("the archive header's static_model must be base64 text") from None
+        return cls(**values)
+
+
+class ArchiveWriter:
+    """Writes an `.ecfx` archive atomically: nothing appears at `path` until `close()` succeeds.
+
+    Use it as a context manager: an exception inside the `with` leaves neither the archive nor the
+    temporary file. Segments must come in order: numbers 0, 1, 2... covering frames contiguously
+    from frame 0. An existing `path` is replaced only with `overwrite=True`.
+    """
+
+    def __init__(self, path: str | os.PathLike, header: Mapping[str, Any] | ArchiveHeader, *,
+                 overwrite: bool = False) -> None:
+        self.path = os.fspath(path)
+        self.overwrite = overwrite
+        header_json = _header_json(header.to_dict() if isinstance(header, ArchiveHeader) else header)
+        self._refuse_existing()
+        directory, name = os.path.split(os.path.abspath(self.path))
+        self._directory = directory
+        self._temporary_path = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+        self._file = os.fdopen(os.open(self._temporary_path, flags, 0o666), "wb")
+        self._offset = 0
+        self._entries: list[tuple[int, int, int]] = []  # offset, first frame, frames
+        self._next_frame = 0
+        preamble = _PREAMBLE.pack(ARCHIVE_MAGIC, ARCHIVE_VERSION, len(header_json)) + header_json
+        self._write(preamble + _crc(preamble))
+
+    def write_segment(self, segment: Segment) -> None:
+        if self._file is None:
+            raise ValueError(f"the archive writer for {self.path} is closed")
+        expected = len(self._entries)
+        if segment.number != expected:
+            raise ValueError(f"segments must be written in order: expected segment {expected}, got {segment.number}")
+        if segment.first_frame != self._next_frame:
+            raise ValueError(
+                f"segment {expected} must start at frame {self._next_frame}, where the previous one ends, "
+                f"got first_frame {segment.first_frame}"
+            )
+        data = _segment_bytes(segment)
+        self._entries.append((self._offset, segment.first_frame, segment.frames))
+        self._next_frame += segment.frames
+        self._write(data)
+
+    def close(self) -> None:
+        """Writes the index and footer and moves the archive into place (once; later calls do nothing)."""
+        if self._file is None:
+            return
+        try:
+            index_offset = self._offset
+            index = _INDEX_FIELDS.pack(INDEX_MARKER, len(self._entries))
+            index += b"".join(_INDEX_ENTRY.pack(*entry) for entry in self._entries)
+            self._write(index + _crc(index) + _FOOTER.pack(index_offset, FOOTER_MAGIC))
+            self._file.flush()
+            os.fsync(self._file.fileno())
+            self._file.close()
+            self._refuse_existing()
+            os.replace(self._temporary_path, self.path)
+        except BaseException:
+            self.discard()
+            raise
+        self._file = None
+        _fsync_directory(self._directory)
+
+    def discard(self) -> None:
+        """Abandons the archive: the temporary file is removed and `path` is left as it was."""
+        if self._file is None:
+            return
+        self._file.close()
+        self._file = None
+        try:
+            os.remove(self._temporary_path)
+        except FileNotFoundError:
+            pass
+
+    def __enter__(self) -> ArchiveWriter:
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.discard()
+
+    def _write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._offset += len(data)
+
+    def _refuse_existing(self) -> None:
+        if not self.overwrite and os.path.lexists(self.path):
+            raise FileExistsError(f"{self.path} already exists: pass overwrite=True to replace it")
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """Where a readable segment lies and which frames it covers (from the index or a scan)."""
+
+    offset: int
+    size: int
+    first_frame: int
+    frames: int
+
+
+class ArchiveReader:
+    """Reads an `.ecfx` archive from its bytes or a path, seeking through the index.
+
+    Opening reads the header (`.header`, a dict) and the index; when the index is missing or damaged
+    (`.indexed` is False) it scans the segments instead. Segments are read, and CRC-checked, only
+    when asked for. A path stays open until `close()`: use the reader as a context manager.
+    """
+
+    def __init__(self, source: bytes | bytearray | memoryview | str | os.PathLike) -> None:
+        if isinstance(source, (bytes, bytearray, memoryview)):
+            self._data: bytes | None = bytes(source)
+            self._file = None
+            self._size = len(self._data)
+        else:
+            self._data = None
+            self._file = open(source, "rb")
+            self._size = os.fstat(self._file.fileno()).st_size
+        try:
+            self.header, self._segments_start = self._read_header()
+            index_offset = self._find_index()
+            entries = None if index_offset is None else self._read_index(index_offset)
+            self.indexed = entries is not None
+            if entries is not None:
+                self._slots: list[_Entry | str] = list(entries)
+                self._truncation: TruncatedArchiveError | None = None
+            else:
+                self._slots, self._truncation = _scan(
+                    self._read_at(0, self._size), self._segments_start, index_offset
+                )
+        except BaseException:
+            self.close()
+            raise
+        self._located = [(slot.first_frame, number, slot.frames)
+                         for number, slot in enumerate(self._slots) if isinstance(slot, _Entry)]
+        self._located_starts = [first_frame for first_frame, _, _ in self._located]
+
+    def __len__(self) -> int:
+        """Segments known to the reader: all of them, or those before a truncation."""
+        return len(self._slots)
+
+    def segment(self, index: int) -> Segment:
+        """Segment `index`, CRC-checked; a `DamagedSegmentError` naming it if it cannot be read."""
+        if not 0 <= index < len(self._slots):
+            if index >= len(self._slots) and self._truncation is not None:
+                raise self._truncation_error()
+            raise IndexError(f"segment {index} is out of range: the archive has {len(self._slots)} segments")
+        slot = self._slots[index]
+        if isinstance(slot, str):
+            raise DamagedSegmentError(index, slot)
+        try:
+            segment = _decode_segment(self._read_at(slot.offset, slot.size))
+        except _Unreadable as problem:
+            raise DamagedSegmentError(index, problem.reason) from None
+        if (segment.number, segment.first_frame, segment.frames) != (index, slot.first_frame, slot.frames):
+            raise ArchiveError(
+                f"archive index is inconsistent with segment {index}: the index says frames "
+                f"[{slot.first_frame}, +{slot.frames}), the segment is number {segment.number} with frames "
+                f"[{segment.first_frame}, +{segment.frames})"
+            )
+        return segment
+
+    def __iter__(self) -> Iterator[Segment]:
+        """Every segment in order; raises at the first damaged one, and at the end if truncated."""
+        for index in range(len(self._slots)):
+            yield self.segment(index)
+        if self._truncation is not None:
+            raise self._truncation_error()
+
+    def scan(self, recover: bool = True) -> Iterator[Segment | ArchiveError]:
+        """Every segment in order, or the error that stops reading it, then the truncation if any.
+
+        With `recover=False` it stops after the first error instead of going on to the next segment.
+        """
+        for index in range(len(self._slots)):
+            try:
+                yield self.segment(index)
+            except DamagedSegmentError as error:
+                yield error
+                if not recover:
+                    return
+        if self._truncation is not None:
+            yield self._truncation_error()
+
+    def segment_for_frame(self, frame: int) -> Segment:
+        """The segment whose frames include `frame`, found through the index without scanning."""
+        if isinstance(frame, bool) or not isinstance(frame, numbers.Integral) or frame < 0:
+            raise ValueError(f"frame must be a non-negative integer, got {frame!r}")
+        frame = int(frame)
+        position = bisect.bisect_right(self._located_starts, frame) - 1
+        following = 0
+        if position >= 0:
+            first_frame, number, frames = self._located[position]
+            if frame < first_frame + frames:
+                return self.segment(number)
+            following = number + 1
+        next_located = position + 1
+        until = self._located[next_located][1] if next_located < len(self._located) else len(self._slots)
+        if following < until:  # the frame lies in segments that could not be read
+            if until - following == 1:
+                raise DamagedSegmentError(following, self._slots[following])
+            raise DamagedSegmentError(
+                following, f"frame {frame} lies in one of the damaged segments {following} to {until - 1}"
+            )
+        if self._truncation is not None:
+            raise self._truncation_error()
+        end = self._located[-1][0] + self._located[-1][2] if self._located else 0
+        raise ValueError(f"frame {frame} is past the end of the archive, which holds frames [0, {end})")
+
+    def segment_at_time(self, seconds: float) -> Segment:
+        """The segment playing at `seconds` from the start: frame floor(seconds * frame_rate)."""
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+            raise ValueError(f"seconds must be a finite non-negative number, got {seconds!r}")
+        position = seconds * self.header["frame_rate"]
+        nearest = round(position)
+        on_boundary = math.isclose(position, nearest, rel_tol=0.0, abs_tol=_FRAME_TOLERANCE)
+        return self.segment_for_frame(nearest if on_boundary else math.floor(position))
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def __enter__(self) -> ArchiveReader:
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback) -> None:
+        self.close()
+
+    def _read_at(self, offset: int, size: int) -> bytes:
+        if self._data is not None:
+            return self._data[offset:offset + size]
+        self._file.seek(offset)
+        return self._file.read(size)
+
+    def _truncation_error(self) -> TruncatedArchiveError:
+        """A fresh copy each time, so raising it again does not pile up tracebacks."""
+        return TruncatedArchiveError(self._truncation.index, self._truncation.reason)
+
+    def _read_header(self) -> tuple[dict, int]:
+        """The header dict and where the first segment starts."""
+        if self._size == 0:
+            raise ArchiveError("not an encodec-fx archive (.ecfx): the file is empty")
+        preamble = self._read_at(0, _PREAMBLE.size)
+        magic = preamble[:len(ARCHIVE_MAGIC)]
+        if magic != ARCHIVE_MAGIC:
+            if not ARCHIVE_MAGIC.startswith(magic):
+                hint = " (an original EnCodec .ecdc file: read it with read_ecdc)" if magic == b"ECDC" else ""
+                raise ArchiveError(
+                    f"not an encodec-fx archive (.ecfx): it starts with {magic!r}, not {ARCHIVE_MAGIC!r}{hint}"
+                )
+            raise ArchiveError(f"archive is truncated in its header: the file has only {self._size} bytes")
+        if len(preamble) > len(ARCHIVE_MAGIC) and preamble[len(ARCHIVE_MAGIC)] != ARCHIVE_VERSION:
+            raise ArchiveError(
+                f"unsupported encodec-fx archive version {preamble[len(ARCHIVE_MAGIC)]}: "
+                f"this reader supports version {ARCHIVE_VERSION}"
+            )
+        if len(preamble) < _PREAMBLE.size:
+            raise ArchiveError(f"archive is truncated in its header: the file has only {self._size} bytes")
+        _, _, header_length = _PREAMBLE.unpack(preamble)
+        header_end = _PREAMBLE.size + header_length
+        if header_end + _CRC.size > self._size:
+            raise ArchiveError(
+                f"archive is truncated in its header: it needs {header_end + _CRC.size} bytes, the file has "
+                f"{self._size} (or the header length is damaged)"
+            )
+        block = self._read_at(0, header_end + _CRC.size)
+        if not _crc_matches(block):
+            raise ArchiveError("archive header is damaged: its CRC32 does not match")
+        try:
+            header = json.loads(block[_PREAMBLE.size:header_end].decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ArchiveError(f"archive header is invalid: not UTF-8 JSON ({error})") from None
+        problem = _header_problem(header)
+        if problem is not None:
+            raise ArchiveError(f"archive header is invalid: {problem}")
+        return header, header_end + _CRC.size
+
+    def _find_index(self) -> int | None:
+        """Where the index starts, if the file ends with a footer that can be trusted (see the spec)."""
+        smallest_index = _INDEX_FIELDS.size + _CRC.size
+        if self._size < self._segments_start + smallest_index + _FOOTER.size:
+            return None
+        footer_start = self._size - _FOOTER.size
+        index_offset, magic = _FOOTER.unpack(self._read_at(footer_start, _FOOTER.size))
+        if magic != FOOTER_MAGIC or not self._segments_start <= index_offset <= footer_start - smallest_index:
+            return None
+        marker, count = _INDEX_FIELDS.unpack(self._read_at(index_offset, _INDEX_FIELDS.size))
+        if marker == INDEX_MARKER or index_offset + _index_size(count) == footer_start:
+            return index_offset
+        return None
+
+    def _read_index(self, index_offset: int) -> list[_Entry] | None:
+        """The index's entries, or None when it is damaged (the reader then scans)."""
+        block = self._read_at(index_offset, self._size - _FOOTER.size - index_offset)
+        marker, count = _INDEX_FIELDS.unpack_from(block)
+        if marker != INDEX_MARKER or len(block) != _index_size(count) or not _crc_matches(block):
+            return None
+        raw = [_INDEX_ENTRY.unpack_from(block, _INDEX_FIELDS.size + i * _INDEX_ENTRY.size) for i in range(count)]
+        ends = [offset for offset, _, _ in raw[1:]] + [index_offset]
+        entries = [_Entry(offset, end - offset, first, frames) for (offset, first, frames), end in zip(raw, ends)]
+        problem = _index_problem(entries, self._segments_start, index_offset)
+        if problem is not None:
+            raise ArchiveError(f"archive index is inconsistent with its segments: {problem}")
+        return entries
+
+
+class _Unreadable(Exception):
+    """Why the bytes at some position are not a readable segment; `truncated` if they run out."""
+
+    def __init__(self, reason: str, truncated: bool = False) -> None:
+        super().__init__(reason)
+        self.reason, self.truncated = reason, truncated
+
+
+def _scan(data: bytes, start: int,
+          index_offset: int | None) -> tuple[list[_Entry | str], TruncatedArchiveError | None]:
+    """Locates the segments without an index: per number, where it lies or why it is unreadable.
+
+    `index_offset` is where a trusted footer says the index is (the segments end there), or None.
+    """
+    has_footer = index_offset is not None
+    end = index_offset if has_footer else len(data)
+    slots: list[_Entry | str] = []
+    position = start
+    skipped: str | None = None  # why the bytes skipped to reach `position` were unreadable
+    while True:
+        expected = len(slots)
+        if position == end:
+            return slots, None if has_footer else _truncated_after(expected)
+        if not has_footer and INDEX_MARKER.startswith(data[position:position + len(INDEX_MARKER)]):
+            count = _index_at(data, position)
+            if count is not None:
+                _mark_lost(slots, count, skipped, position)
+            return slots, None
+        try:
+            entry, number = _locate_segment(data, position, end, expected)
+        except _Unreadable as problem:
+            resume = _resynchronise(data, position + 1, end, expected, has_footer)
+            if resume is not None:
+                skipped = skipped or problem.reason
+                position = resume
+                continue
+            if problem.truncated and not has_footer:
+                return slots, TruncatedArchiveError(expected, f"in segment {expected}: {problem.reason}")
+            slots.append(problem.reason)
+            return slots, None if has_footer else _truncated_after(expected + 1)
+        _mark_lost(slots, number, skipped, position)
+        skipped = None
+        slots.append(entry)
+        position += entry.size
+
+
+def _resynchronise(data: bytes, start: int, end: int, expected: int, has_footer: bool) -> int | None:
+    """The next position from `start` holding a readable segment numbered `expected` or more (or,
+    without a footer, a CRC-valid index), or None."""
+    for match in _MARKERS.finditer(data, start, end):
+        position = match.start()
+        if match.group() == INDEX_MARKER:
+            if not has_footer and _index_at(data, position) is not None:
+                return position
+            continue
+        try:
+            _locate_segment(data, position, end, expected)
+        except _Unreadable:
+            continue
+        return position
+    return None
+
+
+def _locate_segment(data: bytes, position: int, end: int, expected: int) -> tuple[_Entry, int]:
+    """The readable segment at `position` (within `end`) and its number; raises _Unreadable."""
+    rest = data[position:min(position + len(SEGMENT_MARKER), end)]
+    if rest != SEGMENT_MARKER:
+        if len(rest) < len(SEGMENT_MARKER) and SEGMENT_MARKER.startswith(rest):
+            raise _Unreadable(f"only {len(rest)} of its bytes are left", truncated=True)
+        raise _Unreadable(f"no segment marker at byte {position}")
+    if position + _SEGMENT_FIELDS.size > end:
+        raise _Unreadable(f"only {end - position} of its bytes are left", truncated=True)
+    body_length = _SEGMENT_FIELDS.unpack_from(data, position)[4]
+    size = _SEGMENT_OVERHEAD + body_length
+    if position + size > end:
+        raise _Unreadable(f"it needs {size} bytes from byte {position}, only {end - position} are left",
+                          truncated=True)
+    segment = _decode_segment(data[position:position + size])
+    if segment.number < expected:
+        raise _Unreadable(f"byte {position} holds segment number {segment.number}, expected {expected} or later")
+    return _Entry(position, size, segment.first_frame, segment.frames), segment.number
+
+
+def _mark_lost(slots: list[_Entry | str], until: int, skipped: str | None, position: int) -> None:
+    """Records segments len(slots) .. until - 1 as unreadable: the scan found the next thing at `position`."""
+    if len(slots) < until:
+        slots.append(skipped or f"missing: the next readable part of the archive is at byte {position}")
+    slots.extend(f"lost in the damaged bytes before byte {position}" for _ in range(len(slots), until))
+
+
+def _truncated_after(count: int) -> TruncatedArchiveError:
+    if count == 0:
+        return TruncatedArchiveError(0, "after its header: no segment and no index follow it")
+    return TruncatedArchiveError(count, f"after segment {count - 1}: the index that ends every archive is missing")
+
+
+def _index_at(data: bytes, position: int) -> int | None:
+    """The segment count of a CRC-valid index starting at `position`, or None."""
+    if position + _INDEX_FIELDS.size > len(data):
+        return None
+    marker, count = _INDEX_FIELDS.unpack_from(data, position)
+    size = _index_size(count)
+    if marker != INDEX_MARKER or position + size > len(data) or not _crc_matches(data[position:position + size]):
+        return None
+    return count
+
+
+def _index_size(count: int) -> int:
+    return _INDEX_FIELDS.size + count * _INDEX_ENTRY.size + _CRC.size
+
+
+def _index_problem(entries: list[_Entry], segments_start: int, index_offset: int) -> str | None:
+    first_offset = entries[0].offset if entries else index_offset
+    if first_offset != segments_start:
+        return f"the first segment is at byte {first_offset}, but the header ends at byte {segments_start}"
+    frame = 0
+    for number, entry in enumerate(entries):
+        if entry.size < _SEGMENT_OVERHEAD:
+            return f"entry {number} leaves segment {number} {entry.size} bytes, fewer than {_SEGMENT_OVERHEAD}"
+        if entry.first_frame != frame or entry.frames < 1:
+            return (f"entry {number} covers frames [{entry.first_frame}, +{entry.frames}), but segment {number} "
+                    f"must start at frame {frame} and cover at least one")
+        frame += entry.frames
+    return None
+
+
+def _segment_bytes(segment: Segment) -> bytes:
+    parts = [_UNIT_COUNT.pack(len(segment.units))]
+    for unit in segment.units:
+        parts.append(_UNIT_FIELDS.pack(unit.frames, len(unit.payloads)))
+        for scale, payload in zip(unit.scales, unit.payloads):
+            parts += [_CHANNEL_FIELDS.pack(scale, len(payload)), payload]
+    body = b"".join(parts)
+    if len(body) > 0xFFFFFFFF:
+        raise ValueError(f"segment {segment.number} holds {len(body)} bytes, more than a segment can (4 GiB)")
+    block = _SEGMENT_FIELDS.pack(SEGMENT_MARKER, segment.number, segment.first_frame, segment.frames, len(body))
+    block += body
+    return block + _crc(block)
+
+
+def _decode_segment(block: bytes) -> Segment:
+    """The segment in `block`, exactly one segment's bytes; raises _Unreadable."""
+    if not _crc_matches(block):
+        raise _Unreadable("its CRC32 does not match")
+    marker, number, first_frame, frames, body_length = _SEGMENT_FIELDS.unpack_from(block)
+    if marker != SEGMENT_MARKER or body_length != len(block) - _SEGMENT_OVERHEAD:
+        raise _Unreadable(f"its marker {marker!r} or body length {body_length} does not fit its {len(block)} bytes")
+    try:
+        return Segment(number, first_frame, frames, _decode_units(block[_SEGMENT_FIELDS.size:-_CRC.size]))
+    except (ValueError, struct.error) as error:
+        raise _Unreadable(f"its body is malformed: {error}") from None
+
+
+def _decode_units(body: bytes) -> tuple[Unit, ...]:
+    (count,) = _UNIT_COUNT.unpack_from(body)
+    position = _UNIT_COUNT.size
+    units = []
+    for _ in range(count):
+        frames, channels = _UNIT_FIELDS.unpack_from(body, position)
+        position += _UNIT_FIELDS.size
+        scales, payloads = [], []
+        for _ in range(channels):
+            scale, length = _CHANNEL_FIELDS.unpack_from(body, position)
+            position += _CHANNEL_FIELDS.size
+            if position + length > len(body):
+                raise ValueError("a payload runs past the end of the body")
+            scales.append(scale)
+            payloads.append(body[position:position + length])
+            position += length
+        units.append(Unit(frames, tuple(scales), tuple(payloads)))
+    if position != len(body):
+        raise ValueError(f"{len(body) - position} bytes follow the last unit")
+    return tuple(units)
+
+
+def _header_json(header: Mapping[str, Any]) -> bytes:
+    """The header as compact UTF-8 JSON, refusing anything that would not read back equal."""
+    if not isinstance(header, dict):
+        raise ValueError(f"the archive header must be a dict, got {type(header).__name__}")
+    try:
+        text = json.dumps(header, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"the archive header is not plain JSON: {error}") from None
+    if json.loads(text) != header:
+        raise ValueError(
+            "the archive header does not read back equal from JSON: use lists (not tuples), "
+            "string keys and plain int/float/str/bool/None values"
+        )
+    problem = _header_problem(header)
+    if problem is not None:
+        raise ValueError(f"invalid archive header: {problem}")
+    data = text.encode("utf-8")
+    if len(data) > 0xFFFFFFFF:
+        raise ValueError(f"the archive header is {len(data)} bytes of JSON, more than 4 GiB")
+    return data
+
+
+def _header_problem(header: object) -> str | None:
+    if not isinstance(header, dict):
+        return f"it must be a JSON object, got {type(header).__name__}"
+    rate = header.get("frame_rate")
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 < rate < math.inf:
+        return f'"frame_rate" (frames per second of the segment timeline) must be a positive number, got {rate!r}'
+    return None
+
+
+def _crc(data: bytes) -> bytes:
+    return _CRC.pack(zlib.crc32(data))
+
+
+def _crc_matches(block: bytes) -> bool:
+    """Whether `block` ends with the CRC32 of the bytes before it."""
+    return len(block) >= _CRC.size and _crc(block[:-_CRC.size]) == block[-_CRC.size:]
+
+
+def _as_float32(value: float) -> float:
+    try:
+        return struct.unpack("<f", struct.pack("<f", value))[0]
+    except (OverflowError, struct.error) as error:
+        raise ValueError(f"scale {value!r} cannot be stored as float32: {error}") from None
+
+
+def _checked_uint(value: int, bits: int, name: str, minimum: int = 0) -> int:
+    """`value` as a plain int (numpy integers welcome) if it fits the field, else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= value < 1 << bits:
+        raise ValueError(f"{name} must be an integer in [{minimum}, 2**{bits}), got {value!r}")
+    return int(value)
+
+
+def _fsync_directory(directory: str) -> None:
+    """Makes the rename durable: POSIX keeps directory entries in buffers of their own."""
+    if os.name != "posix":
+        return
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
