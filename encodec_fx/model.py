@@ -60,6 +60,17 @@ class EncodecModel(nn.Module):
         output = EncodecEncoderOutput(torch.stack(codes), scales, pad_length)
         return output if return_dict else output.to_tuple()
 
+    def encode_chunk(self, input_values: torch.Tensor | np.ndarray, bandwidth: float | None = None
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One chunk of audio (at most `chunk_length` samples) → (codes [batch, n_q, frames], scale).
+
+        The building block of chunk-by-chunk coding (`encodec_fx.chunked`)."""
+        n_q = self._num_quantizers(bandwidth)
+        x = self._audio_tensor(input_values, None)
+        if self.config.chunk_length is not None and x.shape[-1] > self.config.chunk_length:
+            raise ValueError(f"a chunk has at most {self.config.chunk_length} samples, got {x.shape[-1]}")
+        return self._encode_chunk(x, n_q)
+
     def _encode_chunk(self, x: torch.Tensor, n_q: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         scale = None
         if self.config.normalize:
@@ -91,13 +102,18 @@ class EncodecModel(nn.Module):
         for index, (codes, scale) in enumerate(zip(audio_codes, audio_scales)):
             if index == chunks - 1 and last_frame_pad_length > 0:
                 codes = codes[..., :-last_frame_pad_length]
-            audio = self.decoder(self.quantizer.decode(codes))
-            decoded.append(audio if scale is None else audio * scale.view(-1, 1, 1))
+            decoded.append(self.decode_chunk(codes, scale))
         audio = overlap_add(decoded, self.config.chunk_stride) if self.config.chunk_length else decoded[0]
         if padding_mask is not None:
             audio = audio[..., : padding_mask.shape[-1]]
         output = EncodecDecoderOutput(audio)
         return output if return_dict else output.to_tuple()
+
+    def decode_chunk(self, codes: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+        """One chunk's codes [batch, n_q, frames] → audio (batch, channels, frames * hop_length), before
+        any cross-fade with its neighbours."""
+        audio = self.decoder(self.quantizer.decode(codes))
+        return audio if scale is None else audio * scale.view(-1, 1, 1)
 
     def forward(self, input_values: torch.Tensor | np.ndarray, padding_mask: torch.Tensor | None = None,
                 bandwidth: float | None = None, audio_codes: torch.Tensor | None = None,

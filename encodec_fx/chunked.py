@@ -1,0 +1,97 @@
+"""Chunk-by-chunk coding for chunked models (48 kHz): constant memory, same result as the whole input.
+
+The model codes 1 s chunks that start every `chunk_stride` samples and cross-fades the decoded
+chunks. `ChunkedEncoder` holds at most one chunk of audio; `ChunkedDecoder` holds one chunk of
+overlap-add state and releases each stretch of audio as soon as no later chunk can touch it. The
+additions happen in the same order as in `EncodecModel.decode`, so the output is identical.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .model import EncodecModel
+
+
+class ChunkedEncoder:
+    """Audio blocks (batch, channels, n) of any size → (codes [batch, n_q, frames], scale) per chunk."""
+
+    def __init__(self, model: EncodecModel, bandwidth: float):
+        if model.config.chunk_length is None:
+            raise ValueError("ChunkedEncoder needs a chunked model (chunk_length_s set, e.g. the 48 kHz one); "
+                             "stream unchunked models with StreamingEncoder")
+        self.model, self.bandwidth = model, bandwidth
+        self.reset()
+
+    def reset(self) -> None:
+        self._buffer: torch.Tensor | None = None  # audio from the next chunk's start on
+
+    def push(self, audio: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Every chunk that is complete once `audio` is appended."""
+        self._buffer = audio if self._buffer is None else torch.cat([self._buffer, audio], dim=-1)
+        chunks = []
+        while self._buffer.shape[-1] >= self.model.config.chunk_length:
+            chunks.append(self._encode_next())
+        return chunks
+
+    def flush(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """The chunks that start before the end of the stream (the last ones shorter)."""
+        chunks = []
+        while self._buffer is not None and self._buffer.shape[-1] > 0:
+            chunks.append(self._encode_next())
+        self.reset()
+        return chunks
+
+    def _encode_next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        config = self.model.config
+        chunk = self.model.encode_chunk(self._buffer[..., : config.chunk_length], self.bandwidth)
+        self._buffer = self._buffer[..., config.chunk_stride:]
+        return chunk
+
+
+class ChunkedDecoder:
+    """(codes [batch, n_q, frames], scale) per chunk, in order → audio, overlap-added as it becomes final."""
+
+    def __init__(self, model: EncodecModel):
+        if model.config.chunk_length is None:
+            raise ValueError("ChunkedDecoder needs a chunked model; stream unchunked models with StreamingDecoder")
+        self.model = model
+        self.reset()
+
+    def reset(self) -> None:
+        self._weight: torch.Tensor | None = None  # the cross-fade, shaped by the first chunk
+        self._sum: torch.Tensor | None = None  # weighted audio from the current chunk's start on
+        self._weight_sum: torch.Tensor | None = None
+
+    def push(self, codes: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+        """Decode one chunk; returns the audio before the next chunk's start (stride samples)."""
+        audio = self.model.decode_chunk(codes, scale)
+        length = audio.shape[-1]
+        if self._weight is None:
+            t = torch.linspace(0, 1, length + 2, device=audio.device, dtype=audio.dtype)[1:-1]
+            self._weight = 0.5 - (t - 0.5).abs()
+            self._sum = torch.zeros(*audio.shape[:-1], 0, device=audio.device, dtype=audio.dtype)
+            self._weight_sum = torch.zeros(0, device=audio.device, dtype=audio.dtype)
+        self._extend(length)
+        self._sum[..., :length] += self._weight[:length] * audio
+        self._weight_sum[:length] += self._weight[:length]
+        return self._release(min(self.model.config.chunk_stride, self._sum.shape[-1]))
+
+    def flush(self) -> torch.Tensor:
+        """The audio after the last chunk's start."""
+        if self._sum is None:
+            return torch.zeros(0)
+        audio = self._release(self._sum.shape[-1])
+        self.reset()
+        return audio
+
+    def _extend(self, length: int) -> None:
+        missing = length - self._sum.shape[-1]
+        if missing > 0:
+            self._sum = torch.cat([self._sum, self._sum.new_zeros(*self._sum.shape[:-1], missing)], dim=-1)
+            self._weight_sum = torch.cat([self._weight_sum, self._weight_sum.new_zeros(missing)])
+
+    def _release(self, count: int) -> torch.Tensor:
+        final = self._sum[..., :count] / self._weight_sum[:count]
+        self._sum, self._weight_sum = self._sum[..., count:], self._weight_sum[count:]
+        return final

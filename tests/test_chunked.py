@@ -1,0 +1,55 @@
+"""Chunk-by-chunk coding of the 48 kHz model equals coding the whole input, for any block sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx.chunked import ChunkedDecoder, ChunkedEncoder
+
+from conftest import randomize
+
+
+@pytest.fixture(scope="module")
+def model() -> EncodecModel:
+    return randomize(EncodecModel(EncodecConfig.encodec_48khz(num_filters=4)), seed=7)
+
+
+def blocks(audio: torch.Tensor, sizes: list[int]):
+    start, index = 0, 0
+    while start < audio.shape[-1]:
+        size = sizes[index % len(sizes)]
+        yield audio[..., start: start + size]
+        start, index = start + size, index + 1
+
+
+@pytest.mark.parametrize("length", [480, 20_000, 48_000, 2 * 47_520 + 480, 2 * 47_520 + 1_000])
+@pytest.mark.parametrize("sizes", [[48_000], [1_000], [777, 20_000, 5]])
+@torch.no_grad()
+def test_equals_whole_input(model, length, sizes):
+    audio = 0.1 * torch.randn(2, 2, length, generator=torch.Generator().manual_seed(length))
+    whole = model.encode(audio, bandwidth=6.0)
+    encoder, decoder = ChunkedEncoder(model, 6.0), ChunkedDecoder(model)
+    chunks = [chunk for block in blocks(audio, sizes) for chunk in encoder.push(block)] + encoder.flush()
+    assert len(chunks) == whole.audio_codes.shape[0]
+    for index, (codes, scale) in enumerate(chunks):
+        expected = whole.audio_codes[index][..., : codes.shape[-1]]
+        assert torch.equal(codes, expected) and torch.equal(scale, whole.audio_scales[index])
+    pieces = [decoder.push(codes, scale) for codes, scale in chunks] + [decoder.flush()]
+    decoded = model.decode(whole.audio_codes, whole.audio_scales,
+                           last_frame_pad_length=whole.last_frame_pad_length).audio_values
+    assert torch.equal(torch.cat(pieces, dim=-1), decoded)
+
+
+def test_unchunked_model_is_refused():
+    model = EncodecModel(EncodecConfig(num_filters=4))
+    with pytest.raises(ValueError, match="needs a chunked model"):
+        ChunkedEncoder(model, 1.5)
+    with pytest.raises(ValueError, match="needs a chunked model"):
+        ChunkedDecoder(model)
+
+
+def test_encode_chunk_refuses_more_than_a_chunk(model):
+    with pytest.raises(ValueError, match="a chunk has at most 48000 samples, got 48001"):
+        model.encode_chunk(torch.zeros(1, 2, 48_001), 6.0)
