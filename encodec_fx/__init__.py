@@ -6,6 +6,7 @@ from .effects import (BandwidthSchedule, Chain, CodebookTruncation, Codes, Encod
 from .feature_extraction import EncodecFeatureExtractor
 from .model import EncodecModel
 from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
+from .streaming import StreamingDecoder, StreamingEncoder, round_trip_latency
 
 __all__ = [
     "BandwidthSchedule",
@@ -22,5 +23,8 @@ __all__ = [
     "EncodecModel",
     "EncodecOutput",
     "PacketLoss",
+    "StreamingDecoder",
+    "StreamingEncoder",
     "TokenSubstitution",
+    "round_trip_latency",
 ]

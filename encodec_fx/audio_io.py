@@ -12,24 +12,27 @@ from pedalboard.io import AudioFile
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
 
 
-def open_audio(path: str | os.PathLike, sample_rate: int | None = None):
-    """An AudioFile for reading, resampled on the fly (streaming) when `sample_rate` differs."""
+def open_audio(path: str | os.PathLike) -> AudioFile:
+    """An AudioFile open for reading, or a one-line error saying why it cannot be."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no audio file at {path}")
     try:
-        file = AudioFile(str(path))
+        return AudioFile(str(path))
     except Exception as error:
         raise ValueError(f"cannot read {path} as audio ({', '.join(sorted(AUDIO_SUFFIXES))}): {error}") from None
-    if sample_rate is not None and file.samplerate != sample_rate:
-        return file.resampled_to(float(sample_rate))
-    return file
+
+
+def resampled(file: AudioFile, sample_rate: int):
+    """The file read at `sample_rate` (pedalboard's streaming resampler when the rates differ)."""
+    return file if file.samplerate == sample_rate else file.resampled_to(float(sample_rate))
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> np.ndarray:
     """The whole file as float32 (channels, samples), resampled to `sample_rate` if given."""
-    with open_audio(path, sample_rate) as file:
-        audio = file.read(file.frames)
+    with open_audio(path) as file:
+        reader = file if sample_rate is None else resampled(file, sample_rate)
+        audio = reader.read(reader.frames)
     if audio.shape[-1] == 0:
         raise ValueError(f"{path} holds no audio samples")
     return audio

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -23,6 +24,66 @@ def convert(args: argparse.Namespace) -> None:
           f"bandwidths {rates} kbps")
 
 
+def load_codec(source: str | None, archive_header: dict | None = None) -> EncodecModel:
+    """The codec named on the command line, or for decompression the one the archive names."""
+    if source is None and archive_header is not None and Path(archive_header["codec"]["name"]).exists():
+        source = archive_header["codec"]["name"]
+    if source is None:
+        needed = f" (this archive needs codec {archive_header['codec']['name']!r})" if archive_header else ""
+        raise ValueError(f"no codec given{needed}: pass --model with a model directory, checkpoint or hub id")
+    return EncodecModel.from_pretrained(source)
+
+
+def load_lm(source: str | None):
+    from entropy.lm import load_lm as read_lm
+    if source is None:
+        return None
+    if not Path(source).is_file():
+        raise FileNotFoundError(f"no LM file at {source}: pass an LM written by `encodec-fx train-lm`")
+    return read_lm(source)
+
+
+def compress(args: argparse.Namespace) -> None:
+    """Compress an audio file into a .ecfx archive."""
+    from entropy.compress import compress_file
+    model = load_codec(args.model)
+    lm = load_lm(None if args.no_lm else args.lm)
+    mode = args.coding or ("lm" if lm is not None else "static")
+    header = compress_file(args.input, args.output, model, bandwidth=args.bandwidth, mode=mode,
+                           model_name=args.model, lm=lm, lm_name=args.lm, overwrite=args.force)
+    size = Path(args.output).stat().st_size
+    seconds = header.audio_length / header.sample_rate
+    print(f"wrote {args.output}: {seconds:.2f} s at {header.bandwidth:g} kbps codes, {mode} coding, "
+          f"{size} bytes = {size * 8 / seconds / 1000:.2f} kbps")
+
+
+def decompress(args: argparse.Namespace) -> None:
+    """Decode a .ecfx archive to an audio file with the original rate, channels and length."""
+    from entropy.archive import ArchiveReader
+    from entropy.compress import decompress_file
+    with ArchiveReader(args.input) as reader:
+        header = reader.header
+    model = load_codec(args.model, header)
+    lm_source = args.lm or (header["lm"]["name"] if header.get("lm") and Path(header["lm"]["name"]).is_file() else None)
+    lost = decompress_file(args.input, args.output, model, lm=load_lm(lm_source), overwrite=args.force,
+                           recover=args.recover)
+    for segment in lost:
+        print(f"lost segment {segment.number} ({segment.start_seconds:.2f}–{segment.end_seconds:.2f} s), "
+              f"written as silence: {segment.reason}", file=sys.stderr)
+    print(f"wrote {args.output}" + (f" with {len(lost)} segment(s) lost" if lost else ""))
+
+
+def info(args: argparse.Namespace) -> None:
+    """Describe a .ecfx archive."""
+    from entropy.compress import describe_archive
+    description = describe_archive(args.archive)
+    if args.json:
+        print(json.dumps(description, indent=2))
+        return
+    for key, value in description.items():
+        print(f"{key}: {value}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="encodec-fx", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -32,6 +93,32 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--config", help="config.json to use when the checkpoint's cannot be inferred")
     command.add_argument("--force", action="store_true", help="write into a non-empty directory")
     command.set_defaults(run=convert)
+
+    command = commands.add_parser("compress", help=compress.__doc__, description=compress.__doc__)
+    command.add_argument("input", help="audio file (wav, flac, ogg, mp3, aiff), any rate and channel count")
+    command.add_argument("output", help="archive to write (.ecfx)")
+    command.add_argument("-b", "--bandwidth", type=float, default=6.0, help="kbps of codes (default 6)")
+    command.add_argument("--model", help="codec: model directory, checkpoint or hub id")
+    command.add_argument("--lm", help="entropy-coding LM (.safetensors from train-lm); selects --coding lm")
+    command.add_argument("--no-lm", action="store_true", help="do not use an LM (static coding)")
+    command.add_argument("--coding", choices=["lm", "static", "raw"],
+                         help="lm: smallest, slowest; static: per-codebook distribution; raw: 10-bit codes")
+    command.add_argument("--force", action="store_true", help="overwrite an existing output")
+    command.set_defaults(run=compress)
+
+    command = commands.add_parser("decompress", help=decompress.__doc__, description=decompress.__doc__)
+    command.add_argument("input", help="archive (.ecfx)")
+    command.add_argument("output", help="audio file to write (wav, flac, ogg, mp3, aiff)")
+    command.add_argument("--model", help="codec, if the archive's cannot be found by its name")
+    command.add_argument("--lm", help="LM file, if the archive's cannot be found by its name")
+    command.add_argument("--recover", action="store_true", help="write damaged segments as silence")
+    command.add_argument("--force", action="store_true", help="overwrite an existing output")
+    command.set_defaults(run=decompress)
+
+    command = commands.add_parser("info", help=info.__doc__, description=info.__doc__)
+    command.add_argument("archive")
+    command.add_argument("--json", action="store_true", help="print JSON")
+    command.set_defaults(run=info)
 
     from entropy import train
     command = commands.add_parser("train-lm", help="train the entropy-coding LM on a folder of audio",

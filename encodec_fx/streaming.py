@@ -1,0 +1,448 @@
+"""Stateful streaming encoder and decoder for the causal EnCodec model, matching the offline path.
+
+Every layer keeps what it needs of the past (convolution context, LSTM (h, c), transposed-convolution
+partial sums), so each block is computed once, whatever its size. The result is that of
+`EncodecModel.encode`/`decode` up to float rounding (the sums are grouped by block, so embeddings and
+audio differ in the last bits, about 1e-7; codes come out the same unless two codewords tie that
+closely). The two ends of the stream need care:
+
+* start: a causal convolution reflect-pads the left with samples 1..pad of its input, so it waits
+  for pad + 1 samples before its first output. The first code frames therefore come out together,
+  once about `kernel_size` frames of audio are in (the last encoder convolution pads by 6 frames),
+  and so does the decoder's first audio;
+* end: a strided convolution reflect-pads the right up to a whole stride, so each one holds back
+  its last partial stride and computes it at `flush`, when the stream's length is known.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .config import EncodecConfig
+from .conv import NormConv1d, NormConvTranspose1d, pad1d
+from .model import EncodecModel
+from .seanet import ResidualUnit, SkipLSTM
+from .validation import check_samples
+
+
+def round_trip_latency(model: EncodecModel) -> int:
+    """Samples by which the streamed encoder → decoder output lags its input, at worst: the delay a
+    player needs so that its audio never runs dry, pushing one sample at a time.
+
+    The worst is at the start, where the convolutions' reflect padding holds the first output back
+    until about `kernel_size` frames are in (2239 samples for the 24 kHz model). Once running, the
+    lag is at most hop_length - 1: a code frame is complete when its last sample is in, and the
+    decoder turns it into audio at once (its transposed convolutions look only backwards).
+    """
+    check_streamable(model.config)
+    encoder, decoder = StreamingLayers(model.encoder.layers), StreamingLayers(model.decoder.layers)
+    hop, latency, input_length = model.config.hop_length, 0, 0
+    steady_from = None  # the input length from which every layer has started: lags then repeat every hop
+    while steady_from is None or input_length < steady_from + hop:
+        input_length += 1
+        output_length = decoder.output_length(encoder.output_length(input_length))
+        latency = max(latency, input_length - output_length)
+        if output_length and steady_from is None:
+            steady_from = input_length
+    return latency
+
+
+def check_streamable(config: EncodecConfig) -> None:
+    """Reject models whose output depends on the whole input, so cannot be computed block by block."""
+    if not config.use_causal_conv:
+        raise ValueError("streaming needs a causal model (config.use_causal_conv=True, e.g. the 24 kHz model); "
+                         "a non-causal model such as the 48 kHz one pads on both sides and can only be "
+                         "coded chunk by chunk")
+    if config.chunk_length is not None:
+        raise ValueError("streaming needs a model that codes its input as one chunk (chunk_length_s=None); "
+                         f"this one cuts it into {config.chunk_length_s} s chunks")
+    if config.normalize:
+        raise ValueError("streaming needs a model without input normalisation (normalize=False): "
+                         "its scale is the loudness of the whole input")
+    if config.norm_type != "weight_norm":
+        raise ValueError(f"streaming needs weight-normed convolutions; norm_type {config.norm_type!r} "
+                         "normalises over the whole time axis")
+    if config.trim_right_ratio != 1.0:
+        raise ValueError("streaming needs the transposed convolutions trimmed on the right only "
+                         f"(trim_right_ratio=1.0, got {config.trim_right_ratio}), so that no output "
+                         "waits for later frames")
+
+
+# --- streaming layers ----------------------------------------------------------------------------
+# Each takes (batch, channels, time) blocks: `push(x)` returns every output that x completes;
+# `finish(x)` takes the stream's last block and returns all that is left, then forgets the stream;
+# `output_length(n)` is how many outputs `push` has returned once n inputs are in.
+
+
+class StreamingConv1d:
+    """A causal NormConv1d that keeps the input it still needs: the receptive field minus a stride.
+
+    The buffer holds the input as the offline layer sees it, left padding included, from the
+    first output not yet computed onwards. The convolution is a matrix product of the input's
+    windows by the weight, in that order: with few outputs per block, `F.conv1d` takes a matrix
+    product the other way round, which is several times slower on CPU.
+    """
+
+    def __init__(self, layer: NormConv1d):
+        conv = layer.conv
+        weight = conv.weight.detach()  # through weight norm: computed once, not per block
+        self.out_channels, _, self.kernel_size = weight.shape
+        self.weight = weight.permute(1, 2, 0).reshape(-1, self.out_channels).contiguous()  # (in * kernel, out)
+        self.bias = conv.bias.detach()
+        self.stride, self.dilation = conv.stride[0], conv.dilation[0]
+        self.left_padding = layer.padding_total
+        self.pad_mode = layer.pad_mode
+        if self.left_padding < self.stride - 1:
+            raise ValueError(f"a convolution with stride {self.stride} and padding {self.left_padding} keeps too "
+                             "little context to reflect-pad the end of the stream")
+        self.reset()
+
+    def reset(self) -> None:
+        self.buffer: torch.Tensor | None = None
+        self.padded = False  # whether the buffer starts with the left padding yet
+        self.length = 0  # input samples received
+
+    def push(self, x: torch.Tensor) -> torch.Tensor:
+        self.length += x.shape[-1]
+        self.buffer = x if self.buffer is None else torch.cat([self.buffer, x], dim=-1)
+        if not self.padded:
+            if self.buffer.shape[-1] <= self.left_padding:  # reflecting needs samples 1..pad
+                return self._empty()
+            self.buffer = pad1d(self.buffer, self.left_padding, 0, self.pad_mode)
+            self.padded = True
+        frames = (self.buffer.shape[-1] - self.left_padding) // self.stride
+        if frames == 0:
+            return self._empty()
+        out = self._conv(self.buffer[..., : frames * self.stride + self.left_padding])
+        self.buffer = self.buffer[..., frames * self.stride:]
+        return out
+
+    def output_length(self, input_length: int) -> int:
+        return input_length // self.stride if input_length > self.left_padding else 0
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        """The rest, padded on the right up to a whole stride as the offline layer pads it."""
+        out = self.push(x)
+        right_padding = -self.length % self.stride
+        if self.length and not self.padded:  # too short to have started: the offline layer on all of it
+            out = self._conv(pad1d(self.buffer, self.left_padding, right_padding, self.pad_mode))
+        elif right_padding:  # one last, partial stride
+            out = torch.cat([out, self._conv(pad1d(self.buffer, 0, right_padding, self.pad_mode))], dim=-1)
+        self.reset()
+        return out
+
+    def _conv(self, x: torch.Tensor) -> torch.Tensor:
+        span = (self.kernel_size - 1) * self.dilation + 1
+        windows = x.unfold(-1, span, self.stride)[..., :: self.dilation]  # (batch, in, frames, kernel)
+        windows = windows.transpose(1, 2).flatten(2)  # (batch, frames, in * kernel)
+        return torch.addmm(self.bias, windows.flatten(0, 1), self.weight) \
+            .view(x.shape[0], -1, self.out_channels).transpose(1, 2)
+
+    def _empty(self) -> torch.Tensor:
+        return self.buffer.new_empty(self.buffer.shape[0], self.out_channels, 0)
+
+
+class StreamingConvTranspose1d:
+    """A causal NormConvTranspose1d that keeps the partial sums its last frames add to later outputs.
+
+    Output samples [t * stride, (t + 1) * stride) are complete once frame t is in; what is left
+    at the end of the stream is what the offline layer trims off. Each frame's contribution is a
+    matrix product (frames first, for speed: see StreamingConv1d), overlap-added by `F.fold`."""
+
+    def __init__(self, layer: NormConvTranspose1d):
+        conv = layer.conv
+        weight = conv.weight.detach()  # through weight norm: computed once, not per block
+        _, self.out_channels, self.kernel_size = weight.shape
+        self.weight = weight.flatten(1)  # (in, out * kernel)
+        self.bias = conv.bias.detach()[:, None]
+        self.stride = conv.stride[0]
+        self.reset()
+
+    def reset(self) -> None:
+        self.partial_sums: torch.Tensor | None = None
+
+    def output_length(self, input_length: int) -> int:
+        return input_length * self.stride
+
+    def push(self, x: torch.Tensor) -> torch.Tensor:
+        frames = x.shape[-1]
+        if frames == 0:
+            return x.new_empty(x.shape[0], self.out_channels, 0)
+        contributions = x.transpose(1, 2) @ self.weight  # (batch, frames, out * kernel)
+        length = (frames - 1) * self.stride + self.kernel_size
+        y = F.fold(contributions.transpose(1, 2), (1, length), (1, self.kernel_size), stride=(1, self.stride))[:, :, 0]
+        if self.partial_sums is not None:
+            y[..., : self.partial_sums.shape[-1]] += self.partial_sums
+        complete = frames * self.stride
+        self.partial_sums = y[..., complete:]
+        return y[..., :complete] + self.bias
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.push(x)
+        self.reset()
+        return out
+
+
+class StreamingLSTM:
+    """A SkipLSTM that carries each layer's (h, c) state from block to block.
+
+    The cells are written out: `nn.LSTM` on CPU (oneDNN) reorders its weights at every call,
+    which costs more than the few steps of a block."""
+
+    def __init__(self, layer: SkipLSTM):
+        lstm = layer.lstm
+        self.layers = []  # per layer: input weight, recurrent weight (transposed for x @ w), bias
+        for index in range(lstm.num_layers):
+            weight_ih, weight_hh, bias_ih, bias_hh = (getattr(lstm, f"{name}_l{index}").detach() for name in
+                                                      ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            self.layers.append((weight_ih.t().contiguous(), weight_hh.t().contiguous(), bias_ih + bias_hh))
+        self.reset()
+
+    def reset(self) -> None:
+        self.states: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def output_length(self, input_length: int) -> int:
+        return input_length
+
+    def push(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] == 0:
+            return x
+        if self.states is None:
+            zeros = x.new_zeros(x.shape[0], self.layers[0][1].shape[0])
+            self.states = [(zeros, zeros)] * len(self.layers)
+        y = x.permute(2, 0, 1)  # (time, batch, channels)
+        for index, (weight_ih, weight_hh, bias) in enumerate(self.layers):
+            inputs = (y @ weight_ih + bias).unbind(0)  # the input's share of the gates, all steps at once
+            h, c = self.states[index]
+            steps = []
+            for gates in inputs:
+                in_gate, forget_gate, cell_gate, out_gate = torch.addmm(gates, h, weight_hh).chunk(4, dim=1)
+                c = torch.sigmoid(forget_gate) * c + torch.sigmoid(in_gate) * torch.tanh(cell_gate)
+                h = torch.sigmoid(out_gate) * torch.tanh(c)
+                steps.append(h)
+            self.states[index] = (h, c)
+            y = torch.stack(steps)
+        return y.permute(1, 2, 0) + x
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.push(x)
+        self.reset()
+        return out
+
+
+class StreamingPointwise:
+    """A layer that acts on each sample alone (ELU, identity): nothing to keep."""
+
+    def __init__(self, layer: nn.Module):
+        self.layer = layer
+
+    def reset(self) -> None:
+        pass
+
+    def output_length(self, input_length: int) -> int:
+        return input_length
+
+    def push(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x)
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x)
+
+
+class StreamingResidualUnit:
+    """A ResidualUnit: the block's convolution starts late (it waits for its left padding), so the
+    inputs wait for their block outputs before the shortcut adds them."""
+
+    def __init__(self, unit: ResidualUnit):
+        self.block = StreamingLayers(unit.block)
+        self.shortcut = streaming_layer(unit.shortcut)
+        self.reset()
+
+    def reset(self) -> None:
+        self.block.reset()
+        self.shortcut.reset()
+        self.waiting: torch.Tensor | None = None  # inputs whose block output is not out yet
+
+    def output_length(self, input_length: int) -> int:
+        return self.block.output_length(input_length)
+
+    def push(self, x: torch.Tensor) -> torch.Tensor:
+        self._wait(x)
+        y = self.block.push(x)
+        return self.shortcut.push(self._take(y.shape[-1])) + y
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        self._wait(x)
+        y = self.block.finish(x)
+        out = self.shortcut.finish(self._take(y.shape[-1])) + y
+        self.reset()
+        return out
+
+    def _wait(self, x: torch.Tensor) -> None:
+        self.waiting = x if self.waiting is None else torch.cat([self.waiting, x], dim=-1)
+
+    def _take(self, length: int) -> torch.Tensor:
+        taken, self.waiting = self.waiting[..., :length], self.waiting[..., length:]
+        return taken
+
+
+StreamingLayer = StreamingConv1d | StreamingConvTranspose1d | StreamingLSTM | StreamingPointwise | StreamingResidualUnit
+
+
+def streaming_layer(layer: nn.Module) -> StreamingLayer:
+    """The streaming counterpart of one SEANet layer, sharing its weights."""
+    if isinstance(layer, NormConv1d):
+        return StreamingConv1d(layer)
+    if isinstance(layer, NormConvTranspose1d):
+        return StreamingConvTranspose1d(layer)
+    if isinstance(layer, SkipLSTM):
+        return StreamingLSTM(layer)
+    if isinstance(layer, ResidualUnit):
+        return StreamingResidualUnit(layer)
+    if isinstance(layer, (nn.ELU, nn.Identity)):
+        return StreamingPointwise(layer)
+    raise TypeError(f"no streaming version of layer {type(layer).__name__}")
+
+
+class StreamingLayers:
+    """A layer list run block by block: each layer passes on what it completes."""
+
+    def __init__(self, layers: Iterable[nn.Module]):
+        self.layers = [streaming_layer(layer) for layer in layers]
+
+    def reset(self) -> None:
+        for layer in self.layers:
+            layer.reset()
+
+    def output_length(self, input_length: int) -> int:
+        for layer in self.layers:
+            input_length = layer.output_length(input_length)
+        return input_length
+
+    def push(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer.push(x)
+        return x
+
+    def finish(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer.finish(x)
+        return x
+
+
+# --- encoder and decoder -------------------------------------------------------------------------
+
+
+class StreamingEncoder:
+    """Audio blocks of any size in, code frames out as soon as they are complete.
+
+    The codes of all `push` calls followed by `flush` are those of `model.encode` on the whole
+    input: `flush` pads the end as the offline path does. Convolution and LSTM weights are read at
+    construction: make a new one after changing the model's weights."""
+
+    def __init__(self, model: EncodecModel, bandwidth: float | None = None):
+        check_streamable(model.config)
+        self.config = model.config
+        self.num_quantizers = model._num_quantizers(bandwidth)
+        self.quantizer = model.quantizer
+        self.layers = StreamingLayers(model.encoder.layers)
+        codebook = model.quantizer.layers[0].codebook.embed
+        self.device, self.dtype = codebook.device, codebook.dtype  # where and how the model computes
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream so far and start a new one."""
+        self.layers.reset()
+        self.empty_block: torch.Tensor | None = None  # the stream's shape, zero samples long
+
+    @torch.no_grad()
+    def push(self, audio: torch.Tensor) -> torch.Tensor:
+        """Audio (batch, channels, samples) → codes (batch, n_q, frames) of the frames it completes."""
+        audio = self._check_audio(audio)
+        return self._quantize(self.layers.push(audio))
+
+    @torch.no_grad()
+    def flush(self) -> torch.Tensor:
+        """Codes of the frames left, the last one padded as `model.encode` pads it; then reset."""
+        if self.empty_block is None:  # nothing pushed
+            return torch.zeros(0, self.num_quantizers, 0, dtype=torch.long, device=self.device)
+        codes = self._quantize(self.layers.finish(self.empty_block))
+        self.reset()
+        return codes
+
+    def _quantize(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.quantizer.encode(embeddings, self.num_quantizers)
+
+    def _check_audio(self, audio: torch.Tensor) -> torch.Tensor:
+        channels = self.config.audio_channels
+        if not isinstance(audio, torch.Tensor) or audio.dim() != 3 or audio.shape[1] != channels:
+            shape = tuple(audio.shape) if isinstance(audio, torch.Tensor) else type(audio).__name__
+            raise ValueError(f"audio block is {shape}; expected a tensor (batch, {channels}, samples)")
+        if audio.shape[-1]:
+            check_samples(audio, "audio block")
+        if self.empty_block is not None and audio.shape[0] != self.empty_block.shape[0]:
+            raise ValueError(f"audio block has batch {audio.shape[0]}, but this stream has batch "
+                             f"{self.empty_block.shape[0]}; call reset() to start another stream")
+        audio = audio.to(device=self.device, dtype=self.dtype)
+        if self.empty_block is None:
+            self.empty_block = audio[..., :0]
+        return audio
+
+
+class StreamingDecoder:
+    """Code frames in, audio out: each frame's hop_length samples as soon as the frame is in.
+
+    Only the start waits: the first convolution reflect-pads its left, so audio begins once
+    `kernel_size` frames are in. The audio of all `push` calls followed by `flush` is that of
+    `model.decode` on all the codes. The number of codebooks may change from block to block.
+    Convolution and LSTM weights are read at construction: make a new one after changing the
+    model's weights."""
+
+    def __init__(self, model: EncodecModel):
+        check_streamable(model.config)
+        self.config = model.config
+        self.quantizer = model.quantizer
+        self.layers = StreamingLayers(model.decoder.layers)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the stream so far and start a new one."""
+        self.layers.reset()
+        self.empty_embeddings: torch.Tensor | None = None  # the stream's shape, zero frames long
+
+    @torch.no_grad()
+    def push(self, codes: torch.Tensor) -> torch.Tensor:
+        """Codes (batch, n_q, frames) → the audio (batch, channels, samples) they complete."""
+        self._check_codes(codes)
+        embeddings = self.quantizer.decode(codes.to(self.quantizer.layers[0].codebook.embed.device))
+        if self.empty_embeddings is None:
+            self.empty_embeddings = embeddings[..., :0]
+        return self.layers.push(embeddings)
+
+    @torch.no_grad()
+    def flush(self) -> torch.Tensor:
+        """The audio left (only for a stream too short to have started); then reset."""
+        if self.empty_embeddings is None:  # nothing pushed
+            embed = self.quantizer.layers[0].codebook.embed
+            return embed.new_zeros(0, self.config.audio_channels, 0)
+        audio = self.layers.finish(self.empty_embeddings)
+        self.reset()
+        return audio
+
+    def _check_codes(self, codes: torch.Tensor) -> None:
+        if not isinstance(codes, torch.Tensor) or codes.dim() != 3 or codes.is_floating_point():
+            shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
+            raise ValueError(f"codes block is {shape}; expected an integer tensor (batch, n_q, frames)")
+        n_q, size = codes.shape[1], self.config.codebook_size
+        if not 1 <= n_q <= len(self.quantizer.layers):
+            raise ValueError(f"codes block has {n_q} codebooks; this model has 1 to {len(self.quantizer.layers)}")
+        if codes.numel() and (codes.min() < 0 or codes.max() >= size):
+            raise ValueError(f"codes block holds indices from {int(codes.min())} to {int(codes.max())}; "
+                             f"expected 0 to {size - 1}")
+        if self.empty_embeddings is not None and codes.shape[0] != self.empty_embeddings.shape[0]:
+            raise ValueError(f"codes block has batch {codes.shape[0]}, but this stream has batch "
+                             f"{self.empty_embeddings.shape[0]}; call reset() to start another stream")

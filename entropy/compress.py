@@ -1,0 +1,349 @@
+"""Audio files ↔ `.ecfx` archives: codec, entropy coding and archive container put together.
+
+Compression streams the input: it is read (and resampled to the model's rate) a second at a time,
+coded by the streaming encoder (causal models) or chunk by chunk (chunked models), and cut into
+segments of a few seconds that are entropy-coded independently. Decompression streams the other
+way and restores the original sample rate, channel count and exact length. Memory stays constant
+in the audio's length; only the codes (≤ 3 kB per second) are held for the static mode, whose
+per-codebook distribution must be written in the header before the segments.
+
+Channels: a mono model codes each channel of the input as its own stream; a stereo model codes a
+mono input duplicated (and decodes it back to mono) and refuses more than two channels.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+from pedalboard.io import AudioFile, StreamResampler
+from tqdm import tqdm
+
+from encodec_fx.audio_io import AUDIO_SUFFIXES, open_audio, resampled
+from encodec_fx.checkpoints import weights_sha256
+from encodec_fx.chunked import ChunkedDecoder, ChunkedEncoder
+from encodec_fx.model import EncodecModel
+from encodec_fx.streaming import StreamingDecoder, StreamingEncoder
+
+from .archive import ArchiveHeader, ArchiveReader, ArchiveWriter, Segment, Unit
+from .coding import CODING_MODES, StaticModel, decode_codes, encode_codes
+from .lm import EntropyLM
+
+SEGMENT_SECONDS = 5.0
+PROGRESS_FROM_SECONDS = 5.0
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class CodedUnit:
+    """Codes of one unit for every stream: [streams, n_q, frames], and per-stream scales if any."""
+
+    codes: np.ndarray
+    scales: np.ndarray | None
+
+
+# --- identities ----------------------------------------------------------------------------------
+
+
+def identity(name: str, module: torch.nn.Module) -> dict:
+    """How an archive names the codec or LM it needs: a name to find it by and the hash that proves it."""
+    return {"name": name, "sha256": weights_sha256(module.state_dict())}
+
+
+def check_identity(kind: str, needed: dict, module: torch.nn.Module | None, option: str) -> None:
+    """Refuse to decode with a missing or different codec/LM, naming the one needed."""
+    wanted = f"{kind} {needed['name']!r} (sha256 {needed['sha256'][:12]}…)"
+    if module is None:
+        raise ValueError(f"this archive needs the {wanted}; pass it with {option}")
+    if weights_sha256(module.state_dict()) != needed["sha256"]:
+        raise ValueError(f"this archive needs the {wanted}, but the given {kind} has other weights; "
+                         f"pass the right one with {option}")
+
+
+# --- compression ---------------------------------------------------------------------------------
+
+
+def compress_file(source: str | os.PathLike, destination: str | os.PathLike, model: EncodecModel, *,
+                  bandwidth: float, mode: str, model_name: str, lm: EntropyLM | None = None,
+                  lm_name: str | None = None, overwrite: bool = False, progress: bool = True) -> ArchiveHeader:
+    """Compress an audio file into a `.ecfx` archive at `bandwidth` kbps; returns its header."""
+    if mode not in CODING_MODES:
+        raise ValueError(f"coding mode {mode!r} is not one of {', '.join(CODING_MODES)}")
+    if mode == "lm" and lm is None:
+        raise ValueError("coding mode 'lm' needs an LM; pass one, or use mode 'static' or 'raw'")
+    model._num_quantizers(bandwidth)  # fail on a bad bandwidth before reading anything
+    config = model.config
+    with open_audio(source) as file, torch.inference_mode():
+        sample_rate, channels, length = int(file.samplerate), file.num_channels, file.frames
+        if length == 0:
+            raise ValueError(f"{source} holds no audio samples")
+        if config.audio_channels == 2 and channels > 2:
+            raise ValueError(f"{source} has {channels} channels; this stereo model codes 1 or 2")
+        blocks = _ModelBlocks(resampled(file, config.sampling_rate), config)
+        with _progress_bar(length / sample_rate, progress, "compress") as advance:
+            units = list(code_units(model, bandwidth, blocks, advance))
+    static = StaticModel.from_codes(np.concatenate([c for u in units for c in u.codes], axis=-1),
+                                    card=config.codebook_size) if mode == "static" else None
+    units_per_segment = _units_per_segment(model)
+    header = ArchiveHeader(
+        codec=identity(model_name, model), lm=identity(lm_name or "lm", lm) if mode == "lm" else None,
+        coding_mode=mode, sample_rate=sample_rate, channels=channels, audio_length=length,
+        model_sample_rate=config.sampling_rate, bandwidth=bandwidth, n_q=units[0].codes.shape[1],
+        frame_rate=config.frame_rate, chunk_length=config.chunk_length, chunk_stride=config.chunk_stride,
+        segment_frames=units_per_segment * units[0].codes.shape[-1],
+        static_model=static.to_bytes() if static else None).to_dict()
+    header["model_audio_length"] = blocks.samples
+    header["segment_seconds"] = _segment_seconds(model)
+    with ArchiveWriter(destination, header, overwrite=overwrite) as writer:
+        first_frame = 0
+        for number, start in enumerate(range(0, len(units), units_per_segment)):
+            archived = tuple(_archive_unit(unit, mode, lm, static) for unit in units[start: start + units_per_segment])
+            frames = sum(unit.frames for unit in archived)
+            writer.write_segment(Segment(number, first_frame, frames, archived))
+            first_frame += frames
+    return ArchiveHeader.from_dict(header)
+
+
+def code_units(model: EncodecModel, bandwidth: float, blocks: Iterable[torch.Tensor],
+               advance: Progress = lambda seconds: None) -> Iterator[CodedUnit]:
+    """Audio blocks (streams, channels, n) at the model's rate → units of codes: one per chunk for
+    chunked models, SEGMENT_SECONDS of frames for streaming ones."""
+    config = model.config
+    if config.chunk_length is not None:
+        encoder = ChunkedEncoder(model, bandwidth)
+        for block in blocks:
+            advance(block.shape[-1] / config.sampling_rate)
+            yield from (_unit(codes, scale) for codes, scale in encoder.push(block))
+        yield from (_unit(codes, scale) for codes, scale in encoder.flush())
+        return
+    encoder, pending = StreamingEncoder(model, bandwidth), []
+    unit_frames = int(SEGMENT_SECONDS * config.frame_rate)
+    for block in blocks:
+        advance(block.shape[-1] / config.sampling_rate)
+        pending.append(encoder.push(block))
+        while sum(c.shape[-1] for c in pending) >= unit_frames:
+            codes = torch.cat(pending, dim=-1)
+            pending = [codes[..., unit_frames:]]
+            yield _unit(codes[..., :unit_frames], None)
+    codes = torch.cat(pending + [encoder.flush()], dim=-1)
+    for start in range(0, codes.shape[-1], unit_frames):
+        yield _unit(codes[..., start: start + unit_frames], None)
+
+
+def _unit(codes: torch.Tensor, scale: torch.Tensor | None) -> CodedUnit:
+    return CodedUnit(codes.cpu().numpy().astype(np.int16),
+                     None if scale is None else scale.view(-1).float().cpu().numpy())
+
+
+def _archive_unit(unit: CodedUnit, mode: str, lm: EntropyLM | None, static: StaticModel | None) -> Unit:
+    payloads = tuple(encode_codes(codes.astype(np.int64), mode, lm=lm, static=static) for codes in unit.codes)
+    scales = tuple(float("nan") for _ in payloads) if unit.scales is None else tuple(map(float, unit.scales))
+    return Unit(unit.codes.shape[-1], scales, payloads)
+
+
+def _units_per_segment(model: EncodecModel) -> int:
+    """Chunks per segment for chunked models (units are chunks); one unit otherwise."""
+    stride = model.config.chunk_stride
+    return 1 if stride is None else max(1, round(SEGMENT_SECONDS * model.config.sampling_rate / stride))
+
+
+def _segment_seconds(model: EncodecModel) -> float:
+    config = model.config
+    if config.chunk_stride is None:
+        return int(SEGMENT_SECONDS * config.frame_rate) / config.frame_rate
+    return _units_per_segment(model) * config.chunk_stride / config.sampling_rate
+
+
+class _ModelBlocks:
+    """The input a second at a time as the model's streams (streams, model channels, n), counting samples."""
+
+    def __init__(self, reader, config):
+        self.reader, self.config, self.samples = reader, config, 0
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        while True:
+            audio = torch.from_numpy(self.reader.read(self.config.sampling_rate))
+            if audio.shape[-1] == 0:
+                return
+            self.samples += audio.shape[-1]
+            if self.config.audio_channels == 1:
+                yield audio.unsqueeze(1)
+            else:
+                yield (audio.expand(2, -1) if audio.shape[0] == 1 else audio).unsqueeze(0)
+
+
+# --- decompression -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LostSegment:
+    number: int
+    start_seconds: float
+    end_seconds: float | None
+    reason: str
+
+
+def decompress_file(source: str | os.PathLike, destination: str | os.PathLike, model: EncodecModel | None, *,
+                    lm: EntropyLM | None = None, overwrite: bool = False, recover: bool = False,
+                    progress: bool = True) -> list[LostSegment]:
+    """Decode an archive to an audio file at its original rate, channels and length.
+
+    Damaged or missing segments raise, naming the segment; with `recover`, they become silence and
+    are returned instead."""
+    destination = Path(destination)
+    if destination.suffix.lower() not in AUDIO_SUFFIXES:
+        raise ValueError(f"cannot write {destination}: expected one of {', '.join(sorted(AUDIO_SUFFIXES))}")
+    if destination.exists() and not overwrite:
+        raise FileExistsError(f"{destination} exists; pass --force to overwrite it")
+    with ArchiveReader(source) as reader:
+        header = ArchiveHeader.from_dict(reader.header)
+        check_identity("codec", header.codec, model, "--model")
+        if header.coding_mode == "lm":
+            check_identity("LM", header.lm, lm, "--lm")
+        static = StaticModel.from_bytes(header.static_model) if header.static_model else None
+        lost: list[LostSegment] = []
+        segments = _checked_segments(reader.scan(recover=True), reader.header, recover, lost)
+        with torch.inference_mode(), _AudioSink(destination, header, reader.header) as sink, \
+                _progress_bar(header.audio_length / header.sample_rate, progress, "decompress") as advance:
+            for audio in decode_segments(model, header, segments, lm, static):
+                advance(audio.shape[-1] / header.model_sample_rate)
+                sink.write(audio)
+    return lost
+
+
+def _checked_segments(scan: Iterable, header: dict, recover: bool, lost: list[LostSegment]
+                      ) -> Iterator[Segment | int]:
+    """Segments in order. A damaged or cut-off one raises, or with `recover` is recorded in `lost`;
+    the frames it held are then given as an int, to be decoded as silence."""
+    seconds, expected_frame = header["segment_seconds"], 0
+    for item in scan:
+        if isinstance(item, Segment):
+            if item.first_frame > expected_frame:
+                yield item.first_frame - expected_frame
+            expected_frame = item.first_frame + item.frames
+            yield item
+        elif not recover:
+            raise item
+        else:
+            lost.append(LostSegment(item.index, item.index * seconds, (item.index + 1) * seconds, str(item)))
+
+
+def decode_segments(model: EncodecModel, header: ArchiveHeader, segments: Iterable[Segment | int],
+                    lm: EntropyLM | None, static: StaticModel | None) -> Iterator[torch.Tensor]:
+    """Segments (or frame counts of lost ones) → audio blocks (streams, model channels, n) at the model's rate."""
+    streams = header.channels if model.config.audio_channels == 1 else 1
+    decoder = ChunkedDecoder(model) if header.chunk_length is not None else StreamingDecoder(model)
+    for segment in segments:
+        if isinstance(segment, int):  # lost frames: silence, and the decoder starts afresh after them
+            tail = decoder.flush()
+            yield tail
+            yield torch.zeros(streams, model.config.audio_channels, _silence(model, segment, tail.shape[-1]))
+            continue
+        for unit in segment.units:
+            codes = torch.from_numpy(np.stack([
+                decode_codes(payload, header.n_q, unit.frames, header.coding_mode, lm=lm, static=static)
+                for payload in unit.payloads]))
+            if header.chunk_length is not None:
+                scales = None if math.isnan(unit.scales[0]) else torch.tensor(unit.scales).view(-1, 1)
+                yield decoder.push(codes, scales)
+            else:
+                yield decoder.push(codes)
+    yield decoder.flush()
+
+
+def _silence(model: EncodecModel, frames: int, flushed: int) -> int:
+    """Model-rate samples of silence standing for `frames` lost code frames. A chunked model loses
+    whole chunks, and the decoder's flush already gave the overlap at their start (`flushed`)."""
+    config = model.config
+    if config.chunk_length is None:
+        return frames * config.hop_length
+    chunks = math.ceil(frames / math.ceil(config.chunk_length / config.hop_length))
+    return chunks * config.chunk_stride - flushed
+
+
+class _AudioSink:
+    """Model-rate audio blocks → the original rate, channel count and exact length, written to a
+    temporary file that replaces the destination only when complete."""
+
+    def __init__(self, destination: Path, header: ArchiveHeader, raw_header: dict):
+        self.destination, self.header = destination, header
+        self.remaining_model = int(raw_header.get("model_audio_length", 0)) or None
+        self.remaining = header.audio_length
+        self.temporary = destination.with_name(f".{destination.name}.partial{destination.suffix}")
+        self.resampler = None if header.sample_rate == header.model_sample_rate else \
+            StreamResampler(header.model_sample_rate, header.sample_rate, header.channels)
+
+    def __enter__(self) -> _AudioSink:
+        self.file = AudioFile(str(self.temporary), "w", samplerate=self.header.sample_rate,
+                              num_channels=self.header.channels)
+        return self
+
+    def write(self, block: torch.Tensor) -> None:
+        audio = self._channels(block)
+        if self.remaining_model is not None:  # drop the codec's padding past the input's end
+            audio = audio[:, : self.remaining_model]
+            self.remaining_model -= audio.shape[-1]
+        if self.resampler is not None:
+            audio = self.resampler.process(np.ascontiguousarray(audio))
+        self._emit(audio)
+
+    def _channels(self, block: torch.Tensor) -> np.ndarray:
+        audio = block.float().cpu().numpy()
+        if audio.shape[1] == 1:  # mono model: one stream per channel
+            return audio[:, 0]
+        return audio[0].mean(axis=0, keepdims=True) if self.header.channels == 1 else audio[0]
+
+    def _emit(self, audio: np.ndarray) -> None:
+        audio = audio[:, : self.remaining]
+        self.remaining -= audio.shape[-1]
+        if audio.shape[-1]:
+            self.file.write(np.ascontiguousarray(audio, dtype=np.float32))
+
+    def __exit__(self, kind, error, traceback) -> None:
+        try:
+            if kind is None:
+                if self.resampler is not None:
+                    self._emit(self.resampler.process(None))
+                if self.remaining > 0:  # a resampler may come up a sample short
+                    self._emit(np.zeros((self.header.channels, self.remaining), np.float32))
+            self.file.close()
+            if kind is None:
+                os.replace(self.temporary, self.destination)
+        finally:
+            self.temporary.unlink(missing_ok=True)
+
+
+# --- description ---------------------------------------------------------------------------------
+
+
+def describe_archive(source: str | os.PathLike) -> dict:
+    """What an archive holds, for `encodec-fx info`."""
+    size = Path(source).stat().st_size
+    with ArchiveReader(source) as reader:
+        header = ArchiveHeader.from_dict(reader.header)
+        segments = len(reader)
+    seconds = header.audio_length / header.sample_rate
+    return {"codec": header.codec, "lm": header.lm, "coding_mode": header.coding_mode,
+            "sample_rate": header.sample_rate, "channels": header.channels, "audio_length": header.audio_length,
+            "duration_seconds": round(seconds, 3), "model_sample_rate": header.model_sample_rate,
+            "bandwidth_kbps": header.bandwidth, "n_q": header.n_q, "segments": segments, "bytes": size,
+            "kbps": round(size * 8 / seconds / 1000, 3)}
+
+
+class _progress_bar:
+    """A tqdm bar in seconds of audio, shown only for inputs longer than PROGRESS_FROM_SECONDS."""
+
+    def __init__(self, seconds: float, enabled: bool, label: str):
+        self.bar = tqdm(total=seconds, desc=label, leave=False, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s",
+                        disable=not enabled or seconds < PROGRESS_FROM_SECONDS)
+
+    def __enter__(self) -> Progress:
+        return lambda seconds: self.bar.update(min(seconds, self.bar.total - self.bar.n))
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()

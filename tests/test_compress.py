@@ -1,0 +1,206 @@
+"""Audio file → .ecfx archive → audio file, through the CLI and the library, with every failure mode."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from pedalboard.io import AudioFile
+
+from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx.cli import main
+from entropy.archive import ArchiveReader
+from entropy.coding import StaticModel, decode_codes
+from entropy.lm import EntropyLM, LMConfig, save_lm
+
+from conftest import randomize
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("compress")
+    for name, config in {"codec24": EncodecConfig(num_filters=4),
+                         "codec48": EncodecConfig.encodec_48khz(num_filters=4)}.items():
+        randomize(EncodecModel(config), seed=11).save_pretrained(root / name)
+    torch.manual_seed(0)
+    save_lm(EntropyLM(LMConfig(n_q=32, dim=32, num_heads=4, num_layers=1, past_context=20)), root / "lm.safetensors")
+    rng = np.random.default_rng(1)
+    for name, rate, channels, seconds in [("stereo44k.wav", 44_100, 2, 6.3), ("mono24k.wav", 24_000, 1, 11.0),
+                                          ("mono16k.flac", 16_000, 1, 2.2)]:
+        n = int(rate * seconds)
+        audio = 0.2 * np.sin(2 * np.pi * rng.uniform(100, 800, (channels, 1)) * np.arange(n) / rate)
+        audio += 0.02 * rng.standard_normal((channels, n))
+        with AudioFile(str(root / name), "w", samplerate=rate, num_channels=channels) as file:
+            file.write(audio.astype(np.float32))
+    return root
+
+
+def run(*args) -> int:
+    return main([str(a) for a in args])
+
+
+def read(path):
+    with AudioFile(str(path)) as file:
+        return file.samplerate, file.read(file.frames)
+
+
+def archived_codes(path, lm=None):
+    """Codes of every unit and stream, decoded from the archive: [units] of [streams, n_q, frames]."""
+    with ArchiveReader(path) as reader:
+        header = reader.header
+        static = StaticModel.from_bytes(__import__("base64").b64decode(header["static_model"])) \
+            if header.get("static_model") else None
+        return [np.stack([decode_codes(p, header["n_q"], unit.frames, header["coding_mode"], lm=lm, static=static)
+                          for p in unit.payloads]) for segment in reader for unit in segment.units]
+
+
+@pytest.mark.parametrize("coding", ["raw", "static", "lm"])
+def test_codes_round_trip_exactly_and_audio_is_the_models(files, tmp_path, coding):
+    """24 kHz mono input: the archive holds exactly model.encode's codes, and decompress gives
+    model.decode's audio (the streaming paths against the whole-input ones)."""
+    archive, output = tmp_path / "a.ecfx", tmp_path / "a.wav"
+    extra = ["--lm", files / "lm.safetensors"] if coding == "lm" else []
+    assert run("compress", files / "mono24k.wav", archive, "--model", files / "codec24", "-b", "3",
+               "--coding", coding, *extra) == 0
+    model = EncodecModel.from_pretrained(files / "codec24")
+    _, audio = read(files / "mono24k.wav")
+    with torch.no_grad():
+        expected = model.encode(torch.from_numpy(audio)[None], bandwidth=3.0)
+        decoded = model.decode(expected.audio_codes, expected.audio_scales).audio_values[0, :, : audio.shape[-1]]
+    lm = __import__("entropy.lm", fromlist=["load_lm"]).load_lm(files / "lm.safetensors") if coding == "lm" else None
+    codes = np.concatenate(archived_codes(archive, lm), axis=-1)
+    assert np.array_equal(codes, expected.audio_codes[0].numpy())
+    assert run("decompress", archive, output) == 0  # the archive names its codec and LM by path
+    rate, restored = read(output)
+    assert rate == 24_000 and restored.shape == audio.shape
+    np.testing.assert_allclose(restored, decoded.numpy(), atol=1e-4)
+
+
+def test_stereo_44k_through_the_48k_model_restores_rate_channels_length(files, tmp_path):
+    archive, output = tmp_path / "s.ecfx", tmp_path / "s.flac"
+    assert run("compress", files / "stereo44k.wav", archive, "--model", files / "codec48", "-b", "12") == 0
+    assert run("decompress", archive, output) == 0
+    rate, restored = read(output)
+    _, audio = read(files / "stereo44k.wav")
+    assert rate == 44_100 and restored.shape == audio.shape
+
+
+def test_mono_model_codes_channels_separately(files, tmp_path):
+    archive, output = tmp_path / "s.ecfx", tmp_path / "s.wav"
+    assert run("compress", files / "stereo44k.wav", archive, "--model", files / "codec24", "--coding", "raw") == 0
+    units = archived_codes(archive)
+    assert {unit.shape[0] for unit in units} == {2}
+    assert run("decompress", archive, output) == 0
+    assert read(output)[1].shape == read(files / "stereo44k.wav")[1].shape
+
+
+def test_info_json(files, tmp_path, capsys):
+    archive = tmp_path / "i.ecfx"
+    run("compress", files / "mono16k.flac", archive, "--model", files / "codec24", "-b", "1.5")
+    capsys.readouterr()
+    assert run("info", archive, "--json") == 0
+    description = json.loads(capsys.readouterr().out)
+    assert description["sample_rate"] == 16_000 and description["n_q"] == 2
+    assert description["duration_seconds"] == pytest.approx(2.2)
+    assert description["codec"]["name"] == str(files / "codec24")
+
+
+def test_wrong_or_missing_codec_and_lm_are_named(files, tmp_path, capsys):
+    archive = tmp_path / "w.ecfx"
+    run("compress", files / "mono16k.flac", archive, "--model", files / "codec24", "--lm", files / "lm.safetensors")
+    capsys.readouterr()
+    other = tmp_path / "other"
+    randomize(EncodecModel(EncodecConfig(num_filters=4)), seed=99).save_pretrained(other)
+    assert run("decompress", archive, tmp_path / "w.wav", "--model", other) == 1
+    error = capsys.readouterr().err
+    assert f"needs the codec '{files / 'codec24'}' (sha256" in error and "other weights" in error
+    (files / "lm.safetensors").rename(files / "lm.moved")
+    try:
+        assert run("decompress", archive, tmp_path / "w.wav") == 1
+        assert "this archive needs the LM" in capsys.readouterr().err
+    finally:
+        (files / "lm.moved").rename(files / "lm.safetensors")
+    assert not (tmp_path / "w.wav").exists()
+
+
+def flip_byte_in_segment(path, number):
+    """Flip a payload byte of segment `number`, found through the index (docs/archive-format.md)."""
+    data = bytearray(path.read_bytes())
+    index_offset, = struct.unpack_from("<Q", data, len(data) - 12)
+    segment_offset, = struct.unpack_from("<Q", data, index_offset + 6 + 20 * number)
+    data[segment_offset + 30] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_segment_is_named_and_recover_writes_silence(files, tmp_path, capsys):
+    archive, output = tmp_path / "d.ecfx", tmp_path / "d.wav"
+    run("compress", files / "mono24k.wav", archive, "--model", files / "codec24")  # 11 s: 3 segments
+    with ArchiveReader(archive) as reader:
+        assert len(reader) == 3
+    flip_byte_in_segment(archive, 1)
+    capsys.readouterr()
+    assert run("decompress", archive, output) == 1
+    assert "segment 1 is damaged" in capsys.readouterr().err and not output.exists()
+    assert run("decompress", archive, output, "--recover") == 0
+    streams = capsys.readouterr()
+    assert "lost segment 1 (5.00–10.00 s)" in streams.err and "1 segment(s) lost" in streams.out
+    _, restored = read(output)
+    _, audio = read(files / "mono24k.wav")
+    assert restored.shape == audio.shape
+    assert np.all(restored[:, 5 * 24_000: 10 * 24_000] == 0)
+    assert np.abs(restored[:, : 5 * 24_000 - 2_000]).max() > 0.01
+
+
+def test_truncated_archive(files, tmp_path, capsys):
+    archive, output = tmp_path / "t.ecfx", tmp_path / "t.wav"
+    run("compress", files / "mono24k.wav", archive, "--model", files / "codec24")
+    data = archive.read_bytes()
+    archive.write_bytes(data[: len(data) - 120])  # inside the last segment: the index is gone too
+    capsys.readouterr()
+    assert run("decompress", archive, output) == 1
+    assert "truncated in segment 2" in capsys.readouterr().err and not output.exists()
+    assert run("decompress", archive, output, "--recover") == 0
+    assert "lost segment 2 (10.00–15.00 s)" in capsys.readouterr().err
+    _, restored = read(output)
+    assert restored.shape == read(files / "mono24k.wav")[1].shape
+    assert np.all(restored[:, 10 * 24_000:] == 0)
+
+
+@pytest.mark.parametrize("content, message", [(b"", "not an encodec-fx archive"),
+                                              (b"RIFF1234WAVEjunkjunkjunk", "not an encodec-fx archive")])
+def test_empty_and_junk_archives(tmp_path, capsys, content, message):
+    archive = tmp_path / "junk.ecfx"
+    archive.write_bytes(content)
+    assert run("decompress", archive, tmp_path / "x.wav") == 1
+    assert message in capsys.readouterr().err
+
+
+def test_outputs_are_never_overwritten_without_force(files, tmp_path, capsys):
+    archive = tmp_path / "o.ecfx"
+    archive.write_bytes(b"keep me")
+    assert run("compress", files / "mono16k.flac", archive, "--model", files / "codec24") == 1
+    assert "exists" in capsys.readouterr().err and archive.read_bytes() == b"keep me"
+    assert run("compress", files / "mono16k.flac", archive, "--model", files / "codec24", "--force") == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["compress", "missing.wav", "o.ecfx", "--model", "{codec}"], "no audio file at missing.wav"),
+    (["compress", "{audio}", "o.ecfx", "--model", "{codec}", "-b", "5"], "bandwidth 5.0 kbps is not supported"),
+    (["compress", "{audio}", "o.ecfx"], "no codec given: pass --model"),
+    (["compress", "{audio}", "o.ecfx", "--model", "{codec}", "--coding", "lm"], "coding mode 'lm' needs an LM"),
+    (["decompress", "missing.ecfx", "o.wav"], "missing.ecfx"),
+    (["info", "missing.ecfx"], "missing.ecfx"),
+])
+def test_cli_errors_are_one_line(files, tmp_path, args, message):
+    args = [a.format(codec=files / "codec24", audio=files / "mono16k.flac") for a in args]
+    result = subprocess.run([sys.executable, "-m", "encodec_fx.cli", *args], capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "o.ecfx").exists() and not (tmp_path / "o.wav").exists()
