@@ -110,42 +110,83 @@ class StaticModel:
 def encode_codes(codes: np.ndarray, mode: CodingMode, *, lm: EntropyLM | None = None,
                  static: StaticModel | None = None) -> bytes:
     """Codes [K, T] (entries in [0, card)) to bytes; `lm` or `static` is the model its mode needs."""
-    codes = _checked_codes(codes)
-    _check_model(mode, lm, static, codes.shape[0])
-    _check_entries(codes, _card(mode, lm, static))
-    if mode == "raw":
-        body = pack_bits(codes.T.ravel(), RAW_BITS)
-    elif mode == "static":
-        body = _encode_static(codes, static)
-    else:
-        body = _encode_lm(codes, lm)
-    return body + _CRC.pack(_codes_crc(codes))
+    return encode_many([codes], mode, lm=lm, static=static)[0]
 
 
 def decode_codes(payload: bytes, num_codebooks: int, num_frames: int, mode: CodingMode, *,
                  lm: EntropyLM | None = None, static: StaticModel | None = None) -> np.ndarray:
     """Inverse of `encode_codes`: codes [K, T] as int64. Needs the same model (for "lm": same
     weights, same CPU kind and torch build). Raises ValueError if the payload is corrupt."""
+    result = decode_many([payload], num_codebooks, [num_frames], mode, lm=lm, static=static)[0]
+    if isinstance(result, ValueError):
+        raise result
+    return result
+
+
+def encode_many(rows: list[np.ndarray], mode: CodingMode, *, lm: EntropyLM | None = None,
+                static: StaticModel | None = None) -> list[bytes]:
+    """Several independent code arrays [K, T_i] (same K) to one payload each. In lm mode the LM runs
+    once per frame for all rows together, so a batch costs little more than one row; the payloads
+    then decode only together, by `decode_many` given the same rows in the same order."""
+    rows = [_checked_codes(codes) for codes in rows]
+    num_codebooks = rows[0].shape[0]
+    if any(codes.shape[0] != num_codebooks for codes in rows):
+        raise ValueError(f"rows must have the same number of codebooks, got {[c.shape[0] for c in rows]}")
     _check_model(mode, lm, static, num_codebooks)
-    if num_frames < 0:
-        raise ValueError(f"num_frames must be >= 0, got {num_frames}")
-    if len(payload) < _CRC.size:
-        raise ValueError(f"segment payload is corrupt: {len(payload)} bytes, too short for its CRC")
-    body, (expected_crc,) = payload[:-_CRC.size], _CRC.unpack(payload[-_CRC.size:])
+    for codes in rows:
+        _check_entries(codes, _card(mode, lm, static))
+    if mode == "raw":
+        bodies = [pack_bits(codes.T.ravel(), RAW_BITS) for codes in rows]
+    elif mode == "static":
+        bodies = [_encode_static(codes, static) for codes in rows]
+    else:
+        bodies = _encode_lm(rows, lm)
+    return [body + _CRC.pack(_codes_crc(codes)) for body, codes in zip(bodies, rows)]
+
+
+def decode_many(payloads: list[bytes | None], num_codebooks: int, frames: list[int], mode: CodingMode, *,
+                lm: EntropyLM | None = None, static: StaticModel | None = None) -> list[np.ndarray | ValueError]:
+    """Inverse of `encode_many`: per row the codes [K, T_i], or the ValueError saying why that row's
+    payload is corrupt. A lost payload is given as None (its T_i is then ignored): the other rows
+    still decode, since each row's LM computation depends only on its own codes."""
+    _check_model(mode, lm, static, num_codebooks)
+    if any(count < 0 for count in frames):
+        raise ValueError(f"frame counts must be >= 0, got {frames}")
+    bodies: list[bytes | None] = []
+    results: list[np.ndarray | ValueError | None] = []
+    for payload in payloads:
+        if payload is None or len(payload) < _CRC.size:
+            bodies.append(None)
+            results.append(ValueError("segment payload is corrupt: missing or too short for its CRC"))
+        else:
+            bodies.append(payload[:-_CRC.size])
+            results.append(None)
+    if mode == "lm":
+        decoded = _decode_lm(bodies, num_codebooks, frames, lm)
+    else:
+        decoded = [_decode_one(body, num_codebooks, count, mode, static) if body is not None else None
+                   for body, count in zip(bodies, frames)]
+    for index, (payload, codes) in enumerate(zip(payloads, decoded)):
+        if results[index] is not None:
+            continue
+        if isinstance(codes, ValueError):
+            results[index] = codes
+        elif _codes_crc(codes) != _CRC.unpack(payload[-_CRC.size:])[0]:
+            results[index] = ValueError("segment payload is corrupt: the decoded codes do not match the stored CRC32")
+        else:
+            results[index] = codes
+    return results
+
+
+def _decode_one(body: bytes, num_codebooks: int, num_frames: int, mode: CodingMode,
+                static: StaticModel | None) -> np.ndarray | ValueError:
     try:
         if mode == "raw":
             packed = unpack_bits(body, RAW_BITS, num_codebooks * num_frames)
-            codes = packed.reshape(num_frames, num_codebooks).T
-        elif mode == "static":
-            codes = _decode_static(body, num_frames, static)
-        else:
-            codes = _decode_lm(body, num_codebooks, num_frames, lm)
+            return np.ascontiguousarray(packed.reshape(num_frames, num_codebooks).T, dtype=np.int64)
+        return np.ascontiguousarray(_decode_static(body, num_frames, static), dtype=np.int64)
     except (ValueError, AssertionError) as error:  # constriction's failures include AssertionError
-        raise ValueError(f"segment payload is corrupt: {error}") from error
-    codes = np.ascontiguousarray(codes, dtype=np.int64)
-    if _codes_crc(codes) != expected_crc:
-        raise ValueError("segment payload is corrupt: the decoded codes do not match the stored CRC32")
-    return codes
+        return ValueError(f"segment payload is corrupt: {error}")
 
 
 def _encode_static(codes: np.ndarray, static: StaticModel) -> bytes:
@@ -169,37 +210,57 @@ def _static_coding_models(static: StaticModel) -> list:
             for probabilities in static.probabilities()]
 
 
-def _encode_lm(codes: np.ndarray, lm: EntropyLM) -> bytes:
-    encoder = constriction.stream.queue.RangeEncoder()
-    state, previous = lm.initial_state(1, codes.shape[0]), None
+def _encode_lm(rows: list[np.ndarray], lm: EntropyLM) -> list[bytes]:
+    encoders = [constriction.stream.queue.RangeEncoder() for _ in rows]
+    state, previous = lm.initial_state(len(rows), rows[0].shape[0]), None
     with _torch_threads(LM_THREADS):
-        for frame in codes.T:
+        for t in range(max(codes.shape[1] for codes in rows)):
             probabilities, state = _lm_step(lm, previous, state)
-            encoder.encode(frame.astype(np.int32), _CATEGORICAL, probabilities)
-            previous = frame
-    return _words_to_bytes(encoder.get_compressed())
+            previous = np.zeros(probabilities.shape[:2], np.int64)  # ended rows: any codes will do
+            for index, codes in enumerate(rows):
+                if t < codes.shape[1]:
+                    encoders[index].encode(codes[:, t].astype(np.int32), _CATEGORICAL, probabilities[index])
+                    previous[index] = codes[:, t]
+    return [_words_to_bytes(encoder.get_compressed()) for encoder in encoders]
 
 
-def _decode_lm(body: bytes, num_codebooks: int, num_frames: int, lm: EntropyLM) -> np.ndarray:
-    """Mirror of `_encode_lm`: frame t is decoded before the LM can predict frame t+1."""
-    decoder = constriction.stream.queue.RangeDecoder(_bytes_to_words(body))
-    state, previous = lm.initial_state(1, num_codebooks), None
-    frames = [np.zeros((num_codebooks, 0), np.int64)]
+def _decode_lm(bodies: list[bytes | None], num_codebooks: int, frames: list[int], lm: EntropyLM
+               ) -> list[np.ndarray | ValueError | None]:
+    """Mirror of `_encode_lm`: frame t of every row is decoded before the LM predicts frame t+1.
+    A row whose body is missing or fails stops decoding; the others go on unchanged."""
+    decoders: list = []
+    results: list[np.ndarray | ValueError | None] = []
+    for body, count in zip(bodies, frames):
+        try:
+            decoders.append(None if body is None else constriction.stream.queue.RangeDecoder(_bytes_to_words(body)))
+            results.append(None if body is None else np.zeros((num_codebooks, count), np.int64))
+        except ValueError as error:
+            decoders.append(None)
+            results.append(ValueError(f"segment payload is corrupt: {error}"))
+    state, previous = lm.initial_state(len(bodies), num_codebooks), None
+    active = [index for index, decoder in enumerate(decoders) if decoder is not None]
     with _torch_threads(LM_THREADS):
-        for _ in range(num_frames):
+        for t in range(max([frames[index] for index in active], default=0)):
             probabilities, state = _lm_step(lm, previous, state)
-            previous = decoder.decode(_CATEGORICAL, probabilities)
-            frames.append(previous[:, None])
-    return np.concatenate(frames, axis=1)
+            previous = np.zeros(probabilities.shape[:2], np.int64)
+            for index in active:
+                if t >= frames[index] or not isinstance(results[index], np.ndarray):
+                    continue
+                try:
+                    results[index][:, t] = previous[index] = decoders[index].decode(_CATEGORICAL,
+                                                                                    probabilities[index])
+                except (ValueError, AssertionError) as error:
+                    results[index] = ValueError(f"segment payload is corrupt: {error}")
+    return results
 
 
 def _lm_step(lm: EntropyLM, previous: np.ndarray | None, state: LMState) -> tuple[np.ndarray, LMState]:
-    """The LM's [K, card] float32 probabilities of the next frame, given the frame before (or
+    """The LM's [B, K, card] float32 probabilities of the next frame, given the frame before (or
     None): the one path both coding sides go through."""
     if previous is not None:
-        previous = torch.from_numpy(previous.astype(np.int64)).to(state.past[0].device).unsqueeze(0)
+        previous = torch.from_numpy(previous).to(state.keys[0].device)
     probabilities, state = lm.step(previous, state)
-    return np.ascontiguousarray(probabilities[0].cpu().numpy(), dtype=np.float32), state
+    return np.ascontiguousarray(probabilities.cpu().numpy(), dtype=np.float32), state
 
 
 @contextmanager

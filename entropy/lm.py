@@ -58,18 +58,41 @@ LM_24KHZ = LMConfig(n_q=32, past_context=262)
 LM_48KHZ = LMConfig(n_q=16, past_context=525)
 
 
-@dataclass(frozen=True)
+@dataclass
 class LMState:
-    """What `EntropyLM.step` carries from one frame to the next.
+    """What `EntropyLM.step` carries from one frame to the next; `step` updates it in place.
 
-    past: per layer, its inputs for the latest frames (at most past_context), [B, H, dim].
+    keys, values: per layer, buffers [B, heads, capacity, head_dim] whose slots start..end hold the
+    attention keys and values of the latest frames (at most past_context), so that a step projects
+    only its own frame. The buffers have room for about twice the window: the window slides along
+    them and moves back to the front only once every ~past_context steps.
     offset: frames consumed so far, i.e. the position of the next frame.
     n_codebooks: codebooks fed in and predicted (a bandwidth may use fewer than n_q).
     """
 
-    past: tuple[Tensor, ...]
+    keys: tuple[Tensor, ...]
+    values: tuple[Tensor, ...]
+    start: int
+    end: int
     offset: int
     n_codebooks: int
+
+    def window(self, layer: int) -> tuple[Tensor, Tensor]:
+        return self.keys[layer][:, :, self.start:self.end], self.values[layer][:, :, self.start:self.end]
+
+    def append(self, layer: int, keys: Tensor, values: Tensor) -> None:
+        """Write one frame's keys/values [B, heads, 1, head_dim] after the window."""
+        self.keys[layer][:, :, self.end:self.end + 1] = keys
+        self.values[layer][:, :, self.end:self.end + 1] = values
+
+    def make_room(self) -> None:
+        """Move the window to the front of the buffers when no slot is left after it."""
+        if self.end < self.keys[0].shape[2]:
+            return
+        length = self.end - self.start
+        for buffer in self.keys + self.values:
+            buffer[:, :, :length] = buffer[:, :, self.start:self.end].clone()
+        self.start, self.end = 0, length
 
 
 def sinusoidal_positions(start: int, length: int, dim: int, max_period: float,
@@ -97,15 +120,23 @@ class SelfAttention(nn.Module):
         nn.init.xavier_uniform_(self.in_proj_weight)
 
     def forward(self, x: Tensor, context: Tensor, mask: Tensor | None) -> Tensor:
+        keys, values = self.keys_values(context)
+        return self.attend(x, keys, values, mask)
+
+    def keys_values(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Keys and values of frames x [B, T, dim], each [B, heads, T, head_dim]."""
         dim = x.shape[-1]
-        w_q, w_kv = self.in_proj_weight.split([dim, 2 * dim])
-        b_q, b_kv = self.in_proj_bias.split([dim, 2 * dim])
-        queries = F.linear(x, w_q, b_q)
-        keys, values = F.linear(context, w_kv, b_kv).chunk(2, dim=-1)
-        q, k, v = (t.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
-                   for t in (queries, keys, values))
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        keys, values = F.linear(x, self.in_proj_weight[dim:], self.in_proj_bias[dim:]).chunk(2, dim=-1)
+        return self._heads(keys), self._heads(values)
+
+    def attend(self, x: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None) -> Tensor:
+        dim = x.shape[-1]
+        queries = self._heads(F.linear(x, self.in_proj_weight[:dim], self.in_proj_bias[:dim]))
+        attended = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask)
         return self.out_proj(attended.transpose(1, 2).flatten(2))
+
+    def _heads(self, x: Tensor) -> Tensor:
+        return x.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
 
 
 class EncoderLayer(nn.Module):
@@ -119,12 +150,22 @@ class EncoderLayer(nn.Module):
         self.norm1 = nn.LayerNorm(dim)
         self.norm2 = nn.LayerNorm(dim)
 
-    def forward(self, x: Tensor, past: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
-        """Returns the output and this layer's context (its past then current inputs)."""
-        context = torch.cat([past, x], dim=1)
-        x = self.norm1(x + self.self_attn(x, context, mask))
-        x = self.norm2(x + self.linear2(F.gelu(self.linear1(x))))
-        return x, context
+    def forward(self, x: Tensor, past: Tensor, mask: Tensor | None) -> Tensor:
+        """x attends to [past inputs, x] (training: whole sequences)."""
+        return self._feed_forward(x + self.self_attn(x, torch.cat([past, x], dim=1), mask))
+
+    def step(self, x: Tensor, state: LMState, layer: int) -> Tensor:
+        """One frame x [B, 1, dim] attends to the cached keys/values and its own (appended to the
+        cache in the slot after the window)."""
+        state.append(layer, *self.self_attn.keys_values(x))
+        keys, values = state.keys[layer], state.values[layer]
+        window = slice(state.start, state.end + 1)
+        attended = self.self_attn.attend(x, keys[:, :, window], values[:, :, window], None)
+        return self._feed_forward(x + attended)
+
+    def _feed_forward(self, x: Tensor) -> Tensor:
+        x = self.norm1(x)
+        return self.norm2(x + self.linear2(F.gelu(self.linear1(x))))
 
 
 class EntropyLM(nn.Module):
@@ -154,13 +195,15 @@ class EntropyLM(nn.Module):
         batch, n_codebooks, length = codes.shape
         self._check_codes(codes)
         previous = F.pad(codes[..., :-1] + 1, (1, 0))  # index 0: no previous frame
-        past = self.initial_state(batch, n_codebooks).past
+        zero_frame = self.linears[0].weight.new_zeros(batch, 1, self.config.dim)
         # Frame i sits at key position i + 1 after the initial zero frame; it may see
         # itself and the past_context positions before it.
         delta = torch.arange(1, length + 1).unsqueeze(1) - torch.arange(length + 1)
         mask = ((delta >= 0) & (delta <= self.config.past_context)).to(codes.device)
-        hidden, _ = self._run(previous, past, offset=0, mask=mask)
-        return self._heads(hidden, n_codebooks)
+        x = self._input(previous, offset=0)
+        for layer in self.transformer["layers"]:
+            x = layer(x, zero_frame, mask)
+        return self._heads(x, n_codebooks)
 
     def initial_state(self, batch_size: int = 1, n_codebooks: int | None = None) -> LMState:
         """State before the first frame of a stream (n_codebooks defaults to n_q)."""
@@ -170,31 +213,43 @@ class EntropyLM(nn.Module):
         # The original starts every layer's cache with one all-zero frame that the first
         # past_context frames attend to; the trained weights expect it.
         zero_frame = self.linears[0].weight.new_zeros(batch_size, 1, self.config.dim)
-        return LMState(tuple(zero_frame for _ in self.transformer["layers"]), 0, n_codebooks)
+        capacity = 2 * self.config.past_context + 1
+        keys, values = [], []
+        for layer in self.transformer["layers"]:
+            key, value = layer.self_attn.keys_values(zero_frame)
+            keys.append(key.new_zeros(*key.shape[:2], capacity, key.shape[-1]))
+            values.append(value.new_zeros(*value.shape[:2], capacity, value.shape[-1]))
+            keys[-1][:, :, :1], values[-1][:, :, :1] = key, value
+        return LMState(tuple(keys), tuple(values), 0, 1, 0, n_codebooks)
 
     @torch.no_grad()
     def step(self, previous_codes: Tensor | None, state: LMState) -> tuple[Tensor, LMState]:
         """Distributions of the next frame: probabilities [B, K, card], each row summing to 1.
+        Updates `state` in place (and returns it).
 
         previous_codes: raw codes [B, K] of the frame before, or None for the first frame.
         Work per frame is bounded by past_context, however long the stream. Encoder and
         decoder get bit-identical probabilities only if they make the same calls (batch
         size, K, device, dtype, thread count).
         """
-        batch, n_codebooks = state.past[0].shape[0], state.n_codebooks
+        batch, n_codebooks = state.keys[0].shape[0], state.n_codebooks
         if previous_codes is None:
             indices = torch.zeros(batch, n_codebooks, 1, dtype=torch.long,
-                                  device=state.past[0].device)
+                                  device=state.keys[0].device)
         else:
             if previous_codes.shape != (batch, n_codebooks):
                 raise ValueError(f"previous_codes must have shape [{batch}, {n_codebooks}], "
                                  f"got {tuple(previous_codes.shape)}")
             self._check_codes(previous_codes)
             indices = previous_codes.unsqueeze(-1) + 1
-        hidden, contexts = self._run(indices, state.past, state.offset, mask=None)
-        past = tuple(context[:, -self.config.past_context:] for context in contexts)
-        probs = self._heads(hidden, n_codebooks).squeeze(2).softmax(dim=-1)
-        return probs, LMState(past, state.offset + 1, n_codebooks)
+        state.make_room()
+        x = self._input(indices, state.offset)
+        for index, layer in enumerate(self.transformer["layers"]):
+            x = layer.step(x, state, index)
+        state.end += 1
+        state.start = max(state.start, state.end - self.config.past_context)
+        state.offset += 1
+        return self._heads(x, n_codebooks).squeeze(2).softmax(dim=-1), state
 
     def load_weights(self, state: Mapping[str, Tensor]) -> None:
         """Loads a state dict in the original layout, naming any key that does not fit."""
@@ -217,18 +272,11 @@ class EntropyLM(nn.Module):
         if codes.numel() and (codes.min() < 0 or codes.max() >= self.config.card):
             raise ValueError(f"codes must lie in 0..{self.config.card - 1}")
 
-    def _run(self, indices: Tensor, past: tuple[Tensor, ...], offset: int,
-             mask: Tensor | None) -> tuple[Tensor, list[Tensor]]:
-        """Trunk shared by forward and step: indices [B, K, T] (0 = no previous code) to
-        hidden states [B, T, dim] and every layer's context."""
+    def _input(self, indices: Tensor, offset: int) -> Tensor:
+        """indices [B, K, T] (0 = no previous code) → the first layer's input [B, T, dim]."""
         x = sum(self.emb[k](indices[:, k]) for k in range(indices.shape[1]))
-        x = self.transformer["norm_in"](x) + sinusoidal_positions(
+        return self.transformer["norm_in"](x) + sinusoidal_positions(
             offset, indices.shape[-1], self.config.dim, self.config.max_period, x.device)
-        contexts = []
-        for layer, layer_past in zip(self.transformer["layers"], past):
-            x, context = layer(x, layer_past, mask)
-            contexts.append(context)
-        return x, contexts
 
     def _heads(self, hidden: Tensor, n_codebooks: int) -> Tensor:
         """Logits [B, K, T, card] from hidden states [B, T, dim], one head per codebook."""

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from entropy.coding import CODING_MODES, StaticModel, decode_codes, encode_codes
+from entropy.coding import CODING_MODES, StaticModel, decode_codes, decode_many, encode_codes, encode_many
 from entropy.lm import EntropyLM, LMConfig
 
 CARD = 1024
@@ -189,3 +189,23 @@ def test_bad_arguments_raise_value_error(lm):
         encode_codes(codes + CARD, "raw")
     with pytest.raises(ValueError, match=r"\[K, T\]"):
         encode_codes(codes.ravel(), "raw")
+
+
+def test_many_rows_round_trip_together_and_survive_a_lost_or_corrupt_row():
+    torch.manual_seed(3)
+    lm = EntropyLM(LMConfig(n_q=8, dim=32, num_heads=4, num_layers=2, past_context=16)).eval()
+    rng = np.random.default_rng(4)
+    rows = [rng.integers(0, 1024, (4, frames)) for frames in (30, 7, 30, 1)]
+    payloads = encode_many(rows, "lm", lm=lm)
+    frames = [row.shape[1] for row in rows]
+    for result, row in zip(decode_many(payloads, 4, frames, "lm", lm=lm), rows):
+        assert np.array_equal(result, row)
+    damaged = list(payloads)
+    damaged[1] = None
+    damaged[2] = payloads[2][:5] + bytes([payloads[2][5] ^ 0xFF]) + payloads[2][6:]
+    results = decode_many(damaged, 4, frames, "lm", lm=lm)
+    assert np.array_equal(results[0], rows[0]) and np.array_equal(results[3], rows[3])
+    assert all(isinstance(results[i], ValueError) and "corrupt" in str(results[i]) for i in (1, 2))
+    # the rows of a batch decode only with the same batch: alone, row 0's payload is another code
+    with pytest.raises(ValueError, match="corrupt"):
+        decode_codes(payloads[0], 4, 30, "lm", lm=lm)

@@ -3,7 +3,7 @@ import pytest
 import torch
 from conftest import import_original_encodec
 
-from entropy.lm import (LM_24KHZ, EntropyLM, LMConfig, load_lm, load_original_lm, save_lm,
+from entropy.lm import (LM_24KHZ, EntropyLM, LMConfig, LMState, load_lm, load_original_lm, save_lm,
                         weights_sha256)
 
 PAST_CONTEXT = 8  # small, so that 40 frames run well past the attention window
@@ -59,20 +59,21 @@ def original_stepwise(original, codes: torch.Tensor) -> torch.Tensor:
     return torch.stack(frames, dim=2)
 
 
-def our_stepwise(lm: EntropyLM, codes: torch.Tensor) -> tuple[torch.Tensor, list]:
-    """Probabilities [B, K, T, card] from `step`, and the state after every frame."""
+def our_stepwise(lm: EntropyLM, codes: torch.Tensor) -> tuple[torch.Tensor, list[int], LMState]:
+    """Probabilities [B, K, T, card] from `step`, the cached window's length after every frame,
+    and the final state."""
     state = lm.initial_state(codes.shape[0], codes.shape[1])
-    frames, states = [], []
+    frames, window_lengths = [], []
     for t in range(codes.shape[-1]):
         probs, state = lm.step(None if t == 0 else codes[:, :, t - 1], state)
         frames.append(probs)
-        states.append(state)
-    return torch.stack(frames, dim=2), states
+        window_lengths.append(state.end - state.start)
+    return torch.stack(frames, dim=2), window_lengths, state
 
 
 @pytest.mark.parametrize("n_codebooks", [LM_24KHZ.n_q, 4])
 def test_step_matches_original_stepwise(original, lm, codes, n_codebooks):
-    ours, _ = our_stepwise(lm, codes[:, :n_codebooks])
+    ours, _, _ = our_stepwise(lm, codes[:, :n_codebooks])
     theirs = original_stepwise(original, codes[:, :n_codebooks])
     assert ours.shape == (2, n_codebooks, N_FRAMES, 1024)
     assert (ours - theirs).abs().max() <= 1e-6
@@ -80,19 +81,20 @@ def test_step_matches_original_stepwise(original, lm, codes, n_codebooks):
 
 @pytest.mark.parametrize("n_codebooks", [LM_24KHZ.n_q, 4])
 def test_forward_matches_step(lm, codes, n_codebooks):
-    stepwise, _ = our_stepwise(lm, codes[:, :n_codebooks])
+    stepwise, _, _ = our_stepwise(lm, codes[:, :n_codebooks])
     with torch.no_grad():
         batched = lm(codes[:, :n_codebooks]).softmax(dim=-1)
     assert (batched - stepwise).abs().max() <= 1e-5
 
 
 def test_cache_stays_within_past_context(lm, codes):
-    _, states = our_stepwise(lm, codes[:, :2])
+    _, window_lengths, state = our_stepwise(lm, codes[:, :2])
     # The cache starts with the original's all-zero frame, then grows up to past_context.
     expected = [min(t + 2, PAST_CONTEXT) for t in range(N_FRAMES)]
-    assert [state.past[0].shape[1] for state in states] == expected
-    assert all(len({past.shape for past in state.past}) == 1 for state in states)
-    assert states[-1].offset == N_FRAMES
+    assert window_lengths == expected
+    assert len({cache.shape for cache in state.keys + state.values}) == 1
+    assert state.keys[0].shape[2] <= 2 * PAST_CONTEXT + 1  # bounded however long the stream
+    assert state.offset == N_FRAMES
 
 
 def test_safetensors_round_trip(codes, tmp_path):
