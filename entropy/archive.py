@@ -142,6 +142,12 @@ class ArchiveHeader:
     chunk_stride: int | None
     segment_frames: int
     static_model: bytes | None = None
+    model_audio_length: int | None = None  # samples at the model's rate, before the codec's padding
+    segments: int | None = None  # segment count, units and code frames in all: what a lost segment held
+    units: int | None = None
+    frames: int | None = None
+    segment_seconds: float | None = None
+    lm_group_segments: int = 1  # segments whose payloads were LM-coded together (decode them together)
 
     def to_dict(self) -> dict[str, Any]:
         header = asdict(self)

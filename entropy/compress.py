@@ -31,10 +31,13 @@ from encodec_fx.model import EncodecModel
 from encodec_fx.streaming import StreamingDecoder, StreamingEncoder
 
 from .archive import ArchiveHeader, ArchiveReader, ArchiveWriter, Segment, Unit
-from .coding import CODING_MODES, StaticModel, decode_codes, encode_codes
+from .coding import CODING_MODES, StaticModel, decode_many, encode_many
 from .lm import EntropyLM
 
 SEGMENT_SECONDS = 5.0
+LM_GROUP_SEGMENTS = 8
+"""Segments whose payloads are LM-coded as rows of one batch: the LM runs once per frame for all of
+them, which makes LM coding several times faster; a reader decodes such a group together (40 s)."""
 PROGRESS_FROM_SECONDS = 5.0
 Progress = Callable[[float], None]
 
@@ -90,23 +93,29 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
     static = StaticModel.from_codes(np.concatenate([c for u in units for c in u.codes], axis=-1),
                                     card=config.codebook_size) if mode == "static" else None
     units_per_segment = _units_per_segment(model)
+    segments = [units[start: start + units_per_segment] for start in range(0, len(units), units_per_segment)]
     header = ArchiveHeader(
         codec=identity(model_name, model), lm=identity(lm_name or "lm", lm) if mode == "lm" else None,
         coding_mode=mode, sample_rate=sample_rate, channels=channels, audio_length=length,
         model_sample_rate=config.sampling_rate, bandwidth=bandwidth, n_q=units[0].codes.shape[1],
         frame_rate=config.frame_rate, chunk_length=config.chunk_length, chunk_stride=config.chunk_stride,
         segment_frames=units_per_segment * units[0].codes.shape[-1],
-        static_model=static.to_bytes() if static else None).to_dict()
-    header["model_audio_length"] = blocks.samples
-    header["segment_seconds"] = _segment_seconds(model)
-    with ArchiveWriter(destination, header, overwrite=overwrite) as writer:
+        static_model=static.to_bytes() if static else None, model_audio_length=blocks.samples,
+        segments=len(segments), units=len(units), frames=sum(u.codes.shape[-1] for u in units),
+        segment_seconds=_segment_seconds(model), lm_group_segments=LM_GROUP_SEGMENTS if mode == "lm" else 1)
+    with ArchiveWriter(destination, header.to_dict(), overwrite=overwrite) as writer:
         first_frame = 0
-        for number, start in enumerate(range(0, len(units), units_per_segment)):
-            archived = tuple(_archive_unit(unit, mode, lm, static) for unit in units[start: start + units_per_segment])
-            frames = sum(unit.frames for unit in archived)
-            writer.write_segment(Segment(number, first_frame, frames, archived))
-            first_frame += frames
-    return ArchiveHeader.from_dict(header)
+        for group_start in range(0, len(segments), header.lm_group_segments):
+            group = segments[group_start: group_start + header.lm_group_segments]
+            payloads = iter(encode_many([codes for segment in group for unit in segment for codes in unit.codes],
+                                        mode, lm=lm, static=static))
+            for number, segment in enumerate(group, group_start):
+                archived = tuple(Unit(unit.codes.shape[-1], _scales(unit), tuple(next(payloads) for _ in unit.codes))
+                                 for unit in segment)
+                frames = sum(unit.frames for unit in archived)
+                writer.write_segment(Segment(number, first_frame, frames, archived))
+                first_frame += frames
+    return header
 
 
 def code_units(model: EncodecModel, bandwidth: float, blocks: Iterable[torch.Tensor],
@@ -140,10 +149,9 @@ def _unit(codes: torch.Tensor, scale: torch.Tensor | None) -> CodedUnit:
                      None if scale is None else scale.view(-1).float().cpu().numpy())
 
 
-def _archive_unit(unit: CodedUnit, mode: str, lm: EntropyLM | None, static: StaticModel | None) -> Unit:
-    payloads = tuple(encode_codes(codes.astype(np.int64), mode, lm=lm, static=static) for codes in unit.codes)
-    scales = tuple(float("nan") for _ in payloads) if unit.scales is None else tuple(map(float, unit.scales))
-    return Unit(unit.codes.shape[-1], scales, payloads)
+def _scales(unit: CodedUnit) -> tuple[float, ...]:
+    """Per stream: the chunk's loudness scale, or NaN for models that do not normalise."""
+    return tuple(float("nan") for _ in unit.codes) if unit.scales is None else tuple(map(float, unit.scales))
 
 
 def _units_per_segment(model: EncodecModel) -> int:
@@ -207,52 +215,115 @@ def decompress_file(source: str | os.PathLike, destination: str | os.PathLike, m
             check_identity("LM", header.lm, lm, "--lm")
         static = StaticModel.from_bytes(header.static_model) if header.static_model else None
         lost: list[LostSegment] = []
-        segments = _checked_segments(reader.scan(recover=True), reader.header, recover, lost)
-        with torch.inference_mode(), _AudioSink(destination, header, reader.header) as sink, \
+        numbered = _numbered(reader.scan(recover=True), header, recover, lost)
+        decoded = _decoded(numbered, header, model.config.audio_channels, lm, static, recover, lost)
+        with torch.inference_mode(), _AudioSink(destination, header) as sink, \
                 _progress_bar(header.audio_length / header.sample_rate, progress, "decompress") as advance:
-            for audio in decode_segments(model, header, segments, lm, static):
+            for audio in decode_audio(model, header, decoded):
                 advance(audio.shape[-1] / header.model_sample_rate)
                 sink.write(audio)
     return lost
 
 
-def _checked_segments(scan: Iterable, header: dict, recover: bool, lost: list[LostSegment]
-                      ) -> Iterator[Segment | int]:
-    """Segments in order. A damaged or cut-off one raises, or with `recover` is recorded in `lost`;
-    the frames it held are then given as an int, to be decoded as silence."""
-    seconds, expected_frame = header["segment_seconds"], 0
+def _numbered(scan: Iterable, header: ArchiveHeader, recover: bool, lost: list[LostSegment]
+             ) -> Iterator[tuple[int, Segment | None]]:
+    """(number, segment) for every segment the header announces, None for one the scan lost (damaged
+    or cut off): that raises, or with `recover` is recorded in `lost`."""
+    expected = 0
     for item in scan:
         if isinstance(item, Segment):
-            if item.first_frame > expected_frame:
-                yield item.first_frame - expected_frame
-            expected_frame = item.first_frame + item.frames
-            yield item
+            yield from ((number, None) for number in range(expected, item.number))
+            expected = item.number + 1
+            yield item.number, item
         elif not recover:
             raise item
         else:
-            lost.append(LostSegment(item.index, item.index * seconds, (item.index + 1) * seconds, str(item)))
+            _lose(lost, item.index, header, str(item))
+    for number in range(expected, header.segments):
+        if not recover:
+            raise ValueError(f"archive segment {number} is missing; pass --recover to decode the rest")
+        if not any(segment.number == number for segment in lost):
+            _lose(lost, number, header, "missing")
+        yield number, None
 
 
-def decode_segments(model: EncodecModel, header: ArchiveHeader, segments: Iterable[Segment | int],
-                    lm: EntropyLM | None, static: StaticModel | None) -> Iterator[torch.Tensor]:
-    """Segments (or frame counts of lost ones) → audio blocks (streams, model channels, n) at the model's rate."""
+def _lose(lost: list[LostSegment], number: int, header: ArchiveHeader, reason: str) -> None:
+    seconds = header.segment_seconds
+    lost.append(LostSegment(number, number * seconds, (number + 1) * seconds, reason))
+
+
+def _decoded(numbered: Iterable[tuple[int, Segment | None]], header: ArchiveHeader, model_channels: int,
+             lm: EntropyLM | None, static: StaticModel | None, recover: bool, lost: list[LostSegment]
+             ) -> Iterator[tuple[Segment, list[np.ndarray]] | int]:
+    """Per segment in order: the segment and its units' codes [streams, n_q, frames], or the number of
+    code frames it held if it is lost. Payloads LM-coded together are decoded together, as rows in
+    the order they were coded; a lost segment keeps its rows' places."""
+    streams = header.channels if model_channels == 1 else 1
+    units_per_segment = -(-header.units // header.segments)
+    group: list[tuple[int, Segment | None]] = []
+    for item in numbered:
+        group.append(item)
+        if item[0] % header.lm_group_segments == header.lm_group_segments - 1 or item[0] == header.segments - 1:
+            yield from _decode_group(group, header, streams, units_per_segment, lm, static, recover, lost)
+            group = []
+
+
+def _decode_group(group: list[tuple[int, Segment | None]], header: ArchiveHeader, streams: int,
+                  units_per_segment: int, lm: EntropyLM | None, static: StaticModel | None, recover: bool,
+                  lost: list[LostSegment]) -> Iterator[tuple[Segment, list[np.ndarray]] | int]:
+    payloads, frames = [], []
+    for number, segment in group:
+        if segment is None:
+            units = min(units_per_segment, header.units - number * units_per_segment)
+            payloads += [None] * (units * streams)
+            frames += [0] * (units * streams)
+        else:
+            payloads += [payload for unit in segment.units for payload in unit.payloads]
+            frames += [unit.frames for unit in segment.units for _ in unit.payloads]
+    rows = iter(decode_many(payloads, header.n_q, frames, header.coding_mode, lm=lm, static=static))
+    for number, segment in group:
+        if segment is None:
+            units = min(units_per_segment, header.units - number * units_per_segment)
+            [next(rows) for _ in range(units * streams)]
+            yield _lost_frames(number, header)
+            continue
+        results = [[next(rows) for _ in unit.payloads] for unit in segment.units]
+        error = next((r for unit in results for r in unit if isinstance(r, ValueError)), None)
+        if error is None:
+            yield segment, [np.stack(unit) for unit in results]
+        elif not recover:
+            raise ValueError(f"archive segment {number} is damaged: {error}")
+        else:
+            _lose(lost, number, header, str(error))
+            yield segment.frames
+
+
+def _lost_frames(number: int, header: ArchiveHeader) -> int:
+    if number < header.segments - 1:
+        return header.segment_frames
+    return header.frames - number * header.segment_frames
+
+
+def decode_audio(model: EncodecModel, header: ArchiveHeader,
+                 decoded: Iterable[tuple[Segment, list[np.ndarray]] | int]) -> Iterator[torch.Tensor]:
+    """Decoded segments (or frame counts of lost ones) → audio blocks (streams, model channels, n) at
+    the model's rate; a lost segment is silence, and the decoder starts afresh after it."""
     streams = header.channels if model.config.audio_channels == 1 else 1
     decoder = ChunkedDecoder(model) if header.chunk_length is not None else StreamingDecoder(model)
-    for segment in segments:
-        if isinstance(segment, int):  # lost frames: silence, and the decoder starts afresh after them
+    for item in decoded:
+        if isinstance(item, int):
             tail = decoder.flush()
             yield tail
-            yield torch.zeros(streams, model.config.audio_channels, _silence(model, segment, tail.shape[-1]))
+            yield torch.zeros(streams, model.config.audio_channels, _silence(model, item, tail.shape[-1]))
             continue
-        for unit in segment.units:
-            codes = torch.from_numpy(np.stack([
-                decode_codes(payload, header.n_q, unit.frames, header.coding_mode, lm=lm, static=static)
-                for payload in unit.payloads]))
-            if header.chunk_length is not None:
+        segment, unit_codes = item
+        for unit, codes in zip(segment.units, unit_codes):
+            codes = torch.from_numpy(codes)
+            if header.chunk_length is None:
+                yield decoder.push(codes)
+            else:
                 scales = None if math.isnan(unit.scales[0]) else torch.tensor(unit.scales).view(-1, 1)
                 yield decoder.push(codes, scales)
-            else:
-                yield decoder.push(codes)
     yield decoder.flush()
 
 
@@ -270,9 +341,9 @@ class _AudioSink:
     """Model-rate audio blocks → the original rate, channel count and exact length, written to a
     temporary file that replaces the destination only when complete."""
 
-    def __init__(self, destination: Path, header: ArchiveHeader, raw_header: dict):
+    def __init__(self, destination: Path, header: ArchiveHeader):
         self.destination, self.header = destination, header
-        self.remaining_model = int(raw_header.get("model_audio_length", 0)) or None
+        self.remaining_model = header.model_audio_length
         self.remaining = header.audio_length
         self.temporary = destination.with_name(f".{destination.name}.partial{destination.suffix}")
         self.resampler = None if header.sample_rate == header.model_sample_rate else \

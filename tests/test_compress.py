@@ -14,8 +14,8 @@ from pedalboard.io import AudioFile
 
 from encodec_fx import EncodecConfig, EncodecModel
 from encodec_fx.cli import main
-from entropy.archive import ArchiveReader
-from entropy.coding import StaticModel, decode_codes
+from entropy.archive import ArchiveHeader, ArchiveReader
+from entropy.coding import StaticModel, decode_many
 from entropy.lm import EntropyLM, LMConfig, save_lm
 
 from conftest import randomize
@@ -50,13 +50,20 @@ def read(path):
 
 
 def archived_codes(path, lm=None):
-    """Codes of every unit and stream, decoded from the archive: [units] of [streams, n_q, frames]."""
+    """Codes of every unit, decoded from the archive as the format says (LM payloads in groups of
+    lm_group_segments segments): [units] of [streams, n_q, frames]."""
     with ArchiveReader(path) as reader:
-        header = reader.header
-        static = StaticModel.from_bytes(__import__("base64").b64decode(header["static_model"])) \
-            if header.get("static_model") else None
-        return [np.stack([decode_codes(p, header["n_q"], unit.frames, header["coding_mode"], lm=lm, static=static)
-                          for p in unit.payloads]) for segment in reader for unit in segment.units]
+        header = ArchiveHeader.from_dict(reader.header)
+        static = StaticModel.from_bytes(header.static_model) if header.static_model else None
+        segments = list(reader)
+    units = []
+    for start in range(0, len(segments), header.lm_group_segments):
+        group = [unit for segment in segments[start: start + header.lm_group_segments] for unit in segment.units]
+        rows = iter(decode_many([p for unit in group for p in unit.payloads], header.n_q,
+                                [unit.frames for unit in group for _ in unit.payloads], header.coding_mode,
+                                lm=lm, static=static))
+        units += [np.stack([next(rows) for _ in unit.payloads]) for unit in group]
+    return units
 
 
 @pytest.mark.parametrize("coding", ["raw", "static", "lm"])
@@ -137,9 +144,12 @@ def flip_byte_in_segment(path, number):
     path.write_bytes(bytes(data))
 
 
-def test_damaged_segment_is_named_and_recover_writes_silence(files, tmp_path, capsys):
+@pytest.mark.parametrize("coding", ["static", "lm"])
+def test_damaged_segment_is_named_and_recover_writes_silence(files, tmp_path, capsys, coding):
+    """With the LM, the three segments are one group coded together: the others still decode."""
     archive, output = tmp_path / "d.ecfx", tmp_path / "d.wav"
-    run("compress", files / "mono24k.wav", archive, "--model", files / "codec24")  # 11 s: 3 segments
+    lm = ["--lm", files / "lm.safetensors"] if coding == "lm" else ["--coding", coding]
+    run("compress", files / "mono24k.wav", archive, "--model", files / "codec24", *lm)  # 11 s: 3 segments
     with ArchiveReader(archive) as reader:
         assert len(reader) == 3
     flip_byte_in_segment(archive, 1)
@@ -154,6 +164,7 @@ def test_damaged_segment_is_named_and_recover_writes_silence(files, tmp_path, ca
     assert restored.shape == audio.shape
     assert np.all(restored[:, 5 * 24_000: 10 * 24_000] == 0)
     assert np.abs(restored[:, : 5 * 24_000 - 2_000]).max() > 0.01
+    assert np.abs(restored[:, 10 * 24_000 + 3_000:]).max() > 0.01
 
 
 def test_truncated_archive(files, tmp_path, capsys):
