@@ -1,0 +1,113 @@
+"""Archive sizes and speeds per coding mode: raw 10-bit codes, static distribution, LM.
+
+    OMP_NUM_THREADS=1 python benchmarks/entropy_coding.py [AUDIO ...] --model CODEC [--lm LM.safetensors]
+
+For every audio file and bandwidth: the archive's kbps in each mode, the LM's coding overhead (LM
+payload bits over the ideal −Σ log2 p of the same stepwise probabilities), and compress/decompress
+real-time factors on one thread. Without --model/--lm, a full-size 24 kHz codec and paper-size LM
+with random weights are used: the sizes then say nothing about the savings a trained LM gives (that
+needs the shipped model), but the speeds and the coding overhead are real. Without AUDIO, 30 s of
+synthetic music-like audio is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from pedalboard.io import AudioFile
+
+from encodec_fx import EncodecConfig, EncodecModel
+from entropy.archive import ArchiveHeader, ArchiveReader
+from entropy.compress import compress_file, decompress_file
+from entropy.lm import EntropyLM, LMConfig, load_lm
+
+
+def synthetic_audio(path: Path, seconds: float = 30.0, rate: int = 24_000) -> None:
+    rng = np.random.default_rng(0)
+    t = np.arange(int(seconds * rate)) / rate
+    notes = rng.choice([220.0, 247.0, 262.0, 294.0, 330.0, 349.0, 392.0], size=int(seconds * 4))
+    melody = np.sin(2 * np.pi * np.repeat(notes, len(t) // len(notes) + 1)[: len(t)] * t)
+    audio = 0.3 * melody * (0.6 + 0.4 * np.sin(2 * np.pi * 2 * t)) + 0.01 * rng.standard_normal(len(t))
+    with AudioFile(str(path), "w", samplerate=rate, num_channels=1) as file:
+        file.write(audio[None].astype(np.float32))
+
+
+def ideal_bits(archive: Path, lm: EntropyLM) -> tuple[float, int]:
+    """−Σ log2 p of the archived codes under the LM's stepwise probabilities, and the payload bits."""
+    from entropy.coding import decode_many
+    with ArchiveReader(archive) as reader:
+        header = ArchiveHeader.from_dict(reader.header)
+        segments = list(reader)
+    ideal, payload_bits = 0.0, 0
+    for start in range(0, len(segments), header.lm_group_segments):
+        units = [u for s in segments[start: start + header.lm_group_segments] for u in s.units]
+        payloads = [p for u in units for p in u.payloads]
+        frames = [u.frames for u in units for _ in u.payloads]
+        rows = decode_many(payloads, header.n_q, frames, "lm", lm=lm)
+        payload_bits += sum(8 * (len(p) - 4) for p in payloads)  # without each payload's CRC
+        state, previous = lm.initial_state(len(rows), header.n_q), None
+        for t in range(max(frames)):
+            probabilities, state = lm.step(previous, state)
+            current = torch.tensor(np.stack([r[:, t] if t < r.shape[1] else np.zeros(header.n_q, int)
+                                             for r in rows]))
+            chosen = probabilities.gather(-1, current.unsqueeze(-1)).squeeze(-1)
+            active = torch.tensor([t < f for f in frames])
+            ideal -= float(torch.log2(chosen[active]).sum())
+            previous = current
+    return ideal, payload_bits
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("audio", nargs="*", type=Path)
+    parser.add_argument("--model")
+    parser.add_argument("--lm")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    if args.model:
+        model = EncodecModel.from_pretrained(args.model)
+    else:
+        model = EncodecModel(EncodecConfig.encodec_24khz()).eval()
+        for _, buffer in model.named_buffers():
+            if buffer.dim() == 2:
+                buffer.normal_()
+    lm = load_lm(args.lm) if args.lm else EntropyLM(LMConfig(n_q=model.config.num_quantizers,
+                                                             past_context=int(3.5 * model.config.frame_rate))).eval()
+    with tempfile.TemporaryDirectory() as directory:
+        directory = Path(directory)
+        files = args.audio or [directory / "synthetic.wav"]
+        if not args.audio:
+            synthetic_audio(files[0])
+        print(f"{'file':<16} {'kbps':>5} {'raw':>7} {'static':>7} {'lm':>7} {'overhead':>9} "
+              f"{'lm compress':>12} {'lm decompress':>14}")
+        for path in files:
+            with AudioFile(str(path)) as file:
+                seconds = file.frames / file.samplerate
+            for bandwidth in model.config.target_bandwidths:
+                sizes, speeds = {}, {}
+                for mode in ("raw", "static", "lm"):
+                    archive, restored = directory / f"{mode}.ecfx", directory / f"{mode}.wav"
+                    start = time.perf_counter()
+                    compress_file(path, archive, model, bandwidth=bandwidth, mode=mode, model_name="codec",
+                                  lm=lm if mode == "lm" else None, overwrite=True, progress=False)
+                    compress_time = time.perf_counter() - start
+                    start = time.perf_counter()
+                    decompress_file(archive, restored, model, lm=lm, overwrite=True, progress=False)
+                    speeds[mode] = (seconds / compress_time, seconds / (time.perf_counter() - start))
+                    sizes[mode] = archive.stat().st_size * 8 / seconds / 1000
+                ideal, payload = ideal_bits(directory / "lm.ecfx", lm)
+                print(f"{path.name[:16]:<16} {bandwidth:>5g} {sizes['raw']:>7.2f} {sizes['static']:>7.2f} "
+                      f"{sizes['lm']:>7.2f} {100 * (payload / ideal - 1):>8.3f}% "
+                      f"{speeds['lm'][0]:>11.1f}x {speeds['lm'][1]:>13.1f}x")
+    print("kbps columns: archive size per second of audio; speeds: times real time, one thread, "
+          "including the codec")
+
+
+if __name__ == "__main__":
+    main()
