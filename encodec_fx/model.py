@@ -7,6 +7,7 @@ normalises each by its loudness and overlap-adds the decoded chunks.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -16,6 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import EncodecConfig
+from .fast_path import FastPath
 from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
 from .quantizer import ResidualVectorQuantizer
 from .seanet import Decoder, Encoder
@@ -23,14 +25,28 @@ from .validation import check_samples, check_sampling_rate
 
 
 class EncodecModel(nn.Module):
-    """The EnCodec neural audio codec (Défossez et al., 2022)."""
+    """The EnCodec neural audio codec (Défossez et al., 2022).
 
-    def __init__(self, config: EncodecConfig):
+    `encode`/`decode` take the fast inference path (`fast_path.py`) unless `fast` is False or the
+    model is training with grad enabled: codes identical to the reference modules, audio within
+    about 1e-6, no autograd graph. `model.encoder`/`model.decoder` are always the reference modules.
+    """
+
+    def __init__(self, config: EncodecConfig, *, fast: bool = True):
         super().__init__()
         self.config = config
         self.encoder = Encoder(config)
         self.decoder = Decoder(config)
         self.quantizer = ResidualVectorQuantizer(config)
+        self.fast = fast
+        self._fast_path: FastPath | None = None
+
+    def _inference_path(self) -> FastPath | None:
+        """The compiled layers when the fast path applies, rebuilt if a parameter changed; else None."""
+        if not self.fast or (self.training and torch.is_grad_enabled()):
+            return None
+        self._fast_path = FastPath.for_model(self, self._fast_path)
+        return self._fast_path
 
     # --- encoding ------------------------------------------------------------------------------
 
@@ -72,13 +88,16 @@ class EncodecModel(nn.Module):
         return self._encode_chunk(x, n_q)
 
     def _encode_chunk(self, x: torch.Tensor, n_q: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        scale = None
-        if self.config.normalize:
-            mono = x.sum(dim=1, keepdim=True) / x.shape[1]
-            scale = mono.pow(2).mean(dim=-1, keepdim=True).sqrt() + 1e-8
-            x = x / scale
-            scale = scale.view(-1, 1)
-        return self.quantizer.encode(self.encoder(x), n_q), scale
+        fast = self._inference_path()
+        with contextlib.nullcontext() if fast is None else torch.no_grad():
+            scale = None
+            if self.config.normalize:
+                mono = x.sum(dim=1, keepdim=True) / x.shape[1]
+                scale = mono.pow(2).mean(dim=-1, keepdim=True).sqrt() + 1e-8
+                x = x / scale
+                scale = scale.view(-1, 1)
+            embeddings = self.encoder(x) if fast is None else fast.encode(x)
+            return self.quantizer.encode(embeddings, n_q), scale
 
     # --- decoding ------------------------------------------------------------------------------
 
@@ -112,8 +131,11 @@ class EncodecModel(nn.Module):
     def decode_chunk(self, codes: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """One chunk's codes [batch, n_q, frames] → audio (batch, channels, frames * hop_length), before
         any cross-fade with its neighbours."""
-        audio = self.decoder(self.quantizer.decode(codes))
-        return audio if scale is None else audio * scale.view(-1, 1, 1)
+        fast = self._inference_path()
+        with contextlib.nullcontext() if fast is None else torch.no_grad():
+            embeddings = self.quantizer.decode(codes)
+            audio = self.decoder(embeddings) if fast is None else fast.decode(embeddings)
+            return audio if scale is None else audio * scale.view(-1, 1, 1)
 
     def forward(self, input_values: torch.Tensor | np.ndarray, padding_mask: torch.Tensor | None = None,
                 bandwidth: float | None = None, audio_codes: torch.Tensor | None = None,
