@@ -65,7 +65,11 @@ class ChunkedDecoder:
 
     def push(self, codes: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         """Decode one chunk; returns the audio before the next chunk's start (stride samples)."""
-        audio = self.model.decode_chunk(codes, scale)
+        return self.add(self.model.decode_chunk(codes, scale))
+
+    def add(self, audio: torch.Tensor) -> torch.Tensor:
+        """Overlap-add one decoded chunk (for callers that decode chunks their own way, e.g. with
+        lost tokens); returns the audio before the next chunk's start."""
         length = audio.shape[-1]
         if self._weight is None:
             t = torch.linspace(0, 1, length + 2, device=audio.device, dtype=audio.dtype)[1:-1]

@@ -66,11 +66,6 @@ def test_bad_buffer_size_is_named(compressor):
         compressor(noise(2400), 24000, buffer_size=0)
 
 
-def test_streaming_is_not_supported_yet(compressor):
-    with pytest.raises(NotImplementedError, match="reset=False"):
-        compressor(noise(2400), 24000, reset=False)
-
-
 # --- rates and time alignment ------------------------------------------------------------------
 
 def test_at_the_model_rate_the_compressor_is_the_model():

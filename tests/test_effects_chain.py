@@ -143,8 +143,6 @@ def test_a_nested_chain_changed_after_nesting_is_checked_when_run(model):
 def test_chain_follows_the_effect_protocol(model):
     chain = Chain([pedalboard.Gain(1), EncodecCompressor(model=model)])
     audio = noise(4410)
-    with pytest.raises(NotImplementedError, match="reset=False"):
-        chain(audio, RATE, reset=False)
     with pytest.raises(TypeError, match="only 32-bit and 64-bit floating point"):
         chain(np.zeros(4410, dtype=np.int16), RATE)
     with pytest.raises(ValueError, match="buffer_size"):

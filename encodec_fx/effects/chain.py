@@ -6,7 +6,13 @@ speed with pedalboard's own buffering), and our effects run between them. The fl
 codes is checked whenever the chain is built or changed, and again when it runs (a nested chain may
 have changed since), so a mistake is reported with the offending stage's index and name.
 
-Batch mode only: `reset=False` (streaming) raises NotImplementedError for now.
+Streaming (`reset=False`): every stage streams; each native segment is called with `reset=False`
+too, so it keeps its state. pedalboard re-initialises its plugins when a block is longer than the
+first block of the stream (measured: `MP3Compressor` then gives garbage), so blocks for a native
+segment are cut into pieces no longer than its first one. The chain's `latency` is the sum of its
+stages' latencies; native plugins count as 0, since none reports a latency: the few that withhold
+samples in a stream (`MP3Compressor`, `Resample`…) do so on top of it, in output that is shorter
+still, which `process_file` flushes by counting samples.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import numpy as np
 import pedalboard
 
 from .codes import Codes
-from .layout import read_audio
+from .layout import AudioLayout, read_audio, read_block, stream_layout
 from .protocol import AUDIO, CODES, Effect
 
 Stage = Effect | pedalboard.Plugin
@@ -53,6 +59,15 @@ def check_flow(stages: list[Stage]) -> None:
             previous = (index, stage)
 
 
+class _NativeStream:
+    """What the chain keeps for one native segment in a stream."""
+
+    def __init__(self, layout: AudioLayout):
+        self.layout = layout
+        self.piece: int | None = None  # the longest piece it may be given: its first one's length
+        self.waiting = np.zeros((layout.num_channels, 0), dtype=np.float32)  # samples held for the next piece
+
+
 def native_segments(stages: list[Stage]) -> list[Effect | pedalboard.Pedalboard]:
     """Runs of consecutive native plugins grouped into one native `Pedalboard` each."""
     segments: list[Effect | pedalboard.Pedalboard] = []
@@ -82,6 +97,7 @@ class Chain(Effect, MutableSequence):
     def __init__(self, stages: Iterable[Stage] = ()):
         self._stages: list[Stage] = []
         self._segments: list[Effect | pedalboard.Pedalboard] = []
+        self._native_streams: dict[int, _NativeStream] = {}
         self._commit(list(stages))
 
     @property
@@ -97,6 +113,7 @@ class Chain(Effect, MutableSequence):
         check_flow(stages)
         self._stages = stages
         self._segments = native_segments(stages)
+        self._native_streams = {}
 
     # --- list protocol -------------------------------------------------------------------------
 
@@ -138,6 +155,55 @@ class Chain(Effect, MutableSequence):
             signal = segment(signal, sample_rate, buffer_size, True)
         return signal
 
-    def reset(self) -> None:
+    def _stream(self, signal: Any, sample_rate: int, buffer_size: int) -> Any:
+        check_flow(self._stages)
+        for index, segment in enumerate(self._segments):
+            if isinstance(segment, pedalboard.Pedalboard):
+                signal = self._stream_native(index, segment, signal, sample_rate, buffer_size)
+            else:
+                signal = segment(signal, sample_rate, buffer_size, False)
+        return signal
+
+    def _stream_native(self, index: int, board: pedalboard.Pedalboard, block: np.ndarray, sample_rate: int,
+                       buffer_size: int) -> np.ndarray:
+        """The next block through a native segment, in pieces no longer than its first piece.
+
+        pedalboard guesses the layout of each array it is given, and a piece of at most as many
+        samples as channels, such as (2, 1), reads as another layout; such a remainder waits for
+        the next block (a few samples of latency on top of the chain's)."""
+        if index not in self._native_streams:
+            if block.size == 0:  # an effect upstream still withholds its latency
+                return block.astype(np.float32)
+            layout = stream_layout(block)
+            self._native_streams[index] = _NativeStream(layout)
+        stream = self._native_streams[index]
+        audio, _ = read_block(block, stream.layout)
+        audio = np.concatenate([stream.waiting, audio], axis=-1)
+        channels = stream.layout.num_channels
+        if stream.piece is None and audio.shape[-1] > channels:
+            stream.piece = audio.shape[-1]
+        pieces, start = [], 0
+        while stream.piece is not None and audio.shape[-1] - start > channels:
+            end = min(start + stream.piece, audio.shape[-1])
+            out = board(np.ascontiguousarray(audio[:, start:end]), sample_rate, buffer_size, False)
+            pieces.append(out if out.shape[0] == channels else out.T)  # a short output comes back as (samples, channels)
+            start = end
+        stream.waiting = audio[:, start:]
+        out = np.concatenate(pieces, axis=-1) if pieces else np.zeros((channels, 0), dtype=np.float32)
+        layout = stream.layout
+        return AudioLayout(channels, out.shape[-1], layout.ndim, layout.channels_first).restore(out)
+
+    def latency_at(self, sample_rate: int) -> int:
+        return sum(stage.latency_at(sample_rate) for stage in self._stages if isinstance(stage, Effect))
+
+    @property
+    def latency(self) -> int:
+        """The sum along the chain at the stream's rate; before any stream, of each stage's `latency`."""
+        if self._stream_rate is not None:
+            return self.latency_at(self._stream_rate)
+        return sum(stage.latency for stage in self._stages if isinstance(stage, Effect))
+
+    def _clear_stream(self) -> None:
         for stage in self._stages:
             stage.reset()
+        self._native_streams = {}

@@ -4,7 +4,9 @@
 decoded audio out). `EncodecEncoder` and `EncodecDecoder` split it in two so token effects can
 run on the `Codes` in between. Any sample rate, layout and channel count is accepted: audio is
 resampled to the model's rate and back (see `resample`), channels are mapped as `channels` says,
-and the output has the input's rate, length and layout.
+and the output has the input's rate, length and layout. In a stream (`reset=False`) the encoder
+gives a `Codes` block per audio block and the decoder, fed those blocks in order, gives the audio
+`latency` samples behind (see `codec_stream`).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ import torch
 
 from ..model import EncodecModel
 from .channels import from_model_channels, to_model_channels
+from .codec_stream import DecoderStream, EncoderStream, stream_latency
 from .codes import Codes
-from .layout import read_audio
+from .layout import AudioLayout, read_audio, read_block, stream_layout
 from .model_source import ModelSource, load_effect_model
 from .partial_decode import decode_received
 from .protocol import AUDIO, CODES, Effect
@@ -37,8 +40,8 @@ def encode_audio(model: EncodecModel, input_array: np.ndarray, sample_rate: int,
                  sample_rate=sample_rate, layout=layout, model_num_samples=at_model_rate.shape[-1])
 
 
-def decode_codes(model: EncodecModel, codes: Codes, sample_rate: int) -> np.ndarray:
-    """`Codes` → float32 audio with the encoder input's rate, length and layout."""
+def check_codes(model: EncodecModel, codes: Codes, sample_rate: int, streaming: bool) -> None:
+    """Codes this decoder can decode: from its model, at the rate encoded, a whole signal's or a stream's."""
     if not isinstance(codes, Codes):
         raise TypeError(f"expected Codes from an EncodecEncoder, got {type(codes).__name__}")
     if codes.config != model.config:
@@ -47,6 +50,15 @@ def decode_codes(model: EncodecModel, codes: Codes, sample_rate: int) -> np.ndar
     if sample_rate != codes.sample_rate:
         raise ValueError(f"sample_rate is {sample_rate} Hz, but the codes were encoded from {codes.sample_rate} Hz "
                          "audio; decode at the rate they were encoded from")
+    if streaming and codes.first_frame is None:
+        raise ValueError("these codes are a whole signal's (encoded with reset=True); decode them with reset=True")
+    if not streaming and codes.first_frame is not None:
+        raise ValueError("these codes are a block of a stream (encoded with reset=False); decode them with reset=False")
+
+
+def decode_codes(model: EncodecModel, codes: Codes, sample_rate: int) -> np.ndarray:
+    """`Codes` → float32 audio with the encoder input's rate, length and layout."""
+    check_codes(model, codes, sample_rate, streaming=False)
     reference = next(model.parameters())
     audio_codes = torch.from_numpy(codes.audio_codes).to(reference.device)
     scales = [None] * audio_codes.shape[0] if codes.audio_scales is None else \
@@ -76,6 +88,36 @@ class _CodecEffect(Effect):
     @model.setter
     def model(self, source: ModelSource | None) -> None:
         self._model = load_effect_model(source, type(self).__name__)
+        self._latencies: dict[int, int] = {}
+        self.reset()  # a stream's state belongs to the model that made it
+
+    @property
+    def default_rate(self) -> int:
+        return self.model.config.sampling_rate
+
+    def _clear_stream(self) -> None:
+        self._encoding: EncoderStream | None = None
+        self._decoding: DecoderStream | None = None
+
+    def _encode_block(self, signal: np.ndarray, sample_rate: int, bandwidth: float) -> Codes:
+        if self._encoding is None:
+            self._encoding = EncoderStream(self.model, sample_rate, stream_layout(signal))
+        audio, block_layout = read_block(signal, self._encoding.layout)
+        return self._encoding.push(audio, block_layout, bandwidth)
+
+    def _decode_block(self, codes: Codes, sample_rate: int) -> np.ndarray:
+        check_codes(self.model, codes, sample_rate, streaming=True)
+        if self._decoding is None:
+            self._decoding = DecoderStream(self.model, sample_rate, codes.layout.num_channels,
+                                           self._decoding_latency(sample_rate))
+        audio = self._decoding.push(codes)
+        layout = codes.layout
+        return AudioLayout(layout.num_channels, audio.shape[-1], layout.ndim, layout.channels_first).restore(audio)
+
+    def _decoding_latency(self, sample_rate: int) -> int:
+        if sample_rate not in self._latencies:
+            self._latencies[sample_rate] = stream_latency(self.model, sample_rate)
+        return self._latencies[sample_rate]
 
 
 class EncodecCompressor(_CodecEffect):
@@ -88,12 +130,19 @@ class EncodecCompressor(_CodecEffect):
     def _process(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> np.ndarray:
         return decode_codes(self.model, encode_audio(self.model, signal, sample_rate, self.bandwidth), sample_rate)
 
+    def _stream(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> np.ndarray:
+        return self._decode_block(self._encode_block(signal, sample_rate, self.bandwidth), sample_rate)
+
+    def latency_at(self, sample_rate: int) -> int:
+        return self._decoding_latency(sample_rate)
+
     def __repr__(self) -> str:
         return f"EncodecCompressor(bandwidth={self.bandwidth!r}, model=<{self.model.config.sampling_rate} Hz EnCodec>)"
 
 
 class EncodecEncoder(_CodecEffect):
-    """Audio → `Codes` at `bandwidth` kbps (one of the model's target bandwidths)."""
+    """Audio → `Codes` at `bandwidth` kbps (one of the model's target bandwidths). In a stream each
+    block gives the codes of the frames it completes; the decoder accounts for the whole latency."""
 
     output_kind = CODES
 
@@ -104,18 +153,28 @@ class EncodecEncoder(_CodecEffect):
     def _process(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> Codes:
         return encode_audio(self.model, signal, sample_rate, self.bandwidth)
 
+    def _stream(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> Codes:
+        return self._encode_block(signal, sample_rate, self.bandwidth)
+
     def __repr__(self) -> str:
         return f"EncodecEncoder(bandwidth={self.bandwidth!r}, model=<{self.model.config.sampling_rate} Hz EnCodec>)"
 
 
 class EncodecDecoder(_CodecEffect):
-    """`Codes` → audio shaped like the encoder's input; needs the encoder's model."""
+    """`Codes` → audio shaped like the encoder's input; needs the encoder's model. In a stream its
+    `latency` is the whole encoder → decoder path's."""
 
     input_kind = CODES
     output_kind = AUDIO
 
     def _process(self, signal: Codes, sample_rate: int, buffer_size: int) -> np.ndarray:
         return decode_codes(self.model, signal, sample_rate)
+
+    def _stream(self, signal: Codes, sample_rate: int, buffer_size: int) -> np.ndarray:
+        return self._decode_block(signal, sample_rate)
+
+    def latency_at(self, sample_rate: int) -> int:
+        return self._decoding_latency(sample_rate)
 
     def __repr__(self) -> str:
         return f"EncodecDecoder(model=<{self.model.config.sampling_rate} Hz EnCodec>)"

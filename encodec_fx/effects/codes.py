@@ -16,6 +16,11 @@ from ..config import EncodecConfig
 from .layout import AudioLayout
 
 
+def frames_per_chunk(config: EncodecConfig) -> int:
+    """Code frames of one whole chunk of a chunked model."""
+    return -(-config.chunk_length // config.hop_length)
+
+
 @dataclass(frozen=True, eq=False)
 class Codes:
     """EnCodec tokens of one signal, with its provenance.
@@ -28,6 +33,10 @@ class Codes:
     `last_frame_pad_length` code frames of padding at the end of the last chunk.
     `config` identifies the model; `sample_rate` and `layout` describe the encoder's input, and
     `model_num_samples` its length at the model's rate.
+    `first_frame` is None for the codes of a whole signal (batch). In a stream each block of codes
+    holds the frames its audio block completed (whole chunks for a chunked model, no padding), and
+    `first_frame` is the index of its first frame on the stream's timeline: token effects use it as
+    the stream time, and the decoder to check that no block went missing.
     """
 
     audio_codes: np.ndarray
@@ -38,6 +47,7 @@ class Codes:
     sample_rate: int
     layout: AudioLayout
     model_num_samples: int
+    first_frame: int | None = None
 
     def __post_init__(self) -> None:
         codes, size = self.audio_codes, self.config.codebook_size
@@ -83,12 +93,17 @@ class Codes:
         chunks, streams, n_q, frames = array.shape
         return array.transpose(1, 2, 0, 3).reshape(streams, n_q, chunks * frames)[..., : self.num_frames]
 
+    def frame_indices(self) -> np.ndarray:
+        """Index of each frame on the stream's timeline (from 0 for the codes of a whole signal)."""
+        return (self.first_frame or 0) + np.arange(self.num_frames)
+
     def frame_times(self) -> np.ndarray:
         """Start time in seconds of each frame on the timeline (chunks overlap in chunked models)."""
-        chunks, _, _, frames = self.audio_codes.shape
-        stride = self.config.chunk_stride or 0
-        starts = np.arange(chunks)[:, None] * stride + np.arange(frames)[None, :] * self.config.hop_length
-        return starts.reshape(-1)[: self.num_frames] / self.config.sampling_rate
+        config, indices = self.config, self.frame_indices()
+        if config.chunk_length is None:
+            return indices * config.hop_length / config.sampling_rate
+        chunks, frames = np.divmod(indices, frames_per_chunk(config))
+        return (chunks * config.chunk_stride + frames * config.hop_length) / config.sampling_rate
 
     def with_timeline(self, audio_codes: np.ndarray, received: np.ndarray) -> Codes:
         """A copy holding tokens given on the timeline [streams, n_q, num_frames]."""

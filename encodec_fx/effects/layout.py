@@ -54,3 +54,37 @@ def read_audio(input_array: np.ndarray) -> tuple[np.ndarray, AudioLayout]:
     audio = input_array if channels_first else input_array.T
     layout = AudioLayout(audio.shape[0], audio.shape[1], 2, channels_first)
     return np.ascontiguousarray(audio, dtype=np.float32), layout
+
+
+def stream_layout(first_block: np.ndarray) -> AudioLayout:
+    """The layout all blocks of a stream keep, read from its first block as `read_audio` reads it. An
+    empty first block (an effect upstream still withholding its latency) is read by its non-zero
+    dimension: (2, 0) is stereo channels-first, (0, 2) stereo channels-last."""
+    if isinstance(first_block, np.ndarray) and first_block.size == 0 and first_block.ndim in (1, 2):
+        if first_block.ndim == 1:
+            return AudioLayout(1, 0, 1, True)
+        rows, columns = first_block.shape
+        if (rows == 0) != (columns == 0):
+            return AudioLayout(max(rows, columns), 0, 2, columns == 0)
+    return read_audio(first_block)[1]
+
+
+def read_block(input_array: np.ndarray, stream: AudioLayout) -> tuple[np.ndarray, AudioLayout]:
+    """A streaming block read in the stream's layout (set by its first block), so that blocks of any
+    length, even 0 or 1 samples, keep their meaning. Returns float32 (channels, samples) and the
+    block's own layout."""
+    if not isinstance(input_array, np.ndarray):
+        raise TypeError(f"audio must be a numpy array, got {type(input_array).__name__}")
+    if input_array.dtype not in (np.float32, np.float64):
+        raise TypeError(f"audio has dtype {input_array.dtype}; only 32-bit and 64-bit floating point audio "
+                        "is supported (convert integer PCM first, e.g. x / 32768)")
+    audio = input_array[np.newaxis] if input_array.ndim == 1 else input_array
+    if input_array.ndim == 2 and not stream.channels_first:
+        audio = audio.T
+    if input_array.ndim != stream.ndim or audio.shape[0] != stream.num_channels:
+        expected = ("(samples,)" if stream.ndim == 1 else f"({stream.num_channels}, samples)" if stream.channels_first
+                    else f"(samples, {stream.num_channels})")
+        raise ValueError(f"audio block has shape {input_array.shape}, but this stream's blocks are {expected}; "
+                         "call reset() to start another stream")
+    layout = AudioLayout(stream.num_channels, audio.shape[1], stream.ndim, stream.channels_first)
+    return np.ascontiguousarray(audio, dtype=np.float32), layout

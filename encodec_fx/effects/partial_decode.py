@@ -12,6 +12,20 @@ import torch
 from ..model import EncodecModel, overlap_add
 
 
+def received_embeddings(model: EncodecModel, codes: torch.Tensor, received: torch.Tensor) -> torch.Tensor:
+    """Codes and received mask [batch, n_q, frames] → embeddings (batch, dimension, frames) of the received tokens."""
+    embeddings = sum(layer.codebook.decode(codes[:, k]) * received[:, k, :, None]
+                     for k, layer in enumerate(model.quantizer.layers[: codes.shape[1]]))
+    return embeddings.transpose(1, 2)
+
+
+def decode_chunk_received(model: EncodecModel, codes: torch.Tensor, received: torch.Tensor,
+                          scale: torch.Tensor | None) -> torch.Tensor:
+    """One chunk's codes and mask [batch, n_q, frames] → audio (batch, channels, frames · hop_length)."""
+    audio = model.decoder(received_embeddings(model, codes, received))
+    return audio if scale is None else audio * scale.view(-1, 1, 1)
+
+
 def decode_received(model: EncodecModel, audio_codes: torch.Tensor, received: torch.Tensor,
                     audio_scales: list[torch.Tensor | None], last_frame_pad_length: int,
                     num_samples: int) -> torch.Tensor:
@@ -21,9 +35,6 @@ def decode_received(model: EncodecModel, audio_codes: torch.Tensor, received: to
     for index, (codes, mask, scale) in enumerate(zip(audio_codes, received, audio_scales)):
         if index == chunks - 1 and last_frame_pad_length > 0:
             codes, mask = codes[..., :-last_frame_pad_length], mask[..., :-last_frame_pad_length]
-        embeddings = sum(layer.codebook.decode(codes[:, k]) * mask[:, k, :, None]
-                         for k, layer in enumerate(model.quantizer.layers[: codes.shape[1]]))
-        audio = model.decoder(embeddings.transpose(1, 2))
-        decoded.append(audio if scale is None else audio * scale.view(-1, 1, 1))
+        decoded.append(decode_chunk_received(model, codes, mask, scale))
     audio = overlap_add(decoded, model.config.chunk_stride) if model.config.chunk_length else decoded[0]
     return audio[..., :num_samples]

@@ -1,10 +1,14 @@
 """Token-domain effects: what a channel or a bit-rate controller does to EnCodec codes.
 
 Each takes `Codes` and gives `Codes`, so they sit between an `EncodecEncoder` and an
-`EncodecDecoder`. Parameters are plain attributes, checked on every call. Random effects draw from
-`numpy.random.default_rng(seed)` afresh on each call: the same seed gives the same damage every
-time, and `seed=None` gives new damage each call. Time runs along the transmission timeline
-(`Codes.on_timeline`: chunk after chunk, frame after frame).
+`EncodecDecoder`. Parameters are plain attributes, checked on every call (or block), so they can
+change between the blocks of a stream. Time runs along the transmission timeline
+(`Codes.on_timeline`: chunk after chunk, frame after frame), counted from the start of the stream.
+
+Random effects draw one number per position on the timeline from the seed (`frame_random`), so a
+stream gets exactly the damage of a batch call whatever its blocks, and the same seed gives the same
+damage every time; `seed=None` gives new damage for each batch call or stream. Repeat concealment
+carries the last received frame from block to block.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .codes import Codes
+from .frame_random import fresh_seed, uniform
 from .protocol import CODES, Effect
 
 
@@ -30,9 +35,12 @@ class _TokenEffect(Effect):
             raise TypeError(f"{type(self).__name__} takes Codes from an EncodecEncoder, got {type(signal).__name__}")
         return self.apply(signal)
 
+    def _stream(self, signal: Codes, sample_rate: int, buffer_size: int) -> Codes:
+        return self._process(signal, sample_rate, buffer_size)
+
     @abstractmethod
     def apply(self, codes: Codes) -> Codes:
-        """The effect on one signal's codes."""
+        """The effect on one signal's codes, or on the next block of a stream's."""
 
 
 def _check_integer(effect: Effect, name: str, value: object, low: int, high: int | None = None, why: str = "") -> int:
@@ -49,10 +57,23 @@ def _check_probability(effect: Effect, name: str, value: object) -> float:
     return float(value)
 
 
-def _random_generator(effect: Effect, seed: object) -> np.random.Generator:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
-        raise ValueError(f"{type(effect).__name__}.seed must be None or a non-negative integer, got {seed!r}")
-    return np.random.default_rng(seed)
+class _RandomTokenEffect(_TokenEffect):
+    """A token effect drawing from `seed`; with seed=None, from a seed drawn once per call or stream."""
+
+    _drawn_seed: int | None = None
+
+    def _clear_stream(self) -> None:
+        self._drawn_seed = None
+
+    def _seed(self) -> int:
+        seed = self.seed
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
+            raise ValueError(f"{type(self).__name__}.seed must be None or a non-negative integer, got {seed!r}")
+        if seed is None:
+            if self._drawn_seed is None:
+                self._drawn_seed = fresh_seed()
+            return self._drawn_seed
+        return int(seed)
 
 
 @dataclass(eq=False)
@@ -101,7 +122,7 @@ class BandwidthSchedule(_TokenEffect):
 
 
 @dataclass(eq=False)
-class TokenSubstitution(_TokenEffect):
+class TokenSubstitution(_RandomTokenEffect):
     """Replace each token, with probability `rate`, by another code drawn uniformly: the effect of
     bit errors on an unprotected token stream. About rate · (number of tokens) tokens change."""
 
@@ -110,16 +131,19 @@ class TokenSubstitution(_TokenEffect):
 
     def apply(self, codes: Codes) -> Codes:
         rate = _check_probability(self, "rate", self.rate)
-        generator = _random_generator(self, self.seed)
+        seed, size = self._seed(), codes.config.codebook_size
         tokens = codes.on_timeline(codes.audio_codes)
-        substituted = generator.random(tokens.shape) < rate
-        offsets = generator.integers(1, codes.config.codebook_size, size=tokens.shape)
+        streams, codebooks, _ = tokens.shape
+        position = (np.arange(streams)[:, None, None], np.arange(codebooks)[None, :, None],
+                    codes.frame_indices()[None, None, :])
+        substituted = uniform(seed, 0, *position) < rate
+        offsets = 1 + (uniform(seed, 1, *position) * (size - 1)).astype(np.int64)
         tokens = np.where(substituted, (tokens + offsets) % codes.config.codebook_size, tokens)
         return codes.with_timeline(tokens, codes.on_timeline(codes.received))
 
 
 @dataclass(eq=False)
-class PacketLoss(_TokenEffect):
+class PacketLoss(_RandomTokenEffect):
     """Lose packets of `packet_frames` frames (all codebooks and channels) with probability `rate`.
 
     `concealment` says what the decoder puts in their place: "zeros" (lost tokens add nothing: a
@@ -138,13 +162,39 @@ class PacketLoss(_TokenEffect):
         packet_frames = _check_integer(self, "packet_frames", self.packet_frames, 1)
         if self.concealment not in self.CONCEALMENTS:
             raise ValueError(f"PacketLoss.concealment must be one of {self.CONCEALMENTS}, got {self.concealment!r}")
-        generator = _random_generator(self, self.seed)
-        frames = codes.num_frames
-        lost_packets = generator.random(-(-frames // packet_frames)) < rate
-        lost = np.repeat(lost_packets, packet_frames)[:frames]
+        frames = codes.frame_indices()
+        lost = uniform(self._seed(), 2, frames // packet_frames) < rate
         tokens, received = codes.on_timeline(codes.audio_codes), codes.on_timeline(codes.received)
         if self.concealment == "zeros":
             return codes.with_timeline(tokens, received & ~lost)
-        last_received = np.maximum.accumulate(np.where(lost, -1, np.arange(frames)))
-        source = np.maximum(last_received, 0)
-        return codes.with_timeline(tokens[..., source], received[..., source] & (last_received >= 0))
+        return codes.with_timeline(*self._repeat_last_received(tokens, received, lost))
+
+    _last_received = None  # (tokens, received) of the stream's last received frame; not a dataclass field
+
+    def _clear_stream(self) -> None:
+        super()._clear_stream()
+        self._last_received = None
+
+    def _repeat_last_received(self, tokens: np.ndarray, received: np.ndarray,
+                              lost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each lost frame replaced by the last received one, carried over from earlier blocks."""
+        carried = self._last_received is not None
+        if carried:  # the previous block's last received frame goes first, as a frame that was not lost
+            last_tokens, last_received = (_fit_codebooks(array, tokens.shape[1]) for array in self._last_received)
+            tokens = np.concatenate([last_tokens[..., None], tokens], axis=-1)
+            received = np.concatenate([last_received[..., None], received], axis=-1)
+            lost = np.concatenate([[False], lost])
+        last = np.maximum.accumulate(np.where(lost, -1, np.arange(lost.size)))
+        if lost.size and last[-1] >= 0:
+            self._last_received = (tokens[..., last[-1]], received[..., last[-1]])
+        source = np.maximum(last, 0)
+        tokens, received = tokens[..., source], received[..., source] & (last >= 0)
+        return (tokens[..., 1:], received[..., 1:]) if carried else (tokens, received)
+
+
+def _fit_codebooks(frame: np.ndarray, codebooks: int) -> np.ndarray:
+    """A carried frame [streams, n_q] cut or padded (not received, code 0) to `codebooks` codebooks,
+    should the number of codebooks change between blocks."""
+    if frame.shape[1] >= codebooks:
+        return frame[:, :codebooks]
+    return np.pad(frame, [(0, 0), (0, codebooks - frame.shape[1])])

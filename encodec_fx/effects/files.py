@@ -1,0 +1,90 @@
+"""Streaming a file through a chain: constant memory, output aligned with the input.
+
+The file is read block by block and every block goes through the chain with `reset=False`; then
+blocks of silence flush what the chain withholds (its latency, and whatever native plugins
+withhold on top, which no plugin reports: the flush goes on until the output has the input's
+length). Since streamed output is never padded at the front, the first `frames` output samples are
+the input's, aligned and of exactly its length. The output appears only once complete.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pedalboard
+from pedalboard.io import AudioFile
+from tqdm import tqdm
+
+from ..audio_io import AUDIO_SUFFIXES, open_audio
+from .chain import Chain
+from .protocol import AUDIO, Effect
+
+MAX_NATIVE_LATENCY_S = 10.0  # how much silence beyond the reported latency the flush may take
+
+
+def process_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
+                 chain: Effect | pedalboard.Plugin, block_size: int = 8192, overwrite: bool = False,
+                 progress: bool = False) -> None:
+    """Stream `input_path` through `chain` (an effect, a `Chain` or a native plugin) into `output_path`,
+    with the input's rate, channels and length. WAV is written as 32-bit float; other formats with
+    pedalboard's defaults. Refuses to overwrite unless `overwrite`."""
+    output_path = Path(output_path)
+    if output_path.suffix.lower() not in AUDIO_SUFFIXES:
+        raise ValueError(f"cannot write {output_path}: expected one of {', '.join(sorted(AUDIO_SUFFIXES))}")
+    if output_path.exists() and not overwrite:
+        raise FileExistsError(f"{output_path} exists; pass --force to overwrite it")
+    if block_size < 1:
+        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    chain = chain if isinstance(chain, Chain) else Chain([chain])
+    if chain.input_kind not in (AUDIO, None) or chain.output_kind not in (AUDIO, None):
+        raise ValueError("a chain for a file must take and give audio: put an EncodecDecoder after an EncodecEncoder")
+    with open_audio(input_path) as source:
+        rate, channels, frames = int(source.samplerate), source.num_channels, source.frames
+        if rate != source.samplerate:
+            raise ValueError(f"{input_path} has a sample rate of {source.samplerate} Hz; expected a whole number")
+        descriptor, temporary = tempfile.mkstemp(suffix=output_path.suffix, prefix=f".{output_path.stem}.",
+                                                 dir=output_path.parent)
+        os.close(descriptor)
+        try:
+            options = {"bit_depth": 32} if output_path.suffix.lower() == ".wav" else {}
+            with AudioFile(temporary, "w", samplerate=rate, num_channels=channels, **options) as sink, \
+                    tqdm(total=frames, unit="sample", unit_scale=True, disable=not progress,
+                         desc=Path(input_path).name) as bar:
+                chain.reset()
+                written = 0
+                for block in _blocks(source, chain, rate, channels, block_size, frames):
+                    block = block[:, : frames - written]
+                    sink.write(np.ascontiguousarray(block))
+                    written += block.shape[-1]
+                    bar.update(block.shape[-1])
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; give it a new file's usual mode
+            os.replace(temporary, output_path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+        finally:
+            chain.reset()
+
+
+def _blocks(source: AudioFile, chain: Chain, rate: int, channels: int, block_size: int, frames: int):
+    """The chain's output blocks, (channels, samples): the file's blocks, then silence until `frames` are out."""
+    out = 0
+    while source.tell() < frames:
+        block = chain(source.read(block_size), rate, block_size, reset=False)
+        out += block.shape[-1]
+        yield block
+    silence, flushed = np.zeros((channels, block_size), dtype=np.float32), 0
+    limit = chain.latency_at(rate) + int(MAX_NATIVE_LATENCY_S * rate)
+    while out < frames:
+        if flushed > limit:
+            raise ValueError(f"the chain still withheld {frames - out} samples after {flushed / rate:.1f} s of "
+                             "silence; a plugin in it seems to hold its output back indefinitely")
+        block = chain(silence, rate, block_size, reset=False)
+        flushed += block_size
+        out += block.shape[-1]
+        yield block

@@ -1,0 +1,137 @@
+"""`encodec-fx fx` and `process_file`: a file streamed through a chain, aligned, exact length, atomic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pedalboard
+import pytest
+import torch
+from pedalboard.io import AudioFile
+
+from encodec_fx.cli import main
+from encodec_fx.effects import Chain, EncodecCompressor
+from encodec_fx.effects.files import process_file
+from encodec_fx.effects.spec import parse_chain
+
+from effects_models import noise, tiny_model
+
+RATE = 44100
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: threads only add overhead on shared cores
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("model")
+    tiny_model("24khz").save_pretrained(directory)
+    return directory
+
+
+def write(path, audio: np.ndarray, rate: int = RATE) -> None:
+    with AudioFile(str(path), "w", samplerate=rate, num_channels=audio.shape[0], bit_depth=32) as file:
+        file.write(audio)
+
+
+def read(path) -> np.ndarray:
+    with AudioFile(str(path)) as file:
+        return file.read(file.frames)
+
+
+def batch_with_flush(chain: Chain, audio: np.ndarray, rate: int = RATE) -> np.ndarray:
+    """What the chain gives in batch for the input and the silence that flushes it, cut to the input."""
+    padded = np.concatenate([audio, np.zeros((audio.shape[0], 20000), np.float32)], axis=-1)
+    return chain(padded, rate)[:, : audio.shape[-1]]
+
+
+def test_fx_output_lines_up_with_the_input_and_has_its_length(tmp_path, model_dir, capsys):
+    audio = noise(2, 20000)
+    write(tmp_path / "in.wav", audio)
+    spec = "highpass(cutoff_frequency_hz=80) | encodec(bandwidth=1.5) | gain(gain_db=-1)"
+    assert main(["fx", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--chain", spec,
+                 "--model", str(model_dir), "--block-size", "1024", "--quiet"]) == 0
+    out = read(tmp_path / "out.wav")
+    assert out.shape == audio.shape
+    expected = batch_with_flush(parse_chain(spec, default_model=tiny_model("24khz")), audio)
+    np.testing.assert_allclose(out, expected, atol=1e-4)
+    assert "latency" in capsys.readouterr().out
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.wav", "out.wav"]
+
+
+def test_native_latency_that_no_plugin_reports_is_flushed_too(tmp_path):
+    audio = noise(1, 30000)
+    write(tmp_path / "in.wav", audio)
+    chain = Chain([pedalboard.Gain(1), pedalboard.MP3Compressor()])
+    process_file(tmp_path / "in.wav", tmp_path / "out.wav", chain, block_size=4096)
+    out = read(tmp_path / "out.wav")
+    assert out.shape == audio.shape
+    np.testing.assert_allclose(out, batch_with_flush(chain, audio), atol=1e-6)
+
+
+def test_process_file_takes_a_single_effect(tmp_path):
+    audio = noise(2, 9000)
+    write(tmp_path / "in.wav", audio, 24000)
+    compressor = EncodecCompressor(6.0, model=tiny_model("24khz"))
+    process_file(tmp_path / "in.wav", tmp_path / "out.wav", compressor, block_size=500)
+    np.testing.assert_allclose(read(tmp_path / "out.wav"), batch_with_flush(compressor, audio, 24000)[:, :9000],
+                               atol=1e-4)
+
+
+def test_existing_output_needs_force(tmp_path, capsys):
+    write(tmp_path / "in.wav", noise(2, 5000))
+    write(tmp_path / "out.wav", np.zeros((1, 10), np.float32))
+    arguments = ["fx", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--chain", "gain(6)", "--quiet"]
+    assert main(arguments) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--force" in error
+    assert read(tmp_path / "out.wav").shape == (1, 10)
+    assert main(arguments + ["--force"]) == 0
+    np.testing.assert_allclose(read(tmp_path / "out.wav"), read(tmp_path / "in.wav") * 10 ** (6 / 20), rtol=1e-5)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("revrb", r"stage 0 \(revrb\): unknown effect 'revrb'; accepted: encodec, .*reverb"),
+    ("gain(1) | reverb(room_sise=0.3)", r"stage 1 \(reverb\(room_sise=0.3\)\): .*Reverb accepts: .*room_size"),
+    ("gain(gain_db=__import__('os').getcwd())", r"stage 0 .*parameters must be literals"),
+    ("gain(1) reverb", "cannot parse chain"),
+    ("gain | truncate(2)", r"stage 1 \(CodebookTruncation\) takes codes"),
+    ("encodec(bandwidth=6.0)", r"stage 0 \(encodec\(bandwidth=6.0\)\): no model"),
+    ("truncate(num_codebooks=2)", "must take and give audio"),
+])
+def test_bad_chains_are_one_line_errors_and_write_nothing(tmp_path, capsys, spec, message):
+    write(tmp_path / "in.wav", noise(2, 5000))
+    assert main(["fx", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--chain", spec, "--quiet"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1
+    assert error.startswith("encodec-fx fx: error: ")
+    assert __import__("re").search(message, error)
+    assert [path.name for path in tmp_path.iterdir()] == ["in.wav"]
+
+
+def test_a_failure_while_streaming_leaves_no_partial_output(tmp_path, model_dir, capsys):
+    write(tmp_path / "in.wav", noise(2, 30000))
+    spec = "encode(bandwidth=6.0) | truncate(num_codebooks=99) | decode"
+    assert main(["fx", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--chain", spec,
+                 "--model", str(model_dir), "--quiet"]) == 1
+    assert "CodebookTruncation.num_codebooks" in capsys.readouterr().err
+    assert [path.name for path in tmp_path.iterdir()] == ["in.wav"]
+
+
+def test_missing_input_is_a_one_line_error(tmp_path, capsys):
+    assert main(["fx", str(tmp_path / "none.wav"), str(tmp_path / "out.wav"), "--chain", "gain(1)", "--quiet"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "no audio file" in error
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_spec_loads_each_model_path_once(model_dir):
+    chain = parse_chain(f"encode(bandwidth=3.0, model={str(model_dir)!r}) | truncate(2) | "
+                        f"decode(model={str(model_dir)!r}) | mp3(vbr_quality=4) | highpass(100)")
+    assert chain[0].model is chain[2].model
+    assert isinstance(chain[3], pedalboard.MP3Compressor) and chain[3].vbr_quality == 4
+    assert isinstance(chain[4], pedalboard.HighpassFilter) and chain[4].cutoff_frequency_hz == 100
