@@ -84,6 +84,16 @@ def info(args: argparse.Namespace) -> None:
         print(f"{key}: {value}")
 
 
+def fx(args: argparse.Namespace) -> None:
+    """Stream an audio file through an effect chain; the output lines up with the input and has its length."""
+    from .effects.files import process_file
+    from .effects.spec import parse_chain
+    chain = parse_chain(args.chain, default_model=args.model)
+    process_file(args.input, args.output, chain, block_size=args.block_size, overwrite=args.force,
+                 progress=not args.quiet)
+    print(f"wrote {args.output}: {args.input} through {len(chain)} stage(s), latency {chain.latency} samples")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="encodec-fx", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -115,6 +125,18 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--force", action="store_true", help="overwrite an existing output")
     command.set_defaults(run=decompress)
 
+    command = commands.add_parser("fx", help=fx.__doc__, description=fx.__doc__)
+    command.add_argument("input", help="audio file (wav, flac, ogg, mp3, aiff)")
+    command.add_argument("output", help="audio file to write; WAV is written as 32-bit float")
+    command.add_argument("--chain", required=True,
+                         help="stages separated by |, e.g. \"highpass(cutoff_frequency_hz=80) | encodec(bandwidth=1.5) | "
+                              "reverb(room_size=0.3)\" (see docs/effects.md)")
+    command.add_argument("--model", help="codec for encodec/encode/decode stages without model=")
+    command.add_argument("--block-size", type=int, default=8192, help="samples per block (default 8192)")
+    command.add_argument("--quiet", action="store_true", help="no progress bar")
+    command.add_argument("--force", action="store_true", help="overwrite an existing output")
+    command.set_defaults(run=fx)
+
     command = commands.add_parser("info", help=info.__doc__, description=info.__doc__)
     command.add_argument("archive")
     command.add_argument("--json", action="store_true", help="print JSON")
@@ -125,6 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
                                   description=train.__doc__.split("\n\n")[0])
     train.add_arguments(command)
     command.set_defaults(run=train.run)
+
+    from .train import command as train_codec
+    command = commands.add_parser("train-codec", help="train an EnCodec codec on a folder of audio",
+                                  description=train_codec.__doc__.split("\n\n")[0])
+    train_codec.add_arguments(command)
+    command.set_defaults(run=train_codec.run)
     return parser
 
 

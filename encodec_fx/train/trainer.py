@@ -1,0 +1,157 @@
+"""One training step of the EnCodec recipe: generator and discriminator updates, and validation.
+
+Generator: encoder → training RVQ (a bandwidth drawn per batch from `target_bandwidths`: quantizer
+dropout) → decoder; time L1, multi-scale mel, adversarial hinge and relative feature-matching losses
+go through the balancer, the commitment loss beside it. The discriminator is updated first, on the
+detached reconstruction, with probability `discriminator_update_probability` (the paper: 2/3 at
+24 kHz, so that it does not overpower the generator). Adam, lr 3e-4, betas (0.5, 0.9) for both.
+
+All randomness (segments, bandwidths, discriminator coin, codebook sampling) comes from generators
+the trainer owns and checkpoints, so a resumed run continues exactly as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from ..config import EncodecConfig
+from ..model import EncodecModel
+from .balancer import PAPER_WEIGHTS, Balancer
+from .discriminator import (MultiScaleSTFTDiscriminator, discriminator_hinge_loss, feature_matching_loss,
+                            generator_hinge_loss)
+from .losses import MultiScaleMelLoss, si_snr
+from .quantizer import CodebookTraining, TrainingQuantization, quantize_for_training, reset_codebooks
+
+
+@dataclass
+class TrainingConfig:
+    steps: int = 300_000
+    batch_size: int = 8
+    segment_seconds: float = 1.0
+    learning_rate: float = 3e-4
+    discriminator_filters: int = 32
+    discriminator_update_probability: float = 2 / 3
+    commitment_weight: float = 1.0
+    held_out_percent: int = 10
+    eval_every: int = 1000
+    checkpoint_every: int = 5000
+    seed: int = 0
+    loss_weights: dict[str, float] = field(default_factory=lambda: dict(PAPER_WEIGHTS))
+
+
+ADAM_BETAS = (0.5, 0.9)
+
+
+def untrained_model(config: EncodecConfig) -> EncodecModel:
+    """A fresh model whose codebooks will start from the data (the inference default marks them trained)."""
+    if config.normalize or config.chunk_length_s is not None:
+        raise ValueError("training supports unnormalised, unchunked models (the 24 kHz layout) only")
+    model = EncodecModel(config)
+    reset_codebooks(model.quantizer)
+    return model
+
+
+class CodecTrainer:
+    """Owns the model, discriminator, optimisers, balancer and random generators of one run."""
+
+    def __init__(self, model: EncodecModel, config: TrainingConfig, device: str | torch.device = "cpu",
+                 codebooks: CodebookTraining = CodebookTraining()):
+        self.device = torch.device(device)
+        self.model = model.to(self.device).train()
+        self.config = config
+        self.codebooks = codebooks
+        sampling_rate = model.config.sampling_rate
+        self.segment_length = round(config.segment_seconds * sampling_rate)
+        self.discriminator = MultiScaleSTFTDiscriminator(model.config.audio_channels,
+                                                         config.discriminator_filters).to(self.device)
+        self.mel_loss = MultiScaleMelLoss(sampling_rate).to(self.device)
+        self.balancer = Balancer(config.loss_weights)
+        self.generator_optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, betas=ADAM_BETAS)
+        self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.learning_rate,
+                                                        betas=ADAM_BETAS)
+        self.rng = np.random.default_rng(config.seed)
+        self.torch_generator = torch.Generator().manual_seed(config.seed)
+        self.step = 0
+
+    def reconstruct(self, audio: torch.Tensor, n_q: int) -> tuple[torch.Tensor, TrainingQuantization]:
+        """Audio → (decoded audio of the same length, quantisation); updates codebooks in train mode."""
+        embeddings = self.model.encoder(audio)
+        quantization = quantize_for_training(self.model.quantizer, embeddings, n_q, self.codebooks,
+                                             generator=self.torch_generator)
+        return self.model.decoder(quantization.quantized)[..., : audio.shape[-1]], quantization
+
+    def train_step(self, audio: torch.Tensor) -> dict[str, float]:
+        """One update on a (batch, channels, samples) batch; returns the losses as floats."""
+        self.model.train()
+        audio = audio.to(self.device)
+        bandwidth = float(self.rng.choice(self.model.config.target_bandwidths))
+        reconstruction, quantization = self.reconstruct(audio, self.model.config.num_quantizers_for_bandwidth(bandwidth))
+        logged = {"bandwidth": bandwidth}
+        if self.rng.random() < self.config.discriminator_update_probability:
+            logged["discriminator"] = self._discriminator_step(audio, reconstruction.detach())
+        fake_logits, fake_features = self.discriminator(reconstruction)
+        with torch.no_grad():
+            _, real_features = self.discriminator(audio)
+        losses = {"time": F.l1_loss(reconstruction, audio),
+                  "mel": self.mel_loss(reconstruction, audio),
+                  "adversarial": generator_hinge_loss(fake_logits),
+                  "feature": feature_matching_loss(real_features, fake_features)}
+        commitment = self.config.commitment_weight * quantization.commitment_loss
+        self.generator_optimizer.zero_grad(set_to_none=True)
+        self.balancer.backward(losses, reconstruction, unbalanced_loss=commitment)
+        self.generator_optimizer.step()
+        self.step += 1
+        logged |= {name: loss.item() for name, loss in losses.items()}
+        logged["commitment"] = quantization.commitment_loss.item()
+        logged["total"] = sum(self.config.loss_weights[name] * logged[name] for name in losses) + commitment.item()
+        return logged
+
+    def _discriminator_step(self, audio: torch.Tensor, reconstruction: torch.Tensor) -> float:
+        real_logits, _ = self.discriminator(audio)
+        fake_logits, _ = self.discriminator(reconstruction)
+        loss = discriminator_hinge_loss(real_logits, fake_logits)
+        self.discriminator_optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.discriminator_optimizer.step()
+        return loss.item()
+
+    @torch.no_grad()
+    def evaluate(self, audio: torch.Tensor) -> dict[str, float]:
+        """SI-SNR (dB) and multi-scale mel distance of the model's own encode/decode at its smallest and
+        largest bandwidths, over (items, channels, samples) audio taken `batch_size` items at a time."""
+        self.model.eval()
+        metrics = {}
+        for bandwidth in sorted({self.model.config.target_bandwidths[0], self.model.config.target_bandwidths[-1]}):
+            snrs, mels = [], []
+            for batch in audio.split(self.config.batch_size):
+                batch = batch.to(self.device)
+                decoded = self.model(batch, bandwidth=bandwidth).audio_values
+                snrs.append(si_snr(decoded, batch))
+                mels.append(self.mel_loss(decoded, batch) * len(batch))
+            metrics[f"si_snr@{bandwidth:g}"] = torch.cat(snrs).mean().item()
+            metrics[f"mel@{bandwidth:g}"] = (sum(mels) / len(audio)).item()
+        self.model.train()
+        return metrics
+
+    def state_dict(self) -> dict:
+        """Everything but the model weights needed to continue exactly (the model saves on its own)."""
+        return {"step": self.step,
+                "generator_optimizer": self.generator_optimizer.state_dict(),
+                "discriminator": self.discriminator.state_dict(),
+                "discriminator_optimizer": self.discriminator_optimizer.state_dict(),
+                "balancer": self.balancer.state_dict(),
+                "rng": self.rng.bit_generator.state,
+                "torch_generator": self.torch_generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = state["step"]
+        self.generator_optimizer.load_state_dict(state["generator_optimizer"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
+        self.balancer.load_state_dict(state["balancer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.torch_generator.set_state(state["torch_generator"])

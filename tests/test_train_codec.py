@@ -1,0 +1,297 @@
+"""Codec training: losses, discriminator, balancer, EMA quantiser, steps, checkpoints, export and CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pedalboard.io import AudioFile
+
+from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx.cli import main
+from encodec_fx.train import (Balancer, CodecTrainer, MultiScaleMelLoss, MultiScaleSTFTDiscriminator,
+                              TrainingConfig, export_generator, load_checkpoint, load_exported,
+                              quantize_for_training, reset_codebooks, save_checkpoint, untrained_model)
+from encodec_fx.train.data import centre_segments, random_segments
+from encodec_fx.train.discriminator import (discriminator_hinge_loss, feature_matching_loss,
+                                            generator_hinge_loss)
+from encodec_fx.train.losses import mel_filterbank, si_snr
+from encodec_fx.train.quantizer import CodebookTraining, update_codebook
+
+SAMPLE_RATE = 24_000
+
+
+def tiny_config() -> EncodecConfig:
+    """hop 64 → 375 frames/s; 64-entry codebooks (6 bits): bandwidths 2.25/4.5/9 kbps use 1/2/4 codebooks."""
+    return EncodecConfig(num_filters=4, upsampling_ratios=[4, 4, 4], hidden_size=16, codebook_size=64,
+                         target_bandwidths=[2.25, 4.5, 9.0], num_lstm_layers=1)
+
+
+def tiny_trainer(seed: int = 0) -> CodecTrainer:
+    torch.manual_seed(seed)
+    config = TrainingConfig(batch_size=2, segment_seconds=0.2, discriminator_filters=4, seed=seed)
+    return CodecTrainer(untrained_model(tiny_config()), config)
+
+
+def tones(seconds: float = 1.0) -> list[np.ndarray]:
+    """Harmonic tones over a little noise: pure sines leave most mel bands empty, where the log-mel
+    term rewards nothing but matching leakage."""
+    rng = np.random.default_rng(0)
+    t = np.arange(int(SAMPLE_RATE * seconds)) / SAMPLE_RATE
+    clips = []
+    for f in (220, 330, 440):
+        harmonics = sum(0.3 / k * np.sin(2 * np.pi * f * k * t) for k in range(1, 6))
+        clips.append((harmonics + 0.02 * rng.standard_normal(t.shape)).astype(np.float32)[None])
+    return clips
+
+
+def train(trainer: CodecTrainer, clips: list[np.ndarray], steps: int) -> list[dict[str, float]]:
+    return [trainer.train_step(random_segments(clips, trainer.config.batch_size, trainer.segment_length, trainer.rng))
+            for _ in range(steps)]
+
+
+# --- losses -----------------------------------------------------------------------------------
+
+
+def test_mel_loss_is_zero_for_identical_audio_and_positive_otherwise():
+    loss = MultiScaleMelLoss(SAMPLE_RATE)
+    assert len(loss.spectrograms) == 7  # windows 32 … 2048
+    audio = torch.randn(2, 1, 4800)
+    assert loss(audio, audio).item() == 0.0
+    assert loss(audio * 0.5, audio).item() > 0.0
+    assert loss(torch.randn(2, 1, 4800), audio).item() > loss(audio * 0.9, audio).item()
+
+
+def test_mel_filterbank_covers_the_spectrum_with_triangles():
+    bank = mel_filterbank(SAMPLE_RATE, 2048, 64)
+    assert bank.shape == (1025, 64)
+    assert bank.min() >= 0 and bank.max() <= 1
+    assert (bank.sum(0) > 0).all()  # at this resolution no filter is empty
+    assert bank.argmax(0).diff().ge(0).all()  # centres rise with the filter index
+
+
+def test_si_snr_is_scale_invariant_and_drops_with_noise():
+    reference = torch.randn(2, 1, 1000)
+    assert si_snr(3 * reference, reference).min() > 60
+    assert si_snr(reference + torch.randn_like(reference), reference).mean() < 3
+
+
+# --- discriminator ----------------------------------------------------------------------------
+
+
+def test_discriminator_has_five_scales_with_their_shapes():
+    discriminator = MultiScaleSTFTDiscriminator(filters=8)
+    logits, features = discriminator(torch.randn(2, 1, 4800))
+    assert len(logits) == len(features) == 5
+    for window, scale_logits, scale_features in zip((2048, 1024, 512, 256, 128), logits, features):
+        frames, freqs = (4800 - window) // (window // 4) + 1, window // 2 + 1
+        assert scale_logits.shape == (2, 1, frames, -(-freqs // 8))  # three convs stride 2 in frequency
+        assert len(scale_features) == 5
+        assert all(f.shape[:3] == (2, 8, frames) for f in scale_features)
+
+
+def test_hinge_and_feature_matching_losses():
+    ones = [torch.ones(2, 1, 3, 4)]
+    assert discriminator_hinge_loss([1 + x for x in ones], [-1 - x for x in ones]).item() == 0.0
+    assert discriminator_hinge_loss([0 * x for x in ones], [0 * x for x in ones]).item() == 2.0
+    assert generator_hinge_loss([-x for x in ones]).item() == 2.0
+    real = [[torch.full((2, 3), 2.0), torch.full((2, 3), -4.0)]]
+    assert feature_matching_loss(real, real).item() == 0.0
+    fake = [[torch.full((2, 3), 3.0), torch.full((2, 3), -2.0)]]
+    assert feature_matching_loss(real, fake).item() == pytest.approx((1 / 2 + 2 / 4) / 2)
+
+
+# --- balancer ---------------------------------------------------------------------------------
+
+
+def test_balancer_gives_each_loss_its_share_of_the_gradient_norm():
+    leaf = torch.randn(4, 1, 100, requires_grad=True)
+    output = leaf * 1.0
+    losses = {"mel": 1000 * output.pow(2).sum(), "time": output.abs().mean()}  # very different scales
+    balancer = Balancer({"mel": 1.0, "time": 0.1})
+    shares = balancer.gradients(losses, output)
+    norms = {name: g.flatten(1).norm(dim=1).mean().item() for name, g in shares.items()}
+    assert norms["mel"] == pytest.approx(1 / 1.1, rel=1e-5)
+    assert norms["time"] == pytest.approx(0.1 / 1.1, rel=1e-5)
+    extra = leaf.sum()
+    balancer.backward(losses, output, unbalanced_loss=extra)
+    expected = sum(balancer.gradients(losses, output).values()) + 1
+    torch.testing.assert_close(leaf.grad, expected)  # norms were steady, so shares did not move
+
+
+def test_balancer_norm_average_moves_slowly_and_round_trips():
+    output = torch.ones(2, 3, requires_grad=True)
+    balancer = Balancer({"a": 1.0, "b": 1.0})
+    balancer.gradients({"a": output.sum(), "b": output.sum()}, output)
+    louder = balancer.gradients({"a": 10 * output.sum(), "b": output.sum()}, output)
+    # ⟨norm⟩ ≈ (0.999·1 + 10)/1.999 ≈ 5.5, so the louder loss briefly takes more than its share
+    assert louder["a"].norm() > 1.5 * louder["b"].norm()
+    copy = Balancer({"a": 1.0, "b": 1.0})
+    copy.load_state_dict(balancer.state_dict())
+    assert copy.state_dict() == balancer.state_dict()
+
+
+# --- quantiser --------------------------------------------------------------------------------
+
+
+def test_training_quantizer_fills_the_inference_buffers():
+    model = untrained_model(tiny_config()).train()
+    embeddings = torch.randn(2, 16, 50, requires_grad=True)
+    result = quantize_for_training(model.quantizer, embeddings, 2, generator=torch.Generator().manual_seed(0))
+    layers = [layer.codebook for layer in model.quantizer.layers]
+    assert [c.inited.item() for c in layers] == [1, 1, 0, 0]  # only the codebooks this batch used
+    assert all(c.embed.abs().sum() > 0 and c.cluster_size.sum() > 0 and c.embed_avg.abs().sum() > 0 for c in layers[:2])
+    assert all(c.embed.abs().sum() == 0 for c in layers[2:])
+    assert result.codes.shape == (2, 2, 50) and result.quantized.shape == embeddings.shape
+    (result.quantized.sum() + result.commitment_loss).backward()
+    assert embeddings.grad is not None and embeddings.grad.abs().sum() > 0
+    model.eval()  # no update: the same codes as inference, and the decode of those codes
+    frozen = quantize_for_training(model.quantizer, embeddings.detach(), 2)
+    torch.testing.assert_close(frozen.codes, model.quantizer.encode(embeddings.detach(), 2))
+    torch.testing.assert_close(frozen.quantized, model.quantizer.decode(frozen.codes))
+
+
+def test_straight_through_gradient_is_the_identity():
+    model = untrained_model(tiny_config()).train()
+    embeddings = torch.randn(1, 16, 20, requires_grad=True)
+    quantize_for_training(model.quantizer, embeddings, 4).quantized.sum().backward()
+    torch.testing.assert_close(embeddings.grad, torch.ones_like(embeddings))
+
+
+def test_dead_codes_move_to_batch_vectors_and_stay_there():
+    codebook = untrained_model(tiny_config()).quantizer.layers[0].codebook
+    vectors = torch.randn(200, 16)
+    codebook.embed.copy_(vectors[:64])
+    codebook.embed[5] = 100.0  # far from everything: never chosen, so dead
+    codebook.cluster_size.fill_(3.0)
+    codebook.cluster_size[5] = 0.0
+    codebook.embed_avg.copy_(codebook.embed * 3.0)
+    settings = CodebookTraining()
+    update_codebook(codebook, vectors, codebook.encode(vectors), settings, torch.Generator().manual_seed(0))
+    assert (codebook.embed[5] - vectors).abs().sum(1).min() == 0  # now one of the batch vectors
+    # the running sum agrees with the new vector, so the next EMA normalisation keeps it
+    total = codebook.cluster_size.sum()
+    smoothed = (codebook.cluster_size + settings.epsilon) / (total + 64 * settings.epsilon) * total
+    torch.testing.assert_close(codebook.embed_avg / smoothed[:, None], codebook.embed)
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+def test_training_reduces_the_losses():
+    trainer = tiny_trainer(seed=2)
+    validation = centre_segments(tones(), trainer.segment_length)
+    before = trainer.evaluate(validation)
+    history = train(trainer, tones(), 30)
+    after = trainer.evaluate(validation)
+    assert trainer.step == 30
+    assert {h["bandwidth"] for h in history} == {2.25, 4.5, 9.0}  # quantizer dropout
+    assert any("discriminator" in h for h in history) and not all("discriminator" in h for h in history)
+    for name, ratio in (("mel", 0.85), ("total", 0.9)):  # seeds 0–5 give 0.58–0.84 and 0.75–0.92
+        first, last = np.mean([h[name] for h in history[:5]]), np.mean([h[name] for h in history[-5:]])
+        assert last < ratio * first, (name, first, last)
+    assert set(after) == {"si_snr@2.25", "mel@2.25", "si_snr@9", "mel@9"}
+    assert after["mel@9"] < 0.8 * before["mel@9"] and after["si_snr@9"] > before["si_snr@9"]
+
+
+def test_trained_model_saves_and_loads_with_from_pretrained(tmp_path):
+    trainer = tiny_trainer()
+    train(trainer, tones(), 3)
+    trainer.model.save_pretrained(tmp_path)
+    loaded = EncodecModel.from_pretrained(tmp_path)
+    trained = trainer.model.eval().state_dict()
+    assert all(torch.equal(value, trained[key]) for key, value in loaded.state_dict().items())
+    assert any(key.endswith("embed_avg") for key in trained)
+    audio = centre_segments(tones(), 4800)
+    codes = loaded.encode(audio, bandwidth=9.0).audio_codes
+    assert codes.shape == (1, 3, 4, 75)
+    torch.testing.assert_close(codes, trainer.model.encode(audio, bandwidth=9.0).audio_codes)
+
+
+def test_resume_continues_exactly(tmp_path):
+    clips = tones()
+    straight = tiny_trainer()
+    train(straight, clips, 4)
+    first = tiny_trainer()
+    train(first, clips, 2)
+    save_checkpoint(first, tmp_path, {"note": "test"})
+    model, state = load_checkpoint(tmp_path)
+    assert state["step"] == 2 and state["settings"] == {"note": "test"}
+    resumed = CodecTrainer(model, first.config)
+    resumed.load_state_dict(state)
+    assert resumed.step == 2
+    assert_same_state(resumed.generator_optimizer.state_dict(), first.generator_optimizer.state_dict())
+    assert_same_state(resumed.discriminator_optimizer.state_dict(), first.discriminator_optimizer.state_dict())
+    train(resumed, clips, 2)
+    assert resumed.step == 4
+    assert_same_state(resumed.model.state_dict(), straight.model.state_dict())
+    assert_same_state(resumed.discriminator.state_dict(), straight.discriminator.state_dict())
+    assert_same_state(resumed.generator_optimizer.state_dict(), straight.generator_optimizer.state_dict())
+    assert resumed.balancer.state_dict() == straight.balancer.state_dict()
+
+
+def assert_same_state(actual, expected):
+    """Nested state dicts equal exactly, tensors bit for bit."""
+    if isinstance(expected, torch.Tensor):
+        assert torch.equal(actual, expected)
+    elif isinstance(expected, dict):
+        assert actual.keys() == expected.keys()
+        for key in expected:
+            assert_same_state(actual[key], expected[key])
+    elif isinstance(expected, (list, tuple)):
+        assert len(actual) == len(expected)
+        for a, e in zip(actual, expected):
+            assert_same_state(a, e)
+    else:
+        assert actual == expected
+
+
+def test_fp16_export_is_compact_and_decodes_like_the_model(tmp_path):
+    trainer = tiny_trainer()
+    train(trainer, tones(), 3)
+    model = trainer.model.eval()
+    model.save_pretrained(tmp_path / "full")
+    export_generator(model, tmp_path / "codec.safetensors")
+    assert (tmp_path / "codec.safetensors").stat().st_size < 0.6 * (tmp_path / "full" / "model.safetensors").stat().st_size
+    shipped = load_exported(tmp_path / "codec.safetensors")
+    assert shipped.config == model.config
+    audio = centre_segments(tones(), 4800)
+    codes = model.encode(audio, bandwidth=9.0).audio_codes
+    with torch.no_grad():
+        reference = model.decode(codes).audio_values
+        decoded = shipped.decode(codes).audio_values
+    assert si_snr(decoded, reference).min() > 30
+
+
+# --- command line -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def audio_dir(tmp_path):
+    """Stereo tones at 16 kHz: read back mono at 24 kHz."""
+    directory = tmp_path / "audio"
+    directory.mkdir()
+    t = np.arange(16_000) / 16_000
+    for index, frequency in enumerate((110, 220, 330, 440, 550)):
+        tone = (0.3 * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
+        with AudioFile(str(directory / f"tone{index}.wav"), "w", samplerate=16_000, num_channels=2) as file:
+            file.write(np.stack([tone, tone]))
+    return directory
+
+
+def test_train_codec_command_trains_resumes_and_exports(audio_dir, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    arguments = ["train-codec", str(audio_dir), str(run_dir), "--num-filters", "4", "--batch-size", "2",
+                 "--segment-seconds", "0.2", "--discriminator-filters", "4", "--eval-every", "1",
+                 "--held-out-percent", "30"]
+    assert main(arguments + ["--steps", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "step 2/2" in printed and "si_snr@1.5" in printed and "si_snr@24" in printed
+    model = EncodecModel.from_pretrained(run_dir / "model")
+    assert model.config.num_filters == 4
+    assert load_exported(run_dir / "generator-fp16.safetensors").config == model.config
+    assert main(arguments + ["--steps", "3"]) == 1
+    assert "pass --resume" in capsys.readouterr().err
+    assert main(arguments + ["--steps", "3", "--resume"]) == 0
+    assert "from step 2" in capsys.readouterr().out
+    assert load_checkpoint(run_dir)[1]["step"] == 3
