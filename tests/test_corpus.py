@@ -243,11 +243,21 @@ def test_corpus_refuses_a_folder_in_use(tmp_path, fake_kits):
         build(tmp_path / "used")
 
 
-@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
 def test_real_espeak_speech_is_24khz_mono_and_not_silent(tmp_path):
+    assert shutil.which("espeak-ng"), "espeak-ng is missing: run tests/system-packages.sh (apt-get install espeak-ng)"
     audio = corpus.espeak_speech("The quick brown fox jumps over 13 lazy dogs.", "en", "+f2", 50, 170, 100, tmp_path)
     (tmp_path / "train").mkdir()
     row = corpus.write_clip(corpus.Clip("speech/test", "speech", audio, {}, "test"), 0, tmp_path, 0, 0)
     with AudioFile(str(tmp_path / row["path"])) as file:
         assert (file.samplerate, file.num_channels) == (24_000, 1)
         assert not corpus.is_silent(file.read(file.frames)[0])
+
+
+def test_an_item_whose_tool_crashes_is_skipped_and_the_others_are_unchanged(capsys):
+    def make(index):
+        if index == 1:
+            raise corpus.ToolCrashed("espeak-ng failed (-11): ")
+        return corpus.Clip(f"speech/{index:06d}", "speech", np.full(2400, 0.1, np.float32), {}, "test")
+    clips = corpus.generated_clips(make)
+    assert [next(clips).item for _ in range(3)] == ["speech/000000", "speech/000002", "speech/000003"]
+    assert "skipped item 1: espeak-ng failed" in capsys.readouterr().err

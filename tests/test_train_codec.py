@@ -295,3 +295,26 @@ def test_train_codec_command_trains_resumes_and_exports(audio_dir, tmp_path, cap
     assert main(arguments + ["--steps", "3", "--resume"]) == 0
     assert "from step 2" in capsys.readouterr().out
     assert load_checkpoint(run_dir)[1]["step"] == 3
+
+
+def test_warm_up_trains_reconstruction_only_then_the_discriminator_joins():
+    torch.manual_seed(0)
+    config = TrainingConfig(batch_size=2, segment_seconds=0.2, discriminator_filters=4,
+                            discriminator_update_probability=1.0, adversarial_start=2)
+    trainer = CodecTrainer(untrained_model(tiny_config()), config)
+    before = [p.detach().clone() for p in trainer.discriminator.parameters()]
+    warm_up = train(trainer, tones(), 2)
+    assert all(set(h) >= {"time", "mel"} and "adversarial" not in h and "discriminator" not in h for h in warm_up)
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.discriminator.parameters()))
+    joined = train(trainer, tones(), 1)[0]
+    assert {"adversarial", "feature", "discriminator"} <= set(joined)
+    assert not all(torch.equal(a, b) for a, b in zip(before, trainer.discriminator.parameters()))
+
+
+def test_train_codec_command_validates_on_a_separate_folder(audio_dir, tmp_path, capsys):
+    arguments = ["train-codec", str(audio_dir), str(tmp_path / "run"), "--validation-dir", str(audio_dir),
+                 "--num-filters", "4", "--batch-size", "2", "--segment-seconds", "0.2", "--discriminator-filters",
+                 "4", "--eval-every", "1", "--steps", "1", "--held-out-percent", "100"]
+    assert main(arguments) == 0
+    files = len(list(audio_dir.iterdir()))
+    assert f"training on {files} files" in capsys.readouterr().out

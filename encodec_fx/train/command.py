@@ -1,8 +1,10 @@
 """Train an EnCodec codec on a folder of audio, with the paper's losses, balancer and discriminator.
 
-    encodec-fx train-codec AUDIO_DIR RUN_DIR [--num-filters 32] [--steps N] [--resume]
+    encodec-fx train-codec AUDIO_DIR RUN_DIR [--validation-dir DIR] [--num-filters 32] [--steps N] [--resume]
 
-Files are read at 24 kHz, mono, and split into training and validation sets by a hash of their names.
+Files are read at 24 kHz, mono, and split into training and validation sets by a hash of their names,
+unless --validation-dir names a separate validation folder (a corpus built by `encodec_fx.train.corpus`
+has train/ and validation/).
 RUN_DIR receives a checkpoint every --checkpoint-every steps and at the end (model/ in the hub layout,
 loadable with `EncodecModel.from_pretrained`, and training_state.pt); --resume continues from it
 exactly, up to --steps in total. The end of training also writes generator-fp16.safetensors, a
@@ -57,6 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name, value in asdict(defaults).items():
         if not isinstance(value, dict):
             parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    parser.add_argument("--validation-dir", default=None,
+                        help="folder of validation audio (e.g. a corpus's validation/); then every file of "
+                             "AUDIO_DIR trains and --held-out-percent is unused")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in RUN_DIR")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
@@ -77,9 +82,13 @@ def run(args: argparse.Namespace) -> None:
         state = None
     sampling_rate, channels = model.config.sampling_rate, model.config.audio_channels
     training, validation = [], []
-    for path in audio_files(args.audio_dir):
-        clip = load_clip(path, sampling_rate, channels)
-        (validation if is_held_out(path, config.held_out_percent) else training).append(clip)
+    if args.validation_dir is not None:  # a corpus with its own split: train on all of audio_dir
+        training = [load_clip(path, sampling_rate, channels) for path in audio_files(args.audio_dir)]
+        validation = [load_clip(path, sampling_rate, channels) for path in audio_files(args.validation_dir)]
+    else:
+        for path in audio_files(args.audio_dir):
+            clip = load_clip(path, sampling_rate, channels)
+            (validation if is_held_out(path, config.held_out_percent) else training).append(clip)
     if not training:
         raise ValueError(f"no training audio in {args.audio_dir}: every file is held out")
     trainer = CodecTrainer(model, config, args.device)

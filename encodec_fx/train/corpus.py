@@ -86,6 +86,10 @@ class MissingTool(RuntimeError):
     """A system tool or data file is absent; the message names the Debian package to install."""
 
 
+class ToolCrashed(RuntimeError):
+    """A synthesis or rendering tool failed on one item (espeak-ng crashes on some voice and text pairs)."""
+
+
 class ReservedSource(ValueError):
     """A source reserved for independent evaluation was offered as training material."""
 
@@ -122,7 +126,7 @@ def run_tool(arguments: list[str], stdin: str | None = None) -> str:
     """Run a tool and return its stdout; a failure is one line with the end of its stderr."""
     result = subprocess.run(arguments, input=stdin, capture_output=True, text=True)
     if result.returncode != 0:
-        raise RuntimeError(f"{Path(arguments[0]).name} failed ({result.returncode}): {result.stderr.strip()[-300:]}")
+        raise ToolCrashed(f"{Path(arguments[0]).name} failed ({result.returncode}): {result.stderr.strip()[-300:]}")
     return result.stdout
 
 
@@ -561,11 +565,16 @@ def is_validation(item: str, percent: float) -> bool:
 
 
 def generated_clips(make: Callable[[int], Clip]) -> Iterator[Clip]:
-    """make(0), make(1), ... skipping silent results."""
+    """make(0), make(1), ... skipping silent results and items whose tool crashed (reported on stderr).
+    Items are independent, so a skipped one changes no other."""
     index = 0
     while True:
-        clip = make(index)
-        if not is_silent(clip.audio):
+        try:
+            clip = make(index)
+        except ToolCrashed as error:
+            print(f"skipped item {index}: {error}", file=sys.stderr)
+            clip = None
+        if clip is not None and not is_silent(clip.audio):
             yield clip
         index += 1
 

@@ -4,7 +4,8 @@ Generator: encoder → training RVQ (a bandwidth drawn per batch from `target_ba
 dropout) → decoder; time L1, multi-scale mel, adversarial hinge and relative feature-matching losses
 go through the balancer, the commitment loss beside it. The discriminator is updated first, on the
 detached reconstruction, with probability `discriminator_update_probability` (the paper: 2/3 at
-24 kHz, so that it does not overpower the generator). Adam, lr 3e-4, betas (0.5, 0.9) for both.
+24 kHz, so that it does not overpower the generator). With `adversarial_start` > 0 the first steps train
+on the reconstruction losses alone (a warm-up for small compute budgets; 0 is the paper's recipe). Adam, lr 3e-4, betas (0.5, 0.9) for both.
 
 All randomness (segments, bandwidths, discriminator coin, codebook sampling) comes from generators
 the trainer owns and checkpoints, so a resumed run continues exactly as an uninterrupted one.
@@ -35,6 +36,7 @@ class TrainingConfig:
     learning_rate: float = 3e-4
     discriminator_filters: int = 32
     discriminator_update_probability: float = 2 / 3
+    adversarial_start: int = 0  # steps of reconstruction-only warm-up (time + mel) before the GAN joins
     commitment_weight: float = 1.0
     held_out_percent: int = 10
     eval_every: int = 1000
@@ -91,15 +93,15 @@ class CodecTrainer:
         bandwidth = float(self.rng.choice(self.model.config.target_bandwidths))
         reconstruction, quantization = self.reconstruct(audio, self.model.config.num_quantizers_for_bandwidth(bandwidth))
         logged = {"bandwidth": bandwidth}
-        if self.rng.random() < self.config.discriminator_update_probability:
-            logged["discriminator"] = self._discriminator_step(audio, reconstruction.detach())
-        fake_logits, fake_features = self.discriminator(reconstruction)
-        with torch.no_grad():
-            _, real_features = self.discriminator(audio)
-        losses = {"time": F.l1_loss(reconstruction, audio),
-                  "mel": self.mel_loss(reconstruction, audio),
-                  "adversarial": generator_hinge_loss(fake_logits),
-                  "feature": feature_matching_loss(real_features, fake_features)}
+        losses = {"time": F.l1_loss(reconstruction, audio), "mel": self.mel_loss(reconstruction, audio)}
+        if self.step >= self.config.adversarial_start:
+            if self.rng.random() < self.config.discriminator_update_probability:
+                logged["discriminator"] = self._discriminator_step(audio, reconstruction.detach())
+            fake_logits, fake_features = self.discriminator(reconstruction)
+            with torch.no_grad():
+                _, real_features = self.discriminator(audio)
+            losses |= {"adversarial": generator_hinge_loss(fake_logits),
+                       "feature": feature_matching_loss(real_features, fake_features)}
         commitment = self.config.commitment_weight * quantization.commitment_loss
         self.generator_optimizer.zero_grad(set_to_none=True)
         self.balancer.backward(losses, reconstruction, unbalanced_loss=commitment)
