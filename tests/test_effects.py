@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from encodec_fx import EncodecConfig, EncodecModel
 from encodec_fx.effects import Codes, EncodecCompressor, EncodecDecoder, EncodecEncoder
+from encodec_fx.effects.model_source import load_effect_model
 from encodec_fx.effects.partial_decode import decode_received
 from encodec_fx.effects.resample import resample
 
@@ -151,9 +154,15 @@ def test_bandwidth_is_a_plain_attribute_checked_when_used():
 
 
 @pytest.mark.parametrize("effect", [EncodecCompressor, EncodecEncoder, EncodecDecoder])
-def test_missing_model_says_to_pass_one(effect):
-    with pytest.raises(TypeError, match="model="):
-        effect()
+def test_no_model_is_the_default_model_or_says_to_pass_one(effect):
+    """model=None means the package's default model, loaded once; where its weights are absent, the error says so."""
+    try:
+        default = load_effect_model(None, effect.__name__)
+    except (TypeError, OSError) as error:  # no default model here: the effect says so as the loader does
+        with pytest.raises(type(error), match=re.escape(str(error).split(":")[0])):
+            effect()
+    else:
+        assert effect().model is default
 
 
 def test_model_loads_from_a_pretrained_path(tmp_path):

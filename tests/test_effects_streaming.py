@@ -83,14 +83,34 @@ def test_causal_codec_latency_is_the_round_trip_latency_at_the_model_rate():
     assert EncodecCompressor(model=model).latency_at(44100) > round_trip_latency(model) * 44100 / 24000
 
 
-def test_chunked_codec_streams_chunk_by_chunk():
+@pytest.mark.parametrize("rate", [24000, 44100])
+def test_causal_stream_is_the_offline_output_of_the_input_itself(rate):
+    """The flush changes nothing but the last samples that the output resampler looks ahead from."""
+    compressor = EncodecCompressor(6.0, model=tiny_model("24khz"))
+    audio = noise(2, rate // 2)
+    streamed = stream(compressor, audio, rate, VARYING, compressor.latency_at(rate))
+    tail = StreamingResampler(24000, rate).latency
+    offline = compressor(audio, rate)
+    np.testing.assert_allclose(streamed[:, : audio.shape[-1] - tail], offline[:, : audio.shape[-1] - tail], atol=1e-4)
+
+
+@pytest.mark.parametrize("rate, sizes", [(48000, [4800]), (48000, [4096, 777, 1]), (44100, [4096, 777, 1])])
+def test_chunked_codec_streams_chunk_by_chunk(rate, sizes):
     compressor = EncodecCompressor(6.0, model=tiny_model("48khz"))
-    rate = 44100
     latency = compressor.latency_at(rate)
-    assert 44100 <= latency <= 44100 + 100  # about one chunk
+    assert latency == (48000 - 1 if rate == 48000 else pytest.approx(rate, abs=100))  # about one chunk
     audio = noise(2, int(rate * 2.5))  # three chunks, cross-faded
-    streamed = stream(compressor, audio, rate, [4096, 777, 1], latency)
+    streamed = stream(compressor, audio, rate, sizes, latency)
     np.testing.assert_allclose(streamed, batch_of_stream(compressor, audio, rate, latency), atol=1e-4)
+
+
+def test_chunked_codec_streams_mono_through_the_stereo_model():
+    compressor = EncodecCompressor(12.0, model=tiny_model("48khz"))
+    latency = compressor.latency_at(48000)
+    audio = noise(100000)
+    streamed = stream(compressor, audio, 48000, [3000, 1234], latency)
+    assert streamed.shape == audio.shape
+    np.testing.assert_allclose(streamed, batch_of_stream(compressor, audio, 48000, latency), atol=1e-4)
 
 
 @pytest.mark.parametrize("shape", [(3000,), (3000, 2)])
@@ -123,13 +143,14 @@ def test_token_effects_stream_the_batch_damage(sizes):
     np.testing.assert_allclose(streamed, batch_of_stream(chain, audio, 24000, latency), atol=1e-4)
 
 
-def test_token_effects_stream_on_the_chunked_timeline():
+@pytest.mark.parametrize("sizes", [[6000], [6000, 1, 2500]])
+def test_token_effects_stream_on_the_chunked_timeline(sizes):
     model = tiny_model("48khz")
     chain = Chain([EncodecEncoder(6.0, model=model), PacketLoss(rate=0.3, packet_frames=5, concealment="repeat", seed=2),
                    TokenSubstitution(rate=0.02, seed=4), EncodecDecoder(model=model)])
     latency = chain.latency_at(48000)
     audio = noise(2, 120000)
-    streamed = stream(chain, audio, 48000, [6000], latency)
+    streamed = stream(chain, audio, 48000, sizes, latency)
     np.testing.assert_allclose(streamed, batch_of_stream(chain, audio, 48000, latency), atol=1e-4)
 
 
@@ -195,6 +216,36 @@ def test_parameters_change_between_blocks():
     np.testing.assert_allclose(loud, audio[:, :100], rtol=1e-6)
 
 
+def test_bandwidth_automation_is_a_bandwidth_schedule():
+    """Lowering the compressor's bandwidth between blocks lowers it from the next frame completed,
+    as a BandwidthSchedule switching at that frame does offline."""
+    model = tiny_model("24khz")
+    compressor, frames = EncodecCompressor(6.0, model=model), EncodecEncoder(6.0, model=model)
+    latency = compressor.latency_at(24000)
+    audio = noise(2, 12000)
+    signal = np.concatenate([audio, np.zeros((2, latency), np.float32)], axis=-1)
+    blocks = np.array_split(signal, 7, axis=-1)
+    outputs = [compressor(block, 24000, reset=False) for block in blocks[:3]]
+    switch = sum(frames(block, 24000, reset=False).num_frames for block in blocks[:3])
+    compressor.bandwidth = 1.5
+    outputs += [compressor(block, 24000, reset=False) for block in blocks[3:]]
+    streamed = np.concatenate(outputs, axis=-1)[:, : audio.shape[-1]]
+    schedule = BandwidthSchedule([(0.0, 6.0), ((switch - 0.5) / model.config.frame_rate, 1.5)])
+    offline = Chain([EncodecEncoder(6.0, model=model), schedule, EncodecDecoder(model=model)])
+    np.testing.assert_allclose(streamed, batch_of_stream(offline, audio, 24000, latency), atol=1e-4)
+    assert not np.allclose(streamed, batch_of_stream(compressor, audio, 24000, latency), atol=1e-3)
+
+
+def test_loss_rate_automation_drops_exactly_the_blocks_it_was_raised_for():
+    encoder, loss = EncodecEncoder(6.0, model=tiny_model("24khz")), PacketLoss(seed=0)
+    received = []
+    for index, block in enumerate(np.split(noise(2, 24000), 8, axis=-1)):
+        loss.rate = 1.0 if index in (3, 4) else 0.0
+        received.append(loss(encoder(block, 24000, reset=False), 24000, reset=False).received)
+    assert all(r.all() for i, r in enumerate(received) if i not in (3, 4))
+    assert all(r.size and not r.any() for i, r in enumerate(received) if i in (3, 4))
+
+
 def test_reset_starts_a_new_stream_and_keeps_parameters():
     compressor = EncodecCompressor(1.5, model=tiny_model("24khz"))
     audio = noise(2, 6000)
@@ -221,6 +272,12 @@ def test_stream_mistakes_are_explained():
         EncodecDecoder(model=model)(encoder(noise(2, 4800), 24000), 24000, reset=False)
     with pytest.raises(ValueError, match="decode them with reset=False"):
         decoder(blocks[0], 24000)
+    with pytest.raises(TypeError, match="only 32-bit and 64-bit floating point"):
+        compressor((noise(2, 1000) * 32767).astype(np.int16), 24000, reset=False)
+    with pytest.raises(TypeError, match="PacketLoss takes Codes"):
+        PacketLoss(0.1)(noise(2, 1000), 24000, reset=False)
+    with pytest.raises(ValueError, match="PacketLoss.rate must be a probability"):
+        PacketLoss(1.5)(blocks[0], 24000, reset=False)
 
 
 @pytest.mark.parametrize("size", ["tiny", "full"])

@@ -11,6 +11,8 @@ from pedalboard.io import AudioFile
 from encodec_fx.cli import main
 from encodec_fx.effects import Chain, EncodecCompressor
 from encodec_fx.effects.files import process_file
+from encodec_fx.effects import spec
+from encodec_fx.effects.model_source import load_effect_model
 from encodec_fx.effects.spec import parse_chain
 
 from effects_models import noise, tiny_model
@@ -100,7 +102,6 @@ def test_existing_output_needs_force(tmp_path, capsys):
     ("gain(gain_db=__import__('os').getcwd())", r"stage 0 .*parameters must be literals"),
     ("gain(1) reverb", "cannot parse chain"),
     ("gain | truncate(2)", r"stage 1 \(CodebookTruncation\) takes codes"),
-    ("encodec(bandwidth=6.0)", r"stage 0 \(encodec\(bandwidth=6.0\)\): no model"),
     ("truncate(num_codebooks=2)", "must take and give audio"),
 ])
 def test_bad_chains_are_one_line_errors_and_write_nothing(tmp_path, capsys, spec, message):
@@ -111,6 +112,35 @@ def test_bad_chains_are_one_line_errors_and_write_nothing(tmp_path, capsys, spec
     assert error.startswith("encodec-fx fx: error: ")
     assert __import__("re").search(message, error)
     assert [path.name for path in tmp_path.iterdir()] == ["in.wav"]
+
+
+def without_default_model(source, where):
+    if source is None:
+        raise TypeError(f"{where} needs a model: pass model=...")
+    return load_effect_model(source, where)
+
+
+def test_codec_stage_without_a_model_and_no_default_names_the_stage(monkeypatch):
+    monkeypatch.setattr(spec, "load_effect_model", without_default_model)
+    with pytest.raises(ValueError, match=r"^stage 1 \(encodec\(bandwidth=6.0\)\): no model: pass --model"):
+        parse_chain("gain(1) | encodec(bandwidth=6.0)")
+
+
+def test_a_model_that_cannot_be_loaded_is_a_one_line_error(tmp_path, capsys):
+    write(tmp_path / "in.wav", noise(2, 5000))
+    spec_text = f"encodec(bandwidth=6.0, model={str(tmp_path / 'none')!r})"
+    assert main(["fx", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--chain", spec_text, "--quiet"]) == 1
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and str(tmp_path / "none") in error
+    assert [path.name for path in tmp_path.iterdir()] == ["in.wav"]
+
+
+def test_codec_stages_without_a_model_share_the_default_one(monkeypatch):
+    loaded = []
+    monkeypatch.setattr(spec, "load_effect_model", lambda source, where: loaded.append(source) or tiny_model("24khz"))
+    chain = parse_chain("encode(bandwidth=3.0) | truncate(2) | decode | encodec(bandwidth=1.5)")
+    assert loaded == [None]
+    assert chain[0].model is chain[2].model is chain[3].model is tiny_model("24khz")
 
 
 def test_a_failure_while_streaming_leaves_no_partial_output(tmp_path, model_dir, capsys):

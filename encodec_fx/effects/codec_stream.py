@@ -56,7 +56,10 @@ class EncoderStream:
         with torch.inference_mode():
             if isinstance(self.encoder, StreamingEncoder):
                 self.encoder.num_quantizers = num_quantizers  # the bandwidth may change from block to block
-                codes, scales = self.encoder.push(self._whole_hops(batch))[None], None
+                hops = self._whole_hops(batch)
+                codes = self.encoder.push(hops)[None] if hops.shape[-1] else \
+                    torch.zeros(1, batch.shape[0], num_quantizers, 0, dtype=torch.long)
+                scales = None
             else:
                 self.encoder.bandwidth = bandwidth
                 chunks = self.encoder.push(batch)

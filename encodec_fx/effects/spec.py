@@ -119,13 +119,15 @@ def _build_stage(index: int, node: ast.expr, spec: str, default_model: EncodecMo
         raise ValueError(f"{where}: {detail}; {cls.__name__} accepts: {_parameters(cls)}") from None
 
 
-def _model(source: EncodecModel | str | None, models: dict[str, EncodecModel], where: str) -> EncodecModel:
-    if source is None:
-        raise ValueError(f"{where}: no model: pass --model, or model='path' in the stage")
+def _model(source: EncodecModel | str | None, models: dict[str | None, EncodecModel], where: str) -> EncodecModel:
+    """The stage's model: loaded once per source in a spec; None is the package's default model."""
     if isinstance(source, EncodecModel):
         return source
-    if not isinstance(source, str):
+    if source is not None and not isinstance(source, str):
         raise ValueError(f"{where}: model must be a path or hub id string, got {source!r}")
     if source not in models:
-        models[source] = load_effect_model(source, where)
+        try:
+            models[source] = load_effect_model(source, where)
+        except TypeError:  # no default model to fall back on
+            raise ValueError(f"{where}: no model: pass --model, or model='path' in the stage") from None
     return models[source]
