@@ -318,3 +318,25 @@ def test_train_codec_command_validates_on_a_separate_folder(audio_dir, tmp_path,
     assert main(arguments) == 0
     files = len(list(audio_dir.iterdir()))
     assert f"training on {files} files" in capsys.readouterr().out
+
+
+def test_compact_checkpoint_packs_small_and_resumes_training(tmp_path):
+    from encodec_fx.train import compact
+    trainer = tiny_trainer()
+    train(trainer, tones(), 3)
+    save_checkpoint(trainer, tmp_path / "run", {**trainer.config.__dict__})
+    size = compact.pack(tmp_path / "run", tmp_path / "resume.pt")
+    full = sum(p.stat().st_size for p in (tmp_path / "run").rglob("*") if p.is_file())
+    assert size < 0.5 * full
+    assert compact.unpack(tmp_path / "resume.pt", tmp_path / "again") == 3
+    model, state = load_checkpoint(tmp_path / "again")
+    for key, value in trainer.model.state_dict().items():  # fp16 storage; embed_avg rebuilt from embed
+        torch.testing.assert_close(model.state_dict()[key], value.float(), rtol=2e-3, atol=2e-3 * value.abs().max().item())
+    resumed = CodecTrainer(model, trainer.config)
+    resumed.load_state_dict(state)
+    assert resumed.rng.bit_generator.state == trainer.rng.bit_generator.state and resumed.step == 3
+    assert train(resumed, tones(), 1)[0]["mel"] > 0 and resumed.step == 4
+    with pytest.raises(FileExistsError):
+        compact.unpack(tmp_path / "resume.pt", tmp_path / "again")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert compact.main(["unpack", str(tmp_path / "junk.pt"), str(tmp_path / "new")]) == 1

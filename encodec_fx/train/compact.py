@@ -1,0 +1,115 @@
+"""A compact resume checkpoint: a run directory packed into one small file to keep under version control.
+
+Training on a CPU goes on over days, and machines do not survive between them, so the run must live in
+the repository. A full checkpoint (fp32 weights, Adam moments of the codec and discriminator) is
+several times the model's size; this keeps what cannot be rebuilt cheaply, in fp16:
+
+* the codec's weights and codebooks (`embed_avg` is dropped: it is `embed` times the smoothed
+  `cluster_size`, rebuilt exactly as the EMA update computes it);
+* the discriminator's weights, the loss balancer's norm averages, the step, the random generators
+  and the training settings.
+
+The Adam moments are dropped: with betas (0.5, 0.9) they forget their past within a few dozen steps,
+so a resumed run loses little. Resuming from a packed file therefore continues the run but is not
+bit-identical to an uninterrupted one; resume from the run directory itself for that.
+
+    python -m encodec_fx.train.compact pack RUN_DIR FILE      # RUN_DIR → FILE
+    python -m encodec_fx.train.compact unpack FILE RUN_DIR    # FILE → RUN_DIR, then train-codec --resume
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import pickle
+import sys
+from pathlib import Path
+
+import torch
+
+from ..config import EncodecConfig
+from ..model import EncodecModel
+from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from .quantizer import CodebookTraining
+from .trainer import CodecTrainer, TrainingConfig
+
+FORMAT = "encodec-fx compact resume checkpoint 1"
+EXACT_KEYS = (".cluster_size", ".inited")  # small; kept at full precision
+
+
+def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {key: value.half() if value.is_floating_point() and not key.endswith(EXACT_KEYS) else value
+            for key, value in state.items()}
+
+
+def pack(run_dir: str | Path, file: str | Path) -> int:
+    """Write RUN_DIR's checkpoint to `file` (atomically); returns its size in bytes."""
+    model, state = load_checkpoint(run_dir)
+    codec = {key: value for key, value in model.state_dict().items() if not key.endswith(".embed_avg")}
+    packed = {"format": FORMAT, "config": model.config.to_dict(), "codec": _half(codec),
+              "discriminator": _half(state["discriminator"]), "step": state["step"],
+              "balancer": state["balancer"], "rng": state["rng"], "torch_generator": state["torch_generator"],
+              "settings": state["settings"]}
+    buffer = io.BytesIO()
+    torch.save(packed, buffer)
+    file = Path(file)
+    temporary = file.with_name(f".{file.name}.new")
+    temporary.write_bytes(buffer.getvalue())
+    temporary.replace(file)
+    return len(buffer.getvalue())
+
+
+def unpack(file: str | Path, run_dir: str | Path, device: str = "cpu") -> int:
+    """Rebuild a run directory from a packed file (fresh Adam moments); returns the step it holds."""
+    run_dir = Path(run_dir)
+    if has_checkpoint(run_dir):
+        raise FileExistsError(f"{run_dir} already holds a checkpoint; unpack into a new folder")
+    try:
+        packed = torch.load(file, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError):
+        packed = None
+    if not isinstance(packed, dict) or packed.get("format") != FORMAT:
+        raise ValueError(f"{file} is not a compact resume checkpoint ({FORMAT})")
+    model = EncodecModel(EncodecConfig.from_dict(packed["config"]))
+    codec = {key: value.float() if value.is_floating_point() else value for key, value in packed["codec"].items()}
+    settings = CodebookTraining()
+    for prefix in {key[: -len(".embed")] for key in codec if key.endswith(".embed")}:
+        sizes, embed = codec[f"{prefix}.cluster_size"], codec[f"{prefix}.embed"]
+        total = sizes.sum()
+        smoothed = (sizes + settings.epsilon) / (total + sizes.numel() * settings.epsilon) * total
+        codec[f"{prefix}.embed_avg"] = embed * smoothed[:, None]
+    model.load_state_dict(codec)
+    trainer = CodecTrainer(model, TrainingConfig(**packed["settings"]), device)
+    trainer.discriminator.load_state_dict({key: value.float() for key, value in packed["discriminator"].items()})
+    trainer.balancer.load_state_dict(packed["balancer"])
+    trainer.rng.bit_generator.state = packed["rng"]
+    trainer.torch_generator.set_state(packed["torch_generator"])
+    trainer.step = packed["step"]
+    save_checkpoint(trainer, run_dir, packed["settings"])
+    return trainer.step
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m encodec_fx.train.compact", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    command = commands.add_parser("pack", help="run directory → compact file")
+    command.add_argument("run_dir")
+    command.add_argument("file")
+    command = commands.add_parser("unpack", help="compact file → run directory (resume with train-codec --resume)")
+    command.add_argument("file")
+    command.add_argument("run_dir")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "pack":
+            print(f"wrote {args.file}: {pack(args.run_dir, args.file) / 1e6:.1f} MB")
+        else:
+            print(f"wrote {args.run_dir} at step {unpack(args.file, args.run_dir)}: continue with "
+                  f"encodec-fx train-codec AUDIO_DIR {args.run_dir} --resume")
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
