@@ -6,6 +6,7 @@ from .effects import (BandwidthSchedule, Chain, CodebookTruncation, Codes, Encod
 from .feature_extraction import EncodecFeatureExtractor
 from .model import EncodecModel
 from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
+from .pretrained import DEFAULT_MODEL
 from .streaming import StreamingDecoder, StreamingEncoder, round_trip_latency
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "Chain",
     "CodebookTruncation",
     "Codes",
+    "DEFAULT_MODEL",
     "EncodecCompressor",
     "EncodecConfig",
     "EncodecDecoder",

@@ -1,6 +1,8 @@
 """Loading and saving EnCodec weights in both official layouts.
 
 Sources `EncodecModel.from_pretrained` accepts:
+- the name of a model shipped in the package, such as `encodec-fx-24khz` (`encodec_fx.pretrained`),
+  resolved first and offline;
 - a directory in the hub layout: config.json + model.safetensors (or pytorch_model.bin);
 - a state-dict file: an original `.th` checkpoint (keys `encoder.model.N.conv.conv.…`, optionally under
   "best_state"; its config is inferred) or a transformers-layout file (config.json beside it, or `config=`);
@@ -8,6 +10,9 @@ Sources `EncodecModel.from_pretrained` accepts:
 
 Weight norm arrives as `weight_g`/`weight_v` or `parametrizations.weight.original0/1`; both map to
 our parametrised convolutions. We save the hub layout with `weight_g`/`weight_v`, as the hub files do.
+Weights stored in half precision load into float32, and absent codebook training statistics
+(`cluster_size`, `embed_avg`: inference never reads them) take their fresh values, so a compact fp16
+export loads like a full checkpoint.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ if TYPE_CHECKING:
     from .model import EncodecModel
 
 WEIGHTS_NAMES = ("model.safetensors", "pytorch_model.bin")
+TRAINING_STATISTICS = (".cluster_size", ".embed_avg")
 HUB_FILES_HINT = "config.json and model.safetensors"
 
 # original key piece → transformers key piece, applied in order
@@ -137,6 +143,9 @@ def _names(keys: list[str], shown: int = 8) -> str:
 
 def load_model(model_class: type[EncodecModel], source: str | os.PathLike,
                config: EncodecConfig | None = None, **hub_kwargs: Any) -> EncodecModel:
+    from .pretrained import is_shipped, shipped_model_dir
+    if is_shipped(source):
+        source = shipped_model_dir(str(source))
     path = Path(source)
     if path.is_dir():
         weights = next((path / name for name in WEIGHTS_NAMES if (path / name).is_file()), None)
@@ -148,8 +157,9 @@ def load_model(model_class: type[EncodecModel], source: str | os.PathLike,
     elif "/" in str(source) and not path.is_absolute() and len(path.parts) == 2:
         weights = _download(str(source), **hub_kwargs)
     else:
-        raise FileNotFoundError(f"no model at {source}: expected a directory with {HUB_FILES_HINT}, "
-                                "a checkpoint file (.th/.safetensors/.bin), or a hub id such as facebook/encodec_24khz")
+        raise FileNotFoundError(f"no model at {source}: expected a directory with {HUB_FILES_HINT}, a checkpoint "
+                                "file (.th/.safetensors/.bin), a shipped model name such as encodec-fx-24khz, "
+                                "or a hub id such as facebook/encodec_24khz")
     state = read_state_dict(weights)
     original = is_original_layout(state)
     state = to_model_keys(state)
@@ -162,6 +172,10 @@ def load_model(model_class: type[EncodecModel], source: str | os.PathLike,
         else:
             raise FileNotFoundError(f"no {CONFIG_NAME} beside {weights}: put it there or pass config=EncodecConfig(...)")
     model = model_class(config)
+    state = {key: value.float() if value.dtype in (torch.float16, torch.bfloat16) else value
+             for key, value in state.items()}
+    fresh = model.state_dict()
+    state |= {key: fresh[key] for key in fresh if key.endswith(TRAINING_STATISTICS) and key not in state}
     load_state(model, state)
     return model.eval()
 

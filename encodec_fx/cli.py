@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .config import EncodecConfig
 from .model import EncodecModel
+from .pretrained import DEFAULT_MODEL, default_lm, is_shipped, is_shipped_lm, shipped_lm_path
 
 
 def convert(args: argparse.Namespace) -> None:
@@ -25,12 +26,15 @@ def convert(args: argparse.Namespace) -> None:
 
 
 def load_codec(source: str | None, archive_header: dict | None = None) -> EncodecModel:
-    """The codec named on the command line, or for decompression the one the archive names."""
-    if source is None and archive_header is not None and Path(archive_header["codec"]["name"]).exists():
-        source = archive_header["codec"]["name"]
+    """The codec named on the command line, or for decompression the one the archive names (a shipped
+    model's name, or a path that exists here)."""
+    named = archive_header["codec"]["name"] if archive_header is not None else None
+    if source is None and named is not None and (is_shipped(named) or Path(named).exists()):
+        source = named
     if source is None:
-        needed = f" (this archive needs codec {archive_header['codec']['name']!r})" if archive_header else ""
-        raise ValueError(f"no codec given{needed}: pass --model with a model directory, checkpoint or hub id")
+        needed = f" (this archive needs codec {named!r})" if archive_header else ""
+        raise ValueError(f"no codec given{needed}: pass --model with a model directory, checkpoint, shipped "
+                         "model name or hub id")
     return EncodecModel.from_pretrained(source)
 
 
@@ -38,19 +42,23 @@ def load_lm(source: str | None):
     from entropy.lm import load_lm as read_lm
     if source is None:
         return None
-    if not Path(source).is_file():
-        raise FileNotFoundError(f"no LM file at {source}: pass an LM written by `encodec-fx train-lm`")
-    return read_lm(source)
+    path = shipped_lm_path(source) if is_shipped_lm(source) else Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"no LM file at {source}: pass an LM written by `encodec-fx train-lm`, or the "
+                                f"name of a shipped one such as {DEFAULT_MODEL}-lm")
+    return read_lm(path)
 
 
 def compress(args: argparse.Namespace) -> None:
     """Compress an audio file into a .ecfx archive."""
     from entropy.compress import compress_file
     model = load_codec(args.model)
-    lm = load_lm(None if args.no_lm else args.lm)
+    wants_lm = not args.no_lm and args.coding in (None, "lm")
+    lm_name = (args.lm or default_lm(args.model)) if wants_lm else None  # a shipped codec's LM by default
+    lm = load_lm(lm_name)
     mode = args.coding or ("lm" if lm is not None else "static")
     header = compress_file(args.input, args.output, model, bandwidth=args.bandwidth, mode=mode,
-                           model_name=args.model, lm=lm, lm_name=args.lm, overwrite=args.force)
+                           model_name=args.model, lm=lm, lm_name=lm_name, overwrite=args.force)
     size = Path(args.output).stat().st_size
     seconds = header.audio_length / header.sample_rate
     print(f"wrote {args.output}: {seconds:.2f} s at {header.bandwidth:g} kbps codes, {mode} coding, "
@@ -64,7 +72,8 @@ def decompress(args: argparse.Namespace) -> None:
     with ArchiveReader(args.input) as reader:
         header = reader.header
     model = load_codec(args.model, header)
-    lm_source = args.lm or (header["lm"]["name"] if header.get("lm") and Path(header["lm"]["name"]).is_file() else None)
+    named_lm = header["lm"]["name"] if header.get("lm") else None
+    lm_source = args.lm or (named_lm if named_lm and (is_shipped_lm(named_lm) or Path(named_lm).is_file()) else None)
     lost = decompress_file(args.input, args.output, model, lm=load_lm(lm_source), overwrite=args.force,
                            recover=args.recover)
     for segment in lost:
@@ -108,8 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("input", help="audio file (wav, flac, ogg, mp3, aiff), any rate and channel count")
     command.add_argument("output", help="archive to write (.ecfx)")
     command.add_argument("-b", "--bandwidth", type=float, default=6.0, help="kbps of codes (default 6)")
-    command.add_argument("--model", help="codec: model directory, checkpoint or hub id")
-    command.add_argument("--lm", help="entropy-coding LM (.safetensors from train-lm); selects --coding lm")
+    command.add_argument("--model", default=DEFAULT_MODEL,
+                         help=f"codec: shipped model name, model directory, checkpoint or hub id "
+                              f"(default {DEFAULT_MODEL})")
+    command.add_argument("--lm", help="entropy-coding LM (.safetensors from train-lm, or a shipped LM's name); "
+                                      "default: the LM shipped with the codec, if any; selects --coding lm")
     command.add_argument("--no-lm", action="store_true", help="do not use an LM (static coding)")
     command.add_argument("--coding", choices=["lm", "static", "raw"],
                          help="lm: smallest, slowest; static: per-codebook distribution; raw: 10-bit codes")
@@ -131,7 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--chain", required=True,
                          help="stages separated by |, e.g. \"highpass(cutoff_frequency_hz=80) | encodec(bandwidth=1.5) | "
                               "reverb(room_size=0.3)\" (see docs/effects.md)")
-    command.add_argument("--model", help="codec for encodec/encode/decode stages without model=")
+    command.add_argument("--model", default=DEFAULT_MODEL,
+                         help=f"codec for encodec/encode/decode stages without model= (default {DEFAULT_MODEL})")
     command.add_argument("--block-size", type=int, default=8192, help="samples per block (default 8192)")
     command.add_argument("--quiet", action="store_true", help="no progress bar")
     command.add_argument("--force", action="store_true", help="overwrite an existing output")
