@@ -103,6 +103,7 @@ def test_existing_output_needs_force(tmp_path, capsys):
     ("gain(1) reverb", "cannot parse chain"),
     ("gain | truncate(2)", r"stage 1 \(CodebookTruncation\) takes codes"),
     ("truncate(num_codebooks=2)", "must take and give audio"),
+    ("convolution('no-such-impulse.wav')", r"stage 0 .*Unable to load impulse response.*; Convolution accepts"),
 ])
 def test_bad_chains_are_one_line_errors_and_write_nothing(tmp_path, capsys, spec, message):
     write(tmp_path / "in.wav", noise(2, 5000))

@@ -114,8 +114,9 @@ def _build_stage(index: int, node: ast.expr, spec: str, default_model: EncodecMo
         kwargs["model"] = _model(kwargs.get("model", default_model), models, where)
     try:
         return cls(*args, **kwargs)
-    except (TypeError, ValueError) as error:
-        detail = str(error).splitlines()[0] if not issubclass(cls, pedalboard.Plugin) else "bad parameters"
+    except (TypeError, ValueError, RuntimeError) as error:  # pedalboard: RuntimeError for e.g. a missing file
+        plugin_signature = issubclass(cls, pedalboard.Plugin) and not isinstance(error, RuntimeError)
+        detail = "bad parameters" if plugin_signature else str(error).splitlines()[0]
         raise ValueError(f"{where}: {detail}; {cls.__name__} accepts: {_parameters(cls)}") from None
 
 
