@@ -86,7 +86,8 @@ def main() -> None:
     stream_time, direct_stream_time = best_of(args.runs, streaming), best_of(args.runs, streaming_direct)
     print(f"streaming, {block}-sample blocks ({1000 * block / rate:.1f} ms): effect {seconds / stream_time:.2f}x "
           f"real time ({1000 * stream_time * block / audio.shape[-1]:.2f} ms per block); streaming codec called "
-          f"directly {seconds / direct_stream_time:.2f}x; effect / direct time = {stream_time / direct_stream_time:.3f}")
+          f"directly {seconds / direct_stream_time:.2f}x; "
+          f"effect / direct time = {stream_time / direct_stream_time:.3f}")
 
     def batch_direct() -> None:
         with torch.inference_mode():

@@ -95,8 +95,8 @@ def main() -> int:
     write(f"{args.prefix}_clean.wav", clean, rate)
     write(f"{args.prefix}_damaged.wav", damaged, rate)
     print(f"wrote {args.prefix}_clean.wav, {args.prefix}_damaged.wav")
-    signals = {"input": audio, f"EnCodec {codes.bandwidth:g} kbps": clean,
-               f"{100 * args.loss:g}% packet loss ({args.concealment}), {100 * args.bit_errors:g}% token errors": damaged}
+    damage_title = f"{100 * args.loss:g}% packet loss ({args.concealment}), {100 * args.bit_errors:g}% token errors"
+    signals = {"input": audio, f"EnCodec {codes.bandwidth:g} kbps": clean, damage_title: damaged}
     if plot(f"{args.prefix}.png", signals, rate):
         print(f"wrote {args.prefix}.png")
     else:

@@ -146,7 +146,8 @@ def test_token_effects_stream_the_batch_damage(sizes):
 @pytest.mark.parametrize("sizes", [[6000], [6000, 1, 2500]])
 def test_token_effects_stream_on_the_chunked_timeline(sizes):
     model = tiny_model("48khz")
-    chain = Chain([EncodecEncoder(6.0, model=model), PacketLoss(rate=0.3, packet_frames=5, concealment="repeat", seed=2),
+    chain = Chain([EncodecEncoder(6.0, model=model),
+                   PacketLoss(rate=0.3, packet_frames=5, concealment="repeat", seed=2),
                    TokenSubstitution(rate=0.02, seed=4), EncodecDecoder(model=model)])
     latency = chain.latency_at(48000)
     audio = noise(2, 120000)
@@ -174,7 +175,8 @@ def test_chains_mixing_native_plugins_stream_the_batch_output(sizes):
     latency = chain.latency_at(rate)
     assert latency == 2 * EncodecCompressor(model=model).latency_at(rate)  # natives count as 0
     audio = noise(2, 15000)
-    streamed = stream(chain, audio, rate, sizes, latency, slack=2)  # blocks of ≤ 2 samples wait (pedalboard would misread them)
+    # pieces of ≤ 2 samples wait for the next block (pedalboard would misread their layout)
+    streamed = stream(chain, audio, rate, sizes, latency, slack=2)
     assert streamed.shape == audio.shape
     np.testing.assert_allclose(streamed, batch_of_stream(chain, audio, rate, latency + 2), atol=1e-4)
 
