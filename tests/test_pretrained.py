@@ -91,10 +91,11 @@ def test_ship_writes_fp16_weights_config_lm_and_card(shipped, run_dir):
         assert {file.get_tensor(key).dtype for key in keys} == {torch.float16}
     assert not [key for key in keys if key.endswith(("cluster_size", "embed_avg"))]
     assert (folder / "model.safetensors").stat().st_size <= ship.MAX_MB * 1e6
+    assert all(path.stat().st_mode & 0o444 == 0o444 for path in folder.iterdir())  # readable by every user
     assert json.loads((folder / "config.json").read_text())["num_filters"] == 4
     card = (folder / "MODEL_CARD.md").read_text()
-    for expected in ("# encodec-fx-24khz", "- steps: 2", "2 steps on a laptop CPU", "| tones | CC0 |",
-                     "### Corpus sources and licenses", "si_snr@24", "MIT", "encodec-fx-24khz-lm",
+    for expected in ("# encodec-fx-24khz", "- steps trained: 2", "- segment seconds: 0.2", "2 steps on a laptop CPU",
+                     "| tones | CC0 |", "### Corpus sources and licenses", "si_snr@24", "MIT", "encodec-fx-24khz-lm",
                      weights_sha256(EncodecModel.from_pretrained(folder).state_dict())):
         assert expected in card, expected
     assert "## Entropy-coding LM" not in (shipped / "tiny-no-lm" / "MODEL_CARD.md").read_text()

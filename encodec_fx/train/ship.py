@@ -91,6 +91,7 @@ def install(run_dir: str | Path, name: str = pretrained.DEFAULT_MODEL, lm_file: 
     try:
         weights = staging / pretrained.WEIGHTS_FILE
         export_generator(model, weights)
+        weights.chmod(0o644)  # safetensors writes 0600; package data must be readable by all users
         megabytes = weights.stat().st_size / 1e6
         if megabytes > max_mb:
             raise ValueError(f"the codec's fp16 weights take {megabytes:.1f} MB, over the {max_mb:g} MB limit for a "
@@ -129,6 +130,7 @@ def _install_lm(source: Path, destination: Path, codec: EncodecModel, codec_iden
     if trained_for:
         metadata["trained_with_codec"] = trained_for
     save_lm(lm.half(), destination, metadata=metadata)
+    destination.chmod(0o644)
     return {"config": asdict(lm.config), "megabytes": destination.stat().st_size / 1e6, "metadata": metadata}
 
 
@@ -169,12 +171,10 @@ def model_card(name: str, model: EncodecModel, megabytes: float, training: dict,
         lines += [_demoted(corpus_licenses), ""]
     lines += ["## Training", ""]
     if training.get("step") is not None:
-        lines.append(f"- steps: {training['step']}")
-    for key in ("batch_size", "segment_seconds", "learning_rate", "discriminator_update_probability", "seed"):
-        if key in settings:
-            lines.append(f"- {key.replace('_', ' ')}: {settings[key]}")
-    if "loss_weights" in settings:
-        lines.append(f"- loss weights: {json.dumps(settings['loss_weights'])}")
+        lines.append(f"- steps trained: {training['step']}")
+    for key, value in settings.items():  # the run's TrainingConfig, whatever fields it has
+        if key != "steps":  # the planned total; the step reached is above
+            lines.append(f"- {key.replace('_', ' ')}: {json.dumps(value) if isinstance(value, dict) else value}")
     lines += [f"- compute: {compute or 'not recorded'}", ""]
     lines += ["## Metrics", ""]
     validation = last_validation(train_log) if train_log else None

@@ -1,0 +1,202 @@
+"""Codec quality per bandwidth next to Opus: SI-SNR and multi-scale mel distance on a folder of audio.
+
+    python benchmarks/quality.py [AUDIO_DIR] [--model encodec-fx-24khz] [--opus 6 12] [--seconds 10]
+
+AUDIO_DIR defaults to the corpus's validation split (/work/corpus/validation); files are grouped by
+the start of their names: speech-*, music-* and recordings-* (together "music"), mixtures-*. Every
+file is read at the model's rate in mono, coded at each of the model's bandwidths, and also through
+Opus (Debian's opus-tools: opusenc --hard-cbr at 48 kHz, opusdec, which removes the pre-skip, and back
+to the model's rate). SI-SNR is in dB (higher is better); the mel distance is the training loss
+`MultiScaleMelLoss` (lower is better). PESQ (wide band, 16 kHz) and STOI are added for speech when the
+`pesq` and `pystoi` packages are importable. Prints a markdown table of the means per group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import torch
+from pedalboard.io import AudioFile
+from scipy.signal import resample_poly
+
+from encodec_fx import DEFAULT_MODEL, EncodecModel
+from encodec_fx.audio_io import AUDIO_SUFFIXES, read_audio
+from encodec_fx.train.losses import MultiScaleMelLoss, si_snr
+
+GROUPS = {"speech": "speech", "music": "music", "recordings": "music", "mixtures": "mixtures"}
+OPUS_RATE = 48_000
+DEFAULT_AUDIO_DIR = Path("/work/corpus/validation")
+
+
+def group_of(path: Path) -> str | None:
+    """speech, music (music-* and recordings-*) or mixtures, from the file name; None for others."""
+    return GROUPS.get(path.name.split("-", 1)[0])
+
+
+def codec_round_trip(model: EncodecModel, audio: np.ndarray, bandwidth: float) -> np.ndarray:
+    """(samples,) at the model's rate → encoded and decoded at `bandwidth`, same length."""
+    with torch.inference_mode():
+        decoded = model(torch.from_numpy(audio)[None, None], bandwidth=bandwidth).audio_values
+    return _fit(decoded[0, 0].numpy(), len(audio))
+
+
+def opus_round_trip(audio: np.ndarray, rate: int, kbps: float, workdir: Path) -> tuple[np.ndarray, float]:
+    """(samples,) at `rate` → Opus at `kbps` (hard CBR, 48 kHz) and back, same length; and the file's kbps."""
+    for tool in ("opusenc", "opusdec"):
+        if shutil.which(tool) is None:
+            raise FileNotFoundError(f"{tool} not found: the Opus baseline needs opus-tools "
+                                    "(apt-get install opus-tools)")
+    source, coded, decoded = workdir / "in.wav", workdir / "coded.opus", workdir / "out.wav"
+    with AudioFile(str(source), "w", samplerate=OPUS_RATE, num_channels=1, bit_depth=32) as file:
+        file.write(_resample(audio, rate, OPUS_RATE)[None].astype(np.float32))
+    _run(["opusenc", "--quiet", "--hard-cbr", "--bitrate", f"{kbps:g}", str(source), str(coded)])
+    _run(["opusdec", "--quiet", "--rate", str(OPUS_RATE), "--float", str(coded), str(decoded)])
+    with AudioFile(str(decoded)) as file:
+        back = file.read(file.frames).mean(axis=0)
+    file_kbps = coded.stat().st_size * 8 / (len(audio) / rate) / 1000
+    return _fit(_resample(back, OPUS_RATE, rate), len(audio)), file_kbps
+
+
+def scores(estimate: np.ndarray, reference: np.ndarray, rate: int, mel: MultiScaleMelLoss,
+           speech: bool = False) -> dict[str, float]:
+    """SI-SNR (dB) and mel distance of one file; PESQ and STOI too for speech when their packages exist."""
+    estimate_t, reference_t = torch.from_numpy(estimate)[None, None], torch.from_numpy(reference)[None, None]
+    with torch.inference_mode():
+        result = {"si_snr": si_snr(estimate_t, reference_t).item(), "mel": mel(estimate_t, reference_t).item()}
+    if speech:
+        result |= _speech_scores(estimate, reference, rate)
+    return result
+
+
+def _speech_scores(estimate: np.ndarray, reference: np.ndarray, rate: int) -> dict[str, float]:
+    result = {}
+    try:
+        from pesq import pesq
+        wide = 16_000
+        result["pesq"] = pesq(wide, _resample(reference, rate, wide), _resample(estimate, rate, wide), "wb")
+    except ImportError:
+        pass
+    except Exception:  # PESQ refuses silent or too short files: leave it out for this one
+        pass
+    try:
+        from pystoi import stoi
+        result["stoi"] = stoi(reference, estimate, rate, extended=False)
+    except ImportError:
+        pass
+    return result
+
+
+def evaluate(files: list[Path], model: EncodecModel, bandwidths: list[float], opus_kbps: list[float],
+             seconds: float | None = None, log=print) -> dict[tuple[str, str], dict[str, list[float]]]:
+    """{(system, group): {metric: per-file values}} for each bandwidth ("EnCodec 6 kbps") and Opus rate."""
+    rate = model.config.sampling_rate
+    mel = MultiScaleMelLoss(rate)
+    results: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    with tempfile.TemporaryDirectory() as workdir:
+        for path in files:
+            group = group_of(path)
+            audio = read_audio(path, rate).mean(axis=0).astype(np.float32)
+            if seconds is not None:
+                audio = audio[: int(seconds * rate)]
+            systems = {f"EnCodec {b:g} kbps": (codec_round_trip(model, audio, b), None) for b in bandwidths}
+            for kbps in opus_kbps:
+                systems[f"Opus {kbps:g} kbps"] = opus_round_trip(audio, rate, kbps, Path(workdir))
+            for system, (decoded, file_kbps) in systems.items():
+                for metric, value in scores(decoded, audio, rate, mel, speech=group == "speech").items():
+                    results[(system, group)][metric].append(value)
+                if file_kbps is not None:
+                    results[(system, group)]["file_kbps"].append(file_kbps)
+            log(f"{path.name}: {len(audio) / rate:.1f} s, {group}")
+    return results
+
+
+def markdown_table(results: dict[tuple[str, str], dict[str, list[float]]]) -> str:
+    """One row per system, per group: mean SI-SNR and mel distance (and PESQ/STOI where computed)."""
+    groups = [g for g in ("speech", "music", "mixtures") if any(key[1] == g for key in results)]
+    systems = list(dict.fromkeys(system for system, _ in results))
+    extra = [m for m in ("pesq", "stoi") if any(m in values for values in results.values())]
+    header = ["system"] + [f"{g} {m}" for g in groups for m in ("SI-SNR dB", "mel")] + \
+             [f"speech {m.upper()}" for m in extra]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for system in systems:
+        cells = [system]
+        for group in groups:
+            values = results.get((system, group), {})
+            cells += [_mean(values.get("si_snr"), ".2f"), _mean(values.get("mel"), ".3f")]
+        cells += [_mean(results.get((system, "speech"), {}).get(m), ".2f") for m in extra]
+        lines.append("| " + " | ".join(cells) + " |")
+    counts = ", ".join(f"{g}: {len(next(v for (s, gg), v in results.items() if gg == g)['mel'])} files"
+                       for g in groups)
+    file_kbps = defaultdict(list)
+    for (system, _), values in results.items():
+        file_kbps[system] += values.get("file_kbps", [])
+    opus = ", ".join(f"{system} {np.mean(values):.2f}" for system, values in file_kbps.items() if values)
+    note = f" Opus files average (Ogg headers included): {opus} kbps." if opus else ""
+    summary = f"Means over {counts}. SI-SNR: higher is better; mel distance: lower is better."
+    return "\n".join(lines) + "\n\n" + summary + note
+
+
+def _mean(values: list[float] | None, spec: str) -> str:
+    return format(float(np.mean(values)), spec) if values else "–"
+
+
+def _fit(audio: np.ndarray, length: int) -> np.ndarray:
+    audio = np.asarray(audio, dtype=np.float32)[:length]
+    return np.pad(audio, (0, length - len(audio)))
+
+
+def _resample(audio: np.ndarray, source: int, target: int) -> np.ndarray:
+    if source == target:
+        return np.asarray(audio, dtype=np.float32)
+    divisor = np.gcd(source, target)
+    return resample_poly(audio, target // divisor, source // divisor).astype(np.float32)
+
+
+def _run(arguments: list[str]) -> None:
+    result = subprocess.run(arguments, capture_output=True, text=True)
+    if result.returncode:
+        raise RuntimeError(f"{arguments[0]} failed: {result.stderr.strip()}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("audio_dir", nargs="?", default=str(DEFAULT_AUDIO_DIR))
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"codec to measure (default {DEFAULT_MODEL})")
+    parser.add_argument("--bandwidths", type=float, nargs="*", help="default: all of the model's")
+    parser.add_argument("--opus", type=float, nargs="*", default=[6.0, 12.0], help="Opus kbps (default 6 12)")
+    parser.add_argument("--seconds", type=float, help="use only the first SECONDS of each file")
+    args = parser.parse_args(argv)
+    files = sorted(p for p in Path(args.audio_dir).iterdir()
+                   if p.suffix.lower() in AUDIO_SUFFIXES and group_of(p) is not None)
+    if not files:
+        print(f"no speech-*, music-*, recordings-* or mixtures-* audio files in {args.audio_dir}", file=sys.stderr)
+        return 1
+    model = EncodecModel.from_pretrained(args.model)
+    bandwidths = args.bandwidths or list(model.config.target_bandwidths)
+    missing = [name for name in ("pesq", "pystoi") if not _importable(name)]
+    if missing:
+        print(f"note: {' and '.join(missing)} not importable, so no {'/'.join(m.upper() for m in missing)} column "
+              f"(pip install {' '.join(missing)})")
+    results = evaluate(files, model, bandwidths, args.opus, args.seconds)
+    print(f"\n{args.model} on {args.audio_dir}:\n")
+    print(markdown_table(results))
+    return 0
+
+
+def _importable(name: str) -> bool:
+    try:
+        __import__(name)
+    except ImportError:
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    sys.exit(main())
