@@ -8,7 +8,8 @@ file is read at the model's rate in mono, coded at each of the model's bandwidth
 Opus (Debian's opus-tools: opusenc --hard-cbr at 48 kHz, opusdec, which removes the pre-skip, and back
 to the model's rate). SI-SNR is in dB (higher is better); the mel distance is the training loss
 `MultiScaleMelLoss` (lower is better). PESQ (wide band, 16 kHz) and STOI are added for speech when the
-`pesq` and `pystoi` packages are importable. Prints a markdown table of the means per group.
+`pesq` and `pystoi` packages are importable. Prints a markdown table of the means per group on
+standard output (progress and notes go to standard error), ready for `ship --metrics`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -38,6 +40,10 @@ DEFAULT_AUDIO_DIR = Path("/work/corpus/validation")
 def group_of(path: Path) -> str | None:
     """speech, music (music-* and recordings-*) or mixtures, from the file name; None for others."""
     return GROUPS.get(path.name.split("-", 1)[0])
+
+
+def _progress(line: str) -> None:
+    print(line, file=sys.stderr)
 
 
 def codec_round_trip(model: EncodecModel, audio: np.ndarray, bandwidth: float) -> np.ndarray:
@@ -93,12 +99,15 @@ def _speech_scores(estimate: np.ndarray, reference: np.ndarray, rate: int) -> di
     return result
 
 
+Results = dict[tuple[str, str], dict[str, list[float]]]
+
+
 def evaluate(files: list[Path], model: EncodecModel, bandwidths: list[float], opus_kbps: list[float],
-             seconds: float | None = None, log=print) -> dict[tuple[str, str], dict[str, list[float]]]:
+             seconds: float | None = None, log: Callable[[str], None] = _progress) -> Results:
     """{(system, group): {metric: per-file values}} for each bandwidth ("EnCodec 6 kbps") and Opus rate."""
     rate = model.config.sampling_rate
     mel = MultiScaleMelLoss(rate)
-    results: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    results: Results = defaultdict(lambda: defaultdict(list))
     with tempfile.TemporaryDirectory() as workdir:
         for path in files:
             group = group_of(path)
@@ -117,7 +126,7 @@ def evaluate(files: list[Path], model: EncodecModel, bandwidths: list[float], op
     return results
 
 
-def markdown_table(results: dict[tuple[str, str], dict[str, list[float]]]) -> str:
+def markdown_table(results: Results) -> str:
     """One row per system, per group: mean SI-SNR and mel distance (and PESQ/STOI where computed)."""
     groups = [g for g in ("speech", "music", "mixtures") if any(key[1] == g for key in results)]
     systems = list(dict.fromkeys(system for system, _ in results))
@@ -183,9 +192,10 @@ def main(argv: list[str] | None = None) -> int:
     missing = [name for name in ("pesq", "pystoi") if not _importable(name)]
     if missing:
         print(f"note: {' and '.join(missing)} not importable, so no {'/'.join(m.upper() for m in missing)} column "
-              f"(pip install {' '.join(missing)})")
+              f"(pip install {' '.join(missing)})", file=sys.stderr)
     results = evaluate(files, model, bandwidths, args.opus, args.seconds)
-    print(f"\n{args.model} on {args.audio_dir}:\n")
+    print(f"{args.model} on {args.audio_dir}" + (f", first {args.seconds:g} s of each file" if args.seconds else "")
+          + ":\n")
     print(markdown_table(results))
     return 0
 

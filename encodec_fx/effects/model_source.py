@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..model import EncodecModel
-from ..pretrained import DEFAULT_MODEL, shipped_model_dir
+from ..pretrained import DEFAULT_MODEL, WEIGHTS_FILE, shipped_model_dir
 
 ModelSource = EncodecModel | str | os.PathLike
 
@@ -18,7 +18,7 @@ def load_effect_model(source: ModelSource | None, effect_name: str) -> EncodecMo
     assigned), or for None the shipped default `DEFAULT_MODEL`."""
     if source is None:
         folder = shipped_model_dir(DEFAULT_MODEL)
-        return _shipped(folder, (folder / "model.safetensors").stat().st_mtime_ns)
+        return _shipped(folder, (folder / WEIGHTS_FILE).stat().st_mtime_ns)
     if isinstance(source, EncodecModel):
         return source
     if isinstance(source, (str, os.PathLike)):
