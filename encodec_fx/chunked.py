@@ -84,7 +84,8 @@ class ChunkedDecoder:
     def flush(self) -> torch.Tensor:
         """The audio after the last chunk's start."""
         if self._sum is None:
-            return torch.zeros(0)
+            embed = self.model.quantizer.layers[0].codebook.embed
+            return embed.new_zeros(0)
         audio = self._release(self._sum.shape[-1])
         self.reset()
         return audio

@@ -133,7 +133,7 @@ class EncodecModel(nn.Module):
         any cross-fade with its neighbours."""
         fast = self._inference_path()
         with contextlib.nullcontext() if fast is None else torch.no_grad():
-            embeddings = self.quantizer.decode(codes)
+            embeddings = self.quantizer.decode(codes.to(self.quantizer.layers[0].codebook.embed.device))
             audio = self.decoder(embeddings) if fast is None else fast.decode(embeddings)
             return audio if scale is None else audio * scale.view(-1, 1, 1)
 

@@ -25,8 +25,20 @@ class Codebook(nn.Module):
         """Nearest code (squared distance) for each row of x (N, dim), written as the references do
         so that ties and rounding fall the same way."""
         embed = self.embed.t()
-        distance = -(x.pow(2).sum(1, keepdim=True) - 2 * x @ embed + embed.pow(2).sum(0, keepdim=True))
+        distance = -(x.pow(2).sum(1, keepdim=True) - 2 * x @ embed + self._squared_norms())
         return distance.max(dim=-1).indices
+
+    def _squared_norms(self) -> torch.Tensor:
+        """(1, codebook_size) squared code norms, kept until `embed` is written or replaced: a
+        streaming encoder quantises a frame or two at a time, and recomputing them per call took
+        longer than the search itself. The same operations, so the same values."""
+        key = (self.embed, self.embed._version, self.embed.data_ptr(), torch.is_inference_mode_enabled())
+        cached = getattr(self, "_norms_cache", None)
+        if cached is None or cached[0][0] is not key[0] or cached[0][1:] != key[1:]:
+            with torch.no_grad():
+                cached = key, self.embed.t().pow(2).sum(0, keepdim=True)
+            self._norms_cache = cached
+        return cached[1]
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         return F.embedding(codes, self.embed)
@@ -60,7 +72,7 @@ class ResidualVectorQuantizer(nn.Module):
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """(B, K, T) codes → (B, dim, T) embeddings."""
-        quantized = torch.zeros((), device=codes.device)
-        for k in range(codes.shape[1]):
+        quantized = self.layers[0].codebook.decode(codes[:, 0])  # on the codebooks' device, in their dtype
+        for k in range(1, codes.shape[1]):
             quantized = quantized + self.layers[k].codebook.decode(codes[:, k])
         return quantized.transpose(1, 2)

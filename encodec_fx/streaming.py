@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from .config import EncodecConfig
 from .conv import NormConv1d, NormConvTranspose1d, pad1d
+from .kernels import few_output_conv, tap_weights
 from .model import EncodecModel
 from .seanet import ResidualUnit, SkipLSTM
 from .validation import check_samples
@@ -78,21 +79,30 @@ def check_streamable(config: EncodecConfig) -> None:
 # `output_length(n)` is how many outputs `push` has returned once n inputs are in.
 
 
+MANY_FRAMES = 16
+"""From this many outputs per call on, a streaming convolution runs `F.conv1d`; below, a matrix
+product of the input's windows by the weight, in that order: with few outputs, `F.conv1d` takes a
+matrix product the other way round, several times slower on CPU (measured on the 24 kHz model)."""
+
+
 class StreamingConv1d:
     """A causal NormConv1d that keeps the input it still needs: the receptive field minus a stride.
 
     The buffer holds the input as the offline layer sees it, left padding included, from the
-    first output not yet computed onwards. The convolution is a matrix product of the input's
-    windows by the weight, in that order: with few outputs per block, `F.conv1d` takes a matrix
-    product the other way round, which is several times slower on CPU.
+    first output not yet computed onwards. How the convolution is computed depends on the number
+    of outputs (see `MANY_FRAMES`); a layer with few output channels (the decoder's last) is a
+    channel-mixing product and shifted sums (`kernels.few_output_conv`).
     """
 
     def __init__(self, layer: NormConv1d):
         conv = layer.conv
-        weight = conv.weight.detach()  # through weight norm: computed once, not per block
+        with torch.no_grad():
+            weight = conv.weight.detach()  # through weight norm: computed once, not per block
         self.out_channels, _, self.kernel_size = weight.shape
+        self.conv_weight = weight
         self.weight = weight.permute(1, 2, 0).reshape(-1, self.out_channels).contiguous()  # (in * kernel, out)
         self.bias = conv.bias.detach()
+        self.taps = tap_weights(weight) if self.out_channels * self.kernel_size <= weight.shape[1] else None
         self.stride, self.dilation = conv.stride[0], conv.dilation[0]
         self.left_padding = layer.padding_total
         self.pad_mode = layer.pad_mode
@@ -137,6 +147,11 @@ class StreamingConv1d:
 
     def _conv(self, x: torch.Tensor) -> torch.Tensor:
         span = (self.kernel_size - 1) * self.dilation + 1
+        frames = (x.shape[-1] - span) // self.stride + 1
+        if self.taps is not None and self.stride == 1:  # the last decoder layer: 1 or 2 outputs
+            return few_output_conv(x, self.taps, self.bias, self.dilation)
+        if frames >= MANY_FRAMES:  # here oneDNN's convolution wins over copying out the windows
+            return F.conv1d(x, self.conv_weight, self.bias, self.stride, 0, self.dilation)
         windows = x.unfold(-1, span, self.stride)[..., :: self.dilation]  # (batch, in, frames, kernel)
         windows = windows.transpose(1, 2).flatten(2)  # (batch, frames, in * kernel)
         return torch.addmm(self.bias, windows.flatten(0, 1), self.weight) \
@@ -150,36 +165,48 @@ class StreamingConvTranspose1d:
     """A causal NormConvTranspose1d that keeps the partial sums its last frames add to later outputs.
 
     Output samples [t * stride, (t + 1) * stride) are complete once frame t is in; what is left
-    at the end of the stream is what the offline layer trims off. Each frame's contribution is a
-    matrix product (frames first, for speed: see StreamingConv1d), overlap-added by `F.fold`."""
+    at the end of the stream is what the offline layer trims off. All frames' contributions are one
+    matrix product (frames first, for speed: see StreamingConv1d); the kernel, zero-extended to
+    `pieces` whole strides, gives each frame `pieces` stride-long pieces, and output stride t is
+    the sum of piece j of frame t - j (the polyphase form: no col2im)."""
 
     def __init__(self, layer: NormConvTranspose1d):
         conv = layer.conv
-        weight = conv.weight.detach()  # through weight norm: computed once, not per block
-        _, self.out_channels, self.kernel_size = weight.shape
-        self.weight = weight.flatten(1)  # (in, out * kernel)
-        self.bias = conv.bias.detach()[:, None]
+        with torch.no_grad():
+            weight = conv.weight.detach()  # through weight norm: computed once, not per block
+        in_channels, self.out_channels, kernel_size = weight.shape
         self.stride = conv.stride[0]
+        self.pieces = -(-kernel_size // self.stride)
+        weight = F.pad(weight, (0, self.pieces * self.stride - kernel_size))
+        # (in, pieces * out * stride): piece-major, so that each piece is a contiguous slice
+        self.weight = weight.view(in_channels, self.out_channels, self.pieces, self.stride) \
+            .permute(0, 2, 1, 3).reshape(in_channels, -1).contiguous()
+        self.bias = conv.bias.detach()[:, None]
         self.reset()
 
     def reset(self) -> None:
-        self.partial_sums: torch.Tensor | None = None
+        self.partial_sums: torch.Tensor | None = None  # (batch, pieces - 1, out, stride)
 
     def output_length(self, input_length: int) -> int:
         return input_length * self.stride
 
     def push(self, x: torch.Tensor) -> torch.Tensor:
-        frames = x.shape[-1]
+        batch, _, frames = x.shape
         if frames == 0:
-            return x.new_empty(x.shape[0], self.out_channels, 0)
-        contributions = x.transpose(1, 2) @ self.weight  # (batch, frames, out * kernel)
-        length = (frames - 1) * self.stride + self.kernel_size
-        y = F.fold(contributions.transpose(1, 2), (1, length), (1, self.kernel_size), stride=(1, self.stride))[:, :, 0]
+            return x.new_empty(batch, self.out_channels, 0)
+        rows = x.transpose(1, 2).reshape(batch * frames, -1)
+        # as a batch of one: for a row or two, MKL's batched product skips packing the weight
+        contributions = torch.bmm(rows[None], self.weight[None]) \
+            .view(batch, frames, self.pieces, self.out_channels, self.stride)
+        # y[:, t] = sum over j of piece j of frame t - j, for t up to frames + pieces - 2
+        y = x.new_zeros(batch, frames + self.pieces - 1, self.out_channels, self.stride)
+        for piece in range(self.pieces):
+            y[:, piece: piece + frames] += contributions[:, :, piece]
         if self.partial_sums is not None:
-            y[..., : self.partial_sums.shape[-1]] += self.partial_sums
-        complete = frames * self.stride
-        self.partial_sums = y[..., complete:]
-        return y[..., :complete] + self.bias
+            y[:, : self.pieces - 1] += self.partial_sums
+        self.partial_sums = y[:, frames:]
+        out = y[:, :frames].permute(0, 2, 1, 3).reshape(batch, self.out_channels, frames * self.stride)
+        return out.add_(self.bias)
 
     def finish(self, x: torch.Tensor) -> torch.Tensor:
         out = self.push(x)
@@ -214,19 +241,22 @@ class StreamingLSTM:
         if self.states is None:
             zeros = x.new_zeros(x.shape[0], self.layers[0][1].shape[0])
             self.states = [(zeros, zeros)] * len(self.layers)
-        y = x.permute(2, 0, 1)  # (time, batch, channels)
+        time, batch, channels = x.shape[-1], x.shape[0], x.shape[1]
+        y = x.permute(2, 0, 1).reshape(time * batch, channels)  # time-major rows
+        hidden = channels
         for index, (weight_ih, weight_hh, bias) in enumerate(self.layers):
-            inputs = (y @ weight_ih + bias).unbind(0)  # the input's share of the gates, all steps at once
+            inputs = torch.addmm(bias, y, weight_ih).view(time, batch, 4 * hidden)  # the input's share, all steps
             h, c = self.states[index]
-            steps = []
-            for gates in inputs:
-                in_gate, forget_gate, cell_gate, out_gate = torch.addmm(gates, h, weight_hh).chunk(4, dim=1)
-                c = torch.sigmoid(forget_gate) * c + torch.sigmoid(in_gate) * torch.tanh(cell_gate)
-                h = torch.sigmoid(out_gate) * torch.tanh(c)
-                steps.append(h)
+            y = x.new_empty(time, batch, hidden)
+            for step in range(time):
+                gates = torch.addmm(inputs[step], h, weight_hh)
+                activated = torch.sigmoid(gates)  # the cell gate's sigmoid is not used: tanh below
+                in_gate, forget_gate, _, out_gate = activated.chunk(4, dim=1)
+                c = torch.addcmul(forget_gate * c, in_gate, torch.tanh(gates[:, 2 * hidden: 3 * hidden]))
+                h = torch.mul(out_gate, torch.tanh(c), out=y[step])
             self.states[index] = (h, c)
-            y = torch.stack(steps)
-        return y.permute(1, 2, 0) + x
+            y = y.view(time * batch, hidden)
+        return y.view(time, batch, hidden).permute(1, 2, 0) + x
 
     def finish(self, x: torch.Tensor) -> torch.Tensor:
         out = self.push(x)

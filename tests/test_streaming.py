@@ -200,3 +200,13 @@ def test_bad_blocks_are_rejected(model):
         decoder.push(torch.full((1, 8, 3), 1024))
     with pytest.raises(ValueError, match="bandwidth"):
         StreamingEncoder(model, 5.0)
+
+
+def test_a_long_input_coded_in_pieces_equals_coding_it_whole(model):
+    """A minute of audio pushed a second at a time (as `encodec-fx compress` reads files), decoded in
+    blocks of 75 frames: the state carried across pieces stays exact over a long stream."""
+    x = audio(60 * 24_000 + 123, seed=5)
+    codes, expected = offline(model, x, 6.0)
+    streamed = stream(StreamingEncoder(model, 6.0), blocks(x, 24_000))
+    assert torch.equal(streamed, codes)
+    torch.testing.assert_close(stream(StreamingDecoder(model), blocks(streamed, 75)), expected, atol=ATOL, rtol=0)

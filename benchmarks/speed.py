@@ -1,0 +1,181 @@
+"""Offline encode and decode speed against transformers and the original package, side by side.
+
+    python benchmarks/speed.py [--quick] [--presets 24khz 48khz] [--threads 1 2] [--seconds 10 60]
+                               [--bandwidth 6] [--runs 2]
+
+All implementations hold the same random weights (the original package's model, randomised, loaded
+into ours and from ours into transformers') and code the same random input in one process, their
+runs interleaved so that a busy machine slows them alike. Each time is the best of `--runs`.
+Printed per preset, thread count and length: encode and decode seconds of ours (fast path, the
+default), ours with `fast=False` (the reference modules), transformers and the original, and
+the ratios reference time / our time (above 1: we are faster). Before timing, it checks that the
+fast and plain paths give the same codes and audio within 1e-5, and that transformers and the
+original give our codes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import types
+import warnings
+from collections.abc import Callable
+
+import torch
+
+from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx.checkpoints import to_model_keys
+
+PRESETS = {"24khz": EncodecConfig.encodec_24khz, "48khz": EncodecConfig.encodec_48khz}
+
+
+def import_original_encodec():
+    """The original `encodec` package. It imports torchaudio for file I/O only, and torchaudio wheels
+    do not match our torch, so empty stand-ins are registered first (after transformers is imported,
+    so that it never sees them)."""
+    import transformers  # noqa: F401
+    for name in ("torchaudio", "torchaudio.transforms"):
+        sys.modules.setdefault(name, types.ModuleType(name))
+    import encodec.model
+    return encodec
+
+
+def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random codebooks and group-norm affines too (a fresh init leaves them at zero and identity)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
+            if name.endswith(("embed", "embed_avg")):
+                tensor.copy_(torch.randn(tensor.shape, generator=generator))
+            elif ".norm." in name and name.endswith((".weight", ".bias")):
+                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.3 + name.endswith("weight"))
+    return model.eval()
+
+
+def models(preset: str) -> dict[str, object]:
+    """Ours (fast and plain), transformers' and the original, all with the same random weights."""
+    import transformers
+    encodec = import_original_encodec()
+    torch.manual_seed(0)
+    warnings.filterwarnings("ignore", "`torch.nn.utils.weight_norm` is deprecated", FutureWarning)
+    if preset == "24khz":
+        original = encodec.model.EncodecModel._get_model(
+            [1.5, 3.0, 6.0, 12.0, 24.0], 24_000, 1, causal=True, model_norm="weight_norm",
+            audio_normalize=False, name="encodec_24khz")
+    else:
+        original = encodec.model.EncodecModel._get_model(
+            [3.0, 6.0, 12.0, 24.0], 48_000, 2, causal=False, model_norm="time_group_norm",
+            audio_normalize=True, segment=1.0, name="encodec_48khz")
+    randomize(original)
+    ours = EncodecModel(PRESETS[preset]()).eval()
+    ours.load_state_dict(to_model_keys(original.state_dict()))
+    plain = EncodecModel(ours.config, fast=False).eval()
+    plain.load_state_dict(ours.state_dict())
+    hf = transformers.EncodecModel(transformers.EncodecConfig(**ours.config.to_dict())).eval()
+    hf.load_state_dict(ours.state_dict())
+    return {"ours": ours, "ours (plain)": plain, "transformers": hf, "original": original}
+
+
+def coders(name: str, model, bandwidth: float) -> tuple[Callable, Callable]:
+    """(encode(audio) → encoded, decode(encoded) → audio) in each implementation's own API."""
+    if name == "original":
+        model.set_target_bandwidth(bandwidth)
+        return model.encode, model.decode
+
+    def encode(audio: torch.Tensor):
+        return model.encode(audio, bandwidth=bandwidth)
+
+    def decode(encoded) -> torch.Tensor:
+        return model.decode(encoded.audio_codes, encoded.audio_scales,
+                            last_frame_pad_length=encoded.last_frame_pad_length).audio_values
+    return encode, decode
+
+
+def codes_of(name: str, encoded) -> torch.Tensor:
+    """Codes as [chunks, batch, n_q, frames], the last chunk cut to its real frames."""
+    if name == "original":
+        return torch.cat([codes for codes, _ in encoded], dim=-1)
+    codes = encoded.audio_codes
+    if encoded.last_frame_pad_length:
+        return torch.cat([*codes[:-1].unbind(0), codes[-1][..., : -encoded.last_frame_pad_length]], dim=-1)
+    return torch.cat(codes.unbind(0), dim=-1)
+
+
+def timed(function: Callable, *args):
+    start = time.perf_counter()
+    result = function(*args)
+    return time.perf_counter() - start, result
+
+
+def check_outputs(instances: dict, bandwidth: float, audio: torch.Tensor) -> str:
+    """Fast == plain (codes equal, audio within 1e-5) and the references give our codes."""
+    results = {}
+    for name, model in instances.items():
+        encode, decode = coders(name, model, bandwidth)
+        encoded = encode(audio)
+        results[name] = codes_of(name, encoded), decode(encoded)[..., : audio.shape[-1]]
+    codes, decoded = results["ours"]
+    plain_codes, plain_audio = results["ours (plain)"]
+    gap = (decoded - plain_audio).abs().max().item()
+    if not torch.equal(codes, plain_codes) or gap > 1e-5:
+        raise AssertionError(f"fast and plain paths differ: codes equal {torch.equal(codes, plain_codes)}, "
+                             f"audio gap {gap:.2e}")
+    same = {name: torch.equal(codes, other) for name, (other, _) in results.items() if name not in ("ours", "ours (plain)")}
+    return (f"fast == plain (audio gap {gap:.1e}); same codes as "
+            + ", ".join(f"{name}: {'yes' if equal else 'NO'}" for name, equal in same.items()))
+
+
+def measure(instances: dict, bandwidth: float, audio: torch.Tensor, runs: int) -> dict[str, tuple[float, float]]:
+    """Best encode and decode seconds per implementation, the implementations interleaved per run."""
+    best = {name: [float("inf"), float("inf")] for name in instances}
+    for _ in range(runs):
+        for name, model in instances.items():
+            encode, decode = coders(name, model, bandwidth)
+            encode_time, encoded = timed(encode, audio)
+            decode_time, _ = timed(decode, encoded)
+            best[name][0] = min(best[name][0], encode_time)
+            best[name][1] = min(best[name][1], decode_time)
+    return {name: (encode_time, decode_time) for name, (encode_time, decode_time) in best.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 s inputs, one run: a smoke test")
+    parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=sorted(PRESETS))
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--seconds", nargs="+", type=float, default=[10.0, 60.0])
+    parser.add_argument("--bandwidth", type=float, default=6.0)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--skip", nargs="*", default=[], choices=["ours (plain)", "original"],
+                        help="implementations not to time")
+    args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.runs = [3.0], 1
+    print(f"torch {torch.__version__}, {args.bandwidth:g} kbps, best of {args.runs}; "
+          "ratio = reference time / our time (fast path)")
+    for preset in args.presets:
+        instances = models(preset)
+        rate, channels = instances["ours"].config.sampling_rate, instances["ours"].config.audio_channels
+        generator = torch.Generator().manual_seed(1)
+        with torch.inference_mode():
+            check = 0.1 * torch.randn(1, channels, int(2.5 * rate) + 7, generator=generator)
+            print(f"\n{preset}: {check_outputs(instances, args.bandwidth, check)}")
+            timed_instances = {name: model for name, model in instances.items() if name not in args.skip}
+            for threads in args.threads:
+                torch.set_num_threads(threads)
+                for seconds in args.seconds:
+                    audio = 0.1 * torch.randn(1, channels, int(seconds * rate), generator=generator)
+                    times = measure(timed_instances, args.bandwidth, audio, args.runs)
+                    ours_encode, ours_decode = times["ours"]
+                    print(f"{preset} {threads} thread{'s' * (threads > 1)} {seconds:g} s:")
+                    for name, (encode_time, decode_time) in times.items():
+                        ratios = "" if name == "ours" else (
+                            f"  ratio encode {encode_time / ours_encode:4.2f}x decode {decode_time / ours_decode:4.2f}x"
+                            f" both {(encode_time + decode_time) / (ours_encode + ours_decode):4.2f}x")
+                        print(f"  {name:13s} encode {encode_time:6.2f} s  decode {decode_time:6.2f} s  "
+                              f"(RTF {(encode_time + decode_time) / seconds:.3f}){ratios}")
+
+
+if __name__ == "__main__":
+    main()
