@@ -202,7 +202,7 @@ def test_outputs_are_never_overwritten_without_force(files, tmp_path, capsys):
 @pytest.mark.parametrize("args, message", [
     (["compress", "missing.wav", "o.ecfx", "--model", "{codec}"], "no audio file at missing.wav"),
     (["compress", "{audio}", "o.ecfx", "--model", "{codec}", "-b", "5"], "bandwidth 5.0 kbps is not supported"),
-    (["compress", "{audio}", "o.ecfx"], "no codec given: pass --model"),
+    (["compress", "{audio}", "o.ecfx", "--model", "nothing/here/x"], "no model at nothing/here/x"),
     (["compress", "{audio}", "o.ecfx", "--model", "{codec}", "--coding", "lm"], "coding mode 'lm' needs an LM"),
     (["decompress", "missing.ecfx", "o.wav"], "missing.ecfx"),
     (["info", "missing.ecfx"], "missing.ecfx"),
