@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -54,3 +55,20 @@ def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, ov
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def audio_files(folder: str | os.PathLike) -> list[Path]:
+    """Audio files under `folder`, searched recursively, in a stable order."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no audio folder at {folder}")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    if not files:
+        raise ValueError(f"{folder} holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
+    return files
+
+
+def is_held_out(path: Path, percent: int) -> bool:
+    """A file's side of a training/held-out split, by a hash of its name: adding files never moves
+    an old one across the split."""
+    return zlib.crc32(path.name.encode()) % 100 < percent

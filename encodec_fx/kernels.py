@@ -8,7 +8,6 @@ nearest-code search, where a last-bit difference can change a code.
 from __future__ import annotations
 
 import torch
-from torch.nn import functional as F
 
 
 def pad_into(out: torch.Tensor, x: torch.Tensor, left: int, right: int, mode: str,

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import math
 import time
-import zlib
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
@@ -24,7 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from encodec_fx import EncodecModel
-from encodec_fx.audio_io import AUDIO_SUFFIXES, read_audio
+from encodec_fx.audio_io import audio_files, is_held_out, read_audio
 from encodec_fx.checkpoints import weights_sha256
 
 from .lm import LM_24KHZ, LM_48KHZ, EntropyLM, LMConfig, save_lm
@@ -41,16 +40,6 @@ class TrainingConfig:
     held_out_percent: int = 10
     eval_every: int = 250
     seed: int = 0
-
-
-def audio_files(folder: str | Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no audio folder at {folder}")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-    if not files:
-        raise ValueError(f"{folder} holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
-    return files
 
 
 @torch.inference_mode()
@@ -70,10 +59,6 @@ def encode_file(model: EncodecModel, path: Path) -> list[np.ndarray]:
         chunks[-1] = chunks[-1][..., : -encoded.last_frame_pad_length]
     codes = torch.cat(chunks, dim=-1)  # chunks one after the other: [batch, n_q, frames]
     return [sequence.numpy().astype(np.int16) for sequence in codes]
-
-
-def is_held_out(path: Path, percent: int) -> bool:
-    return zlib.crc32(path.name.encode()) % 100 < percent
 
 
 def random_batch(sequences: list[np.ndarray], batch_size: int, crop: int, codebooks: int,

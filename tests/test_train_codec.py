@@ -11,7 +11,7 @@ from encodec_fx import EncodecConfig, EncodecModel
 from encodec_fx.cli import main
 from encodec_fx.train import (Balancer, CodecTrainer, MultiScaleMelLoss, MultiScaleSTFTDiscriminator,
                               TrainingConfig, export_generator, load_checkpoint, load_exported,
-                              quantize_for_training, reset_codebooks, save_checkpoint, untrained_model)
+                              quantize_for_training, save_checkpoint, untrained_model)
 from encodec_fx.train.data import centre_segments, random_segments
 from encodec_fx.train.discriminator import (discriminator_hinge_loss, feature_matching_loss,
                                             generator_hinge_loss)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from pedalboard.io import AudioFile
 
 from encodec_fx import EncodecConfig, EncodecModel
 from encodec_fx.checkpoints import weights_sha256
 from entropy.lm import load_lm, read_lm_metadata
 from encodec_fx.cli import main
-from entropy.train import audio_files, encode_file
+from encodec_fx.audio_io import audio_files
+from entropy.train import encode_file
 
 from conftest import randomize
 

@@ -52,24 +52,24 @@ class EncoderStream:
         config = self.model.config
         num_quantizers = self.model._num_quantizers(bandwidth)
         at_model_rate = self.resampler.process(audio)
-        batch = torch.from_numpy(to_model_channels(at_model_rate, config))
+        batch = torch.from_numpy(to_model_channels(at_model_rate, config)).to(model_device(self.model))
         with torch.inference_mode():
             if isinstance(self.encoder, StreamingEncoder):
                 self.encoder.num_quantizers = num_quantizers  # the bandwidth may change from block to block
                 hops = self._whole_hops(batch)
                 codes = self.encoder.push(hops)[None] if hops.shape[-1] else \
-                    torch.zeros(1, batch.shape[0], num_quantizers, 0, dtype=torch.long)
+                    batch.new_zeros(1, batch.shape[0], num_quantizers, 0, dtype=torch.long)
                 scales = None
             else:
                 self.encoder.bandwidth = bandwidth
                 chunks = self.encoder.push(batch)
                 codes = torch.stack([chunk for chunk, _ in chunks]) if chunks else \
-                    torch.zeros(0, batch.shape[0], num_quantizers, frames_per_chunk(config), dtype=torch.long)
+                    batch.new_zeros(0, batch.shape[0], num_quantizers, frames_per_chunk(config), dtype=torch.long)
                 scales = None if not config.normalize else \
-                    torch.cat([scale for _, scale in chunks], dim=1).T if chunks else torch.zeros(0, batch.shape[0])
-        audio_codes = codes.numpy().astype(np.int64)
+                    torch.cat([scale for _, scale in chunks], dim=1).T if chunks else batch.new_zeros(0, batch.shape[0])
+        audio_codes = codes.cpu().numpy().astype(np.int64)
         block = Codes(audio_codes=audio_codes, received=np.ones(audio_codes.shape, dtype=bool),
-                      audio_scales=None if scales is None else scales.numpy().astype(np.float32),
+                      audio_scales=None if scales is None else scales.cpu().numpy().astype(np.float32),
                       last_frame_pad_length=0, config=config, sample_rate=self.sample_rate, layout=block_layout,
                       model_num_samples=at_model_rate.shape[-1], first_frame=self.next_frame)
         self.next_frame += block.num_frames
@@ -104,7 +104,7 @@ class DecoderStream:
                              f"{self.next_frame}: decode every block of one streaming encoder, in order")
         self.next_frame += codes.num_frames
         with torch.inference_mode():
-            audio = self._decode(codes).float().numpy()
+            audio = self._decode(codes).float().cpu().numpy()
         channels = from_model_channels(audio, self.num_channels)
         self.pending = np.concatenate([self.pending, self.resampler.process(channels)], axis=-1)
         self.samples_in += codes.layout.num_samples
@@ -115,9 +115,10 @@ class DecoderStream:
 
     def _decode(self, codes: Codes) -> torch.Tensor:
         """The model-rate audio (batch, channels, samples) that these codes complete."""
-        audio_codes, received = torch.from_numpy(codes.audio_codes), torch.from_numpy(codes.received)
+        device = model_device(self.model)
+        audio_codes, received = torch.from_numpy(codes.audio_codes).to(device), torch.from_numpy(codes.received).to(device)
         config = self.model.config
-        empty = torch.zeros(codes.audio_codes.shape[1], config.audio_channels, 0)
+        empty = torch.zeros(codes.audio_codes.shape[1], config.audio_channels, 0, device=device)
         if isinstance(self.decoder, StreamingLayers):
             if codes.num_frames == 0:
                 return empty
@@ -128,10 +129,15 @@ class DecoderStream:
             return self.decoder.push(embeddings)
         decoded = [empty]
         for index in range(audio_codes.shape[0]):
-            scale = None if codes.audio_scales is None else torch.from_numpy(codes.audio_scales[index])
+            scale = None if codes.audio_scales is None else torch.from_numpy(codes.audio_scales[index]).to(device)
             if codes.received[index].all():
                 decoded.append(self.decoder.push(audio_codes[index], scale))
             else:
                 chunk = decode_chunk_received(self.model, audio_codes[index], received[index], scale)
                 decoded.append(self.decoder.add(chunk))
         return torch.cat(decoded, dim=-1)
+
+
+def model_device(model: EncodecModel) -> torch.device:
+    """Where the model runs: numpy blocks go there and come back to the CPU."""
+    return model.quantizer.layers[0].codebook.embed.device

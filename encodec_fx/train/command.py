@@ -24,7 +24,8 @@ import torch
 
 from ..config import EncodecConfig
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
-from .data import audio_files, centre_segments, is_held_out, load_clip, random_segments
+from ..audio_io import audio_files, is_held_out
+from .data import centre_segments, load_clip, random_segments
 from .export import export_generator
 from .trainer import CodecTrainer, TrainingConfig, untrained_model
 

@@ -7,28 +7,12 @@ suits the small corpora this trainer is meant for; a large corpus would want laz
 
 from __future__ import annotations
 
-import zlib
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..audio_io import AUDIO_SUFFIXES, read_audio
-
-
-def audio_files(folder: str | Path) -> list[Path]:
-    """Audio files under `folder`, searched recursively, in a stable order."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"no audio folder at {folder}")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
-    if not files:
-        raise ValueError(f"{folder} holds no audio files ({', '.join(sorted(AUDIO_SUFFIXES))})")
-    return files
-
-
-def is_held_out(path: Path, percent: int) -> bool:
-    return zlib.crc32(path.name.encode()) % 100 < percent
+from ..audio_io import read_audio
 
 
 def load_clip(path: Path, sample_rate: int, channels: int) -> np.ndarray:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import torch
 from safetensors.torch import load_file, safe_open, save_file
 
 from ..checkpoints import load_state, to_hub_keys, to_model_keys
