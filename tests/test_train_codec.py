@@ -340,3 +340,15 @@ def test_compact_checkpoint_packs_small_and_resumes_training(tmp_path):
         compact.unpack(tmp_path / "resume.pt", tmp_path / "again")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     assert compact.main(["unpack", str(tmp_path / "junk.pt"), str(tmp_path / "new")]) == 1
+
+
+def test_fresh_models_encode_the_input_not_their_biases():
+    torch.manual_seed(0)
+    audio = torch.randn(2, 1, 4800) * 0.05
+    for model, lively in ((EncodecModel(tiny_config()), False), (untrained_model(tiny_config()), True)):
+        with torch.no_grad():
+            embeddings = model.encoder(audio)
+        over_time, over_channels = embeddings.std(-1).mean(), embeddings.std(1).mean()
+        assert (over_time > 0.3 * over_channels) == lively, (over_time, over_channels)
+    assert all(conv.bias.abs().max() == 0 for conv in untrained_model(tiny_config()).modules()
+               if isinstance(conv, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)))

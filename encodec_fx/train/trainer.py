@@ -13,11 +13,14 @@ the trainer owns and checkpoints, so a resumed run continues exactly as an unint
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
+from torch.nn.utils import parametrize
 
 from ..config import EncodecConfig
 from ..model import EncodecModel
@@ -49,12 +52,38 @@ ADAM_BETAS = (0.5, 0.9)
 
 
 def untrained_model(config: EncodecConfig) -> EncodecModel:
-    """A fresh model whose codebooks will start from the data (the inference default marks them trained)."""
+    """A fresh model whose codebooks will start from the data (the inference default marks them trained),
+    its convolutions initialised to keep the signal's scale (`preserve_scale`)."""
     if config.normalize or config.chunk_length_s is not None:
         raise ValueError("training supports unnormalised, unchunked models (the 24 kHz layout) only")
     model = EncodecModel(config)
+    preserve_scale(model)
     reset_codebooks(model.quantizer)
     return model
+
+
+@torch.no_grad()
+def preserve_scale(model: nn.Module) -> None:
+    """Draw every convolution's weight from N(0, 1/fan_in) and zero its bias.
+
+    PyTorch's default initialisation shrinks the signal about 0.6× per layer, so a fresh SEANet
+    encoder's output is nearly its biases: over time it varies 30× less than across channels and the
+    codes carry almost nothing. A first CPU run from that start collapsed (the decoder learnt one
+    average sound, SI-SNR -44 dB after 750 steps); from this start, 300 steps reach -10 dB.
+    """
+    for module in model.modules():
+        if isinstance(module, (nn.Conv1d, nn.ConvTranspose1d)):
+            out_in_kernel = module.weight.shape
+            if isinstance(module, nn.ConvTranspose1d):  # each output sums in/stride · kernel products
+                fan_in = out_in_kernel[0] * out_in_kernel[2] / module.stride[0]
+            else:
+                fan_in = out_in_kernel[1] * out_in_kernel[2]
+            weight = torch.randn_like(module.weight) / math.sqrt(fan_in)
+            if parametrize.is_parametrized(module, "weight"):
+                module.weight = weight  # weight norm splits it into g and v
+            else:
+                module.weight.copy_(weight)
+            module.bias.zero_()
 
 
 class CodecTrainer:
