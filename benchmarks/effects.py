@@ -37,9 +37,9 @@ def best_of(runs: int, function: Callable[[], object]) -> float:
     return min(times)
 
 
-def random_model() -> EncodecModel:
+def random_model(num_filters: int) -> EncodecModel:
     torch.manual_seed(0)
-    model = EncodecModel(EncodecConfig.encodec_24khz()).eval()
+    model = EncodecModel(EncodecConfig.encodec_24khz(num_filters=num_filters)).eval()
     for _, buffer in model.named_buffers():
         if buffer.dim() == 2:  # codebooks start at zero; give them values
             buffer.normal_()
@@ -54,15 +54,17 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=44100)
     parser.add_argument("--channels", type=int, default=2)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--num-filters", type=int, default=32,
+                        help="model width: 32 is the official model's, 16 the shipped default's")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model = random_model()
+    model = random_model(args.num_filters)
     model_rate = model.config.sampling_rate
     rate, block, seconds = args.rate, args.block, args.seconds
     audio = (0.1 * np.random.default_rng(0).standard_normal((args.channels, int(seconds * rate)))).astype(np.float32)
     effect = EncodecCompressor(args.bandwidth, model=model)
     latency = effect.latency_at(rate)
-    print(f"24 kHz model (random weights), {args.bandwidth:g} kbps, {rate} Hz x {args.channels} channel(s), "
+    print(f"24 kHz model, {args.num_filters} filters (random weights), {args.bandwidth:g} kbps, {rate} Hz x {args.channels} channel(s), "
           f"{seconds:g} s, one thread, best of {args.runs}; streaming latency {latency} samples "
           f"({1000 * latency / rate:.1f} ms)")
 
