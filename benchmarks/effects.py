@@ -16,34 +16,16 @@ above 1 is faster than real time), the best of `--runs` runs. Prints
 from __future__ import annotations
 
 import argparse
-import time
-from collections.abc import Callable
 
 import numpy as np
 import torch
 
-from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx import EncodecConfig
 from encodec_fx.effects import EncodecCompressor
 from encodec_fx.effects.resample import resample
 from encodec_fx.streaming import StreamingDecoder, StreamingEncoder
 
-
-def best_of(runs: int, function: Callable[[], object]) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def random_model(num_filters: int) -> EncodecModel:
-    torch.manual_seed(0)
-    model = EncodecModel(EncodecConfig.encodec_24khz(num_filters=num_filters)).eval()
-    for _, buffer in model.named_buffers():
-        if buffer.dim() == 2:  # codebooks start at zero; give them values
-            buffer.normal_()
-    return model
+from common import best_of, random_model
 
 
 def main() -> None:
@@ -58,7 +40,7 @@ def main() -> None:
                         help="model width: 32 is the official model's, 16 the shipped default's")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    model = random_model(args.num_filters)
+    model = random_model(EncodecConfig.encodec_24khz(num_filters=args.num_filters))
     model_rate = model.config.sampling_rate
     rate, block, seconds = args.rate, args.block, args.seconds
     audio = (0.1 * np.random.default_rng(0).standard_normal((args.channels, int(seconds * rate)))).astype(np.float32)

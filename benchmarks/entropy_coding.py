@@ -21,10 +21,12 @@ import numpy as np
 import torch
 from pedalboard.io import AudioFile
 
-from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx import EncodecModel
 from entropy.archive import ArchiveHeader, ArchiveReader
 from entropy.compress import compress_file, decompress_file
 from entropy.lm import EntropyLM, LMConfig, load_lm
+
+from common import random_model
 
 
 def synthetic_audio(path: Path, seconds: float = 30.0, rate: int = 24_000) -> None:
@@ -73,10 +75,7 @@ def main() -> None:
     if args.model:
         model = EncodecModel.from_pretrained(args.model)
     else:
-        model = EncodecModel(EncodecConfig.encodec_24khz()).eval()
-        for _, buffer in model.named_buffers():
-            if buffer.dim() == 2:
-                buffer.normal_()
+        model = random_model()
     lm = load_lm(args.lm) if args.lm else EntropyLM(LMConfig(n_q=model.config.num_quantizers,
                                                              past_context=int(3.5 * model.config.frame_rate))).eval()
     with tempfile.TemporaryDirectory() as directory:

@@ -46,24 +46,11 @@ def write_synthetic(path: Path, minutes: float) -> None:
             sink.write(np.stack([left, right]).astype(np.float32))
 
 
-def random_model():
-    """The full-size 24 kHz model, random weights and codebooks (the same in every process)."""
-    import torch
-
-    from encodec_fx import EncodecConfig, EncodecModel
-    torch.manual_seed(0)
-    model = EncodecModel(EncodecConfig.encodec_24khz()).eval()
-    with torch.no_grad():
-        for name, buffer in model.named_buffers():
-            if name.endswith(("embed", "embed_avg")):
-                buffer.normal_()
-    return model
-
-
 def child(task: str, source: Path, threads: int) -> None:
     """Run one task and print {"seconds", "peak_rss_mib"} as JSON."""
     import torch
     torch.set_num_threads(threads)
+    from common import random_model
     model = random_model()
     start = time.perf_counter()
     if task == "compress":

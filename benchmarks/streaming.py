@@ -10,20 +10,12 @@ of the stateful streaming encoder + decoder fed `--block`-sample blocks, and of 
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
-from encodec_fx import EncodecConfig, EncodecModel, StreamingDecoder, StreamingEncoder
+from encodec_fx import StreamingDecoder, StreamingEncoder
 
-
-def best_of(runs: int, function) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
+from common import best_of, random_model
 
 
 def main() -> None:
@@ -34,11 +26,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    torch.manual_seed(0)
-    model = EncodecModel(EncodecConfig.encodec_24khz()).eval()
-    for _, buffer in model.named_buffers():
-        if buffer.dim() == 2:
-            buffer.normal_()
+    model = random_model()
     x = 0.1 * torch.randn(1, 1, int(args.seconds * model.config.sampling_rate))
     streamed: list[torch.Tensor] = []
 
