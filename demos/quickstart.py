@@ -1,58 +1,52 @@
-"""Encode and decode a synthetic chord at every bandwidth, then save and reload the model.
+"""Code a sound with the shipped default model at every bandwidth, then run it through an effect chain.
 
-Until the shipped default model lands, the model is built from a config with random weights, so the
-decoded audio is noise: this shows the API, the code shapes and the bitrates, not the quality.
-Run: python demos/quickstart.py [--model PATH_OR_HUB_ID]
+Works offline: the model ships inside the package. Without a file, a synthetic chord is used.
+Run: python demos/quickstart.py [AUDIO_FILE] [--model PATH_OR_NAME]
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
 
 import numpy as np
 import torch
 
-from encodec_fx import EncodecConfig, EncodecFeatureExtractor, EncodecModel
+from encodec_fx import (DEFAULT_MODEL, Chain, EncodecCompressor, EncodecDecoder, EncodecEncoder, EncodecModel,
+                        PacketLoss)
+from encodec_fx.audio_io import read_audio
+from encodec_fx.train.losses import si_snr
 
 
-def chord(sampling_rate: int, seconds: float, channels: int) -> np.ndarray:
+def chord(sampling_rate: int, seconds: float) -> np.ndarray:
+    """A major chord with a few harmonics, fading in and out: (1, samples)."""
     t = np.arange(int(sampling_rate * seconds)) / sampling_rate
-    mono = sum(0.2 * np.sin(2 * np.pi * f * t) for f in (220.0, 277.2, 329.6))
-    return mono if channels == 1 else np.stack([mono] * channels)
+    tone = sum(0.1 / k * np.sin(2 * np.pi * f * k * t) for f in (220.0, 277.2, 329.6) for k in (1, 2, 3))
+    return (tone * np.sin(np.pi * t / seconds))[None].astype(np.float32)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", help="a model directory, checkpoint or hub id (default: random 24 kHz model)")
+    parser.add_argument("audio", nargs="?", help="an audio file (default: a synthetic chord)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model name, directory or checkpoint (default {DEFAULT_MODEL})")
     args = parser.parse_args()
-    if args.model:
-        model = EncodecModel.from_pretrained(args.model)
-    else:
-        torch.manual_seed(0)
-        model = EncodecModel(EncodecConfig.encodec_24khz()).eval()
-        for _, buffer in model.named_buffers():
-            if buffer.dim() == 2:  # codebooks start at zero; give them values
-                buffer.normal_()
-    config = model.config
-    extractor = EncodecFeatureExtractor.from_config(config)
-    audio = chord(config.sampling_rate, 2.0, config.audio_channels)
-    inputs = extractor(audio, sampling_rate=config.sampling_rate, return_tensors="pt")
-    seconds = audio.shape[-1] / config.sampling_rate
+    model = EncodecModel.from_pretrained(args.model)
+    rate = model.config.sampling_rate
+    audio = read_audio(args.audio, rate)[:1] if args.audio else chord(rate, 3.0)
+    x = torch.from_numpy(audio)[None]
+    print(f"{args.model}: {rate} Hz, {x.shape[-1] / rate:.1f} s of {'audio' if args.audio else 'a synthetic chord'}")
     with torch.inference_mode():
-        for bandwidth in config.target_bandwidths:
-            encoded = model.encode(inputs["input_values"], inputs["padding_mask"], bandwidth=bandwidth)
-            decoded = model.decode(encoded.audio_codes, encoded.audio_scales, inputs["padding_mask"],
-                                   last_frame_pad_length=encoded.last_frame_pad_length)[0]
-            frames = encoded.audio_codes.shape[-1] * encoded.audio_codes.shape[0] - encoded.last_frame_pad_length
-            kbps = frames * encoded.audio_codes.shape[2] * config.codebook_nbits / seconds / 1000
-            print(f"{bandwidth:>5g} kbps: codes {tuple(encoded.audio_codes.shape)}, {kbps:.2f} kbps of codes, "
-                  f"decoded {tuple(decoded.shape)}")
-    with tempfile.TemporaryDirectory() as directory:
-        model.save_pretrained(directory)
-        reloaded = EncodecModel.from_pretrained(directory)
-        same = all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), reloaded.state_dict().values()))
-        print(f"save_pretrained → from_pretrained: identical weights: {same}")
+        for bandwidth in model.config.target_bandwidths:
+            encoded = model.encode(x, bandwidth=bandwidth)
+            decoded = model.decode(encoded.audio_codes, encoded.audio_scales)[0][..., : x.shape[-1]]
+            print(f"{bandwidth:>5g} kbps: codes {tuple(encoded.audio_codes.shape)}, "
+                  f"SI-SNR {si_snr(decoded, x).item():5.1f} dB")
+    lossy = Chain([EncodecEncoder(bandwidth=6.0, model=model), PacketLoss(rate=0.1, seed=0),
+                   EncodecDecoder(model=model)])
+    for name, effect in (("EncodecCompressor(6 kbps)", EncodecCompressor(6.0, model=model)),
+                         ("encoder | 10 % packet loss | decoder", lossy)):
+        out = effect(audio, rate)
+        print(f"{name}: {out.shape} float32 out, SI-SNR "
+              f"{si_snr(torch.from_numpy(out)[None], x).item():5.1f} dB")
 
 
 if __name__ == "__main__":

@@ -98,3 +98,10 @@ def test_demos_explain_a_missing_model_in_one_line(tmp_path):
                             cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and result.stderr.startswith("lofi_chain: error: ")
+
+
+def test_quickstart_codes_with_the_shipped_model_and_fidelity_grows_with_bandwidth(tmp_path):
+    printed = run_demo("quickstart.py", cwd=tmp_path)
+    snr = [float(line.rsplit("SI-SNR", 1)[1].split()[0]) for line in printed.splitlines() if "kbps: codes" in line]
+    assert len(snr) == 5 and snr[-1] > snr[0] + 2, printed
+    assert "packet loss | decoder: (1, 72000) float32" in printed
