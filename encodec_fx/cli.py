@@ -56,12 +56,12 @@ def compress(args: argparse.Namespace) -> None:
     wants_lm = not args.no_lm and args.coding in (None, "lm")
     lm_name = (args.lm or default_lm(args.model)) if wants_lm else None  # a shipped codec's LM by default
     lm = load_lm(lm_name)
-    mode = args.coding or ("lm" if lm is not None else "static")
+    mode = args.coding or ("lm" if lm is not None else "auto")
     header = compress_file(args.input, args.output, model, bandwidth=args.bandwidth, mode=mode,
                            model_name=args.model, lm=lm, lm_name=lm_name, overwrite=args.force)
     size = Path(args.output).stat().st_size
     seconds = header.audio_length / header.sample_rate
-    print(f"wrote {args.output}: {seconds:.2f} s at {header.bandwidth:g} kbps codes, {mode} coding, "
+    print(f"wrote {args.output}: {seconds:.2f} s at {header.bandwidth:g} kbps codes, {header.coding_mode} coding, "
           f"{size} bytes = {size * 8 / seconds / 1000:.2f} kbps")
 
 
@@ -122,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                               f"(default {DEFAULT_MODEL})")
     command.add_argument("--lm", help="entropy-coding LM (.safetensors from train-lm, or a shipped LM's name); "
                                       "default: the LM shipped with the codec, if any; selects --coding lm")
-    command.add_argument("--no-lm", action="store_true", help="do not use an LM (static coding)")
+    command.add_argument("--no-lm", action="store_true", help="do not use an LM (static or raw coding, whichever is smaller)")
     command.add_argument("--coding", choices=["lm", "static", "raw"],
                          help="lm: smallest, slowest; static: per-codebook distribution; raw: 10-bit codes")
     command.add_argument("--force", action="store_true", help="overwrite an existing output")

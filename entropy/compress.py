@@ -31,11 +31,12 @@ from encodec_fx.model import EncodecModel
 from encodec_fx.streaming import StreamingDecoder, StreamingEncoder
 
 from .archive import ArchiveHeader, ArchiveReader, ArchiveWriter, Segment, Unit
-from .coding import CODING_MODES, StaticModel, decode_many, encode_many
+from .coding import CODING_MODES, RAW_BITS, StaticModel, decode_many, encode_many
 from .lm import EntropyLM
 
 SEGMENT_SECONDS = 5.0
 LM_GROUP_SEGMENTS = 8
+AUTO = "auto"  # static coding when its table in the header pays for itself, else raw
 """Segments whose payloads are LM-coded as rows of one batch: the LM runs once per frame for all of
 them, which makes LM coding several times faster; a reader decodes such a group together (40 s)."""
 PROGRESS_FROM_SECONDS = 5.0
@@ -74,9 +75,10 @@ def check_identity(kind: str, needed: dict, module: torch.nn.Module | None, opti
 def compress_file(source: str | os.PathLike, destination: str | os.PathLike, model: EncodecModel, *,
                   bandwidth: float, mode: str, model_name: str, lm: EntropyLM | None = None,
                   lm_name: str | None = None, overwrite: bool = False, progress: bool = True) -> ArchiveHeader:
-    """Compress an audio file into a `.ecfx` archive at `bandwidth` kbps; returns its header."""
-    if mode not in CODING_MODES:
-        raise ValueError(f"coding mode {mode!r} is not one of {', '.join(CODING_MODES)}")
+    """Compress an audio file into a `.ecfx` archive at `bandwidth` kbps; returns its header. `mode` is a
+    coding mode, or "auto": static or raw, whichever is smaller (the header records the one used)."""
+    if mode not in (*CODING_MODES, AUTO):
+        raise ValueError(f"coding mode {mode!r} is not one of {', '.join((*CODING_MODES, AUTO))}")
     if mode == "lm" and lm is None:
         raise ValueError("coding mode 'lm' needs an LM; pass one, or use mode 'static' or 'raw'")
     model._num_quantizers(bandwidth)  # fail on a bad bandwidth before reading anything
@@ -91,7 +93,11 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
         with _progress_bar(length / sample_rate, progress, "compress") as advance:
             units = list(code_units(model, bandwidth, blocks, advance))
     static = StaticModel.from_codes(np.concatenate([c for u in units for c in u.codes], axis=-1),
-                                    card=config.codebook_size) if mode == "static" else None
+                                    card=config.codebook_size) if mode in ("static", AUTO) else None
+    if mode == AUTO:  # a short file's codes may not pay for the static table in the header
+        raw_bytes = static.counts.sum() * RAW_BITS / 8
+        mode = "static" if len(static.to_bytes()) + static.coded_bits() / 8 < raw_bytes else "raw"
+        static = static if mode == "static" else None
     units_per_segment = _units_per_segment(model)
     segments = [units[start: start + units_per_segment] for start in range(0, len(units), units_per_segment)]
     header = ArchiveHeader(

@@ -6,13 +6,14 @@ import json
 import struct
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from pedalboard.io import AudioFile
 
-from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx import DEFAULT_MODEL, EncodecConfig, EncodecModel
 from encodec_fx.cli import main
 from entropy.archive import ArchiveHeader, ArchiveReader
 from entropy.coding import StaticModel, decode_many
@@ -215,3 +216,23 @@ def test_cli_errors_are_one_line(files, tmp_path, args, message):
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert message in result.stderr
     assert not (tmp_path / "o.ecfx").exists() and not (tmp_path / "o.wav").exists()
+
+
+def test_auto_coding_picks_the_smaller_of_static_and_raw(files, tmp_path):
+    from entropy.compress import compress_file
+    quiet = tmp_path / "quiet.wav"  # 20 s of near-silence: few distinct codes, the table pays for itself
+    with AudioFile(str(quiet), "w", samplerate=24_000, num_channels=1) as file:
+        file.write(np.full((1, 20 * 24_000), 1e-4, dtype=np.float32))
+    speech = Path(__file__).parent / "data" / "speech-nl-fillets.flac"  # 4 s: too short for the table
+    chosen = set()
+    for source, model_name in ((quiet, str(files / "codec24")), (speech, DEFAULT_MODEL)):
+        model = EncodecModel.from_pretrained(model_name)
+        sizes = {}
+        for mode in ("auto", "static", "raw"):
+            out = tmp_path / f"{source.stem}-{mode}.ecfx"
+            header = compress_file(source, out, model, bandwidth=6.0, mode=mode, model_name=model_name, progress=False)
+            sizes[mode] = (header.coding_mode, out.stat().st_size)
+        smaller = min(("static", "raw"), key=lambda mode: sizes[mode][1])
+        assert sizes["auto"] == sizes[smaller], sizes
+        chosen.add(smaller)
+    assert chosen == {"static", "raw"}
