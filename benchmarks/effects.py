@@ -1,14 +1,16 @@
 """EncodecCompressor as an audio effect: streaming and batch speed, against the model called directly.
 
     python benchmarks/effects.py [--seconds 5] [--block 512] [--bandwidth 6] [--rate 44100] [--channels 2]
+                                 [--num-filters 32] [--frames-per-step 1,default]
 
 Full-size 24 kHz model with random weights (speed does not depend on the weights), one thread,
 44.1 kHz stereo noise by default. Speeds are times real time (audio duration / processing time,
 above 1 is faster than real time), the best of `--runs` runs. Prints
-  * streaming: the effect fed `--block`-sample blocks with reset=False, against the streaming codec
-    called directly (`StreamingEncoder.push` then `StreamingDecoder.push`) on the same audio already
-    resampled to 24 kHz, in blocks of the same duration. Their ratio is the effect's own overhead:
-    streaming resampling in and out, layouts, channel mapping, `Codes` blocks, Python;
+  * streaming, for each `--frames-per-step` k: the effect fed `--block`-sample blocks with
+    reset=False, against the streaming codec called directly (`StreamingEncoder.push` then
+    `StreamingDecoder.push`) on the same audio already resampled to 24 kHz, k hops at a time. Their
+    ratio is the effect's own overhead: streaming resampling in and out, layouts, channel mapping,
+    `Codes` blocks, Python. The latency is the effect's, which grows by a hop per extra frame;
   * batch: the effect on the whole input against what it wraps called directly (resample_poly in,
     model.encode, model.decode, resample_poly out), as a ratio of times.
 """
@@ -22,6 +24,7 @@ import torch
 
 from encodec_fx import EncodecConfig
 from encodec_fx.effects import EncodecCompressor
+from encodec_fx.effects.codec_stream import default_frames_per_step
 from encodec_fx.effects.resample import resample
 from encodec_fx.streaming import StreamingDecoder, StreamingEncoder
 
@@ -38,6 +41,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--num-filters", type=int, default=32,
                         help="model width: 32 is the official model's, 16 the shipped default's")
+    parser.add_argument("--frames-per-step", default="1,default",
+                        help="comma-separated frames_per_step values to measure streaming with; "
+                             "'default' is the effect's own choice (the most that adds no latency)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     model = random_model(EncodecConfig.encodec_24khz(num_filters=args.num_filters))
@@ -45,33 +51,38 @@ def main() -> None:
     rate, block, seconds = args.rate, args.block, args.seconds
     audio = (0.1 * np.random.default_rng(0).standard_normal((args.channels, int(seconds * rate)))).astype(np.float32)
     effect = EncodecCompressor(args.bandwidth, model=model)
-    latency = effect.latency_at(rate)
-    print(f"24 kHz model, {args.num_filters} filters (random weights), {args.bandwidth:g} kbps, {rate} Hz x {args.channels} channel(s), "
-          f"{seconds:g} s, one thread, best of {args.runs}; streaming latency {latency} samples "
-          f"({1000 * latency / rate:.1f} ms)")
-
-    def streaming() -> None:
-        effect.reset()
-        for start in range(0, audio.shape[-1], block):
-            effect(audio[:, start: start + block], rate, reset=False)
-
+    print(f"24 kHz model, {args.num_filters} filters (random weights), {args.bandwidth:g} kbps, {rate} Hz x "
+          f"{args.channels} channel(s), {seconds:g} s, one thread, best of {args.runs}; streaming in "
+          f"{block}-sample blocks ({1000 * block / rate:.1f} ms)")
     at_model_rate = torch.from_numpy(resample(audio, rate, model_rate))[:, None]  # channels as the batch
-    cuts = [start * model_rate // rate for start in range(0, audio.shape[-1], block)] + [at_model_rate.shape[-1]]
     encoder, decoder = StreamingEncoder(model, args.bandwidth), StreamingDecoder(model)
 
-    def streaming_direct() -> None:
-        encoder.reset()
-        decoder.reset()
-        with torch.inference_mode():
-            for start, end in zip(cuts, cuts[1:]):
-                decoder.push(encoder.push(at_model_rate[..., start:end]))
+    for value in args.frames_per_step.split(","):
+        frames_per_step = default_frames_per_step(model) if value == "default" else int(value)
+        streaming_effect = EncodecCompressor(args.bandwidth, model=model,
+                                             frames_per_step=None if value == "default" else frames_per_step)
+        step = frames_per_step * model.config.hop_length
 
-    streaming(), streaming_direct()  # warm up
-    stream_time, direct_stream_time = best_of(args.runs, streaming), best_of(args.runs, streaming_direct)
-    print(f"streaming, {block}-sample blocks ({1000 * block / rate:.1f} ms): effect {seconds / stream_time:.2f}x "
-          f"real time ({1000 * stream_time * block / audio.shape[-1]:.2f} ms per block); streaming codec called "
-          f"directly {seconds / direct_stream_time:.2f}x; "
-          f"effect / direct time = {stream_time / direct_stream_time:.3f}")
+        def streaming() -> None:
+            streaming_effect.reset()
+            for start in range(0, audio.shape[-1], block):
+                streaming_effect(audio[:, start: start + block], rate, reset=False)
+
+        def streaming_direct() -> None:
+            encoder.reset()
+            decoder.reset()
+            with torch.inference_mode():
+                for start in range(0, at_model_rate.shape[-1], step):
+                    decoder.push(encoder.push(at_model_rate[..., start: start + step]))
+
+        streaming(), streaming_direct()  # warm up
+        stream_time, direct_stream_time = best_of(args.runs, streaming), best_of(args.runs, streaming_direct)
+        latency = streaming_effect.latency_at(rate)
+        name = f"{frames_per_step} (the default)" if value == "default" else frames_per_step
+        print(f"streaming, frames_per_step={name} (latency {latency} samples, {1000 * latency / rate:.1f} ms): "
+              f"effect {seconds / stream_time:.2f}x real time ({1000 * stream_time * block / audio.shape[-1]:.2f} ms "
+              f"per block); streaming codec called directly {seconds / direct_stream_time:.2f}x; "
+              f"effect / direct time = {stream_time / direct_stream_time:.3f}")
 
     def batch_direct() -> None:
         with torch.inference_mode():

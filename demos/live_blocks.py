@@ -1,14 +1,16 @@
 """Live-style processing: audio arrives in small blocks, each goes through a chain with reset=False
 as an audio callback would, and the demo prints the chain's latency and the real-time factor.
 
-    python demos/live_blocks.py [INPUT] [--block 512] [--output live.wav] [--model PATH_OR_NAME]
+    python demos/live_blocks.py [INPUT] [--block 512] [--frames-per-step N] [--output live.wav] [--model PATH_OR_NAME]
 
 The chain (gate, EnCodec, reverb) streams: each call returns the audio that block completes, the
 first calls fewer samples (the latency is withheld at the start, never padded), and blocks of
 silence flush the rest at the end. Midway the codec's bandwidth is lowered, as an automation lane
 would, between two blocks. The real-time factor is audio duration / processing time: above 1, a
-live callback keeps up (on this machine, with other load, at this block size). Without --model the
-package's default model is used.
+live callback keeps up (on this machine, with other load, at this block size). The codec codes
+--frames-per-step frames at once (default: the most that adds no latency, fastest on average, but
+the block completing a step does all of its work; 1 spreads the work evenly, which the slowest-block
+figure shows). Without --model the package's default model is used.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def main() -> int:
     parser.add_argument("--output", help="WAV to write the streamed output to (default: none)")
     parser.add_argument("--model", help="model directory, checkpoint, shipped name or hub id (default: the package's)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the test signal (default 4)")
+    parser.add_argument("--frames-per-step", type=int,
+                        help="code frames computed at once (default: the codec effect's, 7 for the 24 kHz model)")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: a small block is less work than handing it to threads)")
     args = parser.parse_args()
@@ -59,7 +63,7 @@ def main() -> int:
             rate = 44100
             audio = test_signal(rate, args.seconds)
         model = EncodecModel.from_pretrained(args.model).eval() if args.model else None  # None: the default model
-        codec = EncodecCompressor(args.bandwidth, model=model)
+        codec = EncodecCompressor(args.bandwidth, model=model, frames_per_step=args.frames_per_step)
         chain = Chain([pedalboard.NoiseGate(threshold_db=-60), codec, pedalboard.Reverb(room_size=0.2, wet_level=0.1)])
     except (OSError, ValueError, TypeError) as error:
         print(f"live_blocks: error: {error}", file=sys.stderr)
@@ -74,7 +78,7 @@ def main() -> int:
     outputs, times = [], []
     for start in range(0, signal.shape[-1], block):
         if start >= frames // 2 and codec.bandwidth != args.later_bandwidth:
-            codec.bandwidth = args.later_bandwidth  # automation: takes effect from the next code frame
+            codec.bandwidth = args.later_bandwidth  # automation: takes effect from the codec's next step
             print(f"t = {start / rate:.2f} s: bandwidth {args.bandwidth:g} -> {args.later_bandwidth:g} kbps")
         began = time.perf_counter()
         outputs.append(chain(signal[:, start: start + block], rate, block, reset=False))

@@ -30,22 +30,27 @@ from .seanet import ResidualUnit, SkipLSTM
 from .validation import check_samples
 
 
-def round_trip_latency(model: EncodecModel) -> int:
+def round_trip_latency(model: EncodecModel, frames_per_step: int = 1) -> int:
     """Samples by which the streamed encoder → decoder output lags its input, at worst: the delay a
     player needs so that its audio never runs dry, pushing one sample at a time.
 
     The worst is at the start, where the convolutions' reflect padding holds the first output back
     until about `kernel_size` frames are in (2239 samples for the 24 kHz model). Once running, the
     lag is at most hop_length - 1: a code frame is complete when its last sample is in, and the
-    decoder turns it into audio at once (its transposed convolutions look only backwards).
+    decoder turns it into audio at once (its transposed convolutions look only backwards). A stream
+    that codes `frames_per_step` frames at a time (input cut to whole steps) lags up to a step less
+    one sample once running.
     """
     check_streamable(model.config)
+    if isinstance(frames_per_step, bool) or not isinstance(frames_per_step, int) or frames_per_step < 1:
+        raise ValueError(f"frames_per_step must be a positive integer, got {frames_per_step!r}")
     encoder, decoder = StreamingLayers(model.encoder.layers), StreamingLayers(model.decoder.layers)
-    hop, latency, input_length = model.config.hop_length, 0, 0
-    steady_from = None  # the input length from which every layer has started: lags then repeat every hop
-    while steady_from is None or input_length < steady_from + hop:
+    step, latency, input_length = frames_per_step * model.config.hop_length, 0, 0
+    steady_from = None  # the input length from which every layer has started: lags then repeat every step
+    while steady_from is None or input_length < steady_from + step:
         input_length += 1
-        output_length = decoder.output_length(encoder.output_length(input_length))
+        pushed = input_length - input_length % step
+        output_length = decoder.output_length(encoder.output_length(pushed))
         latency = max(latency, input_length - output_length)
         if output_length and steady_from is None:
             steady_from = input_length

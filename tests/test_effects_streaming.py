@@ -11,6 +11,7 @@ from scipy.signal import resample_poly
 from encodec_fx import EncodecConfig, EncodecModel
 from encodec_fx.effects import (BandwidthSchedule, Chain, CodebookTruncation, EncodecCompressor, EncodecDecoder,
                                 EncodecEncoder, PacketLoss, TokenSubstitution)
+from encodec_fx.effects.codec_stream import default_frames_per_step
 from encodec_fx.effects.stream_resample import StreamingResampler
 from encodec_fx.streaming import StreamingLayers, round_trip_latency
 
@@ -92,6 +93,54 @@ def test_causal_stream_is_the_offline_output_of_the_input_itself(rate):
     tail = StreamingResampler(24000, rate).latency
     offline = compressor(audio, rate)
     np.testing.assert_allclose(streamed[:, : audio.shape[-1] - tail], offline[:, : audio.shape[-1] - tail], atol=1e-4)
+
+
+@pytest.mark.parametrize("frames_per_step", [1, 3])
+@pytest.mark.parametrize("rate", [24000, 44100])
+@pytest.mark.parametrize("sizes", [CONSTANT, VARYING])
+def test_any_frames_per_step_streams_the_batch_output(frames_per_step, rate, sizes):
+    model = tiny_model("24khz")
+    compressor = EncodecCompressor(6.0, model=model, frames_per_step=frames_per_step)
+    latency = compressor.latency_at(rate)
+    audio = noise(2, rate // 2)
+    streamed = stream(compressor, audio, rate, sizes, latency)  # checks the latency is exact at every call
+    np.testing.assert_allclose(streamed, batch_of_stream(compressor, audio, rate, latency), atol=1e-4)
+    assert f"frames_per_step={frames_per_step}" in repr(compressor)
+
+
+def test_the_default_step_is_the_largest_that_adds_no_latency():
+    model = tiny_model("24khz")
+    assert default_frames_per_step(model) == 7  # the first output waits for 7 frames anyway
+    for rate in (24000, 44100):
+        default, one = EncodecCompressor(model=model).latency_at(rate), EncodecCompressor(model=model, frames_per_step=1).latency_at(rate)
+        assert default == one
+        assert EncodecCompressor(model=model, frames_per_step=3).latency_at(rate) > one  # 9 frames: two more
+        assert EncodecCompressor(model=model, frames_per_step=8).latency_at(rate) > one
+    assert default_frames_per_step(tiny_model("48khz")) == 1
+
+
+def test_frames_per_step_must_match_between_encoder_and_decoder():
+    model = tiny_model("24khz")
+    matched = Chain([EncodecEncoder(6.0, model=model, frames_per_step=4), EncodecDecoder(model=model, frames_per_step=4)])
+    audio = noise(2, 12000)
+    latency = matched.latency_at(24000)
+    np.testing.assert_allclose(stream(matched, audio, 24000, CONSTANT, latency),
+                               batch_of_stream(matched, audio, 24000, latency), atol=1e-4)
+    mismatched = Chain([EncodecEncoder(6.0, model=model, frames_per_step=4), EncodecDecoder(model=model)])
+    with pytest.raises(ValueError, match="give the decoder the encoder's frames_per_step"):
+        for block in np.split(audio, 24, axis=-1):
+            mismatched(block, 24000, reset=False)
+
+
+@pytest.mark.parametrize("value", [0, -1, 2.0, True, "4"])
+def test_bad_frames_per_step_is_refused(value):
+    with pytest.raises(ValueError, match="frames_per_step must be a positive integer"):
+        EncodecCompressor(model=tiny_model("24khz"), frames_per_step=value)
+
+
+def test_frames_per_step_is_for_the_causal_model_only():
+    with pytest.raises(ValueError, match="streams by whole 1 s chunks"):
+        EncodecEncoder(model=tiny_model("48khz"), frames_per_step=2)
 
 
 @pytest.mark.parametrize("rate, sizes", [(48000, [4800]), (48000, [4096, 777, 1]), (44100, [4096, 777, 1])])

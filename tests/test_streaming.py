@@ -139,6 +139,24 @@ def test_round_trip_latency_is_the_worst_lag_of_a_sample_by_sample_stream(model)
     torch.testing.assert_close(torch.cat(outputs, dim=-1), expected, atol=ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("frames_per_step", [2, 3])
+def test_round_trip_latency_of_a_stream_coded_a_step_at_a_time(model, frames_per_step):
+    """Input pushed only in whole steps of `frames_per_step` hops: the lag grows to a step at most
+    once running, and the start waits for the step that completes the first output."""
+    x, step = audio(3 * LENGTH), frames_per_step * model.config.hop_length
+    encoder, decoder = StreamingEncoder(model, 6.0), StreamingDecoder(model)
+    outputs, lags = [], []
+    for index in range(x.shape[-1]):
+        if (index + 1) % step == 0:
+            outputs.append(decoder.push(encoder.push(x[..., index + 1 - step: index + 1])))
+        lags.append(index + 1 - sum(out.shape[-1] for out in outputs))
+    latency = round_trip_latency(model, frames_per_step)
+    assert max(lags) == latency == -(-7 // frames_per_step) * step - 1
+    assert max(lags[latency + 1:]) == step - 1
+    with pytest.raises(ValueError, match="frames_per_step must be a positive integer"):
+        round_trip_latency(model, 0)
+
+
 def test_flush_and_reset_start_a_new_stream(model):
     x = audio(LENGTH)
     codes, expected = offline(model, x, 6.0)

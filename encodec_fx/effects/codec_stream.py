@@ -6,6 +6,13 @@ soon as it is complete (`ChunkedEncoder`/`ChunkedDecoder`), about one chunk of l
 the audio is resampled to the model's rate and back by `StreamingResampler`, the batch filter run
 as a stream, so the result is the batch result. The decoder returns exactly as many samples as the
 stream has taken in, less the latency, so the latency is constant (pedalboard's convention).
+
+`frames_per_step` sets how many frames the causal model codes at once. A one-frame step costs
+several times a frame's share of a batch call (every step reads all the weights; on a CPU that
+dominates), so k frames together are several times faster per frame. The latency does not grow
+as long as k divides the frames the stream's start waits for anyway (7 for the 24 kHz model:
+`default_frames_per_step`); beyond, it grows by up to a step. The price is an uneven load: the
+call that completes a step computes all of its frames, while the others only buffer.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from .partial_decode import decode_chunk_received, received_embeddings
 from .stream_resample import StreamingResampler
 
 
-def stream_latency(model: EncodecModel, sample_rate: int) -> int:
+def stream_latency(model: EncodecModel, sample_rate: int, frames_per_step: int = 1) -> int:
     """Samples at `sample_rate` that encoding then decoding a stream withholds, at most.
 
     Resampling in withholds r_in model-rate samples, the codec at most c (the causal model's
@@ -31,16 +38,38 @@ def stream_latency(model: EncodecModel, sample_rate: int) -> int:
     samples; in the caller's samples that is at most ceil((r_in + c) · rate / model_rate) + r_out.
     """
     config = model.config
+    check_frames_per_step(model, frames_per_step)
     into, out_of = StreamingResampler(sample_rate, config.sampling_rate), StreamingResampler(config.sampling_rate, sample_rate)
-    codec = round_trip_latency(model) if config.chunk_length is None else config.chunk_length - 1
+    codec = round_trip_latency(model, frames_per_step) if config.chunk_length is None else config.chunk_length - 1
     return -(-(into.latency + codec) * sample_rate // config.sampling_rate) + out_of.latency
+
+
+def default_frames_per_step(model: EncodecModel) -> int:
+    """The largest step that adds no latency: the frames a causal stream's first output waits for
+    (7 for the 24 kHz model). 1 for a chunked model, which steps by whole chunks."""
+    if model.config.chunk_length is not None:
+        return 1
+    start_frames = (round_trip_latency(model) + 1) // model.config.hop_length
+    return start_frames if round_trip_latency(model, start_frames) == round_trip_latency(model) else 1
+
+
+def check_frames_per_step(model: EncodecModel, frames_per_step: int) -> None:
+    """A positive integer; above 1 only for the causal model (a chunked one steps by whole chunks)."""
+    if isinstance(frames_per_step, bool) or not isinstance(frames_per_step, int) or frames_per_step < 1:
+        raise ValueError(f"frames_per_step must be a positive integer, got {frames_per_step!r}")
+    if frames_per_step > 1 and model.config.chunk_length is not None:
+        raise ValueError(f"frames_per_step={frames_per_step}: this model streams by whole "
+                         f"{model.config.chunk_length_s:g} s chunks; frames_per_step applies to a causal "
+                         "model (the 24 kHz one) and must be 1 here")
 
 
 class EncoderStream:
     """The caller's audio blocks → `Codes` blocks holding the frames each block completes."""
 
-    def __init__(self, model: EncodecModel, sample_rate: int, layout: AudioLayout):
+    def __init__(self, model: EncodecModel, sample_rate: int, layout: AudioLayout, frames_per_step: int = 1):
+        check_frames_per_step(model, frames_per_step)
         self.model, self.sample_rate, self.layout = model, sample_rate, layout
+        self.step = frames_per_step * model.config.hop_length  # model-rate samples coded together
         self.resampler = StreamingResampler(sample_rate, model.config.sampling_rate)
         causal = model.config.chunk_length is None
         self.encoder = StreamingEncoder(model) if causal else ChunkedEncoder(model, None)
@@ -56,7 +85,7 @@ class EncoderStream:
         with torch.inference_mode():
             if isinstance(self.encoder, StreamingEncoder):
                 self.encoder.num_quantizers = num_quantizers  # the bandwidth may change from block to block
-                hops = self._whole_hops(batch)
+                hops = self._whole_steps(batch)
                 codes = self.encoder.push(hops)[None] if hops.shape[-1] else \
                     batch.new_zeros(1, batch.shape[0], num_quantizers, 0, dtype=torch.long)
                 scales = None
@@ -75,13 +104,13 @@ class EncoderStream:
         self.next_frame += block.num_frames
         return block
 
-    def _whole_hops(self, batch: torch.Tensor) -> torch.Tensor:
-        """The audio received so far, cut to a whole number of hops; the rest waits. A frame of the
-        causal encoder completes only at a multiple of the hop (checked by the tests), so this delays
-        nothing, and it saves running every layer on blocks too short to complete a frame."""
+    def _whole_steps(self, batch: torch.Tensor) -> torch.Tensor:
+        """The audio received so far, cut to a whole number of steps; the rest waits. A frame of the
+        causal encoder completes only at a multiple of the hop (checked by the tests), so a one-hop
+        step delays nothing, and it saves running every layer on blocks too short to complete a frame."""
         if self.waiting is not None:
             batch = torch.cat([self.waiting, batch], dim=-1)
-        usable = batch.shape[-1] - batch.shape[-1] % self.model.config.hop_length
+        usable = batch.shape[-1] - batch.shape[-1] % self.step
         self.waiting = batch[..., usable:]
         return batch[..., :usable]
 
@@ -109,6 +138,10 @@ class DecoderStream:
         self.pending = np.concatenate([self.pending, self.resampler.process(channels)], axis=-1)
         self.samples_in += codes.layout.num_samples
         due = max(0, self.samples_in - self.latency) - self.samples_out
+        if due > self.pending.shape[-1]:
+            raise ValueError(f"the codes arrive {due - self.pending.shape[-1]} samples later than this decoder's "
+                             "latency allows: its encoder codes more frames per step; give the decoder the "
+                             "encoder's frames_per_step")
         out, self.pending = self.pending[:, :due], self.pending[:, due:]
         self.samples_out += out.shape[-1]
         return out
