@@ -1,10 +1,10 @@
 """Peak memory and time of compressing and of streaming a long file, against its length.
 
-    python benchmarks/long_file.py [--minutes 60] [--shorter 5 15] [--threads 1] [--keep DIR]
+    python benchmarks/long_file.py [--minutes 60] [--shorter 5 15] [--threads 1] [--num-filters 32] [--keep DIR]
 
 Writes a synthetic 44.1 kHz stereo WAV of `--minutes` (and of each `--shorter` length) to a temporary
-folder, then runs, each in a fresh process so that its peak RSS is its own, on a full-size 24 kHz
-model with random weights:
+folder, then runs, each in a fresh process so that its peak RSS is its own, on a 24 kHz model with
+random weights (full size, or `--num-filters 16` as the shipped default):
 
 * `compress`: `entropy.compress.compress_file` in raw mode at 6 kbps (what `encodec-fx compress`
   does), the stereo file coded as two streams of the mono model;
@@ -46,12 +46,13 @@ def write_synthetic(path: Path, minutes: float) -> None:
             sink.write(np.stack([left, right]).astype(np.float32))
 
 
-def child(task: str, source: Path, threads: int) -> None:
+def child(task: str, source: Path, threads: int, num_filters: int) -> None:
     """Run one task and print {"seconds", "peak_rss_mib"} as JSON."""
     import torch
     torch.set_num_threads(threads)
     from common import random_model
-    model = random_model()
+    from encodec_fx import EncodecConfig
+    model = random_model(EncodecConfig.encodec_24khz(num_filters=num_filters))
     start = time.perf_counter()
     if task == "compress":
         from entropy.compress import compress_file
@@ -67,8 +68,9 @@ def child(task: str, source: Path, threads: int) -> None:
     print(json.dumps({"seconds": seconds, "peak_rss_mib": peak}))
 
 
-def measure(task: str, source: Path, threads: int) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--child", task, str(source), "--threads", str(threads)],
+def measure(task: str, source: Path, threads: int, num_filters: int) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--child", task, str(source), "--threads", str(threads),
+                             "--num-filters", str(num_filters)],
                             capture_output=True, text=True, check=False)
     if result.returncode:
         raise RuntimeError(f"{task} on {source.name} failed:\n{result.stderr}")
@@ -81,23 +83,25 @@ def main() -> None:
     parser.add_argument("--shorter", type=float, nargs="*", default=[5.0, 15.0],
                         help="shorter lengths in minutes, to show that time grows linearly")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--num-filters", type=int, default=32, help="32: the official model's size; 16: the shipped default's")
     parser.add_argument("--tasks", nargs="+", choices=["compress", "effect"], default=["compress", "effect"])
     parser.add_argument("--keep", type=Path, help="write the files here and keep them")
     parser.add_argument("--child", nargs=2, metavar=("TASK", "FILE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], Path(args.child[1]), args.threads)
+        child(args.child[0], Path(args.child[1]), args.threads, args.num_filters)
         return
     lengths = sorted({*args.shorter, args.minutes})
     with tempfile.TemporaryDirectory() as temporary:
         folder = args.keep or Path(temporary)
         folder.mkdir(parents=True, exist_ok=True)
-        print(f"44.1 kHz stereo 16-bit WAV, random-weight 24 kHz model at 6 kbps, {args.threads} thread(s)")
+        print(f"44.1 kHz stereo 16-bit WAV, random-weight 24 kHz model ({args.num_filters} filters) at 6 kbps, "
+              f"{args.threads} thread(s)")
         for minutes in lengths:
             source = folder / f"synthetic-{minutes:g}min.wav"
             write_synthetic(source, minutes)
             for task in args.tasks:
-                result = measure(task, source, args.threads)
+                result = measure(task, source, args.threads, args.num_filters)
                 print(f"{task:8s} {minutes:6g} min: {result['seconds']:8.1f} s (RTF {result['seconds'] / (60 * minutes):.3f}, "
                       f"{result['seconds'] / minutes:6.1f} s per minute of audio), peak RSS {result['peak_rss_mib']:.0f} MiB",
                       flush=True)

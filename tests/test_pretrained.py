@@ -232,3 +232,32 @@ def test_last_validation_line_of_a_training_log():
            "noise\nstep 4/4 (1.00 s/step): l1 0.4 | validation: si_snr@1.5 1.250, mel@1.5 1.500\n")
     assert ship.last_validation(log) == (4, {"si_snr@1.5": 1.25, "mel@1.5": 1.5})
     assert ship.last_validation("nothing") is None
+
+
+def test_an_lm_is_added_to_an_already_shipped_codec(shipped, run_dir, monkeypatch, tmp_path, capsys):
+    """`ship --lm LM` without a run: the codec stays byte for byte, the LM and the card's LM section arrive."""
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "later").mkdir()
+    for path in (shipped / "tiny-no-lm").iterdir():
+        (root / "later" / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(pretrained, "ROOT", root)
+    weights = (root / "later" / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="trained on another codec's tokens"):  # the run's fp32 codec, not the shipped one
+        ship.install_lm(run_dir / "lm.safetensors", "later")
+    assert not (root / "later" / "lm.safetensors").exists()
+    lm_file = tmp_path / "lm.safetensors"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["train-lm", str(run_dir.parent / "audio"), str(lm_file), "--model", "later", "--size", "small",
+                     "--steps", "2", "--batch-size", "2", "--crop-frames", "32", "--warmup-steps", "1"]) == 0
+    assert ship.main(["--lm", str(lm_file), "--name", "later"]) == 0
+    assert (root / "later" / "model.safetensors").read_bytes() == weights
+    card = (root / "later" / "MODEL_CARD.md").read_text()
+    assert card.index("## Training") < card.index("## Entropy-coding LM") < card.index("## License")
+    assert read_lm_metadata(root / "later" / "lm.safetensors")["codec"]["name"] == "later"
+    assert ship.main(["--lm", str(lm_file), "--name", "later"]) == 1
+    assert "already holds an LM; pass --force" in capsys.readouterr().err
+    assert ship.main(["--lm", str(lm_file), "--name", "later", "--force"]) == 0
+    assert (root / "later" / "MODEL_CARD.md").read_text().count("## Entropy-coding LM") == 1
+    assert sorted(path.name for path in (root / "later").iterdir()) == [
+        "MODEL_CARD.md", "config.json", "lm.safetensors", "model.safetensors", "preprocessor_config.json"]

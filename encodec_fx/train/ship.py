@@ -2,6 +2,7 @@
 
     python -m encodec_fx.train.ship RUN_DIR [--lm LM_FILE] [--name encodec-fx-24khz]
         [--corpus-licenses CORPUS/LICENSES.md] [--train-log LOG] [--metrics TABLE.md] [--compute TEXT]
+    python -m encodec_fx.train.ship --lm LM_FILE [--name encodec-fx-24khz]     (an LM for the shipped codec)
 
 RUN_DIR is a `train-codec` run (its model/ folder, else its fp16 export) or a model directory. The
 codec goes to encodec_fx/pretrained/NAME/ in the hub layout with fp16 weights and no training
@@ -9,6 +10,8 @@ statistics (checked to be at most --max-mb), the LM beside it as lm.safetensors 
 metadata pointing at the shipped codec, and MODEL_CARD.md says what it was trained on, for how long,
 on what, how well it does and under which license. Everything is written to a temporary folder first
 and then moved into place, and the installed model is loaded back by name before the command returns.
+Without RUN_DIR, `--lm` adds (or replaces) the LM of the codec already shipped as NAME, which stays
+as it is; the card's LM section is rewritten and the rest of the card kept.
 """
 
 from __future__ import annotations
@@ -115,6 +118,50 @@ def install(run_dir: str | Path, name: str = pretrained.DEFAULT_MODEL, lm_file: 
     return destination
 
 
+def install_lm(lm_file: str | Path, name: str = pretrained.DEFAULT_MODEL, *, force: bool = False) -> Path:
+    """Add (or, with `force`, replace) the LM of the codec shipped as NAME, leaving the codec as it is;
+    returns its folder."""
+    folder = pretrained.ROOT / name
+    if not (folder / pretrained.WEIGHTS_FILE).is_file():
+        raise FileNotFoundError(f"no shipped codec named {name!r} in {pretrained.ROOT}: ship one first (give RUN_DIR)")
+    if (folder / pretrained.LM_FILE).exists() and not force:
+        raise FileExistsError(f"{folder} already holds an LM; pass --force to replace it")
+    codec = EncodecModel.from_pretrained(folder)
+    codec_identity = {"name": name, "sha256": weights_sha256(codec.state_dict())}
+    staging = folder / f".{pretrained.LM_FILE}.new"
+    try:
+        summary = _install_lm(Path(lm_file), staging, codec, codec_identity)
+        trained_for = summary["metadata"].get("trained_with_codec") or {}
+        if trained_for.get("sha256") not in (None, codec_identity["sha256"]):
+            raise ValueError(f"the LM at {lm_file} was trained on another codec's tokens (sha256 "
+                             f"{trained_for['sha256'][:12]}…, shipped: {codec_identity['sha256'][:12]}…): train it "
+                             f"with `encodec-fx train-lm --model {name}`")
+        card_path = folder / pretrained.CARD_FILE
+        card = card_path.read_text() if card_path.is_file() else f"# {name}\n"
+        card_staging = folder / f".{pretrained.CARD_FILE}.new"
+        card_staging.write_text(_with_lm_section(card, lm_card_section(name, summary)))
+        staging.rename(folder / pretrained.LM_FILE)
+        card_staging.rename(card_path)
+    finally:
+        for leftover in (staging, folder / f".{pretrained.CARD_FILE}.new"):
+            leftover.unlink(missing_ok=True)
+    return folder
+
+
+def _with_lm_section(card: str, section: list[str]) -> str:
+    """The card with its LM section replaced by `section`, or inserted before the license section."""
+    lines = card.rstrip("\n").split("\n")
+    heading = section[0]
+    if heading in lines:
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines[start:end] = section
+    else:
+        at = lines.index("## License") if "## License" in lines else len(lines)
+        lines[at:at] = section
+    return "\n".join(lines) + "\n"
+
+
 def _install_lm(source: Path, destination: Path, codec: EncodecModel, codec_identity: dict) -> dict:
     """Copy the LM in fp16 with its metadata naming the shipped codec; returns what the card reports."""
     from entropy.lm import load_lm, read_lm_metadata, save_lm
@@ -188,21 +235,26 @@ def model_card(name: str, model: EncodecModel, megabytes: float, training: dict,
     if not validation and not metrics:
         lines += ["Not recorded.", ""]
     if lm is not None:
-        config_text = ", ".join(f"{key} {value}" for key, value in lm["config"].items())
-        lines += ["## Entropy-coding LM", "",
-                  f"`{pretrained.LM_FILE}`, known to archives as `{name}{pretrained.LM_SUFFIX}` and used by "
-                  f"`encodec-fx compress` by default ({lm['megabytes']:.1f} MB, fp16 storage): {config_text}."]
-        bits = lm["metadata"].get("bits_per_token") or {}
-        if bits:
-            lines += ["", "Held-out bits per token by number of codebooks: "
-                      + ", ".join(f"{k}: {v}" for k, v in bits.items()) + "."]
-        if lm["metadata"].get("training"):
-            lines += ["", f"Training settings: `{json.dumps(lm['metadata']['training'])}`."]
-        lines.append("")
+        lines += lm_card_section(name, lm)
     lines += ["## License", "",
               f"The weights are released under the project's {PROJECT_LICENSE} license. They were trained only on the "
               "freely licensed audio listed above; the audio itself is not distributed with them.", ""]
     return "\n".join(lines)
+
+
+def lm_card_section(name: str, lm: dict) -> list[str]:
+    """The card's lines on the LM: file, configuration, held-out bits per token, training settings."""
+    config_text = ", ".join(f"{key} {value}" for key, value in lm["config"].items())
+    lines = ["## Entropy-coding LM", "",
+             f"`{pretrained.LM_FILE}`, known to archives as `{name}{pretrained.LM_SUFFIX}` and used by "
+             f"`encodec-fx compress` by default ({lm['megabytes']:.1f} MB, fp16 storage): {config_text}."]
+    bits = lm["metadata"].get("bits_per_token") or {}
+    if bits:
+        lines += ["", "Held-out bits per token by number of codebooks: "
+                  + ", ".join(f"{k}: {v}" for k, v in bits.items()) + "."]
+    if lm["metadata"].get("training"):
+        lines += ["", f"Training settings: `{json.dumps(lm['metadata']['training'])}`."]
+    return lines + [""]
 
 
 def _demoted(markdown: str) -> str:
@@ -212,7 +264,8 @@ def _demoted(markdown: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m encodec_fx.train.ship", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir", help="train-codec run folder (model/ or the fp16 export), or a model directory")
+    parser.add_argument("run_dir", nargs="?", help="train-codec run folder (model/ or the fp16 export), or a model "
+                        "directory; omit it to add --lm to the codec already shipped as --name")
     parser.add_argument("--lm", help="LM file from `encodec-fx train-lm` for this codec")
     parser.add_argument("--name", default=pretrained.DEFAULT_MODEL, help=f"default {pretrained.DEFAULT_MODEL}")
     parser.add_argument("--corpus-licenses", help="the corpus's LICENSES.md, copied into the model card")
@@ -223,10 +276,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-mb", type=float, default=MAX_MB, help=f"size limit of the codec (default {MAX_MB:g})")
     parser.add_argument("--force", action="store_true", help="replace an installed model of that name")
     args = parser.parse_args(argv)
+    if args.run_dir is None and args.lm is None:
+        parser.error("give RUN_DIR (a codec to ship), or --lm alone (an LM for the shipped codec)")
     try:
-        folder = install(args.run_dir, args.name, args.lm, corpus_licenses=args.corpus_licenses,
-                         train_log=args.train_log, metrics=args.metrics, compute=args.compute, data=args.data,
-                         max_mb=args.max_mb, force=args.force)
+        if args.run_dir is None:
+            folder = install_lm(args.lm, args.name, force=args.force)
+        else:
+            folder = install(args.run_dir, args.name, args.lm, corpus_licenses=args.corpus_licenses,
+                             train_log=args.train_log, metrics=args.metrics, compute=args.compute, data=args.data,
+                             max_mb=args.max_mb, force=args.force)
     except (OSError, ValueError) as error:
         print(f"ship: error: {error}", file=sys.stderr)
         return 1
