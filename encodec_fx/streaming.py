@@ -42,8 +42,7 @@ def round_trip_latency(model: EncodecModel, frames_per_step: int = 1) -> int:
     one sample once running.
     """
     check_streamable(model.config)
-    if isinstance(frames_per_step, bool) or not isinstance(frames_per_step, int) or frames_per_step < 1:
-        raise ValueError(f"frames_per_step must be a positive integer, got {frames_per_step!r}")
+    check_frames_per_step(frames_per_step)
     encoder, decoder = StreamingLayers(model.encoder.layers), StreamingLayers(model.decoder.layers)
     step, latency, input_length = frames_per_step * model.config.hop_length, 0, 0
     steady_from = None  # the input length from which every layer has started: lags then repeat every step
@@ -55,6 +54,12 @@ def round_trip_latency(model: EncodecModel, frames_per_step: int = 1) -> int:
         if output_length and steady_from is None:
             steady_from = input_length
     return latency
+
+
+def check_frames_per_step(frames_per_step: int) -> None:
+    """Frames coded together in a stream: a positive integer."""
+    if isinstance(frames_per_step, bool) or not isinstance(frames_per_step, int) or frames_per_step < 1:
+        raise ValueError(f"frames_per_step must be a positive integer, got {frames_per_step!r}")
 
 
 def check_streamable(config: EncodecConfig) -> None:

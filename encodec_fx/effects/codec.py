@@ -20,7 +20,7 @@ import torch
 
 from ..model import EncodecModel
 from .channels import from_model_channels, to_model_channels
-from .codec_stream import DecoderStream, EncoderStream, check_frames_per_step, default_frames_per_step, stream_latency
+from .codec_stream import DecoderStream, EncoderStream, check_step, default_frames_per_step, stream_latency
 from .codes import Codes
 from .layout import AudioLayout, read_audio, read_block, stream_layout
 from .model_source import ModelSource, load_effect_model
@@ -85,7 +85,7 @@ class _CodecEffect(Effect):
     def __init__(self, model: ModelSource | None = None, frames_per_step: int | None = None):
         self.model = model
         if frames_per_step is not None:
-            check_frames_per_step(self.model, frames_per_step)
+            check_step(self.model, frames_per_step)
         self.frames_per_step = frames_per_step
 
     @property

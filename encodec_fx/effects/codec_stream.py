@@ -22,7 +22,7 @@ import torch
 
 from ..chunked import ChunkedDecoder, ChunkedEncoder
 from ..model import EncodecModel
-from ..streaming import StreamingEncoder, StreamingLayers, round_trip_latency
+from ..streaming import StreamingEncoder, StreamingLayers, check_frames_per_step, round_trip_latency
 from .channels import from_model_channels, to_model_channels
 from .codes import Codes, frames_per_chunk
 from .layout import AudioLayout
@@ -38,7 +38,7 @@ def stream_latency(model: EncodecModel, sample_rate: int, frames_per_step: int =
     samples; in the caller's samples that is at most ceil((r_in + c) · rate / model_rate) + r_out.
     """
     config = model.config
-    check_frames_per_step(model, frames_per_step)
+    check_step(model, frames_per_step)
     into, out_of = StreamingResampler(sample_rate, config.sampling_rate), StreamingResampler(config.sampling_rate, sample_rate)
     codec = round_trip_latency(model, frames_per_step) if config.chunk_length is None else config.chunk_length - 1
     return -(-(into.latency + codec) * sample_rate // config.sampling_rate) + out_of.latency
@@ -53,10 +53,9 @@ def default_frames_per_step(model: EncodecModel) -> int:
     return start_frames if round_trip_latency(model, start_frames) == round_trip_latency(model) else 1
 
 
-def check_frames_per_step(model: EncodecModel, frames_per_step: int) -> None:
+def check_step(model: EncodecModel, frames_per_step: int) -> None:
     """A positive integer; above 1 only for the causal model (a chunked one steps by whole chunks)."""
-    if isinstance(frames_per_step, bool) or not isinstance(frames_per_step, int) or frames_per_step < 1:
-        raise ValueError(f"frames_per_step must be a positive integer, got {frames_per_step!r}")
+    check_frames_per_step(frames_per_step)
     if frames_per_step > 1 and model.config.chunk_length is not None:
         raise ValueError(f"frames_per_step={frames_per_step}: this model streams by whole "
                          f"{model.config.chunk_length_s:g} s chunks; frames_per_step applies to a causal "
@@ -67,7 +66,7 @@ class EncoderStream:
     """The caller's audio blocks → `Codes` blocks holding the frames each block completes."""
 
     def __init__(self, model: EncodecModel, sample_rate: int, layout: AudioLayout, frames_per_step: int = 1):
-        check_frames_per_step(model, frames_per_step)
+        check_step(model, frames_per_step)
         self.model, self.sample_rate, self.layout = model, sample_rate, layout
         self.step = frames_per_step * model.config.hop_length  # model-rate samples coded together
         self.resampler = StreamingResampler(sample_rate, model.config.sampling_rate)
