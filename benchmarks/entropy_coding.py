@@ -50,19 +50,18 @@ def payload_bits(archive: Path) -> int:
         return sum(8 * (len(p) - 4) for segment in reader for unit in segment.units for p in unit.payloads)
 
 
-def ideal_bits(archive: Path, lm: EntropyLM) -> tuple[float, int]:
-    """−Σ log2 p of the archived codes under the LM's stepwise probabilities, and the payload bits."""
+def ideal_bits(archive: Path, lm: EntropyLM) -> float:
+    """−Σ log2 p of the archived codes under the LM's stepwise probabilities."""
     from entropy.coding import decode_many
     with ArchiveReader(archive) as reader:
         header = ArchiveHeader.from_dict(reader.header)
         segments = list(reader)
-    ideal, payload_bits = 0.0, 0
+    ideal = 0.0
     for start in range(0, len(segments), header.lm_group_segments):
         units = [u for s in segments[start: start + header.lm_group_segments] for u in s.units]
         payloads = [p for u in units for p in u.payloads]
         frames = [u.frames for u in units for _ in u.payloads]
         rows = decode_many(payloads, header.n_q, frames, "lm", lm=lm)
-        payload_bits += sum(8 * (len(p) - 4) for p in payloads)  # without each payload's CRC
         state, previous = lm.initial_state(len(rows), header.n_q), None
         for t in range(max(frames)):
             probabilities, state = lm.step(previous, state)
@@ -72,7 +71,7 @@ def ideal_bits(archive: Path, lm: EntropyLM) -> tuple[float, int]:
             active = torch.tensor([t < f for f in frames])
             ideal -= float(torch.log2(chosen[active]).sum())
             previous = current
-    return ideal, payload_bits
+    return ideal
 
 
 def main() -> None:
@@ -104,7 +103,7 @@ def main() -> None:
                 seconds = file.frames / file.samplerate
             total_seconds += seconds
             for bandwidth in model.config.target_bandwidths:
-                sizes, speeds = {}, {}
+                sizes, speeds, payload = {}, {}, {}
                 for mode in ("raw", "static", "lm"):
                     archive, restored = directory / f"{mode}.ecfx", directory / f"{mode}.wav"
                     start = time.perf_counter()
@@ -116,10 +115,11 @@ def main() -> None:
                     speeds[mode] = (seconds / compress_time, seconds / (time.perf_counter() - start))
                     sizes[mode] = archive.stat().st_size * 8 / seconds / 1000
                     totals[bandwidth, mode] = totals.get((bandwidth, mode), 0.0) + archive.stat().st_size * 8
-                    payloads[bandwidth, mode] = payloads.get((bandwidth, mode), 0.0) + payload_bits(archive)
-                ideal, payload = ideal_bits(directory / "lm.ecfx", lm)
+                    payload[mode] = payload_bits(archive)
+                    payloads[bandwidth, mode] = payloads.get((bandwidth, mode), 0.0) + payload[mode]
+                ideal = ideal_bits(directory / "lm.ecfx", lm)
                 print(f"{path.name[:16]:<16} {bandwidth:>5g} {sizes['raw']:>7.2f} {sizes['static']:>7.2f} "
-                      f"{sizes['lm']:>7.2f} {100 * (payload / ideal - 1):>8.3f}% "
+                      f"{sizes['lm']:>7.2f} {100 * (payload['lm'] / ideal - 1):>8.3f}% "
                       f"{speeds['lm'][0]:>11.1f}x {speeds['lm'][1]:>13.1f}x")
     print("kbps columns: archive size per second of audio; speeds: times real time, one thread, "
           "including the codec")

@@ -49,8 +49,9 @@ def default_frames_per_step(model: EncodecModel) -> int:
     (7 for the 24 kHz model). 1 for a chunked model, which steps by whole chunks."""
     if model.config.chunk_length is not None:
         return 1
-    start_frames = (round_trip_latency(model) + 1) // model.config.hop_length
-    return start_frames if round_trip_latency(model, start_frames) == round_trip_latency(model) else 1
+    latency = round_trip_latency(model)
+    start_frames = (latency + 1) // model.config.hop_length
+    return start_frames if round_trip_latency(model, start_frames) == latency else 1
 
 
 def check_step(model: EncodecModel, frames_per_step: int) -> None:

@@ -128,7 +128,7 @@ def install_lm(lm_file: str | Path, name: str = pretrained.DEFAULT_MODEL, *, for
         raise FileExistsError(f"{folder} already holds an LM; pass --force to replace it")
     codec = EncodecModel.from_pretrained(folder)
     codec_identity = {"name": name, "sha256": weights_sha256(codec.state_dict())}
-    staging = folder / f".{pretrained.LM_FILE}.new"
+    staging, card_staging = folder / f".{pretrained.LM_FILE}.new", folder / f".{pretrained.CARD_FILE}.new"
     try:
         summary = _install_lm(Path(lm_file), staging, codec, codec_identity)
         trained_for = summary["metadata"].get("trained_with_codec") or {}
@@ -138,12 +138,11 @@ def install_lm(lm_file: str | Path, name: str = pretrained.DEFAULT_MODEL, *, for
                              f"with `encodec-fx train-lm --model {name}`")
         card_path = folder / pretrained.CARD_FILE
         card = card_path.read_text() if card_path.is_file() else f"# {name}\n"
-        card_staging = folder / f".{pretrained.CARD_FILE}.new"
         card_staging.write_text(_with_lm_section(card, lm_card_section(name, summary)))
         staging.rename(folder / pretrained.LM_FILE)
         card_staging.rename(card_path)
     finally:
-        for leftover in (staging, folder / f".{pretrained.CARD_FILE}.new"):
+        for leftover in (staging, card_staging):
             leftover.unlink(missing_ok=True)
     return folder
 
