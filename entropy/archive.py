@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping
 
 ARCHIVE_SUFFIX = ".ecfx"
 ARCHIVE_MAGIC = b"ECFX"
-ARCHIVE_VERSION = 1
+ARCHIVE_VERSION = 2  # 2: LM payloads coded with PortableLM arithmetic (1: float, CPU-dependent)
 SEGMENT_MARKER = b"SG"
 INDEX_MARKER = b"IX"
 FOOTER_MAGIC = b"XFCE"

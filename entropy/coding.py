@@ -5,6 +5,8 @@ Three modes trade speed for size:
 - "static": one fixed distribution per codebook (`StaticModel`, counted over the segment or a
   whole file and stored by the caller, e.g. in a header) drives a range coder; very fast.
 - "lm": the `EntropyLM` predicts every frame from the one before; smallest, and as slow as the LM.
+  It runs as a `PortableLM`, whose probabilities are bit-identical on every CPU, so that an archive
+  decodes on any machine.
 
 A payload is the mode's body, then a CRC32 of the codes (little-endian uint32). Bodies: raw, the
 bit-packed codes; static, range-coded 32-bit little-endian words, codebook after codebook; lm, the
@@ -26,7 +28,8 @@ import numpy as np
 import torch
 
 from entropy.bitpack import pack_bits, unpack_bits
-from entropy.lm import EntropyLM, LMState
+from entropy.lm import EntropyLM
+from entropy.portable_lm import PortableLM
 
 CodingMode = Literal["raw", "static", "lm"]
 CODING_MODES: tuple[str, ...] = ("raw", "static", "lm")
@@ -35,14 +38,9 @@ RAW_BITS = 10
 """Bits per code in raw mode: EnCodec codebooks have 1024 entries."""
 
 LM_THREADS = 1
-"""Torch threads the LM runs under while coding. LM probabilities differ by a few 1e-9 between
-one and two threads (measured: ~60 % of the entries of a frame) and the range coder turns any such
-difference into wrong symbols. Rounding probabilities to a coarse grid does not fix this: with
-grids of 2^-12 .. 2^-20 some entries still fall on opposite sides of a grid point (1 to 78 of
-491,520 in a 60-frame measurement), so coding pins the thread count instead. One thread is also the
-fastest for one frame's work (measured: 20 times faster than two on a busy 2-core machine).
-Coding sets the count process-wide while it runs and restores it after. Probabilities may still
-differ across CPU kinds or torch builds; the CRC then reports the payload as corrupt."""
+"""Torch threads the LM runs under while coding: one frame's work is too small to share (measured:
+one thread 20 times faster than two on a busy 2-core machine). The `PortableLM`'s probabilities do
+not depend on it. Coding sets the count process-wide while it runs and restores it after."""
 
 UNSEEN_SHARE = 2.0 ** -10
 """Probability mass a `StaticModel` spreads evenly over all entries, so that codes its counts never
@@ -112,23 +110,28 @@ class StaticModel:
         return cls(counts.reshape(num_codebooks, card))
 
 
-def encode_codes(codes: np.ndarray, mode: CodingMode, *, lm: EntropyLM | None = None,
+LanguageModel = EntropyLM | PortableLM
+"""What lm mode takes: an `EntropyLM` is converted to a `PortableLM` on each call; converting once
+(`PortableLM(lm)`) saves ~0.1 s per call."""
+
+
+def encode_codes(codes: np.ndarray, mode: CodingMode, *, lm: LanguageModel | None = None,
                  static: StaticModel | None = None) -> bytes:
     """Codes [K, T] (entries in [0, card)) to bytes; `lm` or `static` is the model its mode needs."""
     return encode_many([codes], mode, lm=lm, static=static)[0]
 
 
 def decode_codes(payload: bytes, num_codebooks: int, num_frames: int, mode: CodingMode, *,
-                 lm: EntropyLM | None = None, static: StaticModel | None = None) -> np.ndarray:
-    """Inverse of `encode_codes`: codes [K, T] as int64. Needs the same model (for "lm": same
-    weights, same CPU kind and torch build). Raises ValueError if the payload is corrupt."""
+                 lm: LanguageModel | None = None, static: StaticModel | None = None) -> np.ndarray:
+    """Inverse of `encode_codes`: codes [K, T] as int64. Needs the same model (for "lm": the same
+    weights). Raises ValueError if the payload is corrupt."""
     result = decode_many([payload], num_codebooks, [num_frames], mode, lm=lm, static=static)[0]
     if isinstance(result, ValueError):
         raise result
     return result
 
 
-def encode_many(rows: list[np.ndarray], mode: CodingMode, *, lm: EntropyLM | None = None,
+def encode_many(rows: list[np.ndarray], mode: CodingMode, *, lm: LanguageModel | None = None,
                 static: StaticModel | None = None) -> list[bytes]:
     """Several independent code arrays [K, T_i] (same K) to one payload each. In lm mode the LM runs
     once per frame for all rows together, so a batch costs little more than one row; the payloads
@@ -150,7 +153,7 @@ def encode_many(rows: list[np.ndarray], mode: CodingMode, *, lm: EntropyLM | Non
 
 
 def decode_many(payloads: list[bytes | None], num_codebooks: int, frames: list[int], mode: CodingMode, *,
-                lm: EntropyLM | None = None, static: StaticModel | None = None) -> list[np.ndarray | ValueError]:
+                lm: LanguageModel | None = None, static: StaticModel | None = None) -> list[np.ndarray | ValueError]:
     """Inverse of `encode_many`: per row the codes [K, T_i], or the ValueError saying why that row's
     payload is corrupt. A lost payload is given as None (its T_i is then ignored): the other rows
     still decode, since each row's LM computation depends only on its own codes."""
@@ -215,12 +218,13 @@ def _static_coding_models(static: StaticModel) -> list:
             for probabilities in static.probabilities()]
 
 
-def _encode_lm(rows: list[np.ndarray], lm: EntropyLM) -> list[bytes]:
+def _encode_lm(rows: list[np.ndarray], lm: LanguageModel) -> list[bytes]:
     encoders = [constriction.stream.queue.RangeEncoder() for _ in rows]
+    lm = _portable(lm)
     state, previous = lm.initial_state(len(rows), rows[0].shape[0]), None
-    with _torch_threads(LM_THREADS):
+    with _lm_arithmetic():
         for t in range(max(codes.shape[1] for codes in rows)):
-            probabilities, state = _lm_step(lm, previous, state)
+            probabilities = lm.step(previous, state)
             previous = np.zeros(probabilities.shape[:2], np.int64)  # ended rows: any codes will do
             for index, codes in enumerate(rows):
                 if t < codes.shape[1]:
@@ -229,7 +233,7 @@ def _encode_lm(rows: list[np.ndarray], lm: EntropyLM) -> list[bytes]:
     return [_words_to_bytes(encoder.get_compressed()) for encoder in encoders]
 
 
-def _decode_lm(bodies: list[bytes | None], num_codebooks: int, frames: list[int], lm: EntropyLM
+def _decode_lm(bodies: list[bytes | None], num_codebooks: int, frames: list[int], lm: LanguageModel
                ) -> list[np.ndarray | ValueError | None]:
     """Mirror of `_encode_lm`: frame t of every row is decoded before the LM predicts frame t+1.
     A row whose body is missing or fails stops decoding; the others go on unchanged."""
@@ -242,11 +246,12 @@ def _decode_lm(bodies: list[bytes | None], num_codebooks: int, frames: list[int]
         except ValueError as error:
             decoders.append(None)
             results.append(ValueError(f"segment payload is corrupt: {error}"))
+    lm = _portable(lm)
     state, previous = lm.initial_state(len(bodies), num_codebooks), None
     active = [index for index, decoder in enumerate(decoders) if decoder is not None]
-    with _torch_threads(LM_THREADS):
+    with _lm_arithmetic():
         for t in range(max([frames[index] for index in active], default=0)):
-            probabilities, state = _lm_step(lm, previous, state)
+            probabilities = lm.step(previous, state)
             previous = np.zeros(probabilities.shape[:2], np.int64)
             for index in active:
                 if t >= frames[index] or not isinstance(results[index], np.ndarray):
@@ -259,27 +264,26 @@ def _decode_lm(bodies: list[bytes | None], num_codebooks: int, frames: list[int]
     return results
 
 
-def _lm_step(lm: EntropyLM, previous: np.ndarray | None, state: LMState) -> tuple[np.ndarray, LMState]:
-    """The LM's [B, K, card] float32 probabilities of the next frame, given the frame before (or
-    None): the one path both coding sides go through."""
-    if previous is not None:
-        previous = torch.from_numpy(previous).to(state.keys[0].device)
-    probabilities, state = lm.step(previous, state)
-    return np.ascontiguousarray(probabilities.cpu().numpy(), dtype=np.float32), state
+def _portable(lm: LanguageModel) -> PortableLM:
+    return lm if isinstance(lm, PortableLM) else PortableLM(lm)
 
 
 @contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    """Runs the block under `count` torch threads (process-wide while it runs)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
+def _lm_arithmetic() -> Iterator[None]:
+    """Runs the block under LM_THREADS torch threads and full-precision float32 matrix products
+    (a caller's "medium" precision would let oneDNN round to bfloat16, breaking the products'
+    exactness); restores the caller's settings after."""
+    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
+    torch.set_num_threads(LM_THREADS)
+    torch.set_float32_matmul_precision("highest")
     try:
         yield
     finally:
-        torch.set_num_threads(previous)
+        torch.set_num_threads(threads)
+        torch.set_float32_matmul_precision(precision)
 
 
-def _check_model(mode: str, lm: EntropyLM | None, static: StaticModel | None, num_codebooks: int) -> None:
+def _check_model(mode: str, lm: LanguageModel | None, static: StaticModel | None, num_codebooks: int) -> None:
     """The mode exists, its model is given and fits `num_codebooks`."""
     if mode not in CODING_MODES:
         raise ValueError(f"mode must be one of {CODING_MODES}, got {mode!r}")
@@ -295,7 +299,7 @@ def _check_model(mode: str, lm: EntropyLM | None, static: StaticModel | None, nu
         raise ValueError(f"a segment has at least one codebook, got {num_codebooks}")
 
 
-def _card(mode: str, lm: EntropyLM | None, static: StaticModel | None) -> int:
+def _card(mode: str, lm: LanguageModel | None, static: StaticModel | None) -> int:
     """Entries per codebook that `mode` can code (its model checked present by `_check_model`)."""
     if mode == "static":
         return static.card

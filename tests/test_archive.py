@@ -96,7 +96,7 @@ def test_round_trip_from_bytes_and_path(archive, tmp_path):
 
 
 def test_layout_follows_the_document(archive):
-    assert archive[:5] == b"ECFX\x01"
+    assert archive[:5] == b"ECFX\x02"
     (header_length,) = struct.unpack_from("<I", archive, 5)
     header_end = 9 + header_length
     assert struct.unpack_from("<I", archive, header_end)[0] == zlib.crc32(archive[:header_end])
@@ -170,7 +170,7 @@ def test_flipped_header_bytes(archive):
         if position < 4:
             assert message.startswith("not an encodec-fx archive (.ecfx): ")
         elif position == 4:
-            assert message.startswith("unsupported encodec-fx archive version 254: this reader supports version 1")
+            assert message.startswith("unsupported encodec-fx archive version 253: this reader supports version 2")
         elif position < 9:
             assert message.startswith(("archive header is damaged: ", "archive is truncated in its header"))
         else:
@@ -329,7 +329,7 @@ def test_segment_out_of_range(archive):
 def handmade_archive(segment_bodies: list[bytes]) -> bytes:
     """An archive put together from docs/archive-format.md alone: one frame per segment."""
     header = b'{"frame_rate":75}'
-    data = struct.pack("<4sBI", b"ECFX", 1, len(header)) + header
+    data = struct.pack("<4sBI", b"ECFX", 2, len(header)) + header
     data += struct.pack("<I", zlib.crc32(data))
     entries = []
     for number, body in enumerate(segment_bodies):
@@ -369,7 +369,7 @@ def test_damage_and_truncation_together(archive):
     (random.Random(1).randbytes(5000), "not an encodec-fx archive (.ecfx): it starts with "),
     (b"hello, world\n", "not an encodec-fx archive (.ecfx): it starts with b'hell'"),
     (b"ECDC\x00\x00\x00\x00\x10{}", "not an encodec-fx archive (.ecfx): it starts with b'ECDC', not b'ECFX' (an"),
-    (b"ECFX\x02\x00\x00\x00\x00", "unsupported encodec-fx archive version 2: this reader supports version 1"),
+    (b"ECFX\x01\x00\x00\x00\x00", "unsupported encodec-fx archive version 1: this reader supports version 2"),
 ])
 def test_files_that_are_not_archives(tmp_path, content, message):
     path = tmp_path / "input.ecfx"
@@ -386,7 +386,7 @@ def test_files_that_are_not_archives(tmp_path, content, message):
     (b"\xff{}", "not UTF-8 JSON"),
 ])
 def test_invalid_headers_with_valid_crc(header_json, message):
-    preamble = struct.pack("<4sBI", b"ECFX", 1, len(header_json)) + header_json
+    preamble = struct.pack("<4sBI", b"ECFX", 2, len(header_json)) + header_json
     with pytest.raises(ArchiveError, match=f"^archive header is invalid: .*{message}"):
         ArchiveReader(preamble + struct.pack("<I", zlib.crc32(preamble)))
 
