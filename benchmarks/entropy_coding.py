@@ -28,6 +28,7 @@ from encodec_fx import EncodecModel
 from entropy.archive import ArchiveHeader, ArchiveReader
 from entropy.compress import compress_file, decompress_file
 from entropy.lm import EntropyLM, LMConfig, load_lm
+from entropy.portable_lm import PortableLM
 
 from common import random_model
 
@@ -51,8 +52,9 @@ def payload_bits(archive: Path) -> int:
 
 
 def ideal_bits(archive: Path, lm: EntropyLM) -> float:
-    """−Σ log2 p of the archived codes under the LM's stepwise probabilities."""
+    """−Σ log2 p of the archived codes under the probabilities the coder used (PortableLM's)."""
     from entropy.coding import decode_many
+    lm = PortableLM(lm)
     with ArchiveReader(archive) as reader:
         header = ArchiveHeader.from_dict(reader.header)
         segments = list(reader)
@@ -64,12 +66,11 @@ def ideal_bits(archive: Path, lm: EntropyLM) -> float:
         rows = decode_many(payloads, header.n_q, frames, "lm", lm=lm)
         state, previous = lm.initial_state(len(rows), header.n_q), None
         for t in range(max(frames)):
-            probabilities, state = lm.step(previous, state)
-            current = torch.tensor(np.stack([r[:, t] if t < r.shape[1] else np.zeros(header.n_q, int)
-                                             for r in rows]))
-            chosen = probabilities.gather(-1, current.unsqueeze(-1)).squeeze(-1)
-            active = torch.tensor([t < f for f in frames])
-            ideal -= float(torch.log2(chosen[active]).sum())
+            probabilities = lm.step(previous, state).astype(np.float64)
+            current = np.stack([r[:, t] if t < r.shape[1] else np.zeros(header.n_q, np.int64) for r in rows])
+            chosen = np.take_along_axis(probabilities, current[..., None], -1)[..., 0]
+            active = np.array([t < f for f in frames])
+            ideal -= float(np.log2(chosen[active]).sum())
             previous = current
     return ideal
 

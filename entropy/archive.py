@@ -147,7 +147,7 @@ class ArchiveHeader:
     units: int | None = None
     frames: int | None = None
     segment_seconds: float | None = None
-    lm_group_segments: int = 1  # segments whose payloads were LM-coded together (decode them together)
+    lm_group_segments: int = 1  # segments whose payloads were LM-coded as rows of one batch
 
     def to_dict(self) -> dict[str, Any]:
         header = asdict(self)

@@ -2,9 +2,11 @@
 
 At frame t the model sees the codes of frame t-1, one embedding per codebook summed
 into a single vector, and predicts a distribution over the `card` entries of every
-codebook at frame t. A range coder drives it one frame at a time through
-`EntropyLM.step` on the encoding and the decoding side alike, so both sides compute
-bit-identical probabilities; `EntropyLM.forward` runs whole sequences for training.
+codebook at frame t. `EntropyLM.step` predicts one frame at a time with a cache of
+attention state, in float arithmetic (the reference, equal to the original's within
+1e-6); range coding runs the same network as a `PortableLM` (entropy/portable_lm.py),
+whose probabilities are bit-identical on every machine. `EntropyLM.forward` runs whole
+sequences for training.
 
 Parameter names follow the original `encodec.model.LMModel`, so its checkpoints load
 as they are (`load_original_lm`); our own weights travel as safetensors with the
@@ -228,9 +230,8 @@ class EntropyLM(nn.Module):
         Updates `state` in place (and returns it).
 
         previous_codes: raw codes [B, K] of the frame before, or None for the first frame.
-        Work per frame is bounded by past_context, however long the stream. Encoder and
-        decoder get bit-identical probabilities only if they make the same calls (batch
-        size, K, device, dtype, thread count).
+        Work per frame is bounded by past_context, however long the stream. The float
+        results depend on the batch, thread count and CPU kind: coding uses `PortableLM`.
         """
         batch, n_codebooks = state.keys[0].shape[0], state.n_codebooks
         if previous_codes is None:

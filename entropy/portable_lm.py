@@ -7,9 +7,9 @@ one differing ulp desynchronises the decoder (measured: an archive coded with to
 kernels fails to decode under ATEN_CPU_CAPABILITY=avx2). `PortableLM` runs the same network with
 arithmetic whose every result IEEE 754 defines exactly:
 
-- matrix products multiply integers held in float32: weights rounded to int8 per output row,
-  activations per row to as many levels as keep every partial sum under 2^24, so any summation
-  order gives the exact product; the row scales multiply afterwards;
+- matrix products multiply 7-bit integers (weights rounded per output row, activations per row),
+  in int8 kernels or in float32, where every partial sum stays under 2^24: either way any
+  summation order gives the exact product; the row scales multiply afterwards;
 - attention multiplies rounded queries and keys, then integer softmax weights and fixed-point
   values, in float32 with every partial sum at most 2^24: exact again;
 - other sums (LayerNorm statistics, softmax totals) add integers, exact in float64 or int64;
@@ -37,7 +37,8 @@ from entropy.lm import EntropyLM, LMState
 
 EXACT_FLOAT32 = 1 << 24  # integers up to this magnitude are exact in float32
 EXACT_FLOAT64 = 1 << 53
-WEIGHT_LEVELS = 127  # weights rounded to integers in [-127, 127] per output row
+WEIGHT_LEVELS = 63  # weights rounded to integers in [-63, 63] per output row
+ACTIVATION_LEVELS = 63  # activations likewise per row
 NORM_LEVELS = 1 << 20  # LayerNorm inputs rounded to this many steps of their row's largest entry
 ATTENTION_BITS = 12  # attention weights are integers summing to at most 2^12 ...
 VALUE_STEP_BITS, VALUE_LIMIT_BITS = 7, 12  # ... values integer steps of 2^-7 up to ±2^12 (±32)
@@ -109,24 +110,56 @@ def _row_scale(x: Tensor, levels: int) -> Tensor:
     return x.abs().amax(-1, keepdim=True).clamp_min(_TINY) / levels
 
 
+@functools.cache
+def int8_products_are_exact() -> bool:
+    """Whether `torch._int_mm` multiplies integers within ±63 exactly on this machine. Its int8
+    kernels should (the AVX2 ones add pairs of products in saturating 16-bit lanes, which overflow
+    only for wider operands: measured with ONEDNN_MAX_CPU_ISA=AVX2), but this is checked once on
+    extreme and random values of several shapes rather than trusted."""
+    if not hasattr(torch, "_int_mm"):
+        return False
+    generator = torch.Generator().manual_seed(0)
+    for rows, width, columns in ((1, 200, 1024), (5, 800, 200), (16, 200, 600), (40, 64, 72)):
+        extreme = torch.tensor([63, -63] * 32).repeat(-(-width // 64))[:width]
+        activations = torch.stack([extreme.abs(), -extreme.abs(), extreme, *torch.randint(
+            -63, 64, (rows, width), generator=generator)])[:rows].to(torch.int8)
+        weights = torch.stack([extreme.abs(), -extreme.abs(), -extreme, *torch.randint(
+            -63, 64, (columns, width), generator=generator)])[:columns].T.to(torch.int8)
+        try:
+            product = torch._int_mm(activations, weights)
+        except RuntimeError:
+            return False
+        if not torch.equal(product.double(), activations.double() @ weights.double()):
+            return False
+    return True
+
+
 class IntegerLinear:
-    """A linear layer whose product is exact: int8 weights times per-row rounded activations."""
+    """A linear layer whose product is exact: weights and activations rounded to 7-bit integers (each
+    row to its own step) are multiplied by `torch._int_mm` where `int8_products_are_exact`, else in
+    float32, whose sums of such products stay exact too; both give the same results."""
 
-    def __init__(self, weight: Tensor, bias: Tensor):
+    def __init__(self, weight: Tensor, bias: Tensor, int8: bool | None = None):
         weight = weight.detach().float()
+        if WEIGHT_LEVELS * ACTIVATION_LEVELS * weight.shape[1] >= EXACT_FLOAT32:
+            raise ValueError(f"input width {weight.shape[1]} is too large for exact products")
+        self.int8 = int8_products_are_exact() if int8 is None else int8
         self.scale = _row_scale(weight, WEIGHT_LEVELS).squeeze(-1)
-        self.weight = torch.round(weight / self.scale.unsqueeze(-1))
+        integers = torch.round(weight / self.scale.unsqueeze(-1)).T  # [in, out]
+        self.weight = integers.to(torch.int8) if self.int8 else integers.contiguous()
         self.bias = bias.detach().float()
-        self.levels = (EXACT_FLOAT32 - 1) // (WEIGHT_LEVELS * weight.shape[1])
-        if self.levels < 15:
-            raise ValueError(f"input width {weight.shape[1]} leaves too few activation levels for exact products")
 
-    def __call__(self, x: Tensor, rows: int | None = None) -> Tensor:
-        """x [..., in] float32 → [..., out]; `rows` keeps only the first output rows."""
-        weight, scale, bias = (self.weight, self.scale, self.bias) if rows is None else (
-            self.weight[:rows], self.scale[:rows], self.bias[:rows])
-        step = _row_scale(x, self.levels)
-        return F.linear((x / step).round_(), weight).mul_(step).mul_(scale).add_(bias)
+    def __call__(self, x: Tensor, columns: int | None = None) -> Tensor:
+        """x [..., in] float32 → [..., out]; `columns` keeps only the first outputs."""
+        weight, scale, bias = (self.weight, self.scale, self.bias) if columns is None else (
+            self.weight[:, :columns], self.scale[:columns], self.bias[:columns])
+        step = _row_scale(x, ACTIVATION_LEVELS)
+        rows = (x / step).round_().flatten(0, -2)
+        if self.int8:
+            product = torch._int_mm(rows.to(torch.int8), weight).float()
+        else:
+            product = rows @ weight
+        return product.view(*x.shape[:-1], -1).mul_(step).mul_(scale).add_(bias)
 
 
 class IntegerLayerNorm:
@@ -244,7 +277,7 @@ class PortableLM:
         state.end += 1
         state.start = max(state.start, state.end - self.config.past_context)
         state.offset += 1
-        logits = self.heads(x.squeeze(1), rows=n_codebooks * self.config.card)
+        logits = self.heads(x.squeeze(1), columns=n_codebooks * self.config.card)
         return self._probabilities(logits.view(batch, n_codebooks, self.config.card))
 
     def _layer_step(self, layer: _Layer, x: Tensor, state: PortableState, index: int) -> Tensor:

@@ -1,0 +1,164 @@
+"""PortableLM: the LM's coding arithmetic gives the same bits on every CPU and stays the float LM's
+model (what lets an LM archive decode on another machine)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from encodec_fx import DEFAULT_MODEL, EncodecModel, pretrained
+from encodec_fx.audio_io import read_audio
+from entropy.lm import EntropyLM, LMConfig, load_lm
+from entropy.portable_lm import (ACTIVATION_LEVELS, EXACT_FLOAT32, WEIGHT_LEVELS, IntegerLinear, PortableLM,
+                                 exp_table, int8_products_are_exact, normal_cdf_table, sin_cos)
+
+SHIPPED_LM = pretrained.ROOT / DEFAULT_MODEL / pretrained.LM_FILE
+RECORDING = Path(__file__).resolve().parent / "data" / "speech-nl-fillets.flac"
+
+# Other instruction sets on this very CPU: torch's scalar kernels with oneDNN and MKL held to SSE4,
+# and everything held to AVX2 (whose int8 kernels saturate on wider operands than PortableLM's).
+SCALAR_CPU = {"ATEN_CPU_CAPABILITY": "default", "ONEDNN_MAX_CPU_ISA": "SSE41",
+              "MKL_ENABLE_INSTRUCTIONS": "SSE4_2", "MKL_CBWR": "COMPATIBLE"}
+AVX2_CPU = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+@pytest.fixture(scope="module")
+def shipped_lm() -> EntropyLM:
+    return load_lm(SHIPPED_LM)
+
+
+def run_steps(lm: PortableLM | EntropyLM, codes: np.ndarray) -> np.ndarray:
+    """Probabilities [T, B, K, card] of every frame of codes [B, K, T] (float32)."""
+    batch, num_codebooks, length = codes.shape
+    state, previous, steps = lm.initial_state(batch, num_codebooks), None, []
+    for t in range(length):
+        if isinstance(lm, PortableLM):
+            steps.append(lm.step(previous, state))
+        else:
+            steps.append(lm.step(None if previous is None else torch.from_numpy(previous), state)[0].numpy())
+        previous = codes[:, :, t]
+    return np.stack(steps)
+
+
+def bits_per_token(probabilities: np.ndarray, codes: np.ndarray) -> float:
+    chosen = np.take_along_axis(probabilities.astype(np.float64), codes.transpose(2, 0, 1)[..., None], -1)
+    return float(-np.log2(chosen).mean())
+
+
+def test_shipped_lm_codes_real_codes_as_well_as_in_float(shipped_lm):
+    model = EncodecModel.from_pretrained(DEFAULT_MODEL)
+    audio = torch.from_numpy(read_audio(RECORDING, 24_000))[None]
+    with torch.inference_mode():
+        codes = model.encode(audio, bandwidth=6.0).audio_codes[0, 0].numpy()  # [8, 300]
+    codes = codes[:, :300].reshape(8, 2, 150).transpose(1, 0, 2).copy()  # two rows of 150 frames
+    portable = bits_per_token(run_steps(PortableLM(shipped_lm), codes), codes)
+    reference = bits_per_token(run_steps(shipped_lm, codes), codes)
+    assert reference < 9.0  # the trained LM predicts these codes: the comparison means something
+    assert abs(portable / reference - 1) < 1e-3, (portable, reference)
+
+
+PROBE = textwrap.dedent("""
+    import hashlib, sys
+    import numpy as np, torch
+    from entropy.lm import load_lm
+    from entropy.portable_lm import PortableLM
+    torch.set_num_threads(int(sys.argv[2]))
+    lm = PortableLM(load_lm(sys.argv[1]))
+    codes = np.random.default_rng(0).integers(0, 1024, (3, 8, 40))
+    state, previous, digest = lm.initial_state(3, 8), None, hashlib.sha256()
+    for t in range(codes.shape[-1]):
+        digest.update(lm.step(previous, state).tobytes())
+        previous = codes[:, :, t]
+    print(torch.backends.cpu.get_cpu_capability(), digest.hexdigest())
+""")
+
+
+def probe(environment: dict, threads: int = 1) -> tuple[str, str]:
+    """(torch's CPU capability, hash of 40 frames of probabilities) from a fresh process."""
+    result = subprocess.run([sys.executable, "-c", PROBE, str(SHIPPED_LM), str(threads)], check=True,
+                            capture_output=True, text=True, env={**os.environ, **environment},
+                            cwd=Path(__file__).resolve().parents[1])
+    capability, digest = result.stdout.split()
+    return capability, digest
+
+
+def test_probabilities_are_the_same_bits_under_other_instruction_sets_and_threads():
+    native_capability, native = probe({})
+    scalar_capability, scalar = probe(SCALAR_CPU, threads=2)
+    assert scalar_capability == "DEFAULT"  # the setting took effect: the kernels were others
+    assert scalar == native, f"{native_capability} and {scalar_capability} kernels disagree"
+    assert probe(AVX2_CPU)[1] == native
+
+
+def test_a_row_gets_the_same_bits_alone_and_in_any_batch(shipped_lm):
+    lm = PortableLM(shipped_lm)
+    codes = np.random.default_rng(1).integers(0, 1024, (3, 4, 30))
+    together = run_steps(lm, codes)
+    assert np.array_equal(run_steps(lm, codes[1:2])[:, 0], together[:, 1])
+    assert np.array_equal(run_steps(lm, codes[::-1].copy())[:, 2], together[:, 0])
+
+
+def test_a_small_lm_matches_its_float_self():
+    torch.manual_seed(0)
+    lm = EntropyLM(LMConfig(n_q=4, dim=32, num_heads=4, num_layers=2, past_context=10)).eval()
+    with torch.no_grad():
+        for head in lm.linears:
+            head.weight.mul_(8.0)  # peaked distributions, as a trained LM's
+    # codes drawn from the LM's own predictions, longer than past_context
+    generator = torch.Generator().manual_seed(2)
+    state, previous, frames = lm.initial_state(2, 4), None, []
+    for _ in range(25):
+        previous = torch.multinomial(lm.step(previous, state)[0].flatten(0, 1), 1, generator=generator).view(2, 4)
+        frames.append(previous)
+    codes = torch.stack(frames, dim=-1).numpy()
+    portable, reference = run_steps(PortableLM(lm), codes), run_steps(lm, codes)
+    # measured +0.24 %: 7-bit heads round these artificially large logits harder than a trained LM's
+    assert abs(bits_per_token(portable, codes) / bits_per_token(reference, codes) - 1) < 1e-2
+
+
+def test_integer_products_are_exact_in_both_kernels():
+    generator = torch.Generator().manual_seed(3)
+    weight, bias = torch.randn(300, 800, generator=generator), torch.randn(300, generator=generator)
+    x = torch.cat([torch.randn(5, 1, 800, generator=generator), torch.ones(1, 1, 800), -torch.ones(1, 1, 800)])
+    in_float, in_int8 = IntegerLinear(weight, bias, int8=False), IntegerLinear(weight, bias, int8=True)
+    assert WEIGHT_LEVELS * ACTIVATION_LEVELS * 800 < EXACT_FLOAT32  # no partial sum can round
+    rows = torch.round(x / x.abs().amax(-1, keepdim=True) * ACTIVATION_LEVELS)
+    exact = rows.double() @ in_float.weight.double()  # float64 holds these sums exactly
+    assert torch.equal((rows @ in_float.weight).double(), exact)
+    if int8_products_are_exact():  # checked at run time: only then does PortableLM use int8 kernels
+        assert torch.equal(in_int8(x), in_float(x))
+    reference = torch.nn.functional.linear(x, weight, bias)
+    assert (in_float(x) - reference).std() < 0.03 * reference.std()  # 7-bit rounding, still the layer
+
+
+def test_tables_hold_the_functions_they_stand_for():
+    table = exp_table(24)
+    assert table[0] == 1 << 24 and table[-1] >= 1
+    steps = torch.arange(len(table), dtype=torch.float64)
+    assert (table.double() - torch.exp(-steps / 64) * 2 ** 24).abs().max() <= 0.5 + 1e-6
+    cdf = normal_cdf_table().double()
+    x = torch.linspace(-6, 6, len(cdf), dtype=torch.float64)
+    assert (cdf - 0.5 * (1 + torch.special.erf(x / math.sqrt(2)))).abs().max() < 2e-6
+    phase = torch.linspace(0, 3000, 10001, dtype=torch.float64)
+    sine, cosine = sin_cos(phase)
+    assert (sine - torch.sin(phase)).abs().max() < 1e-12 and (cosine - torch.cos(phase)).abs().max() < 1e-12
+
+
+def test_bad_codes_are_refused(shipped_lm):
+    lm = PortableLM(shipped_lm)
+    state = lm.initial_state(1, 4)
+    with pytest.raises(ValueError, match=r"shape \[1, 4\]"):
+        lm.step(np.zeros((1, 5), np.int64), state)
+    with pytest.raises(ValueError, match="lie in 0..1023"):
+        lm.step(np.full((1, 4), 1024), state)
+    with pytest.raises(ValueError, match="n_codebooks"):
+        lm.initial_state(1, 33)
