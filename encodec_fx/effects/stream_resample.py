@@ -13,7 +13,6 @@ from __future__ import annotations
 from math import gcd
 
 import numpy as np
-from scipy.signal import firwin, upfirdn
 
 
 class StreamingResampler:
@@ -26,6 +25,7 @@ class StreamingResampler:
             self.latency, self.taps = 0, None
         else:  # resample_poly's filter and alignment, Kaiser β = 5 (its default window)
             half_length = 10 * max(self.up, self.down)
+            from scipy.signal import firwin  # here, not at the top: scipy.signal takes ~0.8 s to import
             taps = firwin(2 * half_length + 1, 1.0 / max(self.up, self.down), window=("kaiser", 5.0))
             taps = taps.astype(np.float32) * self.up
             pre_pad = self.down - half_length % self.down
@@ -54,6 +54,7 @@ class StreamingResampler:
         self.inputs += block.shape[-1]
         end = -(-self.inputs * self.up // self.down)  # outputs whose taps stop within the input received
         offset = self.buffer_start * self.up // self.down
+        from scipy.signal import upfirdn  # imported on first use (cached by Python after)
         filtered = upfirdn(self.taps, self.buffer, self.up, self.down, axis=-1)[..., self.next_output - offset: end - offset]
         first_kept = max(self.next_output, self.latency)
         out = filtered[..., first_kept - self.next_output:].astype(np.float32, copy=False)
