@@ -3,7 +3,6 @@ model (what lets an LM archive decode on another machine)."""
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import subprocess
@@ -162,3 +161,14 @@ def test_bad_codes_are_refused(shipped_lm):
         lm.step(np.full((1, 4), 1024), state)
     with pytest.raises(ValueError, match="n_codebooks"):
         lm.initial_state(1, 33)
+
+
+def test_an_archive_written_with_native_kernels_decodes_with_scalar_ones(tmp_path):
+    def cli(*args: str, environment: dict) -> None:
+        result = subprocess.run([sys.executable, "-m", "encodec_fx.cli", *args], capture_output=True, text=True,
+                                env={**os.environ, **environment})
+        assert result.returncode == 0, result.stderr
+    archive = tmp_path / "speech.ecfx"
+    cli("compress", str(RECORDING), str(archive), "-b", "6", environment={})
+    cli("decompress", str(archive), str(tmp_path / "speech.wav"), environment=SCALAR_CPU)
+    assert read_audio(tmp_path / "speech.wav", 24_000).shape == read_audio(RECORDING, 24_000).shape
