@@ -222,7 +222,7 @@ def _encode_lm(rows: list[np.ndarray], lm: LanguageModel) -> list[bytes]:
     encoders = [constriction.stream.queue.RangeEncoder() for _ in rows]
     lm = _portable(lm)
     state, previous = lm.initial_state(len(rows), rows[0].shape[0]), None
-    with _lm_arithmetic():
+    with _lm_threads():
         for t in range(max(codes.shape[1] for codes in rows)):
             probabilities = lm.step(previous, state)
             previous = np.zeros(probabilities.shape[:2], np.int64)  # ended rows: any codes will do
@@ -249,7 +249,7 @@ def _decode_lm(bodies: list[bytes | None], num_codebooks: int, frames: list[int]
     lm = _portable(lm)
     state, previous = lm.initial_state(len(bodies), num_codebooks), None
     active = [index for index, decoder in enumerate(decoders) if decoder is not None]
-    with _lm_arithmetic():
+    with _lm_threads():
         for t in range(max([frames[index] for index in active], default=0)):
             probabilities = lm.step(previous, state)
             previous = np.zeros(probabilities.shape[:2], np.int64)
@@ -269,18 +269,14 @@ def _portable(lm: LanguageModel) -> PortableLM:
 
 
 @contextmanager
-def _lm_arithmetic() -> Iterator[None]:
-    """Runs the block under LM_THREADS torch threads and full-precision float32 matrix products
-    (a caller's "medium" precision would let oneDNN round to bfloat16, breaking the products'
-    exactness); restores the caller's settings after."""
-    threads, precision = torch.get_num_threads(), torch.get_float32_matmul_precision()
+def _lm_threads() -> Iterator[None]:
+    """Runs the block under LM_THREADS torch threads, restoring the caller's count after."""
+    threads = torch.get_num_threads()
     torch.set_num_threads(LM_THREADS)
-    torch.set_float32_matmul_precision("highest")
     try:
         yield
     finally:
         torch.set_num_threads(threads)
-        torch.set_float32_matmul_precision(precision)
 
 
 def _check_model(mode: str, lm: LanguageModel | None, static: StaticModel | None, num_codebooks: int) -> None:

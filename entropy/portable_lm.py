@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import functools
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 import numpy as np
@@ -182,6 +184,20 @@ class IntegerLayerNorm:
         return normalised.mul_(self.weight).add_(self.bias).float()
 
 
+@contextmanager
+def ieee_products() -> Iterator[None]:
+    """oneDNN's float32 matrix products in IEEE float32 within the block: "bf16", which also
+    `torch.set_float32_matmul_precision("medium")` selects, rounds their operands, and exactness
+    need not survive that. Restores the caller's setting after."""
+    matmul = torch.backends.mkldnn.matmul
+    previous = matmul.fp32_precision
+    matmul.fp32_precision = "ieee"
+    try:
+        yield
+    finally:
+        matmul.fp32_precision = previous
+
+
 @dataclass
 class _Layer:
     in_proj: IntegerLinear
@@ -268,16 +284,17 @@ class PortableLM:
                 raise ValueError(f"codes must lie in 0..{self.config.card - 1}")
             indices = torch.from_numpy(np.asarray(previous_codes, dtype=np.int64)) + 1
         state.make_room()
-        x = self.embeddings[0].index_select(0, indices[:, 0])
-        for k in range(1, n_codebooks):
-            x = x + self.embeddings[k].index_select(0, indices[:, k])
-        x = (self.norm_in(x) + self._position(state.offset)).unsqueeze(1)
-        for index, layer in enumerate(self.layers):
-            x = self._layer_step(layer, x, state, index)
+        with ieee_products():
+            x = self.embeddings[0].index_select(0, indices[:, 0])
+            for k in range(1, n_codebooks):
+                x = x + self.embeddings[k].index_select(0, indices[:, k])
+            x = (self.norm_in(x) + self._position(state.offset)).unsqueeze(1)
+            for index, layer in enumerate(self.layers):
+                x = self._layer_step(layer, x, state, index)
+            logits = self.heads(x.squeeze(1), columns=n_codebooks * self.config.card)
         state.end += 1
         state.start = max(state.start, state.end - self.config.past_context)
         state.offset += 1
-        logits = self.heads(x.squeeze(1), columns=n_codebooks * self.config.card)
         return self._probabilities(logits.view(batch, n_codebooks, self.config.card))
 
     def _layer_step(self, layer: _Layer, x: Tensor, state: PortableState, index: int) -> Tensor:

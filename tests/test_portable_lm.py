@@ -172,3 +172,15 @@ def test_an_archive_written_with_native_kernels_decodes_with_scalar_ones(tmp_pat
     cli("compress", str(RECORDING), str(archive), "-b", "6", environment={})
     cli("decompress", str(archive), str(tmp_path / "speech.wav"), environment=SCALAR_CPU)
     assert read_audio(tmp_path / "speech.wav", 24_000).shape == read_audio(RECORDING, 24_000).shape
+
+
+def test_a_caller_asking_for_bfloat16_products_gets_the_same_bits_and_keeps_the_setting(shipped_lm):
+    codes = np.random.default_rng(4).integers(0, 1024, (2, 8, 12))
+    reference = run_steps(PortableLM(shipped_lm), codes)
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("medium")  # oneDNN: bfloat16 products
+    try:
+        assert np.array_equal(run_steps(PortableLM(shipped_lm), codes), reference)
+        assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
+    finally:
+        torch.set_float32_matmul_precision(precision)
