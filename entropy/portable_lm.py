@@ -28,8 +28,8 @@ import functools
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -39,8 +39,10 @@ from entropy.lm import EntropyLM, LMState
 
 EXACT_FLOAT32 = 1 << 24  # integers up to this magnitude are exact in float32
 EXACT_FLOAT64 = 1 << 53
-WEIGHT_LEVELS = 63  # weights rounded to integers in [-63, 63] per output row
-ACTIVATION_LEVELS = 63  # activations likewise per row
+# Weights rounded to integers in [-63, 63] per output row, activations likewise per row: 7 bits keep
+# int8 kernels exact on AVX2 too (their 16-bit pair sums saturate with wider operands).
+WEIGHT_LEVELS = 63
+ACTIVATION_LEVELS = 63
 NORM_LEVELS = 1 << 20  # LayerNorm inputs rounded to this many steps of their row's largest entry
 ATTENTION_BITS = 12  # attention weights are integers summing to at most 2^12 ...
 VALUE_STEP_BITS, VALUE_LIMIT_BITS = 7, 12  # ... values integer steps of 2^-7 up to ±2^12 (±32)
@@ -51,6 +53,8 @@ PHI_UPSAMPLE = 8  # ... and interpolated linearly to steps of 1/1024, read at th
 _TINY = 1e-30  # a scale's floor, so that an all-zero row divides safely
 _DIGITS = 40  # decimal precision of the tables
 _PI = Decimal("3.14159265358979323846264338327950288419716939937510")
+_SINE_SERIES = [(-1) ** k / math.factorial(2 * k + 1) for k in range(10)]  # of r, r^3, ... r^19
+_COSINE_SERIES = [(-1) ** k / math.factorial(2 * k) for k in range(10)]  # of 1, r^2, ... r^18
 
 
 @functools.cache
@@ -95,11 +99,9 @@ def sin_cos(phase: Tensor) -> tuple[Tensor, Tensor]:
     quadrant = torch.round(phase * (2 / math.pi))
     r = (phase - quadrant * 1.5707963267948966) - quadrant * 6.123233995736766e-17
     r2 = r * r
-    sin_r, cos_r = torch.full_like(r, 1.0 / math.factorial(19)), torch.full_like(r, 1.0 / math.factorial(18))
-    for n in range(17, 0, -2):
-        sin_r = sin_r * r2 + (-1) ** (n // 2) / math.factorial(n)
-    for n in range(16, -1, -2):
-        cos_r = cos_r * r2 + (-1) ** (n // 2) / math.factorial(n)
+    sin_r, cos_r = torch.full_like(r, _SINE_SERIES[-1]), torch.full_like(r, _COSINE_SERIES[-1])
+    for sine_term, cosine_term in zip(_SINE_SERIES[-2::-1], _COSINE_SERIES[-2::-1]):
+        sin_r, cos_r = sin_r * r2 + sine_term, cos_r * r2 + cosine_term
     sin_r = sin_r * r
     turn = quadrant.long() % 4
     sine = torch.where(turn == 0, sin_r, torch.where(turn == 1, cos_r, torch.where(turn == 2, -sin_r, -cos_r)))
