@@ -144,14 +144,14 @@ class IntegerLinear:
     float32, whose sums of such products stay exact too; both give the same results."""
 
     def __init__(self, weight: Tensor, bias: Tensor, int8: bool | None = None):
-        weight = weight.detach().float()
+        weight = weight.detach().float().cpu()
         if WEIGHT_LEVELS * ACTIVATION_LEVELS * weight.shape[1] >= EXACT_FLOAT32:
             raise ValueError(f"input width {weight.shape[1]} is too large for exact products")
         self.int8 = int8_products_are_exact() if int8 is None else int8
         self.scale = _row_scale(weight, WEIGHT_LEVELS).squeeze(-1)
         integers = torch.round(weight / self.scale.unsqueeze(-1)).T  # [in, out]
         self.weight = integers.to(torch.int8) if self.int8 else integers.contiguous()
-        self.bias = bias.detach().float()
+        self.bias = bias.detach().float().cpu()
 
     def __call__(self, x: Tensor, columns: int | None = None) -> Tensor:
         """x [..., in] float32 → [..., out]; `columns` keeps only the first outputs."""
@@ -170,8 +170,8 @@ class IntegerLayerNorm:
     """LayerNorm whose mean and variance are sums of integers (exact in float64)."""
 
     def __init__(self, norm: torch.nn.LayerNorm):
-        self.weight = norm.weight.detach().double()
-        self.bias = norm.bias.detach().double()
+        self.weight = norm.weight.detach().double().cpu()
+        self.bias = norm.bias.detach().double().cpu()
         self.eps = norm.eps
         if self.weight.shape[0] * NORM_LEVELS ** 2 >= EXACT_FLOAT64:
             raise ValueError(f"width {self.weight.shape[0]} is too large for exact LayerNorm sums")
@@ -231,7 +231,8 @@ class PortableState(LMState):
 
 
 class PortableLM:
-    """`EntropyLM.step` in platform-independent arithmetic: the probabilities a range coder uses."""
+    """`EntropyLM.step` in platform-independent arithmetic: the probabilities a range coder uses.
+    It runs on the CPU, wherever the `EntropyLM` it is built from lives."""
 
     def __init__(self, lm: EntropyLM):
         self.config = c = lm.config
@@ -242,7 +243,7 @@ class PortableLM:
         if self.qk_levels < 15:
             raise ValueError(f"head width {head_dim} is too large for exact attention scores")
         self.score_scale = 1 / math.sqrt(head_dim)
-        self.embeddings = [emb.weight.detach().float() for emb in lm.emb]
+        self.embeddings = [emb.weight.detach().float().cpu() for emb in lm.emb]
         self.norm_in = IntegerLayerNorm(lm.transformer["norm_in"])
         self.layers = [_Layer(IntegerLinear(layer.self_attn.in_proj_weight, layer.self_attn.in_proj_bias),
                               IntegerLinear(layer.self_attn.out_proj.weight, layer.self_attn.out_proj.bias),
