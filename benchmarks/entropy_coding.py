@@ -7,7 +7,8 @@ payload bits over the ideal −Σ log2 p of the same stepwise probabilities), an
 real-time factors on one thread; then, per bandwidth over all files, each mode's kbps (total bits
 over total duration) and the LM's saving against raw codes beside the paper's, for whole archives
 and for the payloads alone (without the header, segment framing and index, which weigh on short
-files; the paper's figures are payloads). Without --model/--lm, a full-size 24 kHz codec and paper-size LM
+files; the paper's figures are payloads); last, the LM step's time at 6 kbps, float against the
+PortableLM that coding runs, side by side. Without --model/--lm, a full-size 24 kHz codec and paper-size LM
 with random weights are used: the sizes then say nothing about the savings a trained LM gives (that
 needs the shipped model), but the speeds and the coding overhead are real. Without AUDIO, 30 s of
 synthetic music-like audio is used.
@@ -75,6 +76,24 @@ def ideal_bits(archive: Path, lm: EntropyLM) -> float:
     return ideal
 
 
+def step_speeds(lm: EntropyLM, num_codebooks: int, frames: int = 375) -> None:
+    """Milliseconds per frame and row of the float LM's step and the PortableLM's (what coding runs),
+    side by side, over one 5-s segment per row at several batch sizes."""
+    portable = PortableLM(lm)
+    print(f"\nLM step, {num_codebooks} codebooks, ms per frame and row (float → portable, ratio):")
+    for batch in (1, 8, 32):
+        codes = np.random.default_rng(0).integers(0, lm.config.card, (batch, num_codebooks))
+        times = {}
+        for name, model, previous in (("float", lm, torch.from_numpy(codes)), ("portable", portable, codes)):
+            state = model.initial_state(batch, num_codebooks)
+            start = time.perf_counter()
+            for _ in range(frames):
+                model.step(previous, state)
+            times[name] = (time.perf_counter() - start) / frames / batch * 1000
+        print(f"  batch {batch:>2}: {times['float']:.2f} → {times['portable']:.2f} "
+              f"({times['portable'] / times['float']:.2f}×)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("audio", nargs="*", type=Path)
@@ -132,6 +151,7 @@ def main() -> None:
             paper_text = f" (paper: {bandwidth:g} → {paper:g} kbps, {100 * (1 - paper / bandwidth):.0f} %)" if paper else ""
             print(f"{name} {bandwidth:>5g} kbps: raw {kbps['raw']:.2f}, static {kbps['static']:.2f}, "
                   f"lm {kbps['lm']:.2f}; saving {100 * (1 - kbps['lm'] / kbps['raw']):.1f} %{paper_text}")
+    step_speeds(lm, model._num_quantizers(6.0))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ SEGMENT_SECONDS = 5.0
 LM_GROUP_SEGMENTS = 32
 """Segments whose payloads are LM-coded as rows of one batch: the LM runs once per frame for all of
 them, which makes LM coding several times faster (measured per frame and row at 6 kbps, one thread:
-5.2 ms alone, 1.2 ms in batches of 8, 0.6 ms in batches of 32, whose attention caches take 134 MB).
+4.6 ms alone, 0.9 ms in batches of 8, 0.5 ms in batches of 32, whose attention caches take 134 MB).
 Rows do not affect each other's arithmetic, so a reader may decode any segment alone or in any
 batch; it decodes each group together for speed."""
 AUTO = "auto"  # static coding when its table in the header pays for itself, else raw
