@@ -134,8 +134,8 @@ def decode_codes(payload: bytes, num_codebooks: int, num_frames: int, mode: Codi
 def encode_many(rows: list[np.ndarray], mode: CodingMode, *, lm: LanguageModel | None = None,
                 static: StaticModel | None = None) -> list[bytes]:
     """Several independent code arrays [K, T_i] (same K) to one payload each. In lm mode the LM runs
-    once per frame for all rows together, so a batch costs little more than one row; the payloads
-    then decode only together, by `decode_many` given the same rows in the same order."""
+    once per frame for all rows together, so a batch costs little more than one row; each payload
+    still decodes alone or in any batch (rows do not affect each other's arithmetic)."""
     rows = [_checked_codes(codes) for codes in rows]
     num_codebooks = rows[0].shape[0]
     if any(codes.shape[0] != num_codebooks for codes in rows):
