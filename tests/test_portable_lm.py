@@ -184,3 +184,10 @@ def test_a_caller_asking_for_bfloat16_products_gets_the_same_bits_and_keeps_the_
         assert torch.backends.mkldnn.matmul.fp32_precision == "bf16"
     finally:
         torch.set_float32_matmul_precision(precision)
+
+
+def test_int8_and_float32_products_give_the_same_probabilities(shipped_lm, monkeypatch):
+    codes = np.random.default_rng(5).integers(0, 1024, (3, 8, 20))
+    automatic = run_steps(PortableLM(shipped_lm), codes)  # int8 kernels where checked exact
+    monkeypatch.setattr("entropy.portable_lm.int8_products_are_exact", lambda: False)
+    assert np.array_equal(run_steps(PortableLM(shipped_lm), codes), automatic)
