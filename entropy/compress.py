@@ -36,12 +36,14 @@ from .lm import EntropyLM
 from .portable_lm import PortableLM
 
 SEGMENT_SECONDS = 5.0
-LM_GROUP_SEGMENTS = 32
-"""Segments whose payloads are LM-coded as rows of one batch: the LM runs once per frame for all of
-them, which makes LM coding several times faster (measured per frame and row at 6 kbps, one thread:
-4.6 ms alone, 0.9 ms in batches of 8, 0.5 ms in batches of 32, whose attention caches take 134 MB).
-Rows do not affect each other's arithmetic, so a reader may decode any segment alone or in any
-batch; it decodes each group together for speed."""
+LM_GROUP_ROWS = 32
+"""Payloads (one per segment, unit and stream) LM-coded as the rows of one batch, whole segments at a
+time: the LM runs once per frame for all of them, which makes LM coding several times faster
+(measured per frame and row at 6 kbps, one thread: 4.6 ms alone, 0.9 ms in batches of 8, 0.5 ms in
+batches of 32). Each row's attention cache takes 4–8 MB (24/48 kHz LM), so rows, not segments, are
+counted: a stereo file on the mono model groups 16 segments, the chunked 48 kHz model 6. Rows do not
+affect each other's arithmetic, so a reader may decode any segment alone or in any batch; it decodes
+each group together for speed."""
 AUTO = "auto"  # static coding when its table in the header pays for itself, else raw
 PROGRESS_FROM_SECONDS = 5.0
 Progress = Callable[[float], None]
@@ -112,7 +114,8 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
         segment_frames=units_per_segment * units[0].codes.shape[-1],
         static_model=static.to_bytes() if static else None, model_audio_length=blocks.samples,
         segments=len(segments), units=len(units), frames=sum(u.codes.shape[-1] for u in units),
-        segment_seconds=_segment_seconds(model), lm_group_segments=LM_GROUP_SEGMENTS if mode == "lm" else 1)
+        segment_seconds=_segment_seconds(model),
+        lm_group_segments=max(1, LM_GROUP_ROWS // (units_per_segment * len(units[0].codes))) if mode == "lm" else 1)
     coder = PortableLM(lm) if mode == "lm" else None  # built once for all groups
     with ArchiveWriter(destination, header.to_dict(), overwrite=overwrite) as writer:
         first_frame = 0
