@@ -92,9 +92,20 @@ class LMState:
         if self.end < self.keys[0].shape[2]:
             return
         length = self.end - self.start
-        for buffer in self.keys + self.values:
+        for buffer in self.buffers():
             buffer[:, :, :length] = buffer[:, :, self.start:self.end].clone()
         self.start, self.end = 0, length
+
+    def buffers(self) -> tuple[Tensor, ...]:
+        """Every per-layer buffer whose slots follow the window (what `make_room` moves)."""
+        return self.keys + self.values
+
+    def advance(self, past_context: int) -> None:
+        """After a step has appended its frame: the window takes it in and keeps the latest
+        past_context frames."""
+        self.end += 1
+        self.start = max(self.start, self.end - past_context)
+        self.offset += 1
 
 
 def sinusoidal_positions(start: int, length: int, dim: int, max_period: float,
@@ -247,9 +258,7 @@ class EntropyLM(nn.Module):
         x = self._input(indices, state.offset)
         for index, layer in enumerate(self.transformer["layers"]):
             x = layer.step(x, state, index)
-        state.end += 1
-        state.start = max(state.start, state.end - self.config.past_context)
-        state.offset += 1
+        state.advance(self.config.past_context)
         return self._heads(x, n_codebooks).squeeze(2).softmax(dim=-1), state
 
     def load_weights(self, state: Mapping[str, Tensor]) -> None:

@@ -221,13 +221,8 @@ class PortableState(LMState):
         super().append(layer, keys, values)
         self.key_steps[layer][:, :, self.end:self.end + 1] = key_steps
 
-    def make_room(self) -> None:
-        if self.end < self.keys[0].shape[2]:
-            return
-        length = self.end - self.start
-        for buffer in self.key_steps:
-            buffer[:, :, :length] = buffer[:, :, self.start:self.end].clone()
-        super().make_room()
+    def buffers(self) -> tuple[Tensor, ...]:
+        return super().buffers() + self.key_steps
 
 
 class PortableLM:
@@ -295,9 +290,7 @@ class PortableLM:
             for index, layer in enumerate(self.layers):
                 x = self._layer_step(layer, x, state, index)
             logits = self.heads(x.squeeze(1), columns=n_codebooks * self.config.card)
-        state.end += 1
-        state.start = max(state.start, state.end - self.config.past_context)
-        state.offset += 1
+        state.advance(self.config.past_context)
         return self._probabilities(logits.view(batch, n_codebooks, self.config.card))
 
     def _layer_step(self, layer: _Layer, x: Tensor, state: PortableState, index: int) -> Tensor:

@@ -191,3 +191,17 @@ def test_int8_and_float32_products_give_the_same_probabilities(shipped_lm, monke
     automatic = run_steps(PortableLM(shipped_lm), codes)  # int8 kernels where checked exact
     monkeypatch.setattr("entropy.portable_lm.int8_products_are_exact", lambda: False)
     assert np.array_equal(run_steps(PortableLM(shipped_lm), codes), automatic)
+
+
+def test_moving_the_window_to_the_front_keeps_every_cached_frame():
+    lm = PortableLM(EntropyLM(LMConfig(n_q=2, dim=16, num_heads=2, num_layers=1, past_context=4)).eval())
+    state = lm.initial_state(1, 2)
+    for buffer in state.buffers():
+        buffer.copy_(torch.arange(buffer.numel(), dtype=buffer.dtype).view(buffer.shape))
+    state.start, state.end = 5, state.keys[0].shape[2]  # the window fills the buffers' end
+    cached = state.keys + state.values + state.key_steps
+    windows = [buffer[:, :, state.start:state.end].clone() for buffer in cached]
+    state.make_room()
+    assert (state.start, state.end) == (0, windows[0].shape[2])
+    for buffer, window in zip(cached, windows):
+        assert torch.equal(buffer[:, :, state.start:state.end], window)
