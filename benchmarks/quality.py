@@ -3,12 +3,13 @@
     python benchmarks/quality.py [AUDIO_DIR] [--model encodec-fx-24khz] [--opus 6 12] [--seconds 10]
 
 AUDIO_DIR defaults to the corpus's validation split (/work/corpus/validation); files are grouped by
-the start of their names: speech-*, music-* and recordings-* (together "music"), mixtures-*. Every
+the start of their names: speech-* (synthesised), voices-* (recorded speakers), music-* and recordings-*
+(together "music"), mixtures-*. Every
 file is read at the model's rate in mono, coded at each of the model's bandwidths, and also through
 Opus (Debian's opus-tools: opusenc --hard-cbr at 48 kHz, opusdec, which removes the pre-skip, and back
 to the model's rate). SI-SNR is in dB (higher is better); the mel distance is the training loss
 `MultiScaleMelLoss` (lower is better). PESQ (wide band, 16 kHz) and STOI are added for speech when the
-`pesq` and `pystoi` packages are importable. Prints a markdown table of the means per group on
+`pesq` and `pystoi` packages are importable (synthesised and recorded speech alike). Prints a markdown table of the means per group on
 standard output (progress and notes go to standard error), ready for `ship --metrics`.
 """
 
@@ -32,13 +33,14 @@ from encodec_fx import DEFAULT_MODEL, EncodecModel
 from encodec_fx.audio_io import AUDIO_SUFFIXES, read_audio
 from encodec_fx.train.losses import MultiScaleMelLoss, si_snr
 
-GROUPS = {"speech": "speech", "music": "music", "recordings": "music", "mixtures": "mixtures"}
+GROUPS = {"speech": "speech", "voices": "voices", "music": "music", "recordings": "music", "mixtures": "mixtures"}
+SPEECH_GROUPS = ("speech", "voices")
 OPUS_RATE = 48_000
 DEFAULT_AUDIO_DIR = Path("/work/corpus/validation")
 
 
 def group_of(path: Path) -> str | None:
-    """speech, music (music-* and recordings-*) or mixtures, from the file name; None for others."""
+    """speech, voices, music (music-* and recordings-*) or mixtures, from the file name; None for others."""
     return GROUPS.get(path.name.split("-", 1)[0])
 
 
@@ -118,7 +120,7 @@ def evaluate(files: list[Path], model: EncodecModel, bandwidths: list[float], op
             for kbps in opus_kbps:
                 systems[f"Opus {kbps:g} kbps"] = opus_round_trip(audio, rate, kbps, Path(workdir))
             for system, (decoded, file_kbps) in systems.items():
-                for metric, value in scores(decoded, audio, rate, mel, speech=group == "speech").items():
+                for metric, value in scores(decoded, audio, rate, mel, speech=group in SPEECH_GROUPS).items():
                     results[(system, group)][metric].append(value)
                 if file_kbps is not None:
                     results[(system, group)]["file_kbps"].append(file_kbps)
@@ -128,18 +130,19 @@ def evaluate(files: list[Path], model: EncodecModel, bandwidths: list[float], op
 
 def markdown_table(results: Results) -> str:
     """One row per system, per group: mean SI-SNR and mel distance (and PESQ/STOI where computed)."""
-    groups = [g for g in ("speech", "music", "mixtures") if any(key[1] == g for key in results)]
+    groups = [g for g in ("speech", "voices", "music", "mixtures") if any(key[1] == g for key in results)]
     systems = list(dict.fromkeys(system for system, _ in results))
-    extra = [m for m in ("pesq", "stoi") if any(m in values for values in results.values())]
+    extra = [(g, m) for g in groups for m in ("pesq", "stoi")
+             if any(m in values for (_, group), values in results.items() if group == g)]
     header = ["system"] + [f"{g} {m}" for g in groups for m in ("SI-SNR dB", "mel")] + \
-             [f"speech {m.upper()}" for m in extra]
+             [f"{g} {m.upper()}" for g, m in extra]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for system in systems:
         cells = [system]
         for group in groups:
             values = results.get((system, group), {})
             cells += [_mean(values.get("si_snr"), ".2f"), _mean(values.get("mel"), ".3f")]
-        cells += [_mean(results.get((system, "speech"), {}).get(m), ".2f") for m in extra]
+        cells += [_mean(results.get((system, g), {}).get(m), ".2f") for g, m in extra]
         lines.append("| " + " | ".join(cells) + " |")
     counts = ", ".join(f"{g}: {len(next(v for (s, gg), v in results.items() if gg == g)['mel'])} files"
                        for g in groups)
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted(p for p in Path(args.audio_dir).iterdir()
                    if p.suffix.lower() in AUDIO_SUFFIXES and group_of(p) is not None)
     if not files:
-        print(f"no speech-*, music-*, recordings-* or mixtures-* audio files in {args.audio_dir}", file=sys.stderr)
+        print(f"no speech-*, voices-*, music-*, recordings-* or mixtures-* audio files in {args.audio_dir}", file=sys.stderr)
         return 1
     model = EncodecModel.from_pretrained(args.model)
     bandwidths = args.bandwidths or list(model.config.target_bandwidths)

@@ -140,6 +140,36 @@ def test_recordings_are_excerpts_licensed_and_split_by_track(tmp_path, fake_path
     assert all(clip.license == "GPL-2+" and clip.audio.size == 10 * corpus.SAMPLE_RATE for clip in clips)
 
 
+def test_voices_join_one_speakers_recordings_and_split_by_speaker(tmp_path, fake_path, monkeypatch):
+    root = tmp_path / "klettres"
+    files = []
+    for speaker in ("en", "fr"):
+        (root / speaker / "alpha").mkdir(parents=True)
+        files += [tone_file(root / speaker / "alpha" / f"{letter}.wav", seconds=0.8) for letter in "abcdefghijkl"]
+    stray = tone_file(root / "readme.wav", seconds=0.8)  # not in a speaker folder: left out
+    monkeypatch.setitem(corpus.VOICE_ROOTS, "klettres-data", root)
+    monkeypatch.setenv("FAKE_DPKG_LISTING", "\n".join(map(str, files + [stray])))
+    speakers = corpus.voice_speakers(("klettres-data",))
+    assert sorted(speakers) == ["voices/klettres-data/en", "voices/klettres-data/fr"]
+    clips = list(corpus.voice_clips(speakers, seed=0))
+    used = [path for clip in clips for path in clip.params["files"]]
+    assert sorted(used) == sorted(map(str, files))  # every recording exactly once
+    for clip in clips:
+        speaker = clip.item.rsplit("/", 1)[1]
+        assert all(f"/{speaker}/" in path for path in clip.params["files"])  # one speaker per utterance
+        pieces, pauses = len(clip.params["files"]), clip.params["pauses_seconds"]
+        assert len(pauses) == pieces - 1 and all(0.1 <= pause <= 0.5 for pause in pauses)
+        expected = pieces * int(0.8 * corpus.SAMPLE_RATE) + sum(int(p * corpus.SAMPLE_RATE) for p in pauses)
+        assert abs(clip.audio.size - expected) <= pieces and clip.license == "GPL-2+"
+    assert any(clip.audio.size >= 3 * corpus.SAMPLE_RATE for clip in clips)
+
+
+def test_voices_need_a_known_speaker_folder(fake_path, monkeypatch, tmp_path):
+    monkeypatch.setenv("FAKE_DPKG_LISTING", str(tone_file(tmp_path / "track.wav", seconds=1)))
+    with pytest.raises(ValueError, match="no speaker folder known for asc-music"):
+        corpus.voice_speakers(("asc-music",))
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_augmentation_keeps_length_and_rate(seed):
     audio = (0.5 * np.sin(np.arange(corpus.SAMPLE_RATE * 2) / 7)).astype(np.float32)

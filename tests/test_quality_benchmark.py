@@ -62,9 +62,9 @@ def require_opus():
 
 
 def test_groups_come_from_file_names():
-    assert [quality.group_of(Path(name)) for name in ("speech-1.flac", "music-2.flac", "recordings-3.flac",
-                                                      "mixtures-4.flac", "other.flac")] == \
-           ["speech", "music", "music", "mixtures", None]
+    assert [quality.group_of(Path(name)) for name in ("speech-1.flac", "voices-5.flac", "music-2.flac",
+                                                      "recordings-3.flac", "mixtures-4.flac", "other.flac")] == \
+           ["speech", "voices", "music", "music", "mixtures", None]
 
 
 def test_codec_round_trip_keeps_length(model):
@@ -117,4 +117,4 @@ def test_main_prints_the_table_and_refuses_an_empty_folder(model, audio_dir, tmp
     assert "| EnCodec 3 kbps |" in capsys.readouterr().out
     (tmp_path / "empty").mkdir()
     assert quality.main([str(tmp_path / "empty")]) == 1
-    assert "no speech-*, music-*" in capsys.readouterr().err
+    assert "no speech-*, voices-*" in capsys.readouterr().err

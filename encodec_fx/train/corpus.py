@@ -1,12 +1,13 @@
 """Build a reproducible training corpus of freely licensed audio for a 24 kHz mono codec.
 
     python -m encodec_fx.train.corpus OUT_DIR [--hours H] [--seed S]
-        [--sources speech,music,recordings,mixtures] [--validation-percent 5]
+        [--sources speech,music,recordings,voices,mixtures] [--validation-percent 5]
 
 Speech is synthesised (espeak-ng, and flite / festival when installed) from generated text; music is
 rendered with fluidsynth and the Fluid GM sound font from generated MIDI and, when music21 is importable,
-from the Bach chorales in its corpus; recordings are excerpts of music shipped in Debian packages; mixtures
-are speech over music. Every clip may get gain and reverb. Each clip goes to OUT_DIR/train or
+from the Bach chorales in its corpus; recordings are excerpts of music shipped in Debian packages; voices
+are recorded words, letters and exclamations of real speakers from Debian packages, joined into utterances;
+mixtures are speech over music. Every clip may get gain and reverb. Each clip goes to OUT_DIR/train or
 OUT_DIR/validation by a hash of its source item, is listed in OUT_DIR/manifest.jsonl with its license, and
 OUT_DIR/LICENSES.md sums it up. Everything is derived from --seed, so a rerun writes the same files.
 
@@ -35,9 +36,9 @@ from pedalboard.io import AudioFile
 from ..audio_io import AUDIO_SUFFIXES, read_audio, write_audio
 
 SAMPLE_RATE = 24_000
-SOURCES = ("speech", "music", "recordings", "mixtures")
+SOURCES = ("speech", "music", "recordings", "voices", "mixtures")
 INSTALL_COMMAND = ("apt-get install espeak-ng flite festival festvox-kallpc16k fluidsynth fluid-soundfont-gm "
-                   "wamerican fortunes-min wesnoth-1.16-music asc-music")
+                   "wamerican fortunes-min wesnoth-1.16-music asc-music klettres-data ktuberling-data hedgewars-data")
 TOOL_PACKAGES = {"espeak-ng": "espeak-ng", "flite": "flite", "text2wave": "festival festvox-kallpc16k",
                  "fluidsynth": "fluidsynth", "dpkg": "dpkg"}
 WORDS_FILE = Path("/usr/share/dict/words")
@@ -55,9 +56,20 @@ PACKAGE_LICENSES = {
     "fortunes-min": "BSD-3-Clause",
     "wesnoth-1.16-music": "GPL-2+",
     "asc-music": "GPL-2+",
+    "klettres-data": "GPL-2+",
+    "ktuberling-data": "GPL-2+",
+    "hedgewars-data": "GFDL-1.3 (Data/Sounds)",
 }
 SOUNDFONT_LICENSE = f"sound font fluid-soundfont-gm: {PACKAGE_LICENSES['fluid-soundfont-gm']}"
 RECORDING_PACKAGES = ("wesnoth-1.16-music", "asc-music")
+# Recorded speech: the folder under which each sub-folder holds one speaker (a language or a voice pack).
+VOICE_ROOTS = {
+    "klettres-data": Path("/usr/share/klettres"),  # letters and syllables, per language
+    "ktuberling-data": Path("/usr/share/ktuberling/sounds"),  # names of things, per language
+    "hedgewars-data": Path("/usr/share/games/hedgewars/Data/Sounds/voices"),  # exclamations, per actor
+}
+VOICE_PAUSE_SECONDS = (0.1, 0.5)
+VOICE_UTTERANCE_SECONDS = (3.0, 10.0)
 MUSIC21_LICENSE = ("public-domain compositions (J. S. Bach); encodings public domain or used by permission "
                    "per music21's README; music21 itself BSD-3-Clause")
 
@@ -524,6 +536,51 @@ def recording_clips(owners: dict[Path, str], seed: int, seconds: float = 10.0) -
                        {"file": str(path), "start_seconds": start}, PACKAGE_LICENSES[package], (package,))
 
 
+def voice_speakers(packages: tuple[str, ...]) -> dict[str, list[Path]]:
+    """Each speaker's recordings, keyed `voices/<package>/<folder>`; files outside a speaker folder are left out."""
+    speakers: dict[str, list[Path]] = {}
+    for path, package in recording_owners(packages).items():
+        if package not in VOICE_ROOTS:
+            raise ValueError(f"no speaker folder known for {package}: choose from {', '.join(VOICE_ROOTS)}")
+        parts = path.relative_to(VOICE_ROOTS[package]).parts if path.is_relative_to(VOICE_ROOTS[package]) else ()
+        if len(parts) > 1:
+            speakers.setdefault(f"voices/{package}/{parts[0]}", []).append(path)
+    return speakers
+
+
+def utterance_plan(speakers: dict[str, list[Path]], seed: int) -> list[tuple[str, list[Path]]]:
+    """Every recording once: each speaker's files in a seeded order, grouped into utterances of 3-10 s;
+    the utterances of all speakers in a seeded order."""
+    rng = np.random.default_rng([seed, zlib.crc32(b"voices")])
+    plan = []
+    for speaker in sorted(speakers):
+        files = [speakers[speaker][i] for i in rng.permutation(len(speakers[speaker]))]
+        utterance, seconds, target = [], 0.0, rng.uniform(*VOICE_UTTERANCE_SECONDS)
+        for path in files:
+            utterance.append(path)
+            seconds += audio_seconds(path) + np.mean(VOICE_PAUSE_SECONDS)
+            if seconds >= target:
+                plan.append((speaker, utterance))
+                utterance, seconds, target = [], 0.0, rng.uniform(*VOICE_UTTERANCE_SECONDS)
+        if utterance:
+            plan.append((speaker, utterance))
+    return [plan[i] for i in rng.permutation(len(plan))]
+
+
+def voice_clips(speakers: dict[str, list[Path]], seed: int) -> Iterator[Clip]:
+    """One speaker's recordings joined by 0.1-0.5 s pauses; the split item is the speaker, so validation
+    voices are never heard in training."""
+    for index, (speaker, files) in enumerate(utterance_plan(speakers, seed)):
+        rng = item_rng(seed, "voices", index)
+        pauses = [round(float(rng.uniform(*VOICE_PAUSE_SECONDS)), 3) for _ in files]
+        pieces = [piece for path, pause in zip(files, pauses)
+                  for piece in (load_mono(path), np.zeros(int(pause * SAMPLE_RATE), np.float32))]
+        package = speaker.split("/")[1]
+        yield Clip(speaker, "voices", normalise_peak(np.concatenate(pieces[:-1])),
+                   {"files": [str(path) for path in files], "pauses_seconds": pauses[:-1]},
+                   PACKAGE_LICENSES[package], (package,))
+
+
 # ---- mixtures and augmentation ------------------------------------------------------------------------
 
 def mix(foreground: np.ndarray, background: np.ndarray, snr_db: float) -> np.ndarray:
@@ -591,8 +648,9 @@ def within_seconds(clips: Iterator[Clip], seconds: float, max_clip_seconds: floa
         yield clip
 
 
-def source_clips(source: str, seed: int, workdir: Path, packages: tuple[str, ...]) -> Iterator[Clip]:
-    """The clip stream of one source; a missing tool fails here, before anything is written."""
+def source_clips(source: str, seed: int, workdir: Path, recording_packages: tuple[str, ...],
+                 voice_packages: tuple[str, ...]) -> Iterator[Clip]:
+    """The clip stream of one source; a missing tool or package fails here, before anything is written."""
     if source == "speech":
         speech = discover_speech_kit()
         return generated_clips(lambda i: speech_clip(speech, seed, i, workdir))
@@ -600,7 +658,9 @@ def source_clips(source: str, seed: int, workdir: Path, packages: tuple[str, ...
         music = discover_music_kit()
         return generated_clips(lambda i: music_clip(music, seed, i, workdir))
     if source == "recordings":
-        return recording_clips(recording_owners(packages), seed)
+        return recording_clips(recording_owners(recording_packages), seed)
+    if source == "voices":
+        return voice_clips(voice_speakers(voice_packages), seed)
     speech, music = discover_speech_kit(), discover_music_kit()
     return generated_clips(lambda i: mixture_clip(speech, music, seed, i, workdir))
 
@@ -669,7 +729,7 @@ def licenses_markdown(rows: list[dict], seed: int, versions: dict[str, str]) -> 
               "| package | version | license |", "|---|---|---|"]
     lines += [f"| {name} | {version} | {PACKAGE_LICENSES.get(name, 'tool')} |" for name, version in versions.items()]
     lines += ["", "Synthesis tools (espeak-ng, flite, festival, fluidsynth) are programs; their licenses do not "
-              "extend to the audio they produce. GPL-2+ recordings are redistributable with the license text.", "",
+              "extend to the audio they produce. GPL-2+ and GFDL-1.3 recordings are redistributable with their license texts.", "",
               "Reserved for independent evaluation and never used here: SuperTuxKart's data, the ALSA and "
               "freedesktop sound files (alsa-utils, sound-theme-freedesktop) and recordings shipped inside "
               "Python packages.", ""]
@@ -678,7 +738,7 @@ def licenses_markdown(rows: list[dict], seed: int, versions: dict[str, str]) -> 
 
 def build_corpus(out_dir: Path, hours: float, seed: int, sources: tuple[str, ...], validation_percent: float,
                  recording_packages: tuple[str, ...] = RECORDING_PACKAGES,
-                 max_clip_seconds: float = 30.0) -> list[dict]:
+                 voice_packages: tuple[str, ...] = tuple(VOICE_ROOTS), max_clip_seconds: float = 30.0) -> list[dict]:
     """Write the corpus into `out_dir` (which must be new or empty): hours shared equally by the sources."""
     unknown = set(sources) - set(SOURCES)
     if unknown:
@@ -687,7 +747,8 @@ def build_corpus(out_dir: Path, hours: float, seed: int, sources: tuple[str, ...
         raise FileExistsError(f"{out_dir} is not empty: give a new folder")
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as workdir:
-        streams = {source: source_clips(source, seed, Path(workdir), recording_packages) for source in sources}
+        streams = {source: source_clips(source, seed, Path(workdir), recording_packages, voice_packages)
+                   for source in sources}
         for split in ("train", "validation"):
             (out_dir / split).mkdir(parents=True, exist_ok=True)
         for source, clips in streams.items():
@@ -711,6 +772,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--validation-percent", type=float, default=5.0)
     parser.add_argument("--recording-packages", default=",".join(RECORDING_PACKAGES),
                         help="Debian packages to take recordings from")
+    parser.add_argument("--voice-packages", default=",".join(VOICE_ROOTS),
+                        help="Debian packages to take recorded speech from")
     parser.add_argument("--install-hint", action="store_true", help="print the apt-get command and exit")
     return parser.parse_args(argv)
 
@@ -726,7 +789,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = build_corpus(arguments.out_dir, arguments.hours, arguments.seed,
                             tuple(arguments.sources.split(",")), arguments.validation_percent,
-                            tuple(arguments.recording_packages.split(",")))
+                            tuple(arguments.recording_packages.split(",")),
+                            tuple(arguments.voice_packages.split(",")))
     except (MissingTool, ReservedSource, FileExistsError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
