@@ -284,7 +284,7 @@ def test_train_codec_command_trains_resumes_and_exports(audio_dir, tmp_path, cap
     arguments = ["train-codec", str(audio_dir), str(run_dir), "--num-filters", "4", "--batch-size", "2",
                  "--segment-seconds", "0.2", "--discriminator-filters", "4", "--eval-every", "1",
                  "--held-out-percent", "30"]
-    assert main(arguments + ["--steps", "2"]) == 0
+    assert main(arguments + ["--steps", "2", "--adversarial-start", "7"]) == 0
     printed = capsys.readouterr().out
     assert "step 2/2" in printed and "si_snr@1.5" in printed and "si_snr@24" in printed
     model = EncodecModel.from_pretrained(run_dir / "model")
@@ -293,8 +293,13 @@ def test_train_codec_command_trains_resumes_and_exports(audio_dir, tmp_path, cap
     assert main(arguments + ["--steps", "3"]) == 1
     assert "pass --resume" in capsys.readouterr().err
     assert main(arguments + ["--steps", "3", "--resume"]) == 0
-    assert "from step 2" in capsys.readouterr().out
-    assert load_checkpoint(run_dir)[1]["step"] == 3
+    printed = capsys.readouterr().out
+    assert "from step 2" in printed and "resuming with steps 3 (the run had 2)" in printed
+    state = load_checkpoint(run_dir)[1]
+    assert state["step"] == 3 and state["settings"]["adversarial_start"] == 7  # not the default 0
+    assert main(arguments + ["--steps", "4", "--resume", "--adversarial-start", "0"]) == 0
+    assert "resuming with adversarial_start 0 (the run had 7)" in capsys.readouterr().out
+    assert load_checkpoint(run_dir)[1]["settings"]["adversarial_start"] == 0
 
 
 def test_warm_up_trains_reconstruction_only_then_the_discriminator_joins():

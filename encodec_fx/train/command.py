@@ -7,7 +7,7 @@ unless --validation-dir names a separate validation folder (a corpus built by `e
 has train/ and validation/).
 RUN_DIR receives a checkpoint every --checkpoint-every steps and at the end (model/ in the hub layout,
 loadable with `EncodecModel.from_pretrained`, and training_state.pt); --resume continues from it
-exactly, up to --steps in total. The end of training also writes generator-fp16.safetensors, a
+exactly, up to --steps in total, with the run's settings except the options given again. The end of training also writes generator-fp16.safetensors, a
 compact export (`encodec_fx.train.export.load_exported`).
 """
 
@@ -57,9 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_dir", help="folder for checkpoints and the final export")
     parser.add_argument("--num-filters", type=int, default=None,
                         help=f"model width (default {DEFAULT_NUM_FILTERS}, or the checkpoint's on --resume)")
-    for name, value in asdict(defaults).items():
+    for name, value in asdict(defaults).items():  # absent unless given: --resume keeps the run's own
         if not isinstance(value, dict):
-            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=argparse.SUPPRESS,
+                                help=f"default {value:g}, or the checkpoint's on --resume")
     parser.add_argument("--validation-dir", default=None,
                         help="folder of validation audio (e.g. a corpus's validation/); then every file of "
                              "AUDIO_DIR trains and --held-out-percent is unused")
@@ -67,14 +68,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
 
 
+def resumed_config(saved: dict, given: dict) -> TrainingConfig:
+    """The run's saved settings, with the options given on the command line instead (each change printed),
+    so that resuming never swaps the recipe for the defaults."""
+    config = TrainingConfig(**(saved | given))
+    for name, value in given.items():
+        if name in saved and saved[name] != value:
+            print(f"resuming with {name} {value} (the run had {saved[name]})")
+    return config
+
+
 def run(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
-    config = TrainingConfig(**{name: getattr(args, name) for name in asdict(TrainingConfig()) if hasattr(args, name)})
+    given = {name: getattr(args, name) for name in asdict(TrainingConfig()) if hasattr(args, name)}
+    config = TrainingConfig(**given)
     if args.resume:
         model, state = load_checkpoint(run_dir)
         if args.num_filters is not None and args.num_filters != model.config.num_filters:
             raise ValueError(f"--num-filters {args.num_filters} does not match the checkpoint's "
                              f"{model.config.num_filters}")
+        config = resumed_config(state.get("settings", {}), given)
     elif has_checkpoint(run_dir):
         raise FileExistsError(f"{run_dir} holds a checkpoint; pass --resume to continue it")
     else:
