@@ -211,8 +211,8 @@ def model_card(name: str, model: EncodecModel, megabytes: float, training: dict,
              f"`{weights_sha256(model.state_dict())}`", ""]
     lines += ["## Training data", "", data or "The project's corpus, built by `python -m encodec_fx.train.corpus`: "
               "speech synthesised with espeak-ng, flite and festival, music rendered with fluidsynth and the "
-              "fluid-soundfont-gm sound font, recordings from Debian packages, and mixtures of these; "
-              "a validation split held out.", ""]
+              "fluid-soundfont-gm sound font, music recordings and real speakers' voices from Debian packages, "
+              "and mixtures of speech over music; a validation split held out.", ""]
     if corpus_licenses:
         lines += [_demoted(corpus_licenses), ""]
     lines += ["## Training", ""]
