@@ -373,6 +373,10 @@ class StreamingLayers:
             x = layer.push(x)
         return x
 
+    def push_in_passes(self, x: torch.Tensor, pass_length: int) -> torch.Tensor:
+        """`push`, `pass_length` steps of x at a time: the same stream, with fewer intermediates alive."""
+        return torch.cat([self.push(piece) for piece in x.split(pass_length, dim=-1)], dim=-1)
+
     def finish(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
             x = layer.finish(x)
@@ -408,8 +412,7 @@ class StreamingEncoder:
     def push(self, audio: torch.Tensor) -> torch.Tensor:
         """Audio (batch, channels, samples) → codes (batch, n_q, frames) of the frames it completes."""
         audio = self._check_audio(audio)
-        pieces = audio.split(PASS_FRAMES * self.config.hop_length, dim=-1)
-        return self._quantize(torch.cat([self.layers.push(piece) for piece in pieces], dim=-1))
+        return self._quantize(self.layers.push_in_passes(audio, PASS_FRAMES * self.config.hop_length))
 
     @torch.no_grad()
     def flush(self) -> torch.Tensor:
@@ -467,7 +470,7 @@ class StreamingDecoder:
         embeddings = self.quantizer.decode(codes.to(self.quantizer.layers[0].codebook.embed.device))
         if self.empty_embeddings is None:
             self.empty_embeddings = embeddings[..., :0]
-        return torch.cat([self.layers.push(piece) for piece in embeddings.split(PASS_FRAMES, dim=-1)], dim=-1)
+        return self.layers.push_in_passes(embeddings, PASS_FRAMES)
 
     @torch.no_grad()
     def flush(self) -> torch.Tensor:

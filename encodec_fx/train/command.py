@@ -81,7 +81,6 @@ def resumed_config(saved: dict, given: dict) -> TrainingConfig:
 def run(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
     given = {name: getattr(args, name) for name in asdict(TrainingConfig()) if hasattr(args, name)}
-    config = TrainingConfig(**given)
     if args.resume:
         model, state = load_checkpoint(run_dir)
         if args.num_filters is not None and args.num_filters != model.config.num_filters:
@@ -91,6 +90,7 @@ def run(args: argparse.Namespace) -> None:
     elif has_checkpoint(run_dir):
         raise FileExistsError(f"{run_dir} holds a checkpoint; pass --resume to continue it")
     else:
+        config = TrainingConfig(**given)
         torch.manual_seed(config.seed)
         model = untrained_model(EncodecConfig.encodec_24khz(num_filters=args.num_filters or DEFAULT_NUM_FILTERS))
         state = None

@@ -538,10 +538,11 @@ def recording_clips(owners: dict[Path, str], seed: int, seconds: float = 10.0) -
 
 def voice_speakers(packages: tuple[str, ...]) -> dict[str, list[Path]]:
     """Each speaker's recordings, keyed `voices/<package>/<folder>`; files outside a speaker folder are left out."""
+    unknown = next((package for package in packages if package not in VOICE_ROOTS), None)
+    if unknown is not None:
+        raise ValueError(f"no speaker folder known for {unknown}: choose from {', '.join(VOICE_ROOTS)}")
     speakers: dict[str, list[Path]] = {}
     for path, package in recording_owners(packages).items():
-        if package not in VOICE_ROOTS:
-            raise ValueError(f"no speaker folder known for {package}: choose from {', '.join(VOICE_ROOTS)}")
         parts = path.relative_to(VOICE_ROOTS[package]).parts if path.is_relative_to(VOICE_ROOTS[package]) else ()
         if len(parts) > 1:
             speakers.setdefault(f"voices/{package}/{parts[0]}", []).append(path)
