@@ -11,6 +11,13 @@ default), ours with `fast=False` (the reference modules), transformers and the o
 the ratios reference time / our time (above 1: we are faster). Before timing, it checks that the
 fast and plain paths give the same codes and audio within 1e-5, and that transformers and the
 original give our codes.
+
+Each line also gives the time spent inside the encoder's and decoder's LSTMs (every implementation
+runs the same `nn.LSTM`, whose one-thread cost is streaming its recurrent weights once per frame) and
+two bounds on the ratio: "LSTM bound", reference time / our LSTM time, the ratio if everything else
+of ours took no time; "roofline", reference time / (our LSTM time + the convolutions' FLOPs at the
+speed of a large float32 matrix product measured in the same run), the ratio if every convolution
+ran as fast as the best matrix product the machine does.
 """
 
 from __future__ import annotations
@@ -102,6 +109,53 @@ def codes_of(name: str, encoded) -> torch.Tensor:
     return torch.cat(codes.unbind(0), dim=-1)
 
 
+class LSTMClock:
+    """Seconds spent inside a model's `nn.LSTM` modules, via forward hooks."""
+
+    def __init__(self, model) -> None:
+        self.seconds, self.started = 0.0, 0.0
+        for module in model.modules():
+            if isinstance(module, torch.nn.LSTM):
+                module.register_forward_pre_hook(self.start)
+                module.register_forward_hook(self.stop)
+
+    def start(self, *_) -> None:
+        self.started = time.perf_counter()
+
+    def stop(self, *_) -> None:
+        self.seconds += time.perf_counter() - self.started
+
+    def lap(self) -> float:
+        seconds, self.seconds = self.seconds, 0.0
+        return seconds
+
+
+def convolution_flops(model, audio: torch.Tensor, bandwidth: float) -> float:
+    """Multiply-adds × 2 of every convolution in one encode and decode of `audio` by `model`'s modules."""
+    total = [0]
+
+    def count(module, inputs, output) -> None:
+        if isinstance(module, torch.nn.ConvTranspose1d):
+            total[0] += inputs[0].numel() * module.out_channels * module.kernel_size[0] // module.groups
+        else:
+            total[0] += output.numel() * module.in_channels * module.kernel_size[0] // module.groups
+    hooks = [module.register_forward_hook(count) for module in model.modules()
+             if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d))]
+    encoded = model.encode(audio, bandwidth=bandwidth)
+    model.decode(encoded.audio_codes, encoded.audio_scales)
+    for hook in hooks:
+        hook.remove()
+    return 2.0 * total[0]
+
+
+def matmul_flops_per_second(size: int = 2048, runs: int = 5) -> float:
+    """The best of `runs` float32 products of two size × size matrices, in FLOP/s."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = min(timed(torch.matmul, a, b)[0] for _ in range(runs))
+    return 2.0 * size ** 3 / best
+
+
 def timed(function: Callable, *args):
     start = time.perf_counter()
     result = function(*args)
@@ -126,17 +180,23 @@ def check_outputs(instances: dict, bandwidth: float, audio: torch.Tensor) -> str
             + ", ".join(f"{name}: {'yes' if equal else 'NO'}" for name, equal in same.items()))
 
 
-def measure(instances: dict, bandwidth: float, audio: torch.Tensor, runs: int) -> dict[str, tuple[float, float]]:
-    """Best encode and decode seconds per implementation, the implementations interleaved per run."""
-    best = {name: [float("inf"), float("inf")] for name in instances}
+def measure(instances: dict, clocks: dict[str, LSTMClock], bandwidth: float, audio: torch.Tensor,
+            runs: int) -> dict[str, tuple[float, float, float]]:
+    """Best encode, decode and LSTM (of the best encode+decode run) seconds per implementation, the
+    implementations interleaved per run."""
+    best = {name: (float("inf"), float("inf"), float("inf")) for name in instances}
     for _ in range(runs):
         for name, model in instances.items():
             encode, decode = coders(name, model, bandwidth)
+            clocks[name].lap()
             encode_time, encoded = timed(encode, audio)
             decode_time, _ = timed(decode, encoded)
-            best[name][0] = min(best[name][0], encode_time)
-            best[name][1] = min(best[name][1], decode_time)
-    return {name: (encode_time, decode_time) for name, (encode_time, decode_time) in best.items()}
+            lstm_time = clocks[name].lap()
+            encode_best, decode_best, lstm_best = best[name]
+            if encode_time + decode_time < encode_best + decode_best:
+                lstm_best = lstm_time
+            best[name] = (min(encode_best, encode_time), min(decode_best, decode_time), lstm_best)
+    return best
 
 
 def main() -> None:
@@ -162,19 +222,27 @@ def main() -> None:
             check = 0.1 * torch.randn(1, channels, int(2.5 * rate) + 7, generator=generator)
             print(f"\n{preset}: {check_outputs(instances, args.bandwidth, check)}")
             timed_instances = {name: model for name, model in instances.items() if name not in args.skip}
+            clocks = {name: LSTMClock(model) for name, model in timed_instances.items()}
             for threads in args.threads:
                 torch.set_num_threads(threads)
                 for seconds in args.seconds:
                     audio = 0.1 * torch.randn(1, channels, int(seconds * rate), generator=generator)
-                    times = measure(timed_instances, args.bandwidth, audio, args.runs)
-                    ours_encode, ours_decode = times["ours"]
-                    print(f"{preset} {threads} thread{'s' * (threads > 1)} {seconds:g} s:")
-                    for name, (encode_time, decode_time) in times.items():
+                    times = measure(timed_instances, clocks, args.bandwidth, audio, args.runs)
+                    ours_encode, ours_decode, ours_lstm = times["ours"]
+                    flops = convolution_flops(instances["ours (plain)"], audio, args.bandwidth)
+                    peak = matmul_flops_per_second()
+                    floor = ours_lstm + flops / peak
+                    print(f"{preset} {threads} thread{'s' * (threads > 1)} {seconds:g} s: convolutions "
+                          f"{flops / 1e9:.1f} GFLOP, float32 matrix product {peak / 1e9:.0f} GFLOP/s: "
+                          f"at best {floor:.2f} s with these LSTMs")
+                    for name, (encode_time, decode_time, lstm_time) in times.items():
+                        both = encode_time + decode_time
                         ratios = "" if name == "ours" else (
                             f"  ratio encode {encode_time / ours_encode:4.2f}x decode {decode_time / ours_decode:4.2f}x"
-                            f" both {(encode_time + decode_time) / (ours_encode + ours_decode):4.2f}x")
+                            f" both {both / (ours_encode + ours_decode):4.2f}x (LSTM bound {both / ours_lstm:4.2f}x,"
+                            f" roofline {both / floor:4.2f}x)")
                         print(f"  {name:13s} encode {encode_time:6.2f} s  decode {decode_time:6.2f} s  "
-                              f"(RTF {(encode_time + decode_time) / seconds:.3f}){ratios}")
+                              f"LSTMs {lstm_time:5.2f} s  (RTF {both / seconds:.3f}){ratios}")
 
 
 if __name__ == "__main__":
