@@ -67,8 +67,8 @@ def ideal_bits(archive: Path, lm: EntropyLM) -> float:
         rows = decode_many(payloads, header.n_q, frames, "lm", lm=lm)
         state, previous = lm.initial_state(len(rows), header.n_q), None
         for t in range(max(frames)):
-            probabilities = lm.step(previous, state).astype(np.float64)
             current = np.stack([r[:, t] if t < r.shape[1] else np.zeros(header.n_q, np.int64) for r in rows])
+            probabilities = lm.step(previous, state, current).astype(np.float64)
             chosen = np.take_along_axis(probabilities, current[..., None], -1)[..., 0]
             active = np.array([t < f for f in frames])
             ideal -= float(np.log2(chosen[active]).sum())
@@ -88,7 +88,7 @@ def step_speeds(lm: EntropyLM, num_codebooks: int, frames: int = 375) -> None:
             state = model.initial_state(batch, num_codebooks)
             start = time.perf_counter()
             for _ in range(frames):
-                model.step(previous, state)
+                model.step(previous, state, previous)
             times[name] = (time.perf_counter() - start) / frames / batch * 1000
         print(f"  batch {batch:>2}: {times['float']:.2f} → {times['portable']:.2f} "
               f"({times['portable'] / times['float']:.2f}×)")

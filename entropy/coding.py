@@ -4,13 +4,15 @@ Three modes trade speed for size:
 - "raw": 10 bits per code (bit-packed, frame-major then codebook as in `.ecdc`); no model.
 - "static": one fixed distribution per codebook (`StaticModel`, counted over the segment or a
   whole file and stored by the caller, e.g. in a header) drives a range coder; very fast.
-- "lm": the `EntropyLM` predicts every frame from the one before; smallest, and as slow as the LM.
+- "lm": the `EntropyLM` predicts every frame from the one before (and, for an `intra_frame` LM, each
+  codebook also from the frame's coarser codebooks); smallest, and as slow as the LM.
   It runs as a `PortableLM`, whose probabilities are bit-identical on every CPU, so that an archive
   decodes on any machine.
 
 A payload is the mode's body, then a CRC32 of the codes (little-endian uint32). Bodies: raw, the
 bit-packed codes; static, range-coded 32-bit little-endian words, codebook after codebook; lm, the
-same words frame after frame. K and T are not stored: the caller's container knows them.
+same words frame after frame, codebook after codebook within a frame. K and T are not stored: the
+caller's container knows them.
 Range decoding with the wrong model or corrupt bytes yields plausible but wrong codes rather than
 an error, so `decode_codes` checks the CRC and raises ValueError("segment payload is corrupt ...").
 """
@@ -219,24 +221,34 @@ def _static_coding_models(static: StaticModel) -> list:
 
 
 def _encode_lm(rows: list[np.ndarray], lm: LanguageModel) -> list[bytes]:
+    """Frame after frame, codebook after codebook within a frame (an `intra_frame` LM's distribution
+    of codebook k depends on the frame's codes of codebooks < k), all rows in one LM batch."""
     encoders = [constriction.stream.queue.RangeEncoder() for _ in rows]
     lm = _portable(lm)
-    state, previous = lm.initial_state(len(rows), rows[0].shape[0]), None
+    num_codebooks = rows[0].shape[0]
+    state, previous = lm.initial_state(len(rows), num_codebooks), None
     with _lm_threads():
         for t in range(max(codes.shape[1] for codes in rows)):
-            probabilities = lm.step(previous, state)
-            previous = np.zeros(probabilities.shape[:2], np.int64)  # ended rows: any codes will do
+            frame = lm.next_frame(previous, state)
+            current = np.zeros((len(rows), num_codebooks), np.int64)  # ended rows: any codes will do
             for index, codes in enumerate(rows):
                 if t < codes.shape[1]:
-                    encoders[index].encode(codes[:, t].astype(np.int32), _CATEGORICAL, probabilities[index])
-                    previous[index] = codes[:, t]
+                    current[index] = codes[:, t]
+            for k in range(num_codebooks):
+                probabilities = frame.probabilities(k)
+                for index, codes in enumerate(rows):
+                    if t < codes.shape[1]:
+                        encoders[index].encode(current[index, k:k + 1].astype(np.int32), _CATEGORICAL,
+                                               probabilities[index:index + 1])
+                frame.observe(k, current[:, k])
+            previous = current
     return [_words_to_bytes(encoder.get_compressed()) for encoder in encoders]
 
 
 def _decode_lm(bodies: list[bytes | None], num_codebooks: int, frames: list[int], lm: LanguageModel
                ) -> list[np.ndarray | ValueError | None]:
-    """Mirror of `_encode_lm`: frame t of every row is decoded before the LM predicts frame t+1.
-    A row whose body is missing or fails stops decoding; the others go on unchanged."""
+    """Mirror of `_encode_lm`: each code is decoded before the LM predicts the next one that may
+    depend on it. A row whose body is missing or fails stops decoding; the others go on unchanged."""
     decoders: list = []
     results: list[np.ndarray | ValueError | None] = []
     for body, count in zip(bodies, frames):
@@ -251,16 +263,21 @@ def _decode_lm(bodies: list[bytes | None], num_codebooks: int, frames: list[int]
     active = [index for index, decoder in enumerate(decoders) if decoder is not None]
     with _lm_threads():
         for t in range(max([frames[index] for index in active], default=0)):
-            probabilities = lm.step(previous, state)
-            previous = np.zeros(probabilities.shape[:2], np.int64)
-            for index in active:
-                if t >= frames[index] or not isinstance(results[index], np.ndarray):
-                    continue
-                try:
-                    results[index][:, t] = previous[index] = decoders[index].decode(_CATEGORICAL,
-                                                                                    probabilities[index])
-                except (ValueError, AssertionError) as error:
-                    results[index] = ValueError(f"segment payload is corrupt: {error}")
+            frame = lm.next_frame(previous, state)
+            current = np.zeros((len(bodies), num_codebooks), np.int64)
+            for k in range(num_codebooks):
+                probabilities = frame.probabilities(k)
+                for index in active:
+                    if t >= frames[index] or not isinstance(results[index], np.ndarray):
+                        continue
+                    try:
+                        code = decoders[index].decode(_CATEGORICAL, probabilities[index:index + 1])[0]
+                    except (ValueError, AssertionError) as error:
+                        results[index] = ValueError(f"segment payload is corrupt: {error}")
+                        continue
+                    results[index][k, t] = current[index, k] = code
+                frame.observe(k, current[:, k])
+            previous = current
     return results
 
 

@@ -15,7 +15,9 @@ arithmetic whose every result IEEE 754 defines exactly:
 - other sums (LayerNorm statistics, softmax totals) add integers, exact in float64 or int64;
 - exp and erf come from tables computed once with Python's `decimal` (software arithmetic, the same
   everywhere), sine and cosine from a polynomial of + and ×;
-- everything else is elementwise +, −, ×, ÷, √ or rounding, each exactly defined by IEEE 754.
+- everything else is elementwise +, −, ×, ÷, √ or rounding, each exactly defined by IEEE 754;
+  an `intra_frame` LM's embeddings of the frame's coarser codes are added to the head input one
+  codebook after the other, in codebook order.
 
 It takes the float `EntropyLM`'s weights as they are, without retraining: on the shipped LM and
 real codes the rounding changes the cross-entropy by < 0.01 % (tests/test_portable_lm.py holds it
@@ -153,17 +155,15 @@ class IntegerLinear:
         self.weight = integers.to(torch.int8) if self.int8 else integers.contiguous()
         self.bias = bias.detach().float().cpu()
 
-    def __call__(self, x: Tensor, columns: int | None = None) -> Tensor:
-        """x [..., in] float32 → [..., out]; `columns` keeps only the first outputs."""
-        weight, scale, bias = (self.weight, self.scale, self.bias) if columns is None else (
-            self.weight[:, :columns], self.scale[:columns], self.bias[:columns])
+    def __call__(self, x: Tensor) -> Tensor:
+        """x [..., in] float32 → [..., out]."""
         step = _row_scale(x, ACTIVATION_LEVELS)
         rows = (x / step).round_().flatten(0, -2)
         if self.int8:
-            product = torch._int_mm(rows.to(torch.int8), weight).float()
+            product = torch._int_mm(rows.to(torch.int8), self.weight).float()
         else:
-            product = rows @ weight
-        return product.view(*x.shape[:-1], -1).mul_(step).mul_(scale).add_(bias)
+            product = rows @ self.weight
+        return product.view(*x.shape[:-1], -1).mul_(step).mul_(self.scale).add_(self.bias)
 
 
 class IntegerLayerNorm:
@@ -198,6 +198,38 @@ def ieee_products() -> Iterator[None]:
         yield
     finally:
         matmul.fp32_precision = previous
+
+
+class NextFrame:
+    """One frame's prediction, read codebook by codebook in order: `probabilities(k)` is codebook
+    k's distribution; an `intra_frame` LM needs codebook k-1's codes `observe`d before it. Head k's
+    input is the transformer's output plus, in that order, the embeddings of codebooks 0..k-1."""
+
+    def __init__(self, lm: PortableLM, hidden: Tensor, n_codebooks: int):
+        self.lm, self.head_input, self.n_codebooks, self.observed = lm, hidden, n_codebooks, 0
+
+    @torch.no_grad()
+    def probabilities(self, k: int) -> np.ndarray:
+        """[B, card] float32, C-contiguous."""
+        if not 0 <= k < self.n_codebooks:
+            raise ValueError(f"codebook {k} is not one of this frame's 0..{self.n_codebooks - 1}")
+        if self.lm.config.intra_frame and k != self.observed:
+            raise ValueError(f"codebook {k}'s distribution needs the codes of codebooks 0..{k - 1} "
+                             f"observed first; {self.observed} are")
+        with ieee_products():
+            return self.lm._probabilities(self.lm.heads[k](self.head_input))
+
+    def observe(self, k: int, codes: np.ndarray) -> None:
+        """Codebook k's codes [B] in this frame (used only by an `intra_frame` LM)."""
+        if not self.lm.config.intra_frame:
+            return
+        if k != self.observed:
+            raise ValueError(f"codebooks are observed in order: expected {self.observed}, got {k}")
+        self.lm._check_codes(codes)
+        if k + 1 < self.n_codebooks:
+            indices = torch.from_numpy(np.asarray(codes, dtype=np.int64))
+            self.head_input = self.head_input + self.lm.intra[k].index_select(0, indices)
+        self.observed += 1
 
 
 @dataclass
@@ -246,8 +278,8 @@ class PortableLM:
                               IntegerLinear(layer.linear2.weight, layer.linear2.bias),
                               IntegerLayerNorm(layer.norm1), IntegerLayerNorm(layer.norm2))
                        for layer in lm.transformer["layers"]]
-        self.heads = IntegerLinear(torch.cat([linear.weight for linear in lm.linears]),
-                                   torch.cat([linear.bias for linear in lm.linears]))
+        self.heads = [IntegerLinear(linear.weight, linear.bias) for linear in lm.linears]
+        self.intra = [emb.weight.detach().float().cpu() for emb in lm.intra] if c.intra_frame else []
         self._positions = torch.empty(0, c.dim)
 
     def initial_state(self, batch_size: int = 1, n_codebooks: int | None = None) -> PortableState:
@@ -267,10 +299,27 @@ class PortableLM:
         state.end = 1
         return state
 
-    @torch.no_grad()
-    def step(self, previous_codes: np.ndarray | None, state: PortableState) -> np.ndarray:
+    def step(self, previous_codes: np.ndarray | None, state: PortableState,
+             codes: np.ndarray | None = None) -> np.ndarray:
         """Probabilities [B, K, card] (float32, C-contiguous) of the next frame given the raw codes
-        [B, K] of the frame before (None for the first); updates `state` in place."""
+        [B, K] of the frame before (None for the first); updates `state` in place. An `intra_frame`
+        LM also needs the frame's own `codes` [B, K], as `EntropyLM.step` does; a decoder, which
+        learns them one codebook at a time, goes through `next_frame` instead."""
+        if self.config.intra_frame and (codes is None or codes.shape != (state.keys[0].shape[0], state.n_codebooks)):
+            raise ValueError(f"an intra_frame LM needs the frame's codes [{state.keys[0].shape[0]}, {state.n_codebooks}]")
+        frame = self.next_frame(previous_codes, state)
+        rows = []
+        for k in range(state.n_codebooks):
+            rows.append(frame.probabilities(k))
+            if self.config.intra_frame:
+                frame.observe(k, codes[:, k])
+        return np.ascontiguousarray(np.stack(rows, axis=1))
+
+    @torch.no_grad()
+    def next_frame(self, previous_codes: np.ndarray | None, state: PortableState) -> NextFrame:
+        """Runs the transformer one frame on, given the raw codes [B, K] of the frame before (None
+        for the first), and returns the frame's prediction, to be read codebook by codebook;
+        updates `state` in place."""
         batch, n_codebooks = state.keys[0].shape[0], state.n_codebooks
         if previous_codes is None:
             indices = torch.zeros(batch, n_codebooks, dtype=torch.long)
@@ -278,8 +327,7 @@ class PortableLM:
             if previous_codes.shape != (batch, n_codebooks):
                 raise ValueError(f"previous_codes must have shape [{batch}, {n_codebooks}], "
                                  f"got {tuple(previous_codes.shape)}")
-            if previous_codes.min() < 0 or previous_codes.max() >= self.config.card:
-                raise ValueError(f"codes must lie in 0..{self.config.card - 1}")
+            self._check_codes(previous_codes)
             indices = torch.from_numpy(np.asarray(previous_codes, dtype=np.int64)) + 1
         state.make_room()
         with ieee_products():
@@ -289,9 +337,12 @@ class PortableLM:
             x = (self.norm_in(x) + self._position(state.offset)).unsqueeze(1)
             for index, layer in enumerate(self.layers):
                 x = self._layer_step(layer, x, state, index)
-            logits = self.heads(x.squeeze(1), columns=n_codebooks * self.config.card)
         state.advance(self.config.past_context)
-        return self._probabilities(logits.view(batch, n_codebooks, self.config.card))
+        return NextFrame(self, x.squeeze(1), n_codebooks)
+
+    def _check_codes(self, codes: np.ndarray) -> None:
+        if codes.size and (codes.min() < 0 or codes.max() >= self.config.card):
+            raise ValueError(f"codes must lie in 0..{self.config.card - 1}")
 
     def _layer_step(self, layer: _Layer, x: Tensor, state: PortableState, index: int) -> Tensor:
         """One frame x [B, 1, dim] through a post-norm layer, attending to the cache and itself."""

@@ -125,12 +125,13 @@ def train_lm(lm: EntropyLM, train: list[np.ndarray], held_out: list[np.ndarray],
     return {k: bits_per_token(lm, held_out or train, k, crop, device) for k in codebook_choices}
 
 
-def lm_config_for(model: EncodecModel, size: str) -> LMConfig:
-    """The paper's LM for the codec's frame rate, or a small one for quick experiments."""
+def lm_config_for(model: EncodecModel, size: str, intra_frame: bool = True) -> LMConfig:
+    """The paper's LM for the codec's frame rate, or a small one for quick experiments; with
+    `intra_frame`, its heads also see the frame's coarser codes (see `entropy.lm`)."""
     preset = LM_48KHZ if model.config.frame_rate > 100 else LM_24KHZ
     settings = asdict(preset) | {"n_q": model.config.num_quantizers,
                                  "past_context": int(3.5 * model.config.frame_rate),
-                                 "card": model.config.codebook_size}
+                                 "card": model.config.codebook_size, "intra_frame": intra_frame}
     if size == "small":
         settings |= {"dim": 64, "num_heads": 4, "num_layers": 2}
     return LMConfig(**settings)
@@ -143,6 +144,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, help="the codec: model directory, checkpoint or hub id")
     parser.add_argument("--size", choices=["paper", "small"], default="paper",
                         help="paper: 5 layers, dim 200 (default); small: 2 layers, dim 64")
+    parser.add_argument("--intra-frame", action=argparse.BooleanOptionalAction, default=True,
+                        help="heads also see the frame's coarser codes (default; --no-intra-frame: "
+                             "the paper's LM, which predicts a frame's codebooks independently)")
     for name, value in asdict(defaults).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -164,7 +168,7 @@ def run(args: argparse.Namespace) -> None:
         raise ValueError(f"no training audio in {args.audio_dir}: every file is held out or shorter than 2 frames")
     codec_config = codec.config
     choices = [codec_config.num_quantizers_for_bandwidth(b) for b in codec_config.target_bandwidths]
-    lm = EntropyLM(lm_config_for(codec, args.size))
+    lm = EntropyLM(lm_config_for(codec, args.size, args.intra_frame))
     print(f"training on {sum(s.shape[-1] for s in train)} frames ({len(train)} sequences), "
           f"{sum(s.shape[-1] for s in held_out)} held out, device {args.device}")
     bits = train_lm(lm, train, held_out, choices, config, torch.device(args.device))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import types
 
+import numpy as np
 import pytest
 import torch
 
@@ -70,3 +71,31 @@ def model_trio(request, tmp_path_factory):
     torch.save(original.state_dict(), path)
     ours = EncodecModel.from_pretrained(path)
     return ours, transformers_model(ours), original
+
+
+def sample_codes(lm, batch: int, num_codebooks: int, num_frames: int, seed: int = 0) -> np.ndarray:
+    """Codes [B, K, T] drawn from a `PortableLM`'s own predictions, frame by frame and codebook by
+    codebook (an intra-frame LM's later codebooks depend on the frame's earlier ones)."""
+    rng = np.random.default_rng(seed)
+    state, previous, frames = lm.initial_state(batch, num_codebooks), None, []
+    for _ in range(num_frames):
+        frame = lm.next_frame(previous, state)
+        current = np.zeros((batch, num_codebooks), np.int64)
+        for k in range(num_codebooks):
+            probabilities = frame.probabilities(k).astype(np.float64)
+            current[:, k] = [rng.choice(len(row), p=row / row.sum()) for row in probabilities]
+            frame.observe(k, current[:, k])
+        frames.append(current)
+        previous = current
+    return np.stack(frames, axis=-1)
+
+
+def peaked(lm: torch.nn.Module) -> torch.nn.Module:
+    """A random LM made to predict as sharply as a trained one (a fresh one is almost uniform),
+    its intra-frame embeddings, if any, as strong as its transformer's output."""
+    with torch.no_grad():
+        for head in lm.linears:
+            head.weight.mul_(8.0)
+        for embedding in getattr(lm, "intra", []):
+            embedding.weight.mul_(50.0)
+    return lm.eval()

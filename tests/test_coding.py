@@ -3,8 +3,11 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import peaked, sample_codes
+
 from entropy.coding import CODING_MODES, StaticModel, decode_codes, decode_many, encode_codes, encode_many
 from entropy.lm import EntropyLM, LMConfig
+from entropy.portable_lm import PortableLM
 
 CARD = 1024
 SMALL_LM = LMConfig(n_q=8, dim=32, num_heads=4, num_layers=2, past_context=16)
@@ -211,3 +214,35 @@ def test_many_rows_round_trip_in_any_batch_and_survive_a_lost_or_corrupt_row():
     assert np.array_equal(decode_codes(payloads[2], 4, 30, "lm", lm=lm), rows[2])
     regrouped = decode_many([payloads[3], payloads[0]], 4, [1, 30], "lm", lm=lm)
     assert np.array_equal(regrouped[0], rows[3]) and np.array_equal(regrouped[1], rows[0])
+
+
+@pytest.fixture(scope="module")
+def intra_lm() -> EntropyLM:
+    torch.manual_seed(1)
+    return peaked(EntropyLM(LMConfig(n_q=8, dim=32, num_heads=4, num_layers=2, past_context=16,
+                                     intra_frame=True)))
+
+
+def test_an_intra_frame_lm_codes_rows_of_any_length_bit_exactly(intra_lm):
+    codes = sample_codes(PortableLM(intra_lm), 3, 4, 40, seed=4)
+    rows = [codes[0], codes[1, :, :25], uniform_codes(4, 1, seed=5)]
+    payloads = encode_many(rows, "lm", lm=intra_lm)
+    decoded = decode_many(payloads, 4, [row.shape[1] for row in rows], "lm", lm=intra_lm)
+    assert all(np.array_equal(got, row) for got, row in zip(decoded, rows))
+    alone = decode_many([payloads[1]], 4, [25], "lm", lm=intra_lm)[0]
+    assert np.array_equal(alone, rows[1])  # rows do not depend on each other
+
+
+def test_an_intra_frame_lm_uses_the_frames_coarser_codes(intra_lm):
+    portable = PortableLM(intra_lm)
+    codes = sample_codes(portable, 1, 8, 60, seed=6)[0]
+    probabilities = np.stack([portable.step(None if t == 0 else codes[None, :, t - 1], state, codes[None, :, t])[0]
+                              for state in [portable.initial_state(1, 8)] for t in range(codes.shape[1])], axis=1)
+    payload = encode_codes(codes, "lm", lm=portable)
+    assert_close_to_ideal(payload, ideal_bits(probabilities, codes))
+    blind = EntropyLM(intra_lm.config)  # the same LM without its view of the frame's coarser codes
+    blind.load_state_dict(intra_lm.state_dict())
+    with torch.no_grad():
+        for embedding in blind.intra:
+            embedding.weight.zero_()
+    assert len(payload) < 0.9 * len(encode_codes(codes, "lm", lm=blind))

@@ -65,7 +65,7 @@ def our_stepwise(lm: EntropyLM, codes: torch.Tensor) -> tuple[torch.Tensor, list
     state = lm.initial_state(codes.shape[0], codes.shape[1])
     frames, window_lengths = [], []
     for t in range(codes.shape[-1]):
-        probs, state = lm.step(None if t == 0 else codes[:, :, t - 1], state)
+        probs, state = lm.step(None if t == 0 else codes[:, :, t - 1], state, codes[:, :, t])
         frames.append(probs)
         window_lengths.append(state.end - state.start)
     return torch.stack(frames, dim=2), window_lengths, state
@@ -145,3 +145,39 @@ def test_step_rejects_codes_that_do_not_fit(lm):
         lm.step(torch.zeros(1, 5, dtype=torch.long), state)
     with pytest.raises(ValueError, match="0..1023"):
         lm.step(torch.full((1, 4), 1024), state)
+
+
+@pytest.fixture(scope="module")
+def intra_lm() -> EntropyLM:
+    torch.manual_seed(3)
+    lm = EntropyLM(LMConfig(n_q=4, dim=32, num_heads=4, num_layers=2, past_context=PAST_CONTEXT,
+                            intra_frame=True)).eval()
+    with torch.no_grad():
+        for embedding in lm.intra:
+            embedding.weight.mul_(50.0)  # as strong as the transformer's output: changes show
+    return lm
+
+
+def test_an_intra_frame_head_sees_only_its_frames_coarser_codes(intra_lm):
+    codes = torch.randint(0, 1024, (2, 4, 12), generator=torch.Generator().manual_seed(8))
+    changed = codes.clone()
+    changed[:, 1, 5] = (changed[:, 1, 5] + 1) % 1024
+    before, after = intra_lm(codes), intra_lm(changed)
+    assert torch.equal(before[:, :, :5], after[:, :, :5])  # earlier frames
+    assert torch.equal(before[:, :2, 5], after[:, :2, 5])  # its own and coarser codebooks
+    assert not torch.allclose(before[:, 2:, 5], after[:, 2:, 5])  # finer codebooks see it
+    assert not torch.allclose(before[:, :, 6], after[:, :, 6])  # the next frame sees it as the one before
+
+
+def test_intra_frame_step_matches_forward_and_needs_the_frames_codes(intra_lm):
+    codes = torch.randint(0, 1024, (2, 4, 2 * PAST_CONTEXT), generator=torch.Generator().manual_seed(9))
+    stepped, _, _ = our_stepwise(intra_lm, codes)
+    assert (stepped - intra_lm(codes).softmax(-1)).abs().max() <= 1e-6
+    with pytest.raises(ValueError, match="needs the frame's codes"):
+        intra_lm.step(None, intra_lm.initial_state(2, 4))
+
+
+def test_the_intra_frame_setting_travels_with_the_weights(intra_lm, tmp_path):
+    save_lm(intra_lm, tmp_path / "lm.safetensors")
+    loaded = load_lm(tmp_path / "lm.safetensors")
+    assert loaded.config.intra_frame and weights_sha256(loaded.state_dict()) == weights_sha256(intra_lm.state_dict())

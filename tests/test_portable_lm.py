@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import peaked, sample_codes
+
 from encodec_fx import DEFAULT_MODEL, EncodecModel, pretrained
 from encodec_fx.audio_io import read_audio
 from entropy.lm import EntropyLM, LMConfig, load_lm
@@ -41,9 +43,10 @@ def run_steps(lm: PortableLM | EntropyLM, codes: np.ndarray) -> np.ndarray:
     state, previous, steps = lm.initial_state(batch, num_codebooks), None, []
     for t in range(length):
         if isinstance(lm, PortableLM):
-            steps.append(lm.step(previous, state))
+            steps.append(lm.step(previous, state, codes[:, :, t]))
         else:
-            steps.append(lm.step(None if previous is None else torch.from_numpy(previous), state)[0].numpy())
+            steps.append(lm.step(None if previous is None else torch.from_numpy(previous), state,
+                                 torch.from_numpy(codes[:, :, t]))[0].numpy())
         previous = codes[:, :, t]
     return np.stack(steps)
 
@@ -75,7 +78,7 @@ PROBE = textwrap.dedent("""
     codes = np.random.default_rng(0).integers(0, 1024, (3, 8, 40))
     state, previous, digest = lm.initial_state(3, 8), None, hashlib.sha256()
     for t in range(codes.shape[-1]):
-        digest.update(lm.step(previous, state).tobytes())
+        digest.update(lm.step(previous, state, codes[:, :, t]).tobytes())
         previous = codes[:, :, t]
     print(torch.backends.cpu.get_cpu_capability(), digest.hexdigest())
 """)
@@ -106,21 +109,15 @@ def test_a_row_gets_the_same_bits_alone_and_in_any_batch(shipped_lm):
     assert np.array_equal(run_steps(lm, codes[::-1].copy())[:, 2], together[:, 0])
 
 
-def test_a_small_lm_matches_its_float_self():
+@pytest.mark.parametrize("intra_frame", [False, True])
+def test_a_small_lm_matches_its_float_self(intra_frame):
     torch.manual_seed(0)
-    lm = EntropyLM(LMConfig(n_q=4, dim=32, num_heads=4, num_layers=2, past_context=10)).eval()
-    with torch.no_grad():
-        for head in lm.linears:
-            head.weight.mul_(8.0)  # peaked distributions, as a trained LM's
-    # codes drawn from the LM's own predictions, longer than past_context
-    generator = torch.Generator().manual_seed(2)
-    state, previous, frames = lm.initial_state(2, 4), None, []
-    for _ in range(25):
-        previous = torch.multinomial(lm.step(previous, state)[0].flatten(0, 1), 1, generator=generator).view(2, 4)
-        frames.append(previous)
-    codes = torch.stack(frames, dim=-1).numpy()
+    lm = peaked(EntropyLM(LMConfig(n_q=4, dim=32, num_heads=4, num_layers=2, past_context=10,
+                                   intra_frame=intra_frame)))
+    codes = sample_codes(PortableLM(lm), 2, 4, 25, seed=2)  # longer than past_context
     portable, reference = run_steps(PortableLM(lm), codes), run_steps(lm, codes)
-    # measured +0.24 %: 7-bit heads round these artificially large logits harder than a trained LM's
+    # measured +0.24 % and +0.6 %: 7-bit heads round these artificially large logits harder than a
+    # trained LM's
     assert abs(bits_per_token(portable, codes) / bits_per_token(reference, codes) - 1) < 1e-2
 
 
@@ -156,11 +153,28 @@ def test_bad_codes_are_refused(shipped_lm):
     lm = PortableLM(shipped_lm)
     state = lm.initial_state(1, 4)
     with pytest.raises(ValueError, match=r"shape \[1, 4\]"):
-        lm.step(np.zeros((1, 5), np.int64), state)
+        lm.next_frame(np.zeros((1, 5), np.int64), state)
     with pytest.raises(ValueError, match="lie in 0..1023"):
-        lm.step(np.full((1, 4), 1024), state)
+        lm.next_frame(np.full((1, 4), 1024), state)
     with pytest.raises(ValueError, match="n_codebooks"):
         lm.initial_state(1, 33)
+
+
+def test_an_intra_frame_lm_reads_a_frame_codebook_by_codebook():
+    lm = PortableLM(EntropyLM(LMConfig(n_q=3, dim=16, num_heads=2, num_layers=1, past_context=4,
+                                       intra_frame=True)).eval())
+    frame = lm.next_frame(None, lm.initial_state(1, 3))
+    frame.probabilities(0)
+    with pytest.raises(ValueError, match="codebooks 0..0 observed first"):
+        frame.probabilities(1)
+    with pytest.raises(ValueError, match="expected 0, got 1"):
+        frame.observe(1, np.zeros(1, np.int64))
+    with pytest.raises(ValueError, match="lie in 0..1023"):
+        frame.observe(0, np.full(1, 1024))
+    frame.observe(0, np.zeros(1, np.int64))
+    assert frame.probabilities(1).shape == (1, 1024)
+    with pytest.raises(ValueError, match="needs the frame's codes"):
+        lm.step(None, lm.initial_state(1, 3))
 
 
 def test_an_archive_written_with_native_kernels_decodes_with_scalar_ones(tmp_path):
