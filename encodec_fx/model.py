@@ -229,9 +229,9 @@ class EncodecModel(nn.Module):
 
 
 CHUNKS_PER_BATCH = 4
-"""Chunks the fast path decodes together. Measured on the 48 kHz model, one thread: 4 decode 12 %
-faster than 1 (the LSTM reads its weights once per frame for all of them); 8 and 16 are slower again,
-as activations of tens of MB per chunk cost more memory traffic than the LSTM saves."""
+"""Chunks the fast path decodes together. Measured on the 48 kHz model, one thread, 10 s: 4 decode
+in 1.06 s instead of 1.17 (the LSTM reads its weights once per frame for all of them); 8 and 16 are
+slower again, as activations of tens of MB per chunk cost more memory traffic than the LSTM saves."""
 
 
 def batches_of_equal_chunks(pieces: list, size: int) -> list[list]:
