@@ -88,7 +88,7 @@ def step_speeds(lm: EntropyLM, num_codebooks: int, frames: int = 375) -> None:
             state = model.initial_state(batch, num_codebooks)
             start = time.perf_counter()
             for _ in range(frames):
-                model.step(previous, state, previous)
+                model.step(previous, state, previous)  # as the frame's own codes too: any codes time alike
             times[name] = (time.perf_counter() - start) / frames / batch * 1000
         print(f"  batch {batch:>2}: {times['float']:.2f} → {times['portable']:.2f} "
               f"({times['portable'] / times['float']:.2f}×)")

@@ -1,7 +1,7 @@
 """The entropy-coding LM against the original `encodec.model.LMModel`."""
 import pytest
 import torch
-from conftest import import_original_encodec
+from conftest import import_original_encodec, peaked
 
 from entropy.lm import (LM_24KHZ, EntropyLM, LMConfig, LMState, load_lm, load_original_lm, save_lm,
                         weights_sha256)
@@ -150,12 +150,8 @@ def test_step_rejects_codes_that_do_not_fit(lm):
 @pytest.fixture(scope="module")
 def intra_lm() -> EntropyLM:
     torch.manual_seed(3)
-    lm = EntropyLM(LMConfig(n_q=4, dim=32, num_heads=4, num_layers=2, past_context=PAST_CONTEXT,
-                            intra_frame=True)).eval()
-    with torch.no_grad():
-        for embedding in lm.intra:
-            embedding.weight.mul_(50.0)  # as strong as the transformer's output: changes show
-    return lm
+    return peaked(EntropyLM(LMConfig(n_q=4, dim=32, num_heads=4, num_layers=2, past_context=PAST_CONTEXT,
+                                     intra_frame=True)))  # intra embeddings strong enough that changes show
 
 
 def test_an_intra_frame_head_sees_only_its_frames_coarser_codes(intra_lm):
