@@ -269,16 +269,16 @@ class EntropyLM(nn.Module):
                                  f"got {tuple(previous_codes.shape)}")
             self._check_codes(previous_codes)
             indices = previous_codes.unsqueeze(-1) + 1
+        if self.config.intra_frame:  # checked before the state moves on
+            if codes is None or codes.shape != (batch, n_codebooks):
+                raise ValueError(f"an intra_frame LM needs the frame's codes [{batch}, {n_codebooks}]")
+            self._check_codes(codes)
+            codes = codes.unsqueeze(-1)
         state.make_room()
         x = self._input(indices, state.offset)
         for index, layer in enumerate(self.transformer["layers"]):
             x = layer.step(x, state, index)
         state.advance(self.config.past_context)
-        if self.config.intra_frame:
-            if codes is None or codes.shape != (batch, n_codebooks):
-                raise ValueError(f"an intra_frame LM needs the frame's codes [{batch}, {n_codebooks}]")
-            self._check_codes(codes)
-            codes = codes.unsqueeze(-1)
         return self._heads(x, n_codebooks, codes).squeeze(2).softmax(dim=-1), state
 
     def load_weights(self, state: Mapping[str, Tensor]) -> None:

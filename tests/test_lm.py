@@ -169,8 +169,10 @@ def test_intra_frame_step_matches_forward_and_needs_the_frames_codes(intra_lm):
     codes = torch.randint(0, 1024, (2, 4, 2 * PAST_CONTEXT), generator=torch.Generator().manual_seed(9))
     stepped, _, _ = our_stepwise(intra_lm, codes)
     assert (stepped - intra_lm(codes).softmax(-1)).abs().max() <= 1e-6
+    state = intra_lm.initial_state(2, 4)
     with pytest.raises(ValueError, match="needs the frame's codes"):
-        intra_lm.step(None, intra_lm.initial_state(2, 4))
+        intra_lm.step(None, state)
+    assert state.offset == 0  # refused before the state moved on
 
 
 def test_the_intra_frame_setting_travels_with_the_weights(intra_lm, tmp_path):
