@@ -60,8 +60,16 @@ class ResidualVectorQuantizer(nn.Module):
         self.layers = nn.ModuleList(QuantizerLayer(config) for _ in range(config.num_quantizers))
 
     def encode(self, embeddings: torch.Tensor, num_quantizers: int) -> torch.Tensor:
-        """(B, dim, T) embeddings → (B, num_quantizers, T) codes."""
-        residual = embeddings.transpose(1, 2)
+        """(B, dim, T) embeddings → (B, num_quantizers, T) codes.
+
+        The search runs on the time-major view of `embeddings`, as the references' does: for one
+        item of 2 to 15 frames that view is a column-major matrix, for which MKL's product takes a
+        path that rounds differently (and is ten times slower). `encode_frames` on a contiguous
+        (B, T, dim) tensor avoids it where bit parity with the references does not matter."""
+        return self.encode_frames(embeddings.transpose(1, 2), num_quantizers)
+
+    def encode_frames(self, residual: torch.Tensor, num_quantizers: int) -> torch.Tensor:
+        """(B, T, dim) time-major embeddings → (B, num_quantizers, T) codes."""
         batch, frames, dim = residual.shape
         codes = []
         for layer in self.layers[:num_quantizers]:

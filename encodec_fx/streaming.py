@@ -424,7 +424,8 @@ class StreamingEncoder:
         return codes
 
     def _quantize(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.quantizer.encode(embeddings, self.num_quantizers)
+        # a contiguous time-major copy: the offline path's view is slow for the few frames of a block
+        return self.quantizer.encode_frames(embeddings.transpose(1, 2).contiguous(), self.num_quantizers)
 
     def _check_audio(self, audio: torch.Tensor) -> torch.Tensor:
         channels = self.config.audio_channels

@@ -57,6 +57,19 @@ BLOCK_SIZES = {"1": 1, "7": 7, "100": 100, "320": 320, "333": 333, "1000": 1000,
                "varying": random_sizes(LENGTH, seed=0, largest=700), "whole": LENGTH}
 
 
+@pytest.mark.parametrize("batch", [1, 2])
+@torch.no_grad()
+def test_quantizing_time_major_frames_gives_the_offline_codes(model, batch):
+    """The streaming encoder quantises a contiguous time-major copy (fast for a few frames); the
+    offline path quantises the references' transposed view. Same codes at every length."""
+    generator = torch.Generator().manual_seed(batch)
+    quantizer = model.quantizer
+    for frames in range(1, 21):
+        embeddings = torch.randn(batch, model.config.hidden_size, frames, generator=generator)
+        expected = quantizer.encode(embeddings, 8)
+        assert torch.equal(quantizer.encode_frames(embeddings.transpose(1, 2).contiguous(), 8), expected), frames
+
+
 @pytest.mark.parametrize("sizes", BLOCK_SIZES.values(), ids=BLOCK_SIZES.keys())
 def test_encoder_codes_equal_offline_for_any_block_sizes(model, sizes):
     x = audio(LENGTH)
