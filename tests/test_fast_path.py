@@ -93,6 +93,25 @@ def test_weights_loaded_after_a_fast_call_are_used(small_model):
     torch.testing.assert_close(shifted, after_audio + 1.0, atol=ATOL, rtol=0)
 
 
+def test_a_model_made_under_inference_mode_codes_and_sees_edits():
+    """Inference tensors have no version counter: such a model must still code, and see writes."""
+    with torch.inference_mode():
+        model = randomize(EncodecModel(EncodecConfig.encodec_24khz(num_filters=4)), seed=4)
+        x = audio(model.config, 0.3)
+        fast, fast_audio = coded(model, x, 6.0, fast=True)
+        plain, plain_audio = coded(model, x, 6.0, fast=False)
+        assert torch.equal(fast.audio_codes, plain.audio_codes)
+        torch.testing.assert_close(fast_audio, plain_audio, atol=ATOL, rtol=0)
+
+        model.decoder.layers[-1].conv.bias.add_(1.0)
+        model.quantizer.layers[0].codebook.embed.mul_(-1.0)
+        edited, edited_audio = coded(model, x, 6.0, fast=True)
+        reference, reference_audio = coded(model, x, 6.0, fast=False)
+        assert not torch.equal(edited.audio_codes, fast.audio_codes)
+        assert torch.equal(edited.audio_codes, reference.audio_codes)
+        torch.testing.assert_close(edited_audio, reference_audio, atol=ATOL, rtol=0)
+
+
 def test_training_with_autograd_takes_the_reference_path(small_model):
     x = audio(small_model.config, 0.2)
     with torch.no_grad():
