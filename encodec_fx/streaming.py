@@ -122,7 +122,7 @@ class StreamingConv1d:
         self.tap_matrices = weight.permute(2, 0, 1).contiguous()  # (kernel, out, in)
         self.weight = weight.permute(1, 2, 0).reshape(-1, self.out_channels).contiguous()  # (in * kernel, out)
         self.bias = conv.bias.detach()
-        self.taps = tap_weights(weight) if self.out_channels * self.kernel_size <= weight.shape[1] else None
+        self.taps = tap_weights(weight) if self.out_channels * self.kernel_size <= self.in_channels else None
         self.stride, self.dilation = conv.stride[0], conv.dilation[0]
         self.left_padding = layer.padding_total
         self.pad_mode = layer.pad_mode
