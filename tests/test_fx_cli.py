@@ -7,6 +7,7 @@ import pedalboard
 import pytest
 import torch
 from pedalboard.io import AudioFile
+from scipy.io import wavfile
 
 from encodec_fx.cli import main
 from encodec_fx.effects import Chain, EncodecCompressor
@@ -73,6 +74,30 @@ def test_native_latency_that_no_plugin_reports_is_flushed_too(tmp_path):
     out = read(tmp_path / "out.wav")
     assert out.shape == audio.shape
     np.testing.assert_allclose(out, batch_with_flush(chain, audio), atol=1e-6)
+
+
+@pytest.mark.parametrize("channels, length", [(2, 1), (2, 2), (1, 1), (2, 3)])
+def test_files_no_longer_than_their_channel_count(tmp_path, model_dir, channels, length):
+    """A first block of at most as many samples as channels reads as another layout, or as none:
+    the file's layout is fixed before its first block."""
+    audio = noise(channels, length)
+    wavfile.write(tmp_path / "in.wav", RATE, audio.T)  # pedalboard cannot write a square array
+    spec = "highpass(cutoff_frequency_hz=80) | encodec(bandwidth=1.5) | gain(gain_db=-1)"
+    assert main(["fx", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--chain", spec,
+                 "--model", str(model_dir), "--quiet"]) == 0
+    out = read(tmp_path / "out.wav")
+    assert out.shape == audio.shape
+    np.testing.assert_allclose(out, batch_with_flush(parse_chain(spec, default_model=tiny_model("24khz")), audio),
+                               atol=1e-4)
+
+
+@pytest.mark.parametrize("block_size", [1, 2])
+def test_blocks_no_longer_than_the_channel_count(tmp_path, block_size):
+    audio = noise(2, 300)
+    write(tmp_path / "in.wav", audio)
+    chain = Chain([pedalboard.HighpassFilter(80), pedalboard.Gain(-1)])
+    process_file(tmp_path / "in.wav", tmp_path / "out.wav", chain, block_size=block_size)
+    np.testing.assert_allclose(read(tmp_path / "out.wav"), batch_with_flush(chain, audio), atol=1e-6)
 
 
 def test_process_file_takes_a_single_effect(tmp_path):

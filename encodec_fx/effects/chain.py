@@ -172,9 +172,9 @@ class Chain(Effect, MutableSequence):
         samples as channels, such as (2, 1), reads as another layout; such a remainder waits for
         the next block (a few samples of latency on top of the chain's)."""
         if index not in self._native_streams:
-            if block.size == 0:  # an effect upstream still withholds its latency
+            if block.ndim == 2 and block.shape == (0, 0):  # empty both ways: no layout to read yet
                 return block.astype(np.float32)
-            layout = stream_layout(block)
+            layout = stream_layout(block)  # an empty (channels, 0) or (0, channels) block fixes it too
             self._native_streams[index] = _NativeStream(layout)
         stream = self._native_streams[index]
         audio, _ = read_block(block, stream.layout)

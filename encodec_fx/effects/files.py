@@ -72,7 +72,10 @@ def process_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
 
 
 def _blocks(source: AudioFile, chain: Chain, rate: int, channels: int, block_size: int, frames: int):
-    """The chain's output blocks, (channels, samples): the file's blocks, then silence until `frames` are out."""
+    """The chain's output blocks, (channels, samples): the file's blocks, then silence until `frames` are out.
+    An empty block goes first: it fixes the stream's layout as (channels, samples), which a first block of
+    no more samples than channels (a tiny file, or a tiny `block_size`) could not."""
+    yield chain(np.zeros((channels, 0), dtype=np.float32), rate, block_size, reset=False)
     out = 0
     while source.tell() < frames:
         block = chain(source.read(block_size), rate, block_size, reset=False)
