@@ -95,7 +95,11 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
             raise ValueError(f"{source} holds no audio samples")
         if config.audio_channels == 2 and channels > 2:
             raise ValueError(f"{source} has {channels} channels; this stereo model codes 1 or 2")
-        blocks = _ModelBlocks(resampled(file, config.sampling_rate), config)
+        reader = resampled(file, config.sampling_rate)
+        if reader.frames == 0:
+            raise ValueError(f"{source} is too short to code: its {length} sample(s) at {sample_rate} Hz give "
+                             f"none at the model's {config.sampling_rate} Hz")
+        blocks = _ModelBlocks(reader, config)
         with _progress_bar(length / sample_rate, progress, "compress") as advance:
             units = list(code_units(model, bandwidth, blocks, advance))
     static = StaticModel.from_codes(np.concatenate([c for u in units for c in u.codes], axis=-1),
