@@ -39,13 +39,22 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> np.nd
     return audio
 
 
-def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, overwrite: bool = False) -> None:
-    """Write (channels, samples) float audio; the file appears only once complete."""
+def check_destination(path: str | os.PathLike, overwrite: bool, suffixes: set[str] | None = None) -> Path:
+    """An output path that can be written: checked before any work, so a long job does not fail at
+    its end. `suffixes`, if given, are the accepted file types."""
     path = Path(path)
-    if path.suffix.lower() not in AUDIO_SUFFIXES:
-        raise ValueError(f"cannot write {path}: expected one of {', '.join(sorted(AUDIO_SUFFIXES))}")
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise ValueError(f"cannot write {path}: expected one of {', '.join(sorted(suffixes))}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: there is no folder {path.parent}")
+    return path
+
+
+def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, overwrite: bool = False) -> None:
+    """Write (channels, samples) float audio; the file appears only once complete."""
+    path = check_destination(path, overwrite, AUDIO_SUFFIXES)
     descriptor, temporary = tempfile.mkstemp(suffix=path.suffix, prefix=f".{path.stem}.", dir=path.parent or ".")
     os.close(descriptor)
     try:

@@ -24,7 +24,7 @@ import torch
 from pedalboard.io import AudioFile, StreamResampler
 from tqdm import tqdm
 
-from encodec_fx.audio_io import AUDIO_SUFFIXES, open_audio, resampled
+from encodec_fx.audio_io import AUDIO_SUFFIXES, check_destination, open_audio, resampled
 from encodec_fx.checkpoints import weights_sha256
 from encodec_fx.chunked import ChunkedDecoder, ChunkedEncoder
 from encodec_fx.model import EncodecModel
@@ -88,6 +88,7 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
     if mode == "lm" and lm is None:
         raise ValueError("coding mode 'lm' needs an LM; pass one, or use mode 'static' or 'raw'")
     model._num_quantizers(bandwidth)  # fail on a bad bandwidth before reading anything
+    check_destination(destination, overwrite)
     config = model.config
     with open_audio(source) as file, torch.inference_mode():
         sample_rate, channels, length = int(file.samplerate), file.num_channels, file.frames
@@ -221,11 +222,7 @@ def decompress_file(source: str | os.PathLike, destination: str | os.PathLike, m
 
     Damaged or missing segments raise, naming the segment; with `recover`, they become silence and
     are returned instead."""
-    destination = Path(destination)
-    if destination.suffix.lower() not in AUDIO_SUFFIXES:
-        raise ValueError(f"cannot write {destination}: expected one of {', '.join(sorted(AUDIO_SUFFIXES))}")
-    if destination.exists() and not overwrite:
-        raise FileExistsError(f"{destination} exists; pass --force to overwrite it")
+    destination = check_destination(destination, overwrite, AUDIO_SUFFIXES)
     with ArchiveReader(source) as reader:
         header = ArchiveHeader.from_dict(reader.header)
         check_identity("codec", header.codec, model, "--model")

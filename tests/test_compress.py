@@ -192,11 +192,14 @@ def test_empty_and_junk_archives(tmp_path, capsys, content, message):
     assert message in capsys.readouterr().err
 
 
-def test_outputs_are_never_overwritten_without_force(files, tmp_path, capsys):
+def test_outputs_are_never_overwritten_without_force(files, tmp_path, capsys, monkeypatch):
     archive = tmp_path / "o.ecfx"
     archive.write_bytes(b"keep me")
-    assert run("compress", files / "mono16k.flac", archive, "--model", files / "codec24") == 1
-    assert "exists" in capsys.readouterr().err and archive.read_bytes() == b"keep me"
+    with monkeypatch.context() as patch:  # refused before any audio is coded, not after
+        patch.setattr("entropy.compress.code_units", lambda *args: pytest.fail("coded before refusing"))
+        assert run("compress", files / "mono16k.flac", archive, "--model", files / "codec24") == 1
+    assert "o.ecfx exists; pass --force to overwrite it" in capsys.readouterr().err
+    assert archive.read_bytes() == b"keep me"
     assert run("compress", files / "mono16k.flac", archive, "--model", files / "codec24", "--force") == 0
 
 
@@ -207,6 +210,8 @@ def test_outputs_are_never_overwritten_without_force(files, tmp_path, capsys):
     (["compress", "{audio}", "o.ecfx", "--model", "{codec}", "--coding", "lm"], "coding mode 'lm' needs an LM"),
     (["decompress", "missing.ecfx", "o.wav"], "missing.ecfx"),
     (["info", "missing.ecfx"], "missing.ecfx"),
+    (["compress", "{audio}", "nowhere/o.ecfx", "--model", "{codec}"], "cannot write nowhere/o.ecfx: there is no folder nowhere"),
+    (["fx", "{audio}", "nowhere/o.wav", "--chain", "gain(-1)"], "cannot write nowhere/o.wav: there is no folder nowhere"),
 ])
 def test_cli_errors_are_one_line(files, tmp_path, args, message):
     args = [a.format(codec=files / "codec24", audio=files / "mono16k.flac") for a in args]

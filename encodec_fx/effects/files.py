@@ -18,7 +18,7 @@ import pedalboard
 from pedalboard.io import AudioFile
 from tqdm import tqdm
 
-from ..audio_io import AUDIO_SUFFIXES, open_audio
+from ..audio_io import AUDIO_SUFFIXES, check_destination, open_audio
 from .chain import Chain
 from .protocol import AUDIO, Effect
 
@@ -31,11 +31,7 @@ def process_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
     """Stream `input_path` through `chain` (an effect, a `Chain` or a native plugin) into `output_path`,
     with the input's rate, channels and length. WAV is written as 32-bit float; other formats with
     pedalboard's defaults. Refuses to overwrite unless `overwrite`."""
-    output_path = Path(output_path)
-    if output_path.suffix.lower() not in AUDIO_SUFFIXES:
-        raise ValueError(f"cannot write {output_path}: expected one of {', '.join(sorted(AUDIO_SUFFIXES))}")
-    if output_path.exists() and not overwrite:
-        raise FileExistsError(f"{output_path} exists; pass --force to overwrite it")
+    output_path = check_destination(output_path, overwrite, AUDIO_SUFFIXES)
     if block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
     chain = chain if isinstance(chain, Chain) else Chain([chain])
