@@ -187,7 +187,7 @@ class EncodecModel(nn.Module):
         if bandwidth is None:
             bandwidth = bandwidths[0]
         if bandwidth not in bandwidths:
-            raise ValueError(f"bandwidth {bandwidth} kbps is not supported by this model; choose one of {bandwidths}")
+            raise ValueError(f"bandwidth {bandwidth!r} kbps is not supported by this model; choose one of {bandwidths}")
         return self.config.num_quantizers_for_bandwidth(bandwidth)
 
     def _audio_tensor(self, audio: torch.Tensor | np.ndarray, sampling_rate: int | None) -> torch.Tensor:
@@ -218,10 +218,13 @@ class EncodecModel(nn.Module):
         if not isinstance(codes, torch.Tensor) or codes.dim() != 4 or codes.is_floating_point():
             shape = tuple(codes.shape) if hasattr(codes, "shape") else type(codes).__name__
             raise ValueError(f"audio_codes is {shape}; expected an integer tensor [chunks, batch, n_q, frames]")
+        if codes.numel() == 0:
+            raise ValueError(f"audio_codes is empty (shape {tuple(codes.shape)}); expected at least one chunk, "
+                             "batch item, codebook and frame")
         n_q, size = codes.shape[2], self.config.codebook_size
         if not 1 <= n_q <= len(self.quantizer.layers):
             raise ValueError(f"audio_codes has {n_q} codebooks; this model has 1 to {len(self.quantizer.layers)}")
-        if codes.numel() and (codes.min() < 0 or codes.max() >= size):
+        if codes.min() < 0 or codes.max() >= size:
             raise ValueError(f"audio_codes holds indices from {int(codes.min())} to {int(codes.max())}; "
                              f"expected 0 to {size - 1}")
         if self.config.chunk_length is None and codes.shape[0] != 1:

@@ -51,6 +51,11 @@ def test_sampling_rate_must_be_the_models(model):
     model.encode(GOOD, sampling_rate=24_000)
 
 
+def test_bandwidth_of_the_wrong_type_is_shown_as_given(model):
+    with pytest.raises(ValueError, match=r"bandwidth '6' kbps is not supported"):
+        model.encode(GOOD, bandwidth="6")
+
+
 @pytest.mark.parametrize("bandwidth", [2.0, 0.0, 48.0])
 def test_unsupported_bandwidth(model, bandwidth):
     with pytest.raises(ValueError, match=rf"bandwidth {bandwidth} kbps .* one of \[1.5, 3.0, 6.0, 12.0, 24.0\]"):
@@ -74,6 +79,8 @@ def test_padding_mask_shape(model):
     (torch.zeros(1, 2, 4, dtype=torch.long), r"expected an integer tensor \[chunks, batch, n_q, frames\]"),
     (torch.zeros(1, 1, 2, 4), r"expected an integer tensor"),
     (torch.zeros(2, 1, 2, 4, dtype=torch.long), r"2 chunks; this model codes audio as one chunk"),
+    (torch.zeros(1, 1, 2, 0, dtype=torch.long), r"empty \(shape \(1, 1, 2, 0\)\); expected at least one chunk"),
+    (torch.zeros(1, 0, 2, 4, dtype=torch.long), r"empty \(shape \(1, 0, 2, 4\)\)"),
 ])
 def test_bad_codes(model, codes, message):
     with pytest.raises(ValueError, match=message):
