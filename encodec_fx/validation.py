@@ -24,3 +24,16 @@ def check_sampling_rate(sampling_rate: int | None, expected: int) -> None:
     if sampling_rate is not None and sampling_rate != expected:
         raise ValueError(f"audio sampled at {sampling_rate} Hz, but this model takes {expected} Hz: "
                          "resample it first")
+
+
+def check_settings(settings: object, *, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
+                   fractions: tuple[str, ...] = (), percents: tuple[str, ...] = ()) -> None:
+    """A training recipe's numbers where they make sense: positive (steps, sizes, rates), non-negative,
+    fractions from 0 to 1, percents from 0 to 100."""
+    rules = [(positive, lambda v: v > 0, "positive"), (non_negative, lambda v: v >= 0, "at least 0"),
+             (fractions, lambda v: 0 <= v <= 1, "from 0 to 1"), (percents, lambda v: 0 <= v <= 100, "from 0 to 100")]
+    for names, valid, accepted in rules:
+        for name in names:
+            value = getattr(settings, name)
+            if not valid(value):
+                raise ValueError(f"{name} must be {accepted}, got {value!r}")

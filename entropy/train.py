@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from encodec_fx import EncodecModel
 from encodec_fx.audio_io import audio_files, is_held_out, read_audio
 from encodec_fx.checkpoints import weights_sha256
+from encodec_fx.validation import check_settings
 
 from .lm import LM_24KHZ, LM_48KHZ, EntropyLM, LMConfig, save_lm
 
@@ -40,6 +41,10 @@ class TrainingConfig:
     held_out_percent: int = 10
     eval_every: int = 250
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_settings(self, positive=("steps", "batch_size", "crop_frames", "learning_rate", "eval_every"),
+                       non_negative=("weight_decay", "warmup_steps", "seed"), percents=("held_out_percent",))
 
 
 @torch.inference_mode()

@@ -357,3 +357,14 @@ def test_fresh_models_encode_the_input_not_their_biases():
         assert (over_time > 0.3 * over_channels) == lively, (over_time, over_channels)
     assert all(conv.bias.abs().max() == 0 for conv in untrained_model(tiny_config()).modules()
                if isinstance(conv, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)))
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("steps", 0, "steps must be positive, got 0"),
+    ("segment_seconds", 0.0, "segment_seconds must be positive, got 0.0"),
+    ("discriminator_update_probability", 1.5, "discriminator_update_probability must be from 0 to 1, got 1.5"),
+    ("adversarial_start", -1, "adversarial_start must be at least 0, got -1"),
+])
+def test_training_settings_out_of_range_are_refused(setting, value, message):
+    with pytest.raises(ValueError, match=message):
+        TrainingConfig(**{setting: value})

@@ -66,3 +66,23 @@ def test_missing_folder_and_empty_folder(tmp_path):
         audio_files(tmp_path / "nothing")
     with pytest.raises(ValueError, match="holds no audio files"):
         audio_files(tmp_path)
+
+
+@pytest.mark.parametrize("setting, value, message", [
+    ("steps", 0, "steps must be positive, got 0"),
+    ("batch_size", -1, "batch_size must be positive, got -1"),
+    ("warmup_steps", -5, "warmup_steps must be at least 0, got -5"),
+    ("held_out_percent", 101, "held_out_percent must be from 0 to 100, got 101"),
+])
+def test_training_settings_out_of_range_are_refused(setting, value, message):
+    from entropy.train import TrainingConfig
+    with pytest.raises(ValueError, match=message):
+        TrainingConfig(**{setting: value})
+
+
+def test_cli_refuses_a_bad_setting_before_encoding_anything(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("entropy.train.encode_file", lambda *args: pytest.fail("encoded before refusing"))
+    assert main(["train-lm", str(tmp_path), str(tmp_path / "lm.safetensors"), "--model", "encodec-fx-24khz",
+                 "--steps", "0"]) == 1
+    assert "steps must be positive, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "lm.safetensors").exists()

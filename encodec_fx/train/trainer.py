@@ -24,6 +24,7 @@ from torch.nn.utils import parametrize
 
 from ..config import EncodecConfig
 from ..model import EncodecModel
+from ..validation import check_settings
 from .balancer import PAPER_WEIGHTS, Balancer
 from .discriminator import (MultiScaleSTFTDiscriminator, discriminator_hinge_loss, feature_matching_loss,
                             generator_hinge_loss)
@@ -46,6 +47,12 @@ class TrainingConfig:
     checkpoint_every: int = 5000
     seed: int = 0
     loss_weights: dict[str, float] = field(default_factory=lambda: dict(PAPER_WEIGHTS))
+
+    def __post_init__(self) -> None:
+        check_settings(self, positive=("steps", "batch_size", "segment_seconds", "learning_rate",
+                                       "discriminator_filters", "eval_every", "checkpoint_every"),
+                       non_negative=("adversarial_start", "commitment_weight", "seed"),
+                       fractions=("discriminator_update_probability",), percents=("held_out_percent",))
 
 
 ADAM_BETAS = (0.5, 0.9)
