@@ -100,6 +100,15 @@ def test_blocks_no_longer_than_the_channel_count(tmp_path, block_size):
     np.testing.assert_allclose(read(tmp_path / "out.wav"), batch_with_flush(chain, audio), atol=1e-6)
 
 
+def test_a_chain_that_overflows_writes_nothing(tmp_path, capsys):
+    write(tmp_path / "in.wav", noise(2, 20000))
+    assert main(["fx", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--chain", "gain(gain_db=1e10)",
+                 "--quiet"]) == 1
+    assert "the chain gave NaN or infinite samples 0.00 s into the output; nothing was written" \
+        in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.wav"]
+
+
 def test_process_file_takes_a_single_effect(tmp_path):
     audio = noise(2, 9000)
     write(tmp_path / "in.wav", audio, 24000)

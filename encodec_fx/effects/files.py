@@ -53,6 +53,9 @@ def process_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
                 written = 0
                 for block in _blocks(source, chain, rate, channels, block_size, frames):
                     block = block[:, : frames - written]
+                    if not np.isfinite(block).all():
+                        raise ValueError(f"the chain gave NaN or infinite samples {written / rate:.2f} s into "
+                                         "the output; nothing was written")
                     sink.write(np.ascontiguousarray(block))
                     written += block.shape[-1]
                     bar.update(block.shape[-1])
