@@ -115,6 +115,10 @@ class EncodecModel(nn.Module):
             audio_scales = [None] * chunks
         if len(audio_scales) != chunks:
             raise ValueError(f"got {len(audio_scales)} audio_scales for {chunks} chunks of codes; expected one per chunk")
+        frames = audio_codes.shape[-1]
+        if not 0 <= last_frame_pad_length < frames:
+            raise ValueError(f"last_frame_pad_length must be from 0 to {frames - 1} (padding frames of the last "
+                             f"chunk's {frames}), got {last_frame_pad_length}")
         if self.config.normalize and any(scale is None for scale in audio_scales):
             raise ValueError("this model normalises its input: decode needs the audio_scales returned by encode")
         pieces = [(codes[..., :-last_frame_pad_length] if index == chunks - 1 and last_frame_pad_length > 0

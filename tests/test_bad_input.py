@@ -51,6 +51,14 @@ def test_sampling_rate_must_be_the_models(model):
     model.encode(GOOD, sampling_rate=24_000)
 
 
+@pytest.mark.parametrize("pad", [-1, 4, 10])
+def test_last_frame_padding_must_leave_a_frame(model, pad):
+    codes = torch.zeros(1, 1, 2, 4, dtype=torch.long)
+    with pytest.raises(ValueError, match=rf"last_frame_pad_length must be from 0 to 3 .*, got {pad}"):
+        model.decode(codes, last_frame_pad_length=pad)
+    assert model.decode(codes, last_frame_pad_length=3).audio_values.shape[-1] == model.config.hop_length
+
+
 def test_bandwidth_of_the_wrong_type_is_shown_as_given(model):
     with pytest.raises(ValueError, match=r"bandwidth '6' kbps is not supported"):
         model.encode(GOOD, bandwidth="6")
