@@ -30,18 +30,6 @@ def lm() -> EntropyLM:
     return peaked(EntropyLM(SMALL_LM))  # about 3 bits per code instead of 10
 
 
-def sample_from_lm(lm: EntropyLM, num_codebooks: int, num_frames: int, seed: int = 0) -> np.ndarray:
-    """Codes [K, T] drawn frame by frame from the LM's own predictions: skewed, and what lm mode is
-    good at."""
-    generator = torch.Generator().manual_seed(seed)
-    state, previous, frames = lm.initial_state(1, num_codebooks), None, []
-    for _ in range(num_frames):
-        probabilities, state = lm.step(previous, state)
-        previous = torch.multinomial(probabilities[0], 1, generator=generator).T
-        frames.append(previous[0])
-    return torch.stack(frames, dim=1).numpy()
-
-
 def uniform_codes(num_codebooks: int, num_frames: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, CARD, (num_codebooks, num_frames))
 
@@ -63,7 +51,7 @@ def test_round_trip_is_bit_exact(lm, mode, num_codebooks, num_frames, distributi
     if distribution == "uniform":
         codes = uniform_codes(num_codebooks, num_frames)
     else:
-        codes = sample_from_lm(lm, num_codebooks, num_frames)
+        codes = sample_codes(PortableLM(lm), 1, num_codebooks, num_frames)[0]
     decoded, _ = round_trip(codes, mode, **models_for(codes, lm))
     assert decoded.dtype == np.int64 and np.array_equal(decoded, codes)
 
@@ -86,7 +74,7 @@ def assert_close_to_ideal(payload: bytes, ideal: float) -> None:
 
 
 def test_lm_mode_size_is_close_to_ideal(lm):
-    codes = sample_from_lm(lm, 8, 120, seed=1)
+    codes = sample_codes(PortableLM(lm), 1, 8, 120, seed=1)[0]
     state, previous, predictions = lm.initial_state(1, 8), None, []
     for frame in codes.T:
         probabilities, state = lm.step(previous, state)
@@ -135,7 +123,7 @@ def test_corrupt_static_model_bytes_raise_value_error(data):
 
 
 def test_lm_decoding_does_not_depend_on_the_thread_count(lm):
-    codes = sample_from_lm(lm, 8, 50, seed=4)
+    codes = sample_codes(PortableLM(lm), 1, 8, 50, seed=4)[0]
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(2)
@@ -156,7 +144,7 @@ def corruptions(payload: bytes) -> list[bytes]:
 
 @pytest.mark.parametrize("mode", CODING_MODES)
 def test_corrupt_payloads_raise_value_error(lm, mode):
-    codes = sample_from_lm(lm, 8, 50, seed=6)
+    codes = sample_codes(PortableLM(lm), 1, 8, 50, seed=6)[0]
     models = models_for(codes, lm)
     for corrupt in corruptions(encode_codes(codes, mode, **models)):
         with pytest.raises(ValueError, match="segment payload is corrupt"):
@@ -164,7 +152,7 @@ def test_corrupt_payloads_raise_value_error(lm, mode):
 
 
 def test_decoding_with_another_lm_raises_value_error(lm):
-    codes = sample_from_lm(lm, 8, 20, seed=7)
+    codes = sample_codes(PortableLM(lm), 1, 8, 20, seed=7)[0]
     payload = encode_codes(codes, "lm", lm=lm)
     torch.manual_seed(1)
     other = EntropyLM(SMALL_LM).eval()
