@@ -9,11 +9,12 @@ quantisation makes a code depend strongly on the coarser codes of its own frame
 (measured on the shipped codec: knowing codebook 1's code at frame t saves 0.86 bits of
 codebook 2's, twice what its own previous code saves; a trained LM, which infers much of
 it from earlier frames, still codes 1.2-3 % fewer bits with it), and a decoder has them,
-as it decodes a frame's codebooks in order. `EntropyLM.step` predicts one frame at a time with a cache of
-attention state, in float arithmetic (the reference, equal to the original's within
-1e-6); range coding runs the same network as a `PortableLM` (entropy/portable_lm.py),
-whose probabilities are bit-identical on every machine. `EntropyLM.forward` runs whole
-sequences for training.
+as it decodes a frame's codebooks in order.
+
+`EntropyLM.step` predicts one frame at a time with a cache of attention state, in float
+arithmetic (the reference, equal to the original's within 1e-6); range coding runs the
+same network as a `PortableLM` (entropy/portable_lm.py), whose probabilities are
+bit-identical on every machine. `EntropyLM.forward` runs whole sequences for training.
 
 Parameter names follow the original `encodec.model.LMModel`, so its checkpoints load
 as they are (`load_original_lm`); our own weights travel as safetensors with the
