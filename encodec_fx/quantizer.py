@@ -7,6 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import EncodecConfig
+from .fast_path import TensorState
 
 
 class Codebook(nn.Module):
@@ -29,15 +30,13 @@ class Codebook(nn.Module):
         return distance.max(dim=-1).indices
 
     def _squared_norms(self) -> torch.Tensor:
-        """(1, codebook_size) squared code norms, kept until `embed` is written or replaced: a
-        streaming encoder quantises a frame or two at a time, and recomputing them per call took
-        longer than the search itself. The same operations, so the same values. A codebook made under
-        `torch.inference_mode` has no version counter, so a write could not be seen: nothing is kept."""
-        if self.embed.is_inference():
-            return self.embed.t().pow(2).sum(0, keepdim=True)
-        key = (self.embed, self.embed._version, self.embed.data_ptr(), torch.is_inference_mode_enabled())
+        """(1, codebook_size) squared code norms, kept until `embed` is written or replaced (see
+        `TensorState`, which keeps nothing for a codebook made under inference mode): a streaming
+        encoder quantises a frame or two at a time, and recomputing them per call took longer than
+        the search itself. The same operations, so the same values."""
+        key = TensorState(self.embed), torch.is_inference_mode_enabled()
         cached = getattr(self, "_norms_cache", None)
-        if cached is None or cached[0][0] is not key[0] or cached[0][1:] != key[1:]:
+        if cached is None or cached[0] != key:
             with torch.no_grad():
                 cached = key, self.embed.t().pow(2).sum(0, keepdim=True)
             self._norms_cache = cached
