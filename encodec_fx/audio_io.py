@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 from pedalboard.io import AudioFile
+
+from .atomic import replacing
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
 
@@ -55,15 +56,9 @@ def check_destination(path: str | os.PathLike, overwrite: bool, suffixes: set[st
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, overwrite: bool = False) -> None:
     """Write (channels, samples) float audio; the file appears only once complete."""
     path = check_destination(path, overwrite, AUDIO_SUFFIXES)
-    descriptor, temporary = tempfile.mkstemp(suffix=path.suffix, prefix=f".{path.stem}.", dir=path.parent or ".")
-    os.close(descriptor)
-    try:
-        with AudioFile(temporary, "w", samplerate=sample_rate, num_channels=audio.shape[0]) as file:
+    with replacing(path) as (temporary,):
+        with AudioFile(str(temporary), "w", samplerate=sample_rate, num_channels=audio.shape[0]) as file:
             file.write(np.ascontiguousarray(audio, dtype=np.float32))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def audio_files(folder: str | os.PathLike) -> list[Path]:

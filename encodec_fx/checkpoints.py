@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any, Mapping
 import torch
 from safetensors.torch import load_file, save_file
 
-from .config import CONFIG_NAME, EncodecConfig
-from .feature_extraction import EncodecFeatureExtractor
+from .atomic import replacing
+from .config import CONFIG_NAME, EncodecConfig, model_directory
+from .feature_extraction import PREPROCESSOR_CONFIG_NAME, EncodecFeatureExtractor
 
 if TYPE_CHECKING:
     from .model import EncodecModel
@@ -49,24 +50,43 @@ _WEIGHT_NORM_SAVED = {"weight_g": "parametrizations.weight.original0",
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Tensors from a .safetensors file or a torch pickle (.th/.bin/.pt), unwrapping "best_state"."""
+    """Tensors from a safetensors file or a torch pickle (.th/.bin/.pt, told apart by content, not
+    suffix), unwrapping "best_state"."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
-    if path.suffix == ".safetensors":
+    with open(path, "rb") as file:
+        head = file.read(9)
+    if head[8:9] == b"{":  # safetensors: an 8-byte header length, then the JSON header
         try:
             return load_file(path)
         except Exception as error:
-            raise ValueError(f"{path} is not a readable safetensors file: {error}") from None
+            reason = _reason(error) if isinstance(error, OSError) else "it is damaged or cut short"
+            raise ValueError(f"{path} is not a readable safetensors file: {reason}") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
-        raise ValueError(f"{path} is not a readable state-dict file (.th/.bin/.pt): {error}") from None
+        raise ValueError(f"{path} is not a readable checkpoint (safetensors, or a torch state dict .th/.bin/.pt): "
+                         f"{_reason(error)}") from None
     if isinstance(state, dict) and isinstance(state.get("best_state"), dict):
         state = state["best_state"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"{path} does not hold a state dict of tensors")
+    if not isinstance(state, dict) or not state \
+            or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        raise ValueError(f"{path} does not hold a state dict of tensors (a non-empty dict of names to tensors)")
     return state
+
+
+def _reason(error: Exception) -> str:
+    """One line on why a file could not be read (torch's own message runs over many lines and
+    suggests loading untrusted pickles)."""
+    message = str(error).strip()
+    if isinstance(error, OSError) and message:
+        return message.splitlines()[0]
+    if isinstance(error, EOFError) or not message:
+        return "the file is empty or cut short"
+    if "zip archive" in message or "central directory" in message:
+        return "the file is cut short or damaged"
+    return "it is not a file of tensors"
 
 
 def is_original_layout(state: dict[str, torch.Tensor]) -> bool:
@@ -106,9 +126,9 @@ def infer_config(state: dict[str, torch.Tensor]) -> EncodecConfig:
     first = state.get("encoder.layers.0.conv.parametrizations.weight.original1",
                       state.get("encoder.layers.0.conv.weight"))
     embed = state.get("quantizer.layers.0.codebook.embed")
-    if first is None or embed is None:
+    if first is None or embed is None or first.dim() != 3 or embed.dim() != 2:
         raise ValueError("cannot infer the model configuration from this checkpoint (no first encoder conv "
-                         "or codebook); pass config=EncodecConfig(...)")
+                         "or codebook of the usual shape); pass config=EncodecConfig(...)")
     has_norm = any(".norm." in key for key in state)
     preset = EncodecConfig.encodec_48khz if has_norm or first.shape[1] == 2 else EncodecConfig.encodec_24khz
     config = preset(audio_channels=first.shape[1], num_filters=first.shape[0], hidden_size=embed.shape[1],
@@ -144,6 +164,9 @@ def _names(keys: list[str], shown: int = 8) -> str:
 def load_model(model_class: type[EncodecModel], source: str | os.PathLike,
                config: EncodecConfig | None = None, **hub_kwargs: Any) -> EncodecModel:
     from .pretrained import is_shipped, shipped_model_dir
+    if config is not None and not isinstance(config, EncodecConfig):
+        raise ValueError(f"config must be an EncodecConfig (EncodecConfig.from_dict turns a dict into one), "
+                         f"got {type(config).__name__}")
     if is_shipped(source):
         source = shipped_model_dir(str(source))
     path = Path(source)
@@ -198,12 +221,14 @@ def _download(repo_id: str, **hub_kwargs: Any) -> Path:
 
 
 def save_model(model: EncodecModel, directory: str | os.PathLike) -> None:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    model.config.save_pretrained(directory)
-    EncodecFeatureExtractor.from_config(model.config).save_pretrained(directory)
+    """The hub layout's three files, replaced together: a failed save leaves the old model whole."""
+    directory = model_directory(directory)
     state = {key: value.detach().cpu().contiguous() for key, value in to_hub_keys(model.state_dict()).items()}
-    save_file(state, directory / WEIGHTS_NAMES[0], metadata={"format": "pt"})
+    files = directory / CONFIG_NAME, directory / PREPROCESSOR_CONFIG_NAME, directory / WEIGHTS_NAMES[0]
+    with replacing(*files) as (config, preprocessor_config, weights):
+        config.write_text(model.config.to_json_string())
+        preprocessor_config.write_text(EncodecFeatureExtractor.from_config(model.config).to_json_string())
+        save_file(state, weights, metadata={"format": "pt"})
 
 
 def weights_sha256(state: Mapping[str, torch.Tensor]) -> str:

@@ -8,6 +8,7 @@ additions happen in the same order as in `EncodecModel.decode`, so the output is
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .model import EncodecModel
@@ -20,14 +21,16 @@ class ChunkedEncoder:
         if model.config.chunk_length is None:
             raise ValueError("ChunkedEncoder needs a chunked model (chunk_length_s set, e.g. the 48 kHz one); "
                              "stream unchunked models with StreamingEncoder")
+        model._num_quantizers(bandwidth)  # refused now, not once the first chunk is complete
         self.model, self.bandwidth = model, bandwidth
         self.reset()
 
     def reset(self) -> None:
         self._buffer: torch.Tensor | None = None  # audio from the next chunk's start on
 
-    def push(self, audio: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+    def push(self, audio: torch.Tensor | np.ndarray) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """Every chunk that is complete once `audio` is appended."""
+        audio = self._check_block(audio)
         self._buffer = audio if self._buffer is None else torch.cat([self._buffer, audio], dim=-1)
         chunks = []
         while self._buffer.shape[-1] >= self.model.config.chunk_length:
@@ -41,6 +44,16 @@ class ChunkedEncoder:
             chunks.append(self._encode_next())
         self.reset()
         return chunks
+
+    def _check_block(self, audio: torch.Tensor | np.ndarray) -> torch.Tensor:
+        channels = self.model.config.audio_channels
+        if not isinstance(audio, (torch.Tensor, np.ndarray)) or audio.ndim != 3 or audio.shape[1] != channels:
+            shape = tuple(audio.shape) if isinstance(audio, (torch.Tensor, np.ndarray)) else type(audio).__name__
+            raise ValueError(f"audio block is {shape}; expected a tensor or array (batch, {channels}, samples)")
+        if self._buffer is not None and audio.shape[0] != self._buffer.shape[0]:
+            raise ValueError(f"audio block has batch {audio.shape[0]}, but this stream has batch "
+                             f"{self._buffer.shape[0]}; call reset() to start another stream")
+        return torch.as_tensor(audio)
 
     def _encode_next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         config = self.model.config
@@ -71,6 +84,9 @@ class ChunkedDecoder:
         """Overlap-add one decoded chunk (for callers that decode chunks their own way, e.g. with
         lost tokens); returns the audio before the next chunk's start."""
         length = audio.shape[-1]
+        if self._sum is not None and (audio.shape[:-1] != self._sum.shape[:-1] or length > len(self._weight)):
+            raise ValueError(f"chunk of shape {tuple(audio.shape)} after chunks of {tuple(self._sum.shape[:-1])} and at "
+                             f"most {len(self._weight)} samples; call reset() to start another stream")
         if self._weight is None:
             t = torch.linspace(0, 1, length + 2, device=audio.device, dtype=audio.dtype)[1:-1]
             self._weight = 0.5 - (t - 0.5).abs()
@@ -83,9 +99,9 @@ class ChunkedDecoder:
 
     def flush(self) -> torch.Tensor:
         """The audio after the last chunk's start."""
-        if self._sum is None:
+        if self._sum is None:  # nothing pushed: no audio, shaped as StreamingDecoder gives it
             embed = self.model.quantizer.layers[0].codebook.embed
-            return embed.new_zeros(0)
+            return embed.new_zeros(0, self.model.config.audio_channels, 0)
         audio = self._release(self._sum.shape[-1])
         self.reset()
         return audio

@@ -5,11 +5,35 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .atomic import replacing
+
 CONFIG_NAME = "config.json"
+POSITIVE_INTS = ("sampling_rate", "audio_channels", "hidden_size", "num_filters", "num_residual_layers",
+                 "kernel_size", "last_kernel_size", "residual_kernel_size", "dilation_growth_rate", "compress",
+                 "num_lstm_layers", "codebook_size", "codebook_dim")
+BOOLS = ("normalize", "use_causal_conv", "use_conv_shortcut")
+PAD_MODES = ("reflect", "constant", "replicate", "circular")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _numbers(name: str, values: object, accepted: str, valid: Callable[[object], bool]) -> list:
+    """A non-empty list (or tuple) of positive numbers that pass `valid`, as a list."""
+    if not isinstance(values, (list, tuple)) or not values or not all(valid(v) and v > 0 for v in values):
+        raise ValueError(f"{name} must be a list of {accepted}, got {values!r}")
+    return list(values)
 
 
 @dataclass
@@ -45,18 +69,51 @@ class EncodecConfig:
     use_conv_shortcut: bool = True
 
     def __post_init__(self) -> None:
-        self.target_bandwidths = [float(b) for b in self.target_bandwidths]
-        self.upsampling_ratios = [int(r) for r in self.upsampling_ratios]
-        if self.codebook_dim is None:
-            self.codebook_dim = self.hidden_size
+        """Refuse, field by field, a configuration no model can be built from (a hand-edited
+        config.json, say), before a layer is made."""
+        for name in POSITIVE_INTS:
+            value = getattr(self, name)
+            if name == "codebook_dim" and value is None:
+                value = self.codebook_dim = self.hidden_size
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in BOOLS:
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        self.upsampling_ratios = _numbers("upsampling_ratios", self.upsampling_ratios, "positive integers", _is_int)
+        self.target_bandwidths = [float(b) for b in _numbers(
+            "target_bandwidths", self.target_bandwidths, "positive kbps in increasing order", _is_number)]
+        if self.target_bandwidths != sorted(set(self.target_bandwidths)):
+            raise ValueError(f"target_bandwidths must increase, got {self.target_bandwidths}")
         if self.norm_type not in ("weight_norm", "time_group_norm"):
             raise ValueError(f"norm_type must be 'weight_norm' or 'time_group_norm', got {self.norm_type!r}")
+        if self.pad_mode not in PAD_MODES:
+            raise ValueError(f"pad_mode must be one of {', '.join(PAD_MODES)}, got {self.pad_mode!r}")
         if self.codebook_size < 2 or self.codebook_size & (self.codebook_size - 1):
             raise ValueError(f"codebook_size must be a power of 2, got {self.codebook_size}")
-        if not self.target_bandwidths:
-            raise ValueError("target_bandwidths must name at least one bandwidth")
+        if self.codebook_dim != self.hidden_size:  # the quantiser works on the encoder's output as it is
+            raise ValueError(f"codebook_dim must equal hidden_size ({self.hidden_size}), got {self.codebook_dim}")
+        one_codebook = self.frame_rate * self.codebook_nbits / 1000
+        if self.target_bandwidths[-1] < one_codebook:
+            raise ValueError(f"target_bandwidths reach only {self.target_bandwidths[-1]:g} kbps; one codebook "
+                             f"takes {one_codebook:g} kbps at this frame rate")
+        if not (_is_number(self.trim_right_ratio) and 0 <= self.trim_right_ratio <= 1):
+            raise ValueError(f"trim_right_ratio must be from 0 to 1, got {self.trim_right_ratio!r}")
         if not self.use_causal_conv and self.trim_right_ratio != 1.0:
             raise ValueError("trim_right_ratio != 1.0 only makes sense for causal convolutions")
+        self._check_chunking()
+
+    def _check_chunking(self) -> None:
+        if (self.chunk_length_s is None) != (self.overlap is None):
+            raise ValueError("a chunked model needs both chunk_length_s and overlap (or neither), got "
+                             f"chunk_length_s={self.chunk_length_s!r}, overlap={self.overlap!r}")
+        if self.chunk_length_s is None:
+            return
+        if not (_is_number(self.overlap) and 0 <= self.overlap < 1):
+            raise ValueError(f"overlap must be a fraction from 0 up to (not including) 1, got {self.overlap!r}")
+        if not _is_number(self.chunk_length_s) or self.chunk_length_s * self.sampling_rate < self.hop_length:
+            raise ValueError(f"chunk_length_s must be at least one frame ({self.hop_length / self.sampling_rate:g} s), "
+                             f"got {self.chunk_length_s!r}")
 
     # --- presets -------------------------------------------------------------------------------
 
@@ -124,6 +181,8 @@ class EncodecConfig:
     @classmethod
     def from_dict(cls, values: dict) -> EncodecConfig:
         """Build from a dict such as a hub `config.json`; unknown keys are ignored."""
+        if not isinstance(values, dict):
+            raise ValueError(f"an EnCodec config is a dict of fields, got {type(values).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -131,22 +190,35 @@ class EncodecConfig:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / CONFIG_NAME).write_text(self.to_json_string())
+        """Write `config.json` into `directory` (made if missing)."""
+        with replacing(model_directory(directory) / CONFIG_NAME) as (temporary,):
+            temporary.write_text(self.to_json_string())
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> EncodecConfig:
-        """Read a `config.json`, given the file or the directory that holds it."""
-        path = Path(path)
+        """Read a `config.json`, given the file, the directory that holds it or a shipped model's name."""
+        from .pretrained import is_shipped, shipped_model_dir
+        path = shipped_model_dir(path) if is_shipped(path) else Path(path)
         if path.is_dir():
             path = path / CONFIG_NAME
         if not path.is_file():
             raise FileNotFoundError(f"no EnCodec config at {path}: expected a config.json file or a directory holding one")
         try:
             values = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from None
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a JSON object of config fields")
-        return cls.from_dict(values)
+        try:
+            return cls.from_dict(values)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+
+
+def model_directory(directory: str | os.PathLike) -> Path:
+    """A directory to save a model's files into, made if missing; a file at its place is refused."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise NotADirectoryError(f"{directory} is a file; save_pretrained writes a directory of files")
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory

@@ -18,7 +18,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .config import EncodecConfig
+from .atomic import replacing
+from .config import EncodecConfig, model_directory
 from .validation import check_samples, check_sampling_rate
 
 PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"
@@ -149,10 +150,13 @@ class EncodecFeatureExtractor:
                 "chunk_length_s": self.chunk_length_s, "overlap": self.overlap, "padding_side": "right",
                 "return_attention_mask": True}
 
+    def to_json_string(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
     def save_pretrained(self, directory: str | os.PathLike) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / PREPROCESSOR_CONFIG_NAME).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write `preprocessor_config.json` into `directory` (made if missing)."""
+        with replacing(model_directory(directory) / PREPROCESSOR_CONFIG_NAME) as (temporary,):
+            temporary.write_text(self.to_json_string())
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> EncodecFeatureExtractor:

@@ -21,7 +21,8 @@ from .fast_path import FastPath
 from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
 from .quantizer import ResidualVectorQuantizer
 from .seanet import Decoder, Encoder
-from .validation import check_samples, check_sampling_rate
+from .devices import resolve_device
+from .validation import check_codes, check_samples, check_sampling_rate, check_scale
 
 
 class EncodecModel(nn.Module):
@@ -47,6 +48,11 @@ class EncodecModel(nn.Module):
             return None
         self._fast_path = FastPath.for_model(self, self._fast_path)
         return self._fast_path
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model computes (move it with `.to`); inputs are moved here, outputs stay here."""
+        return self.quantizer.layers[0].codebook.embed.device
 
     # --- encoding ------------------------------------------------------------------------------
 
@@ -109,48 +115,54 @@ class EncodecModel(nn.Module):
         Without `padding_mask` the output has frames * hop_length samples per chunk (overlap-added);
         with it, the output is cut to the mask's length, i.e. exactly the encoded input's length.
         """
-        self._check_codes(audio_codes)
-        chunks = audio_codes.shape[0]
+        audio_codes = self._check_codes(audio_codes)
+        chunks, batch = audio_codes.shape[:2]
         if audio_scales is None:
             audio_scales = [None] * chunks
         if len(audio_scales) != chunks:
             raise ValueError(f"got {len(audio_scales)} audio_scales for {chunks} chunks of codes; expected one per chunk")
+        audio_scales = [self._check_scale(scale, batch, f"audio_scales[{index}]")
+                        for index, scale in enumerate(audio_scales)]
         frames = audio_codes.shape[-1]
         if not 0 <= last_frame_pad_length < frames:
             raise ValueError(f"last_frame_pad_length must be from 0 to {frames - 1} (padding frames of the last "
                              f"chunk's {frames}), got {last_frame_pad_length}")
-        if self.config.normalize and any(scale is None for scale in audio_scales):
-            raise ValueError("this model normalises its input: decode needs the audio_scales returned by encode")
         pieces = [(codes[..., :-last_frame_pad_length] if index == chunks - 1 and last_frame_pad_length > 0
                    else codes, scale) for index, (codes, scale) in enumerate(zip(audio_codes, audio_scales))]
         if self.fast:
             decoded = [audio for group in batches_of_equal_chunks(pieces, CHUNKS_PER_BATCH)
                        for audio in self._decode_chunks_together(group)]
         else:  # the reference's order: one chunk after the other
-            decoded = [self.decode_chunk(codes, scale) for codes, scale in pieces]
+            decoded = [self._decode_chunk(codes, scale) for codes, scale in pieces]
         audio = overlap_add(decoded, self.config.chunk_stride) if self.config.chunk_length else decoded[0]
         if padding_mask is not None:
-            audio = audio[..., : padding_mask.shape[-1]]
+            audio = audio[..., : self._decoded_length(padding_mask, batch, audio.shape[-1])]
         output = EncodecDecoderOutput(audio)
         return output if return_dict else output.to_tuple()
 
     def decode_chunk(self, codes: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
         """One chunk's codes [batch, n_q, frames] → audio (batch, channels, frames * hop_length), before
         any cross-fade with its neighbours."""
+        codes = check_codes(codes, "codes", "[batch, n_q, frames]", len(self.quantizer.layers),
+                            self.config.codebook_size)
+        return self._decode_chunk(codes, self._check_scale(scale, codes.shape[0], "scale"))
+
+    def _decode_chunk(self, codes: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         fast = self._inference_path()
         with contextlib.nullcontext() if fast is None else torch.no_grad():
-            embeddings = self.quantizer.decode(codes.to(self.quantizer.layers[0].codebook.embed.device))
+            embeddings = self.quantizer.decode(codes.to(self.device))
             audio = self.decoder(embeddings) if fast is None else fast.decode(embeddings)
-            return audio if scale is None else audio * scale.view(-1, 1, 1)
+            return audio if scale is None else audio * scale.to(audio).view(-1, 1, 1)
 
     def _decode_chunks_together(self, pieces: list[tuple[torch.Tensor, torch.Tensor | None]]) -> list[torch.Tensor]:
         """Chunks of equal length decoded as one batch: the decoder's LSTM then reads its weights
         once per frame for all of them, not once per chunk (audio within float rounding of one by one)."""
         if len(pieces) == 1:
-            return [self.decode_chunk(*pieces[0])]
+            return [self._decode_chunk(*pieces[0])]
         codes = torch.cat([codes for codes, _ in pieces])
-        scales = None if pieces[0][1] is None else torch.cat([scale.reshape(-1) for _, scale in pieces])
-        return list(self.decode_chunk(codes, scales).chunk(len(pieces)))
+        batch = pieces[0][0].shape[0]
+        scales = None if pieces[0][1] is None else torch.cat([scale.reshape(-1).expand(batch) for _, scale in pieces])
+        return list(self._decode_chunk(codes, scales).chunk(len(pieces)))
 
     def forward(self, input_values: torch.Tensor | np.ndarray, padding_mask: torch.Tensor | None = None,
                 bandwidth: float | None = None, audio_codes: torch.Tensor | None = None,
@@ -161,23 +173,25 @@ class EncodecModel(nn.Module):
             raise ValueError("give both audio_codes and audio_scales, or neither")
         if audio_codes is None:
             audio_codes, audio_scales, last_frame_pad_length = self.encode(input_values, padding_mask, bandwidth)
-        if padding_mask is None:
-            padding_mask = torch.ones(input_values.shape[-1])
-        audio = self.decode(audio_codes, audio_scales, padding_mask,
-                            last_frame_pad_length=last_frame_pad_length).audio_values
+        audio = self.decode(audio_codes, audio_scales, last_frame_pad_length=last_frame_pad_length).audio_values
+        if input_values is not None:  # given codes alone, the audio is all they decode to
+            audio = audio[..., : input_values.shape[-1]]
         output = EncodecOutput(audio_codes, audio)
         return output if return_dict else output.to_tuple()
 
     # --- checkpoints ---------------------------------------------------------------------------
 
     @classmethod
-    def from_pretrained(cls, source: str | os.PathLike, config: EncodecConfig | None = None,
-                        **hub_kwargs: Any) -> EncodecModel:
-        """Load from a hub-layout directory, an original `.th`/state-dict file, or a hub id.
+    def from_pretrained(cls, source: str | os.PathLike, config: EncodecConfig | None = None, *,
+                        device: str | torch.device | None = None, **hub_kwargs: Any) -> EncodecModel:
+        """Load from a hub-layout directory, an original `.th`/state-dict file, or a hub id, onto
+        `device` (default: the CPU).
 
         See `encodec_fx.checkpoints.load_model` for the accepted sources."""
         from .checkpoints import load_model
-        return load_model(cls, source, config=config, **hub_kwargs)
+        target = None if device is None else resolve_device(device)  # checked before the weights are read
+        model = load_model(cls, source, config=config, **hub_kwargs)
+        return model if target is None else model.to(target)
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write config.json, preprocessor_config.json and model.safetensors (the hub layout)."""
@@ -196,8 +210,8 @@ class EncodecModel(nn.Module):
 
     def _audio_tensor(self, audio: torch.Tensor | np.ndarray, sampling_rate: int | None) -> torch.Tensor:
         check_sampling_rate(sampling_rate, self.config.sampling_rate)
-        if isinstance(audio, np.ndarray):
-            audio = torch.from_numpy(audio)
+        if isinstance(audio, np.ndarray):  # torch takes only the machine's byte order
+            audio = torch.from_numpy(audio.astype(audio.dtype.newbyteorder("="), copy=False))
         if not isinstance(audio, torch.Tensor):
             raise ValueError(f"input_values must be a torch.Tensor or numpy array, got {type(audio).__name__}")
         channels = self.config.audio_channels
@@ -212,28 +226,35 @@ class EncodecModel(nn.Module):
 
     @staticmethod
     def _mask_tensor(padding_mask: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        mask = torch.as_tensor(padding_mask, device=audio.device)
-        if mask.shape[0] != audio.shape[0] or mask.shape[-1] != audio.shape[-1]:
-            raise ValueError(f"padding_mask has shape {tuple(mask.shape)}; expected (batch, samples) = "
-                             f"{(audio.shape[0], audio.shape[-1])}")
-        return mask.bool()
+        expected = (audio.shape[0], audio.shape[-1])
+        if not isinstance(padding_mask, (torch.Tensor, np.ndarray)) or tuple(padding_mask.shape) != expected:
+            shape = tuple(padding_mask.shape) if hasattr(padding_mask, "shape") else type(padding_mask).__name__
+            raise ValueError(f"padding_mask has shape {shape}; expected (batch, samples) = {expected}")
+        return torch.as_tensor(padding_mask, device=audio.device).bool()
 
-    def _check_codes(self, codes: torch.Tensor) -> None:
-        if not isinstance(codes, torch.Tensor) or codes.dim() != 4 or codes.is_floating_point():
-            shape = tuple(codes.shape) if hasattr(codes, "shape") else type(codes).__name__
-            raise ValueError(f"audio_codes is {shape}; expected an integer tensor [chunks, batch, n_q, frames]")
-        if codes.numel() == 0:
-            raise ValueError(f"audio_codes is empty (shape {tuple(codes.shape)}); expected at least one chunk, "
-                             "batch item, codebook and frame")
-        n_q, size = codes.shape[2], self.config.codebook_size
-        if not 1 <= n_q <= len(self.quantizer.layers):
-            raise ValueError(f"audio_codes has {n_q} codebooks; this model has 1 to {len(self.quantizer.layers)}")
-        if codes.min() < 0 or codes.max() >= size:
-            raise ValueError(f"audio_codes holds indices from {int(codes.min())} to {int(codes.max())}; "
-                             f"expected 0 to {size - 1}")
+    def _check_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        codes = check_codes(codes, "audio_codes", "[chunks, batch, n_q, frames]", len(self.quantizer.layers),
+                            self.config.codebook_size)
         if self.config.chunk_length is None and codes.shape[0] != 1:
             raise ValueError(f"audio_codes has {codes.shape[0]} chunks; this model codes audio as one chunk")
+        return codes
 
+    def _check_scale(self, scale: torch.Tensor | None, batch: int, what: str) -> torch.Tensor | None:
+        if scale is None:
+            if self.config.normalize:
+                raise ValueError("this model normalises its input: decode needs the audio_scales returned by encode")
+            return None
+        return check_scale(scale, batch, what)
+
+    @staticmethod
+    def _decoded_length(padding_mask: torch.Tensor, batch: int, available: int) -> int:
+        """The encoded input's length, read from `decode`'s padding mask ((batch, samples), or (samples,)
+        as transformers also takes it)."""
+        shape = tuple(padding_mask.shape) if isinstance(padding_mask, (torch.Tensor, np.ndarray)) else None
+        if shape is None or len(shape) not in (1, 2) or shape[:-1] not in ((), (batch,)) or shape[-1] > available:
+            raise ValueError(f"padding_mask is {shape or type(padding_mask).__name__}; expected (batch, samples) "
+                             f"with batch {batch} and at most the {available} samples these codes decode to")
+        return shape[-1]
 
 CHUNKS_PER_BATCH = 4
 """Chunks the fast path decodes together. Measured on the 48 kHz model, one thread, 10 s: 4 decode

@@ -27,7 +27,7 @@ from .conv import NormConv1d, NormConvTranspose1d, pad1d
 from .kernels import few_output_conv, tap_weights
 from .model import EncodecModel
 from .seanet import ResidualUnit, SkipLSTM
-from .validation import check_samples
+from .validation import check_codes, check_samples
 
 # Code frames (or their audio, at the encoder) that go through the layers in one pass; longer pushes
 # are split. A pass holds every layer's intermediate tensors, about 0.5 MB a frame per stream with 16
@@ -430,8 +430,7 @@ class StreamingEncoder:
         self.num_quantizers = model._num_quantizers(bandwidth)
         self.quantizer = model.quantizer
         self.layers = StreamingLayers(model.encoder.layers)
-        codebook = model.quantizer.layers[0].codebook.embed
-        self.device, self.dtype = codebook.device, codebook.dtype  # where and how the model computes
+        self.device, self.dtype = model.device, model.quantizer.layers[0].codebook.embed.dtype
         self.reset()
 
     def reset(self) -> None:
@@ -487,6 +486,7 @@ class StreamingDecoder:
         check_streamable(model.config)
         self.config = model.config
         self.quantizer = model.quantizer
+        self.device = model.device
         self.layers = StreamingLayers(model.decoder.layers)
         self.reset()
 
@@ -498,8 +498,8 @@ class StreamingDecoder:
     @torch.no_grad()
     def push(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes (batch, n_q, frames) → the audio (batch, channels, samples) they complete."""
-        self._check_codes(codes)
-        embeddings = self.quantizer.decode(codes.to(self.quantizer.layers[0].codebook.embed.device))
+        codes = self._check_codes(codes)
+        embeddings = self.quantizer.decode(codes.to(self.device))
         if self.empty_embeddings is None:
             self.empty_embeddings = embeddings[..., :0]
         return self.layers.push_in_passes(embeddings, PASS_FRAMES)
@@ -514,16 +514,10 @@ class StreamingDecoder:
         self.reset()
         return audio
 
-    def _check_codes(self, codes: torch.Tensor) -> None:
-        if not isinstance(codes, torch.Tensor) or codes.dim() != 3 or codes.is_floating_point():
-            shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
-            raise ValueError(f"codes block is {shape}; expected an integer tensor (batch, n_q, frames)")
-        n_q, size = codes.shape[1], self.config.codebook_size
-        if not 1 <= n_q <= len(self.quantizer.layers):
-            raise ValueError(f"codes block has {n_q} codebooks; this model has 1 to {len(self.quantizer.layers)}")
-        if codes.numel() and (codes.min() < 0 or codes.max() >= size):
-            raise ValueError(f"codes block holds indices from {int(codes.min())} to {int(codes.max())}; "
-                             f"expected 0 to {size - 1}")
+    def _check_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        codes = check_codes(codes, "codes block", "(batch, n_q, frames)", len(self.quantizer.layers),
+                            self.config.codebook_size, frames_needed=False)
         if self.empty_embeddings is not None and codes.shape[0] != self.empty_embeddings.shape[0]:
             raise ValueError(f"codes block has batch {codes.shape[0]}, but this stream has batch "
                              f"{self.empty_embeddings.shape[0]}; call reset() to start another stream")
+        return codes

@@ -22,8 +22,41 @@ def check_samples(samples: np.ndarray | torch.Tensor, what: str = "audio") -> No
 
 def check_sampling_rate(sampling_rate: int | None, expected: int) -> None:
     if sampling_rate is not None and sampling_rate != expected:
-        raise ValueError(f"audio sampled at {sampling_rate} Hz, but this model takes {expected} Hz: "
+        raise ValueError(f"audio sampled at {sampling_rate!r} Hz, but this model takes {expected} Hz: "
                          "resample it first")
+
+
+def check_codes(codes: object, what: str, layout: str, num_codebooks: int, codebook_size: int,
+                frames_needed: bool = True) -> torch.Tensor:
+    """Codes as a long tensor: `layout` (e.g. "(batch, n_q, frames)") names the dimensions, the last
+    two being codebooks and frames; 1 to `num_codebooks` codebooks, indices below `codebook_size`,
+    no empty dimension (frames may be 0 unless `frames_needed`)."""
+    dims = layout.count(",") + 1
+    if not isinstance(codes, torch.Tensor) or codes.dim() != dims or codes.is_floating_point() \
+            or codes.is_complex() or codes.dtype == torch.bool:
+        shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
+        dtype = f" {codes.dtype}" if isinstance(codes, torch.Tensor) else ""
+        raise ValueError(f"{what} is {shape}{dtype}; expected an integer tensor {layout}")
+    if 0 in codes.shape[:-1] or (frames_needed and codes.shape[-1] == 0):
+        raise ValueError(f"{what} is empty (shape {tuple(codes.shape)}); expected {layout} with at least one "
+                         f"{'entry' if frames_needed else 'batch item and codebook'} in each")
+    if not 1 <= codes.shape[-2] <= num_codebooks:
+        raise ValueError(f"{what} has {codes.shape[-2]} codebooks; this model has 1 to {num_codebooks}")
+    codes = codes.long()  # before comparing: 1024 does not fit a small integer type
+    if codes.numel() and (codes.min() < 0 or codes.max() >= codebook_size):
+        raise ValueError(f"{what} holds indices from {int(codes.min())} to {int(codes.max())}; "
+                         f"expected 0 to {codebook_size - 1}")
+    return codes
+
+
+def check_scale(scale: object, batch: int, what: str) -> torch.Tensor:
+    """A chunk's loudness from `encode`: one finite, positive value per batch item (or one for all)."""
+    if not isinstance(scale, torch.Tensor) or scale.numel() not in (1, batch) or not scale.is_floating_point() \
+            or not bool(torch.isfinite(scale).all() and (scale > 0).all()):
+        shape = tuple(scale.shape) if isinstance(scale, torch.Tensor) else type(scale).__name__
+        raise ValueError(f"{what} is {shape}; expected the finite, positive float tensor (batch, 1) = ({batch}, 1) "
+                         "that encode returned")
+    return scale
 
 
 def check_settings(settings: object, *, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),

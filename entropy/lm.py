@@ -34,6 +34,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from encodec_fx.atomic import replacing
 from encodec_fx.checkpoints import weights_sha256  # noqa: F401  (re-exported: LM identity)
 
 
@@ -350,7 +351,8 @@ def save_lm(lm: EntropyLM, path: str | Path, metadata: Mapping | None = None) ->
     codec it was trained for) in the file's metadata."""
     tensors = {key: tensor.contiguous() for key, tensor in lm.state_dict().items()}
     extra = {"metadata": json.dumps(metadata)} if metadata is not None else {}
-    save_file(tensors, str(path), metadata={"config": json.dumps(asdict(lm.config)), **extra})
+    with replacing(path) as (temporary,):
+        save_file(tensors, str(temporary), metadata={"config": json.dumps(asdict(lm.config)), **extra})
 
 
 def read_lm_metadata(path: str | Path) -> dict:

@@ -45,6 +45,17 @@ def test_wrong_channel_count_on_stereo_model(stereo_model):
         stereo_model.encode(torch.zeros(1, 1, 100))
 
 
+def test_big_endian_arrays_code_like_native_ones(model):
+    audio = np.random.default_rng(0).standard_normal((1, 1, 1000)).astype(np.float32) * 0.1
+    codes = model.encode(audio).audio_codes
+    assert torch.equal(model.encode(audio.astype(">f4")).audio_codes, codes)  # torch refused it
+
+
+def test_sampling_rate_of_the_wrong_type_is_shown_as_given(model):
+    with pytest.raises(ValueError, match=r"sampled at '24000' Hz, but this model takes 24000 Hz"):
+        model.encode(GOOD, sampling_rate="24000")
+
+
 def test_sampling_rate_must_be_the_models(model):
     with pytest.raises(ValueError, match=r"sampled at 44100 Hz, but this model takes 24000 Hz"):
         model.encode(GOOD, sampling_rate=44_100)
@@ -87,8 +98,10 @@ def test_padding_mask_shape(model):
     (torch.zeros(1, 2, 4, dtype=torch.long), r"expected an integer tensor \[chunks, batch, n_q, frames\]"),
     (torch.zeros(1, 1, 2, 4), r"expected an integer tensor"),
     (torch.zeros(2, 1, 2, 4, dtype=torch.long), r"2 chunks; this model codes audio as one chunk"),
-    (torch.zeros(1, 1, 2, 0, dtype=torch.long), r"empty \(shape \(1, 1, 2, 0\)\); expected at least one chunk"),
+    (torch.zeros(1, 1, 2, 0, dtype=torch.long), r"empty \(shape \(1, 1, 2, 0\)\); expected \[chunks, batch, n_q, "
+                                                r"frames\] with at least one entry in each"),
     (torch.zeros(1, 0, 2, 4, dtype=torch.long), r"empty \(shape \(1, 0, 2, 4\)\)"),
+    (torch.zeros(1, 1, 2, 4, dtype=torch.bool), r"\(1, 1, 2, 4\) torch.bool; expected an integer tensor"),
 ])
 def test_bad_codes(model, codes, message):
     with pytest.raises(ValueError, match=message):
@@ -101,6 +114,63 @@ def test_decode_needs_scales_for_normalised_model(stereo_model):
         stereo_model.decode(encoded.audio_codes, None)
     with pytest.raises(ValueError, match=r"got 2 audio_scales for 1 chunks"):
         stereo_model.decode(encoded.audio_codes, encoded.audio_scales * 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.int16, torch.int32, torch.uint8])  # uint8 was refused: 1024 wrapped to 0
+def test_codes_of_any_integer_type_decode_like_long(model, dtype):
+    codes = torch.randint(0, 256, (1, 1, 2, 5))
+    expected = model.decode(codes).audio_values
+    torch.testing.assert_close(model.decode(codes.to(dtype)).audio_values, expected, rtol=0, atol=0)
+    torch.testing.assert_close(model.decode_chunk(codes[0].to(dtype)), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("scale, message", [
+    (torch.ones(3, 1), r"audio_scales\[0\] is \(3, 1\); expected the finite, positive float tensor \(batch, 1\) = \(1, 1\)"),
+    (torch.tensor([[float("nan")]]), r"audio_scales\[0\] is \(1, 1\); expected the finite, positive"),  # was NaN audio
+    (torch.zeros(1, 1), r"finite, positive"),
+    (2.0, r"audio_scales\[0\] is float; expected"),
+])
+def test_bad_scales(stereo_model, scale, message):
+    codes = stereo_model.encode(torch.rand(1, 2, 500) - 0.5).audio_codes
+    with pytest.raises(ValueError, match=message):
+        stereo_model.decode(codes, [scale])
+
+
+def test_decode_chunk_checks_codes_and_scale_like_decode(stereo_model):
+    codes, scales, _ = stereo_model.encode(torch.rand(1, 2, 500) - 0.5)
+    with pytest.raises(ValueError, match=r"this model normalises its input: decode needs the audio_scales"):
+        stereo_model.decode_chunk(codes[0])  # was decoded unscaled, silently
+    with pytest.raises(ValueError, match=r"codes holds indices from \d+ to 1024; expected 0 to 1023"):
+        stereo_model.decode_chunk(torch.cat([codes[0], torch.full_like(codes[0], 1024)], dim=-1), scales[0])
+    with pytest.raises(ValueError, match=r"codes is \(2, 2\) torch.int64; expected an integer tensor \[batch, n_q, frames\]"):
+        stereo_model.decode_chunk(codes[0, 0], scales[0])
+
+
+@pytest.mark.parametrize("mask, message", [
+    (torch.ones(1, 99_999), r"padding_mask is \(1, 99999\); expected \(batch, samples\) with batch 1 and at most "
+                            r"the 1280 samples"),  # was cut to 1280 silently
+    (torch.ones(2, 1000), r"padding_mask is \(2, 1000\)"),
+    ([1] * 1000, r"padding_mask is list"),
+])
+def test_bad_decode_padding_mask(model, mask, message):
+    codes = model.encode(GOOD).audio_codes
+    with pytest.raises(ValueError, match=message):
+        model.decode(codes, padding_mask=mask)
+
+
+@pytest.mark.parametrize("mask, message", [
+    (torch.ones(1, 3, 1000), r"padding_mask has shape \(1, 3, 1000\); expected \(batch, samples\) = \(1, 1000\)"),
+    (1, r"padding_mask has shape int"),
+])
+def test_bad_encode_padding_mask(model, mask, message):
+    with pytest.raises(ValueError, match=message):
+        model.encode(GOOD, mask)
+
+
+def test_forward_decodes_given_codes_without_input(model):
+    codes, scales, _ = model.encode(GOOD)
+    audio = model(None, audio_codes=codes, audio_scales=scales).audio_values
+    torch.testing.assert_close(audio, model.decode(codes, scales).audio_values, rtol=0, atol=0)
 
 
 def test_forward_needs_codes_and_scales_together(model):
@@ -134,8 +204,36 @@ def test_feature_extractor_stereo_shape():
 @pytest.mark.parametrize("kwargs, message", [
     ({"norm_type": "batch_norm"}, r"norm_type must be 'weight_norm' or 'time_group_norm'"),
     ({"codebook_size": 1000}, r"codebook_size must be a power of 2"),
-    ({"target_bandwidths": []}, r"at least one bandwidth"),
+    ({"target_bandwidths": []}, r"target_bandwidths must be a list of positive kbps in increasing order, got \[\]"),
+    ({"target_bandwidths": "6"}, r"target_bandwidths must be a list .*, got '6'"),  # not silently [6.0]
+    ({"target_bandwidths": [float("nan")]}, r"target_bandwidths must be a list"),
+    ({"target_bandwidths": [24.0, 1.5]}, r"target_bandwidths must increase"),  # else 24 kbps gave 2 codebooks
+    ({"target_bandwidths": [0.1]}, r"reach only 0.1 kbps; one codebook takes 0.75 kbps"),
+    ({"num_filters": -16}, r"num_filters must be a positive integer, got -16"),
+    ({"audio_channels": 0}, r"audio_channels must be a positive integer"),
+    ({"sampling_rate": "24000"}, r"sampling_rate must be a positive integer, got '24000'"),
+    ({"num_lstm_layers": 0}, r"num_lstm_layers must be a positive integer"),
+    ({"use_causal_conv": "false"}, r"use_causal_conv must be true or false, got 'false'"),  # a truthy string
+    ({"upsampling_ratios": [8, 0]}, r"upsampling_ratios must be a list of positive integers"),
+    ({"codebook_dim": 64}, r"codebook_dim must equal hidden_size \(128\)"),
+    ({"pad_mode": "foo"}, r"pad_mode must be one of reflect, constant"),
+    ({"trim_right_ratio": -1.0}, r"trim_right_ratio must be from 0 to 1"),
+    ({"chunk_length_s": 0.1}, r"needs both chunk_length_s and overlap"),  # coded only the first chunk
+    ({"chunk_length_s": 1.0, "overlap": 1.0}, r"overlap must be a fraction from 0 up to \(not including\) 1"),
+    ({"chunk_length_s": 1e-5, "overlap": 0.0}, r"chunk_length_s must be at least one frame"),
 ])
 def test_bad_config(kwargs, message):
     with pytest.raises(ValueError, match=message):
         EncodecConfig(**kwargs)
+
+
+def test_bad_config_file_names_the_file_and_the_field(tmp_path, model):
+    model.save_pretrained(tmp_path)
+    (tmp_path / "config.json").write_text('{"sampling_rate": -24000}')
+    with pytest.raises(ValueError, match=r"config.json: sampling_rate must be a positive integer, got -24000"):
+        EncodecModel.from_pretrained(tmp_path)
+    (tmp_path / "config.json").write_bytes(b'{"sampling_rate": "\xff"}')
+    with pytest.raises(ValueError, match=r"config.json is not valid JSON"):
+        EncodecConfig.from_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=r"an EnCodec config is a dict of fields, got NoneType"):
+        EncodecConfig.from_dict(None)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import stat
 import sys
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
-from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx import DEFAULT_MODEL, EncodecConfig, EncodecModel
+from encodec_fx import checkpoints
 from encodec_fx.checkpoints import to_hub_keys
 
 from conftest import PRESETS, original_model, randomize
@@ -35,6 +38,36 @@ def test_save_pretrained_round_trip(model, tmp_path):
     loaded = EncodecModel.from_pretrained(tmp_path)
     assert loaded.config == model.config
     assert_same_weights(loaded, model)
+
+
+def test_a_failed_save_leaves_the_saved_model_whole(model, tmp_path, monkeypatch):
+    model.save_pretrained(tmp_path)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+
+    def disk_full(state, path, metadata):
+        open(path, "wb").write(b"partial")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoints, "save_file", disk_full)
+    other = randomize(EncodecModel(EncodecConfig(num_filters=4)), seed=6)
+    with pytest.raises(OSError, match="No space left"):
+        other.save_pretrained(tmp_path)
+    # config.json used to be the new model's already, beside the old weights: the directory did not load
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before  # no temporaries left
+    assert_same_weights(EncodecModel.from_pretrained(tmp_path), model)
+
+
+def test_saved_files_get_a_new_files_usual_permissions(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {stat.S_IMODE(path.stat().st_mode) for path in tmp_path.iterdir()} == {0o666 & ~umask}
+
+
+def test_save_pretrained_onto_a_file_says_a_directory_is_written(model, tmp_path):
+    (tmp_path / "model").write_text("")
+    with pytest.raises(NotADirectoryError, match="model is a file; save_pretrained writes a directory"):
+        model.save_pretrained(tmp_path / "model")
 
 
 def test_saved_directory_loads_in_transformers(model, tmp_path):
@@ -130,15 +163,42 @@ def test_wrong_shapes_are_named(model, tmp_path):
         EncodecModel.from_pretrained(tmp_path)
 
 
+@pytest.mark.parametrize("content, reason", [
+    (b"not a checkpoint", "not a readable checkpoint .*: it is not a file of tensors$"),  # torch's 10 lines
+    (b"", "not a readable checkpoint .*: the file is empty or cut short$"),  # ended in ": "
+    (None, "does not hold a state dict of tensors"),  # was "no config.json beside"
+])
+def test_unreadable_checkpoints_give_one_line_reasons(tmp_path, content, reason):
+    path = tmp_path / "junk.th"
+    if content is None:
+        torch.save({}, path)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=reason):
+        EncodecModel.from_pretrained(path)
+
+
+def test_checkpoint_files_are_told_apart_by_content(model, tmp_path):
+    save_file({key: value.contiguous() for key, value in to_hub_keys(model.state_dict()).items()},
+              tmp_path / "pytorch_model.bin")  # safetensors under a pickle's name
+    model.config.save_pretrained(tmp_path)
+    assert_same_weights(EncodecModel.from_pretrained(tmp_path / "pytorch_model.bin"), model)
+    (tmp_path / "cut.safetensors").write_bytes((tmp_path / "pytorch_model.bin").read_bytes()[:1000])
+    with pytest.raises(ValueError, match="cut.safetensors is not a readable safetensors file: it is damaged or cut short"):
+        EncodecModel.from_pretrained(tmp_path / "cut.safetensors", config=model.config)
+
+
+def test_config_must_be_a_config_and_loads_by_shipped_name():
+    with pytest.raises(ValueError, match="config must be an EncodecConfig .*, got dict"):
+        EncodecModel.from_pretrained(DEFAULT_MODEL, config={"num_filters": 16})
+    assert EncodecConfig.from_pretrained(DEFAULT_MODEL) == EncodecModel.from_pretrained(DEFAULT_MODEL).config
+
+
 def test_missing_sources_say_what_is_expected(tmp_path):
     with pytest.raises(FileNotFoundError, match="holds no model.safetensors or pytorch_model.bin"):
         EncodecModel.from_pretrained(tmp_path)
     with pytest.raises(FileNotFoundError, match="no model at .*nothing.th"):
         EncodecModel.from_pretrained(tmp_path / "nothing.th")
-    junk = tmp_path / "junk.th"
-    junk.write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match="not a readable state-dict file"):
-        EncodecModel.from_pretrained(junk)
     weights_only = tmp_path / "alone" / "model.safetensors"
     EncodecModel(EncodecConfig()).save_pretrained(weights_only.parent)
     (weights_only.parent / "config.json").unlink()

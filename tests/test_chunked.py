@@ -53,3 +53,24 @@ def test_unchunked_model_is_refused():
 def test_encode_chunk_refuses_more_than_a_chunk(model):
     with pytest.raises(ValueError, match="a chunk has at most 48000 samples, got 48001"):
         model.encode_chunk(torch.zeros(1, 2, 48_001), 6.0)
+
+
+def test_bad_blocks_and_chunks_are_refused(model):
+    with pytest.raises(ValueError, match=r"bandwidth 5.0 kbps is not supported"):  # before any chunk is complete
+        ChunkedEncoder(model, 5.0)
+    encoder = ChunkedEncoder(model, 6.0)
+    with pytest.raises(ValueError, match=r"audio block is list; expected a tensor or array \(batch, 2, samples\)"):
+        encoder.push([0.0] * 10)
+    encoder.push(torch.zeros(1, 2, 10).numpy())  # numpy blocks are taken: two used to fail in torch.cat
+    encoder.push(torch.zeros(1, 2, 10).numpy())
+    with pytest.raises(ValueError, match=r"audio block has batch 2, but this stream has batch 1; call reset\(\)"):
+        encoder.push(torch.zeros(2, 2, 10))
+    (codes, scale), = encoder.flush()
+
+    decoder = ChunkedDecoder(model)
+    assert decoder.flush().shape == (0, 2, 0)  # shaped as StreamingDecoder's
+    with pytest.raises(ValueError, match=r"needs the audio_scales"):  # was decoded unscaled
+        decoder.push(codes, None)
+    decoder.push(codes, scale)
+    with pytest.raises(ValueError, match=r"chunk of shape \(2, 2, 48000\) after chunks of \(1, 2\)"):
+        decoder.add(torch.zeros(2, 2, 48_000))

@@ -231,6 +231,10 @@ def test_bad_blocks_are_rejected(model):
         decoder.push(torch.full((1, 8, 3), 1024))
     with pytest.raises(ValueError, match="bandwidth"):
         StreamingEncoder(model, 5.0)
+    with pytest.raises(ValueError, match=r"codes block is empty \(shape \(0, 8, 3\)\)"):  # a reshape error
+        decoder.push(torch.zeros(0, 8, 3, dtype=torch.long))
+    decoded = decoder.push(torch.ones(1, 8, 3, dtype=torch.int16))  # any integer type: was an embedding error
+    assert decoded.shape[:2] == (1, 1)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ the input's, aligned and of exactly its length. The output appears only once com
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ import pedalboard
 from pedalboard.io import AudioFile
 from tqdm import tqdm
 
+from ..atomic import replacing
 from ..audio_io import AUDIO_SUFFIXES, check_destination, open_audio
 from .chain import Chain
 from .protocol import AUDIO, Effect
@@ -41,12 +41,10 @@ def process_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
         rate, channels, frames = int(source.samplerate), source.num_channels, source.frames
         if rate != source.samplerate:
             raise ValueError(f"{input_path} has a sample rate of {source.samplerate} Hz; expected a whole number")
-        descriptor, temporary = tempfile.mkstemp(suffix=output_path.suffix, prefix=f".{output_path.stem}.",
-                                                 dir=output_path.parent)
-        os.close(descriptor)
         try:
             options = {"bit_depth": 32} if output_path.suffix.lower() == ".wav" else {}
-            with AudioFile(temporary, "w", samplerate=rate, num_channels=channels, **options) as sink, \
+            with replacing(output_path) as (temporary,), \
+                    AudioFile(str(temporary), "w", samplerate=rate, num_channels=channels, **options) as sink, \
                     tqdm(total=frames, unit="sample", unit_scale=True, disable=not progress,
                          desc=Path(input_path).name) as bar:
                 chain.reset()
@@ -59,13 +57,6 @@ def process_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
                     sink.write(np.ascontiguousarray(block))
                     written += block.shape[-1]
                     bar.update(block.shape[-1])
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private; give it a new file's usual mode
-            os.replace(temporary, output_path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
         finally:
             chain.reset()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from safetensors.torch import load_file, safe_open, save_file
 
+from ..atomic import replacing
 from ..checkpoints import load_state, to_hub_keys, to_model_keys
 from ..config import EncodecConfig
 from ..model import EncodecModel
@@ -22,7 +23,8 @@ TRAINING_STATISTICS = (".cluster_size", ".embed_avg")
 def export_generator(model: EncodecModel, path: str | Path) -> None:
     state = {key: value.detach().cpu().half().contiguous() for key, value in to_hub_keys(model.state_dict()).items()
              if not key.endswith(TRAINING_STATISTICS)}
-    save_file(state, str(path), metadata={"format": "pt", "config": model.config.to_json_string()})
+    with replacing(path) as (temporary,):
+        save_file(state, str(temporary), metadata={"format": "pt", "config": model.config.to_json_string()})
 
 
 def load_exported(path: str | Path) -> EncodecModel:
