@@ -7,7 +7,10 @@ import json
 import sys
 from pathlib import Path
 
+import torch
+
 from .config import EncodecConfig
+from .devices import add_device_argument
 from .model import EncodecModel
 from .pretrained import DEFAULT_MODEL, default_lm, is_shipped, is_shipped_lm, shipped_lm_path
 
@@ -25,7 +28,7 @@ def convert(args: argparse.Namespace) -> None:
           f"bandwidths {rates} kbps")
 
 
-def load_codec(source: str | None, archive_header: dict | None = None) -> EncodecModel:
+def load_codec(source: str | None, device: torch.device, archive_header: dict | None = None) -> EncodecModel:
     """The codec named on the command line, or for decompression the one the archive names (a shipped
     model's name, or a path that exists here)."""
     named = archive_header["codec"]["name"] if archive_header is not None else None
@@ -35,7 +38,7 @@ def load_codec(source: str | None, archive_header: dict | None = None) -> Encode
         needed = f" (this archive needs codec {named!r})" if archive_header else ""
         raise ValueError(f"no codec given{needed}: pass --model with a model directory, checkpoint, shipped "
                          "model name or hub id")
-    return EncodecModel.from_pretrained(source)
+    return EncodecModel.from_pretrained(source, device=device)
 
 
 def load_lm(source: str | None):
@@ -52,7 +55,7 @@ def load_lm(source: str | None):
 def compress(args: argparse.Namespace) -> None:
     """Compress an audio file into a .ecfx archive."""
     from entropy.compress import compress_file
-    model = load_codec(args.model)
+    model = load_codec(args.model, args.device)
     wants_lm = not args.no_lm and args.coding in (None, "lm")
     lm_name = (args.lm or default_lm(args.model)) if wants_lm else None  # a shipped codec's LM by default
     lm = load_lm(lm_name)
@@ -71,7 +74,7 @@ def decompress(args: argparse.Namespace) -> None:
     from entropy.compress import decompress_file
     with ArchiveReader(args.input) as reader:
         header = reader.header
-    model = load_codec(args.model, header)
+    model = load_codec(args.model, args.device, header)
     named_lm = header["lm"]["name"] if header.get("lm") else None
     lm_source = args.lm or (named_lm if named_lm and (is_shipped_lm(named_lm) or Path(named_lm).is_file()) else None)
     lost = decompress_file(args.input, args.output, model, lm=load_lm(lm_source), overwrite=args.force,
@@ -97,7 +100,7 @@ def fx(args: argparse.Namespace) -> None:
     """Stream an audio file through an effect chain; the output lines up with the input and has its length."""
     from .effects.files import process_file
     from .effects.spec import parse_chain
-    chain = parse_chain(args.chain, default_model=args.model)
+    chain = parse_chain(args.chain, default_model=args.model, default_device=args.device)
     process_file(args.input, args.output, chain, block_size=args.block_size, overwrite=args.force,
                  progress=not args.quiet)
     print(f"wrote {args.output}: {args.input} through {len(chain)} stage(s), latency {chain.latency} samples")
@@ -125,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--no-lm", action="store_true", help="do not use an LM (static or raw coding, whichever is smaller)")
     command.add_argument("--coding", choices=["lm", "static", "raw"],
                          help="lm: smallest, slowest; static: per-codebook distribution; raw: 10-bit codes")
+    add_device_argument(command, "cpu", "cpu; a GPU's rounding may pick another code where two nearly tie")
     command.add_argument("--force", action="store_true", help="overwrite an existing output")
     command.set_defaults(run=compress)
 
@@ -134,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--model", help="codec, if the archive's cannot be found by its name")
     command.add_argument("--lm", help="LM file, if the archive's cannot be found by its name")
     command.add_argument("--recover", action="store_true", help="write damaged segments as silence")
+    add_device_argument(command, "cpu", "cpu")
     command.add_argument("--force", action="store_true", help="overwrite an existing output")
     command.set_defaults(run=decompress)
 
@@ -147,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"codec for encodec/encode/decode stages without model= (default {DEFAULT_MODEL})")
     command.add_argument("--block-size", type=int, default=8192, help="samples per block (default 8192)")
     command.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_argument(command, "cpu", "cpu")
     command.add_argument("--force", action="store_true", help="overwrite an existing output")
     command.set_defaults(run=fx)
 

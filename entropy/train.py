@@ -25,6 +25,7 @@ from torch.nn import functional as F
 from encodec_fx import EncodecModel
 from encodec_fx.audio_io import audio_files, is_held_out, read_audio
 from encodec_fx.checkpoints import weights_sha256
+from encodec_fx.devices import add_device_argument, default_training_device
 from encodec_fx.validation import check_settings
 
 from .lm import LM_24KHZ, LM_48KHZ, EntropyLM, LMConfig, save_lm
@@ -154,7 +155,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the paper's LM, which predicts a frame's codebooks independently)")
     for name, value in asdict(defaults).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_argument(parser, default_training_device(), "cuda when there is a GPU, else cpu")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
 
@@ -176,7 +177,7 @@ def run(args: argparse.Namespace) -> None:
     lm = EntropyLM(lm_config_for(codec, args.size, args.intra_frame))
     print(f"training on {sum(s.shape[-1] for s in train)} frames ({len(train)} sequences), "
           f"{sum(s.shape[-1] for s in held_out)} held out, device {args.device}")
-    bits = train_lm(lm, train, held_out, choices, config, torch.device(args.device))
+    bits = train_lm(lm, train, held_out, choices, config, args.device)
     for bandwidth, k in zip(codec_config.target_bandwidths, choices):
         kbps = bits[k] * k * codec_config.frame_rate / 1000
         print(f"{bandwidth:g} kbps codes: {bits[k]:.3f} bits/token held out → about {kbps:.2f} kbps")

@@ -172,9 +172,10 @@ def test_a_model_that_cannot_be_loaded_is_a_one_line_error(tmp_path, capsys):
 
 def test_codec_stages_without_a_model_share_the_default_one(monkeypatch):
     loaded = []
-    monkeypatch.setattr(spec, "load_effect_model", lambda source, where: loaded.append(source) or tiny_model("24khz"))
+    monkeypatch.setattr(spec, "load_effect_model",
+                        lambda source, where, device: loaded.append((source, device)) or tiny_model("24khz"))
     chain = parse_chain("encode(bandwidth=3.0) | truncate(2) | decode | encodec(bandwidth=1.5)")
-    assert loaded == [None]
+    assert loaded == [(None, None)]
     assert chain[0].model is chain[2].model is chain[3].model is tiny_model("24khz")
 
 

@@ -10,7 +10,8 @@ gives a `Codes` block per audio block and the decoder, fed those blocks in order
 stream computes at once; the default (None) is the most that adds no latency, 7 frames for the
 24 kHz model, several times faster than 1 (see `codec_stream`). Set 1 to spread the work evenly
 over the blocks, as a live audio callback with a tight deadline needs. It is read when a stream
-starts, and an encoder and its decoder need the same.
+starts, and an encoder and its decoder need the same. `device` loads the model onto a GPU
+("cuda"); audio and codes still go in and come out as numpy arrays.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..devices import resolve_device
 from ..model import EncodecModel
 from .channels import from_model_channels, to_model_channels
 from .codec_stream import DecoderStream, EncoderStream, check_step, default_frames_per_step, stream_latency
@@ -63,16 +65,16 @@ def check_codes(model: EncodecModel, codes: Codes, sample_rate: int, streaming: 
 def decode_codes(model: EncodecModel, codes: Codes, sample_rate: int) -> np.ndarray:
     """`Codes` → float32 audio with the encoder input's rate, length and layout."""
     check_codes(model, codes, sample_rate, streaming=False)
-    reference = next(model.parameters())
-    audio_codes = torch.from_numpy(codes.audio_codes).to(reference.device)
+    device = model.device
+    audio_codes = torch.from_numpy(codes.audio_codes).to(device)
     scales = [None] * audio_codes.shape[0] if codes.audio_scales is None else \
-        [torch.from_numpy(row).to(reference) for row in codes.audio_scales]
+        [torch.from_numpy(row).to(device) for row in codes.audio_scales]
     with torch.inference_mode():
         if codes.received.all():
-            mask = torch.ones(codes.model_num_samples, device=reference.device)
+            mask = torch.ones(codes.model_num_samples, device=device)
             audio = model.decode(audio_codes, scales, mask, last_frame_pad_length=codes.last_frame_pad_length)[0]
         else:
-            received = torch.from_numpy(codes.received).to(reference.device)
+            received = torch.from_numpy(codes.received).to(device)
             audio = decode_received(model, audio_codes, received, scales, codes.last_frame_pad_length,
                                     codes.model_num_samples)
     channels = from_model_channels(audio.float().cpu().numpy(), codes.layout.num_channels)
@@ -82,7 +84,9 @@ def decode_codes(model: EncodecModel, codes: Codes, sample_rate: int) -> np.ndar
 class _CodecEffect(Effect):
     """An effect running an EnCodec model, given as a model object or a `from_pretrained` source."""
 
-    def __init__(self, model: ModelSource | None = None, frames_per_step: int | None = None):
+    def __init__(self, model: ModelSource | None = None, frames_per_step: int | None = None,
+                 device: str | torch.device | None = None):
+        self.device = None if device is None else resolve_device(device)  # where a loaded model goes
         self.model = model
         if frames_per_step is not None:
             check_step(self.model, frames_per_step)
@@ -94,7 +98,7 @@ class _CodecEffect(Effect):
 
     @model.setter
     def model(self, source: ModelSource | None) -> None:
-        self._model = load_effect_model(source, type(self).__name__)
+        self._model = load_effect_model(source, type(self).__name__, self.device)
         self._latencies: dict[tuple[int, int], int] = {}  # by (sample rate, frames per step)
         self._default_step: int | None = None  # default_frames_per_step of this model, once asked
         self.reset()  # a stream's state belongs to the model that made it
@@ -124,7 +128,8 @@ class _CodecEffect(Effect):
 
     def _model_repr(self) -> str:
         step = "" if self.frames_per_step is None else f", frames_per_step={self.frames_per_step!r}"
-        return f"model=<{self.model.config.sampling_rate} Hz EnCodec>{step}"
+        device = "" if self.device is None else f", device={str(self.device)!r}"
+        return f"model=<{self.model.config.sampling_rate} Hz EnCodec>{step}{device}"
 
     def _step(self) -> int:
         """The frames a stream codes at once: `frames_per_step`, or the model's default for None."""
@@ -144,8 +149,9 @@ class _CodecEffect(Effect):
 class EncodecCompressor(_CodecEffect):
     """Audio → EnCodec at `bandwidth` kbps → audio: hear what the codec does to a signal."""
 
-    def __init__(self, bandwidth: float = 6.0, model: ModelSource | None = None, frames_per_step: int | None = None):
-        super().__init__(model, frames_per_step)
+    def __init__(self, bandwidth: float = 6.0, model: ModelSource | None = None, frames_per_step: int | None = None,
+                 device: str | torch.device | None = None):
+        super().__init__(model, frames_per_step, device)
         self.bandwidth = bandwidth
 
     def _process(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> np.ndarray:
@@ -167,8 +173,9 @@ class EncodecEncoder(_CodecEffect):
 
     output_kind = CODES
 
-    def __init__(self, bandwidth: float = 6.0, model: ModelSource | None = None, frames_per_step: int | None = None):
-        super().__init__(model, frames_per_step)
+    def __init__(self, bandwidth: float = 6.0, model: ModelSource | None = None, frames_per_step: int | None = None,
+                 device: str | torch.device | None = None):
+        super().__init__(model, frames_per_step, device)
         self.bandwidth = bandwidth
 
     def _process(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> Codes:

@@ -81,7 +81,7 @@ class EncoderStream:
         config = self.model.config
         num_quantizers = self.model._num_quantizers(bandwidth)
         at_model_rate = self.resampler.process(audio)
-        batch = torch.from_numpy(to_model_channels(at_model_rate, config)).to(model_device(self.model))
+        batch = torch.from_numpy(to_model_channels(at_model_rate, config)).to(self.model.device)
         with torch.inference_mode():
             if isinstance(self.encoder, StreamingEncoder):
                 self.encoder.num_quantizers = num_quantizers  # the bandwidth may change from block to block
@@ -148,7 +148,7 @@ class DecoderStream:
 
     def _decode(self, codes: Codes) -> torch.Tensor:
         """The model-rate audio (batch, channels, samples) that these codes complete."""
-        device = model_device(self.model)
+        device = self.model.device
         audio_codes, received = torch.from_numpy(codes.audio_codes).to(device), torch.from_numpy(codes.received).to(device)
         config = self.model.config
         empty = torch.zeros(codes.audio_codes.shape[1], config.audio_channels, 0, device=device)
@@ -169,8 +169,3 @@ class DecoderStream:
                 chunk = decode_chunk_received(self.model, audio_codes[index], received[index], scale)
                 decoded.append(self.decoder.add(chunk))
         return torch.cat(decoded, dim=-1)
-
-
-def model_device(model: EncodecModel) -> torch.device:
-    """Where the model runs: numpy blocks go there and come back to the CPU."""
-    return model.quantizer.layers[0].codebook.embed.device

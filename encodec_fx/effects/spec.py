@@ -15,7 +15,9 @@ import ast
 import inspect
 
 import pedalboard
+import torch
 
+from ..devices import resolve_device
 from ..model import EncodecModel
 from .chain import Chain
 from .codec import EncodecCompressor, EncodecDecoder, EncodecEncoder
@@ -70,9 +72,11 @@ def _parameters(cls: type) -> str:
     return ", ".join(names) or "none"
 
 
-def parse_chain(spec: str, default_model: EncodecModel | str | None = None) -> Chain:
+def parse_chain(spec: str, default_model: EncodecModel | str | None = None,
+                default_device: str | torch.device | None = None) -> Chain:
     """The `Chain` a text spec describes; a one-line ValueError naming the stage if it is wrong.
-    Codec stages without `model=` get `default_model`; models given by path are loaded once."""
+    Codec stages without `model=` get `default_model`, without `device=` `default_device`; models
+    given by path are loaded once per device."""
     try:
         tree = ast.parse(spec.strip(), mode="eval").body
     except SyntaxError as error:
@@ -83,8 +87,9 @@ def parse_chain(spec: str, default_model: EncodecModel | str | None = None) -> C
         nodes.insert(0, tree.right)
         tree = tree.left
     nodes.insert(0, tree)
-    models: dict[str, EncodecModel] = {}
-    stages = [_build_stage(index, node, spec, default_model, models) for index, node in enumerate(nodes)]
+    models: dict[tuple[str | None, torch.device | None], EncodecModel] = {}
+    stages = [_build_stage(index, node, spec, default_model, default_device, models)
+              for index, node in enumerate(nodes)]
     try:
         return Chain(stages)
     except ValueError as error:
@@ -92,7 +97,8 @@ def parse_chain(spec: str, default_model: EncodecModel | str | None = None) -> C
 
 
 def _build_stage(index: int, node: ast.expr, spec: str, default_model: EncodecModel | str | None,
-                 models: dict[str, EncodecModel]) -> object:
+                 default_device: str | torch.device | None,
+                 models: dict[tuple[str | None, torch.device | None], EncodecModel]) -> object:
     text = ast.get_source_segment(spec.strip(), node) or ast.unparse(node)
     where = f"stage {index} ({text})"
     call = node if isinstance(node, ast.Call) else None
@@ -111,7 +117,8 @@ def _build_stage(index: int, node: ast.expr, spec: str, default_model: EncodecMo
     if None in kwargs:
         raise ValueError(f"{where}: **parameters are not accepted")
     if issubclass(cls, CODEC_EFFECTS):
-        kwargs["model"] = _model(kwargs.get("model", default_model), models, where)
+        kwargs["device"] = _device(kwargs.get("device", default_device), where)
+        kwargs["model"] = _model(kwargs.get("model", default_model), kwargs["device"], models, where)
     try:
         return cls(*args, **kwargs)
     except (TypeError, ValueError, RuntimeError) as error:  # pedalboard: RuntimeError for e.g. a missing file
@@ -120,15 +127,23 @@ def _build_stage(index: int, node: ast.expr, spec: str, default_model: EncodecMo
         raise ValueError(f"{where}: {detail}; {cls.__name__} accepts: {_parameters(cls)}") from None
 
 
-def _model(source: EncodecModel | str | None, models: dict[str | None, EncodecModel], where: str) -> EncodecModel:
-    """The stage's model: loaded once per source in a spec; None is the package's default model."""
+def _device(device: str | torch.device | None, where: str) -> torch.device | None:
+    try:
+        return None if device is None else resolve_device(device)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
+def _model(source: EncodecModel | str | None, device: torch.device | None,
+           models: dict[tuple[str | None, torch.device | None], EncodecModel], where: str) -> EncodecModel:
+    """The stage's model: loaded once per source and device in a spec; None is the package's default model."""
     if isinstance(source, EncodecModel):
         return source
     if source is not None and not isinstance(source, str):
         raise ValueError(f"{where}: model must be a path or hub id string, got {source!r}")
-    if source not in models:
+    if (source, device) not in models:
         try:
-            models[source] = load_effect_model(source, where)
+            models[source, device] = load_effect_model(source, where, device)
         except TypeError:  # no default model to fall back on
             raise ValueError(f"{where}: no model: pass --model, or model='path' in the stage") from None
-    return models[source]
+    return models[source, device]
