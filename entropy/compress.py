@@ -329,7 +329,8 @@ def decode_audio(model: EncodecModel, header: ArchiveHeader,
     for item in decoded:
         if isinstance(item, int):
             tail = decoder.flush()
-            yield tail
+            if tail.numel():  # nothing decoded yet (the first segment lost): no audio, not even a batch
+                yield tail
             yield torch.zeros(streams, model.config.audio_channels, _silence(model, item, tail.shape[-1]))
             continue
         segment, unit_codes = item

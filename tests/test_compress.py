@@ -168,6 +168,21 @@ def test_damaged_segment_is_named_and_recover_writes_silence(files, tmp_path, ca
     assert np.abs(restored[:, 10 * 24_000 + 3_000:]).max() > 0.01
 
 
+@pytest.mark.parametrize("codec", ["codec24", "codec48"])
+def test_recover_when_the_first_segment_is_lost(files, tmp_path, capsys, codec):
+    """The decoder has nothing to flush before the silence (the 48 kHz case was an IndexError)."""
+    archive, output = tmp_path / "f.ecfx", tmp_path / "f.wav"
+    run("compress", files / "stereo44k.wav", archive, "--model", files / codec, "--coding", "static")
+    flip_byte_in_segment(archive, 0)
+    capsys.readouterr()
+    assert run("decompress", archive, output, "--recover") == 0
+    assert "lost segment 0 (0.00–" in capsys.readouterr().err
+    rate, restored = read(output)
+    _, audio = read(files / "stereo44k.wav")
+    assert restored.shape == audio.shape
+    assert np.all(restored[:, : 4 * rate] == 0) and np.abs(restored[:, 6 * rate:]).max() > 0.01
+
+
 def test_truncated_archive(files, tmp_path, capsys):
     archive, output = tmp_path / "t.ecfx", tmp_path / "t.wav"
     run("compress", files / "mono24k.wav", archive, "--model", files / "codec24")
