@@ -70,10 +70,11 @@ def compress(args: argparse.Namespace) -> None:
 
 def decompress(args: argparse.Namespace) -> None:
     """Decode a .ecfx archive to an audio file with the original rate, channels and length."""
-    from entropy.archive import ArchiveReader
+    from entropy.archive import ArchiveHeader, ArchiveReader
     from entropy.compress import decompress_file
     with ArchiveReader(args.input) as reader:
         header = reader.header
+    ArchiveHeader.from_dict(header)  # a nonsensical header is refused before names are read from it
     model = load_codec(args.model, args.device, header)
     named_lm = header["lm"]["name"] if header.get("lm") else None
     lm_source = args.lm or (named_lm if named_lm and (is_shipped_lm(named_lm) or Path(named_lm).is_file()) else None)

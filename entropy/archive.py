@@ -120,6 +120,14 @@ class Segment:
         object.__setattr__(self, "units", units)
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_identity(value: object) -> bool:
+    return isinstance(value, dict) and all(isinstance(value.get(key), str) for key in ("name", "sha256"))
+
+
 @dataclass(frozen=True)
 class ArchiveHeader:
     """The header fields encodec-fx writes, as a typed view of the header dict.
@@ -148,6 +156,34 @@ class ArchiveHeader:
     frames: int | None = None
     segment_seconds: float | None = None
     lm_group_segments: int = 1  # segments whose payloads were LM-coded as rows of one batch
+
+    def __post_init__(self) -> None:
+        """Refuse values no archive encodec-fx writes can hold: the header's CRC only says that
+        the bytes are as written, not that a foreign or hand-made archive makes sense (a channel
+        count of 0 crashed the audio writer)."""
+        def refuse(name: str, accepted: str) -> None:
+            raise ValueError(f"the archive header's {name} must be {accepted}, got {getattr(self, name)!r}")
+
+        for name in ("sample_rate", "channels", "audio_length", "model_sample_rate", "n_q", "segment_frames",
+                     "lm_group_segments"):
+            if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
+                refuse(name, "a positive integer")
+        for name in ("chunk_length", "chunk_stride", "model_audio_length", "segments", "units", "frames"):
+            if getattr(self, name) is not None and (not _is_int(getattr(self, name)) or getattr(self, name) < 0):
+                refuse(name, "a non-negative integer or null")
+        for name in ("bandwidth", "frame_rate", "segment_seconds"):
+            value = getattr(self, name)
+            if not (value is None and name == "segment_seconds") and not (
+                    isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
+                refuse(name, "a positive number")
+        if not _is_identity(self.codec):
+            refuse("codec", "an object with the codec's name and sha256")
+        if self.coding_mode not in ("lm", "static", "raw"):
+            refuse("coding_mode", "lm, static or raw")
+        if self.coding_mode == "lm" and not _is_identity(self.lm):
+            refuse("lm", "an object with the LM's name and sha256, as the coding mode is lm")
+        if self.coding_mode == "static" and self.static_model is None:
+            refuse("static_model", "the codes' distribution, as the coding mode is static")
 
     def to_dict(self) -> dict[str, Any]:
         header = asdict(self)

@@ -75,6 +75,18 @@ def check_identity(kind: str, needed: dict, module: torch.nn.Module | None, opti
                          f"pass the right one with {option}")
 
 
+def check_fits(header: ArchiveHeader, model: EncodecModel) -> None:
+    """Refuse a header whose codec facts are not the model's (only a hand-made archive has them)."""
+    config = model.config
+    facts = {"model_sample_rate": (header.model_sample_rate, config.sampling_rate),
+             "chunk_length": (header.chunk_length, config.chunk_length),
+             "n_q": (header.n_q, min(header.n_q, len(model.quantizer.layers)))}
+    for name, (found, expected) in facts.items():
+        if found != expected:
+            raise ValueError(f"the archive header's {name} is {found!r}, but its codec has {expected!r}: "
+                             "the archive is damaged or was not written by encodec-fx")
+
+
 # --- compression ---------------------------------------------------------------------------------
 
 
@@ -226,6 +238,7 @@ def decompress_file(source: str | os.PathLike, destination: str | os.PathLike, m
     with ArchiveReader(source) as reader:
         header = ArchiveHeader.from_dict(reader.header)
         check_identity("codec", header.codec, model, "--model")
+        check_fits(header, model)
         if header.coding_mode == "lm":
             check_identity("LM", header.lm, lm, "--lm")
         static = StaticModel.from_bytes(header.static_model) if header.static_model else None
@@ -329,8 +342,7 @@ def decode_audio(model: EncodecModel, header: ArchiveHeader,
     for item in decoded:
         if isinstance(item, int):
             tail = decoder.flush()
-            if tail.numel():  # nothing decoded yet (the first segment lost): no audio, not even a batch
-                yield tail
+            yield tail
             yield torch.zeros(streams, model.config.audio_channels, _silence(model, item, tail.shape[-1]))
             continue
         segment, unit_codes = item
@@ -372,10 +384,14 @@ class _AudioSink:
         return self
 
     def write(self, block: torch.Tensor) -> None:
+        if not block.numel():  # a flush with nothing decoded (after a lost segment) has not even a batch
+            return
         audio = self._channels(block)
         if self.remaining_model is not None:  # drop the codec's padding past the input's end
             audio = audio[:, : self.remaining_model]
             self.remaining_model -= audio.shape[-1]
+        if not audio.shape[-1]:  # pedalboard's resampler refuses empty blocks
+            return
         if self.resampler is not None:
             audio = self.resampler.process(np.ascontiguousarray(audio))
         self._emit(audio)

@@ -460,3 +460,21 @@ def test_archive_without_segments(tmp_path):
 def test_header_dataclass_needs_its_fields():
     with pytest.raises(ValueError, match="lacks the fields"):
         ArchiveHeader.from_dict({"frame_rate": 75})
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"channels": 0}, r"channels must be a positive integer, got 0"),  # crashed the audio writer
+    ({"sample_rate": "44100"}, r"sample_rate must be a positive integer, got '44100'"),
+    ({"audio_length": 0}, r"audio_length must be a positive integer"),  # info divided by it
+    ({"lm_group_segments": 0}, r"lm_group_segments must be a positive integer"),
+    ({"frame_rate": float("nan")}, r"frame_rate must be a positive number"),
+    ({"chunk_length": -1}, r"chunk_length must be a non-negative integer or null"),
+    ({"codec": None}, r"codec must be an object with the codec's name and sha256"),
+    ({"coding_mode": "lm"}, r"lm must be an object with the LM's name and sha256, as the coding mode is lm"),
+    ({"coding_mode": "zip"}, r"coding_mode must be lm, static or raw"),
+    ({"static_model": None}, r"static_model must be the codes' distribution, as the coding mode is static"),
+])
+def test_header_values_that_no_archive_holds_are_refused(change, message):
+    """A CRC-valid header can still be hand-made or foreign; each field is checked when read."""
+    with pytest.raises(ValueError, match="the archive header's " + message):
+        ArchiveHeader.from_dict(HEADER | change)

@@ -15,7 +15,7 @@ from pedalboard.io import AudioFile
 
 from encodec_fx import DEFAULT_MODEL, EncodecConfig, EncodecModel
 from encodec_fx.cli import main
-from entropy.archive import ArchiveHeader, ArchiveReader
+from entropy.archive import ArchiveHeader, ArchiveReader, ArchiveWriter
 from entropy.coding import StaticModel, decode_many
 from entropy.lm import EntropyLM, LMConfig, save_lm
 
@@ -169,18 +169,35 @@ def test_damaged_segment_is_named_and_recover_writes_silence(files, tmp_path, ca
 
 
 @pytest.mark.parametrize("codec", ["codec24", "codec48"])
-def test_recover_when_the_first_segment_is_lost(files, tmp_path, capsys, codec):
-    """The decoder has nothing to flush before the silence (the 48 kHz case was an IndexError)."""
+@pytest.mark.parametrize("lost", [0, 1])
+def test_recover_at_another_rate_than_the_models(files, tmp_path, capsys, codec, lost):
+    """44.1 kHz audio, 2 segments: losing the first, the decoder has nothing to flush before the
+    silence (an IndexError at 48 kHz); losing the last, the resampler got empty blocks (an error)."""
     archive, output = tmp_path / "f.ecfx", tmp_path / "f.wav"
     run("compress", files / "stereo44k.wav", archive, "--model", files / codec, "--coding", "static")
-    flip_byte_in_segment(archive, 0)
+    flip_byte_in_segment(archive, lost)
     capsys.readouterr()
     assert run("decompress", archive, output, "--recover") == 0
-    assert "lost segment 0 (0.00–" in capsys.readouterr().err
+    assert f"lost segment {lost} (" in capsys.readouterr().err
     rate, restored = read(output)
     _, audio = read(files / "stereo44k.wav")
     assert restored.shape == audio.shape
-    assert np.all(restored[:, : 4 * rate] == 0) and np.abs(restored[:, 6 * rate:]).max() > 0.01
+    silent, sound = (restored[:, : 4 * rate], restored[:, 6 * rate:]) if lost == 0 else \
+        (restored[:, 6 * rate:], restored[:, : 4 * rate])
+    assert np.all(silent == 0) and np.abs(sound).max() > 0.01
+
+
+def test_a_header_that_does_not_fit_the_codec_is_refused(files, tmp_path, capsys):
+    archive = tmp_path / "h.ecfx"
+    run("compress", files / "mono16k.flac", archive, "--model", files / "codec24", "--coding", "static")
+    with ArchiveReader(archive) as reader:
+        header, segments = reader.header, list(reader)
+    with ArchiveWriter(archive, header | {"model_sample_rate": 16_000}, overwrite=True) as writer:
+        for segment in segments:
+            writer.write_segment(segment)
+    capsys.readouterr()
+    assert run("decompress", archive, tmp_path / "h.wav", "--model", files / "codec24") == 1
+    assert "model_sample_rate is 16000, but its codec has 24000" in capsys.readouterr().err
 
 
 def test_truncated_archive(files, tmp_path, capsys):
