@@ -58,6 +58,19 @@ def test_bad_arrays_raise_like_pedalboard(compressor, bad, error):
         compressor(bad, 24000)
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, 1e39])  # 1e39 is finite in float64, not in float32
+def test_samples_that_are_not_finite_in_float32_are_named(compressor, value):
+    audio = noise(1, 2400, dtype=np.float64)
+    audio[0, -1] = value
+    with pytest.raises(ValueError, match=r"^audio contains NaN or infinite samples, or samples beyond float32's range"):
+        compressor(audio, 24000)
+
+
+def test_big_endian_floats_work_as_in_pedalboard(compressor):
+    audio = noise(2, 4800)
+    np.testing.assert_array_equal(compressor(audio.astype(">f4"), 24000), compressor(audio, 24000))
+
+
 @pytest.mark.parametrize("rate", [0, -24000, 44100.5, "44100", None, float("nan")])
 def test_bad_sample_rate_is_named(compressor, rate):
     with pytest.raises(ValueError, match="sample_rate"):

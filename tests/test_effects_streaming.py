@@ -77,6 +77,21 @@ def test_causal_codec_streams_the_batch_output(rate, sizes):
     assert compressor.latency == latency
 
 
+def test_a_refused_block_leaves_the_stream_as_it_was():
+    """A NaN block used to be taken in before it was refused, shifting everything after it."""
+    effect, clean = EncodecCompressor(model=tiny_model()), EncodecCompressor(model=tiny_model())
+    block = noise(2, 4000)
+    bad = block.copy()
+    bad[:, -1] = np.nan
+    outputs = [effect(block, 24000, reset=False)]
+    with pytest.raises(ValueError, match="NaN"):
+        effect(bad, 24000, reset=False)
+    outputs += [effect(block, 24000, reset=False) for _ in range(3)]
+    expected = [clean(block, 24000, reset=False) for _ in range(4)]
+    for output, wanted in zip(outputs, expected):
+        np.testing.assert_array_equal(output, wanted)
+
+
 def test_causal_codec_latency_is_the_round_trip_latency_at_the_model_rate():
     model = tiny_model("24khz")
     assert EncodecCompressor(model=model).latency_at(24000) == round_trip_latency(model)

@@ -2,7 +2,8 @@
 
 1-D arrays are mono. In a 2-D array the smaller dimension is channels: (channels, samples) and
 (samples, channels) both work and the output keeps the input's layout. Square arrays are ambiguous
-and 3-D arrays are not audio; dtypes other than float32 and float64 raise TypeError, as in pedalboard.
+and 3-D arrays are not audio; dtypes other than float32 and float64 (either byte order) raise
+TypeError, as in pedalboard. NaN and infinite samples raise ValueError.
 """
 
 from __future__ import annotations
@@ -32,18 +33,34 @@ class AudioLayout:
         return np.ascontiguousarray(audio if self.channels_first else audio.T)
 
 
-def read_audio(input_array: np.ndarray) -> tuple[np.ndarray, AudioLayout]:
-    """The caller's audio as float32 (channels, samples), with its layout."""
+def check_array(input_array: object) -> None:
+    """pedalboard's audio arrays: 32- or 64-bit floats, in either byte order."""
     if not isinstance(input_array, np.ndarray):
         raise TypeError(f"audio must be a numpy array, got {type(input_array).__name__}")
-    if input_array.dtype not in (np.float32, np.float64):
+    if input_array.dtype.kind != "f" or input_array.dtype.itemsize not in (4, 8):
         raise TypeError(f"audio has dtype {input_array.dtype}; only 32-bit and 64-bit floating point audio "
                         "is supported (convert integer PCM first, e.g. x / 32768)")
+
+
+def as_samples(audio: np.ndarray) -> np.ndarray:
+    """Contiguous float32, refused if not finite: checked before a stream takes the block in, so a
+    bad block leaves the stream as it was."""
+    with np.errstate(over="ignore"):  # float64 beyond float32's range becomes inf, refused below
+        samples = np.ascontiguousarray(audio, dtype=np.float32)
+    if not np.isfinite(samples).all():
+        raise ValueError("audio contains NaN or infinite samples, or samples beyond float32's range; "
+                         "expected finite samples")
+    return samples
+
+
+def read_audio(input_array: np.ndarray) -> tuple[np.ndarray, AudioLayout]:
+    """The caller's audio as float32 (channels, samples), with its layout."""
+    check_array(input_array)
     if input_array.size == 0:
         raise ValueError(f"audio is empty (shape {input_array.shape}); expected at least one sample")
     if input_array.ndim == 1:
         layout = AudioLayout(1, input_array.shape[0], 1, True)
-        return input_array[np.newaxis].astype(np.float32), layout
+        return as_samples(input_array[np.newaxis]), layout
     if input_array.ndim != 2:
         raise ValueError(f"audio has {input_array.ndim} dimensions (shape {input_array.shape}); expected 1 "
                          "(mono) or 2 ((channels, samples) or (samples, channels))")
@@ -53,7 +70,7 @@ def read_audio(input_array: np.ndarray) -> tuple[np.ndarray, AudioLayout]:
     channels_first = rows < columns
     audio = input_array if channels_first else input_array.T
     layout = AudioLayout(audio.shape[0], audio.shape[1], 2, channels_first)
-    return np.ascontiguousarray(audio, dtype=np.float32), layout
+    return as_samples(audio), layout
 
 
 def stream_layout(first_block: np.ndarray) -> AudioLayout:
@@ -73,11 +90,7 @@ def read_block(input_array: np.ndarray, stream: AudioLayout) -> tuple[np.ndarray
     """A streaming block read in the stream's layout (set by its first block), so that blocks of any
     length, even 0 or 1 samples, keep their meaning. Returns float32 (channels, samples) and the
     block's own layout."""
-    if not isinstance(input_array, np.ndarray):
-        raise TypeError(f"audio must be a numpy array, got {type(input_array).__name__}")
-    if input_array.dtype not in (np.float32, np.float64):
-        raise TypeError(f"audio has dtype {input_array.dtype}; only 32-bit and 64-bit floating point audio "
-                        "is supported (convert integer PCM first, e.g. x / 32768)")
+    check_array(input_array)
     audio = input_array[np.newaxis] if input_array.ndim == 1 else input_array
     if input_array.ndim == 2 and not stream.channels_first:
         audio = audio.T
@@ -87,4 +100,4 @@ def read_block(input_array: np.ndarray, stream: AudioLayout) -> tuple[np.ndarray
         raise ValueError(f"audio block has shape {input_array.shape}, but this stream's blocks are {expected}; "
                          "call reset() to start another stream")
     layout = AudioLayout(stream.num_channels, audio.shape[1], stream.ndim, stream.channels_first)
-    return np.ascontiguousarray(audio, dtype=np.float32), layout
+    return as_samples(audio), layout
