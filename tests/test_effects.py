@@ -75,6 +75,12 @@ def test_big_endian_floats_work_as_in_pedalboard(compressor):
 def test_bad_sample_rate_is_named(compressor, rate):
     with pytest.raises(ValueError, match="sample_rate"):
         compressor(noise(2400), rate)
+    with pytest.raises(ValueError, match="sample_rate must be a positive whole number"):  # scipy's or torch's errors
+        compressor.latency_at(rate)
+
+
+def test_latency_at_takes_a_whole_float_rate_as_processing_does(compressor):
+    assert compressor.latency_at(44100.0) == compressor.latency_at(44100)
 
 
 def test_bad_buffer_size_is_named(compressor):

@@ -117,6 +117,17 @@ def test_refused_changes_leave_the_chain_as_it_was(model):
     assert len(chain) == 4
 
 
+def test_a_chain_cannot_contain_itself(model):
+    chain = Chain([pedalboard.Gain(0)])
+    with pytest.raises(ValueError, match="a Chain cannot contain itself"):  # a RecursionError when run
+        chain.append(chain)
+    with pytest.raises(ValueError, match="a Chain cannot contain itself"):
+        chain.insert(0, Chain([Chain([chain])]))
+    assert len(chain) == 1
+    with pytest.raises(ValueError, match="sample_rate must be a positive whole number"):
+        chain.latency_at(0)
+
+
 def test_list_protocol(model):
     gain, highpass, compressor = pedalboard.Gain(1), pedalboard.HighpassFilter(), EncodecCompressor(model=model)
     chain = Chain([gain])

@@ -70,7 +70,8 @@ def test_substitution_without_seed_differs_between_calls():
     ("rate", -0.1, "TokenSubstitution.rate .*0.0 to 1.0"),
     ("rate", 1.5, "TokenSubstitution.rate .*0.0 to 1.0"),
     ("rate", "0.1", "TokenSubstitution.rate"),
-    ("seed", -1, "TokenSubstitution.seed .*non-negative integer"),
+    ("seed", -1, r"TokenSubstitution.seed must be None or an integer from 0 to 2\*\*64 - 1"),
+    ("seed", 2 ** 64, r"TokenSubstitution.seed .*2\*\*64 - 1"),  # numpy's OverflowError
     ("seed", 1.5, "TokenSubstitution.seed"),
 ])
 def test_substitution_refuses_bad_parameters(name, value, message):
@@ -131,7 +132,8 @@ def test_total_loss_decodes_to_the_zero_latent():
 
 @pytest.mark.parametrize("name, value, message", [
     ("rate", 2.0, "PacketLoss.rate"),
-    ("packet_frames", 0, "PacketLoss.packet_frames .*at least 1"),
+    ("packet_frames", 0, "PacketLoss.packet_frames .*from 1 to"),
+    ("packet_frames", 2 ** 70, "PacketLoss.packet_frames .*from 1 to 2147483647"),  # numpy's OverflowError
     ("concealment", "noise", r"PacketLoss.concealment .*\('zeros', 'repeat'\)"),
     ("seed", "abc", "PacketLoss.seed"),
 ])
@@ -176,6 +178,7 @@ def test_schedule_switches_bandwidth_at_its_breakpoints():
     ([(0.0, 5.0)], r"kbps in \[1.5, 3.0, 6.0, 12.0, 24.0\]"),
     ([(1.0, 1.5), (0.5, 3.0)], "increasing"),
     ([(-1.0, 1.5)], "non-negative"),
+    ([(0.0, 6.0), (float("nan"), 1.5)], "non-negative"),  # never switched, silently
     ((0.0, 1.5), "pairs"),
     ([(0.0, 12.0)], "encode at 12.0 kbps or more"),
 ])

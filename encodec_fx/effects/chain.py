@@ -25,7 +25,7 @@ import pedalboard
 
 from .codes import Codes
 from .layout import AudioLayout, read_audio, read_block, stream_layout
-from .protocol import AUDIO, CODES, Effect
+from .protocol import AUDIO, CODES, Effect, check_sample_rate
 
 Stage = Effect | pedalboard.Plugin
 
@@ -39,6 +39,11 @@ def stage_kinds(stage: Stage) -> tuple[str | None, str | None]:
 
 def _describe(index: int, stage: Stage) -> str:
     return f"stage {index} ({type(stage).__name__})"
+
+
+def _holds(stage: Stage, chain: Chain) -> bool:
+    """Whether `stage` is `chain` or a Chain that holds it, at any depth."""
+    return stage is chain or (isinstance(stage, Chain) and any(_holds(inner, chain) for inner in stage._stages))
 
 
 def check_flow(stages: list[Stage]) -> None:
@@ -110,6 +115,8 @@ class Chain(Effect, MutableSequence):
         return next((kinds[1] for kinds in map(stage_kinds, reversed(self._stages)) if kinds[1] is not None), None)
 
     def _commit(self, stages: list[Stage]) -> None:
+        if any(_holds(stage, self) for stage in stages):
+            raise ValueError("a Chain cannot contain itself, directly or through a nested Chain")
         check_flow(stages)
         self._stages = stages
         self._segments = native_segments(stages)
@@ -194,6 +201,7 @@ class Chain(Effect, MutableSequence):
         return AudioLayout(channels, out.shape[-1], layout.ndim, layout.channels_first).restore(out)
 
     def latency_at(self, sample_rate: int) -> int:
+        sample_rate = check_sample_rate(sample_rate)
         return sum(stage.latency_at(sample_rate) for stage in self._stages if isinstance(stage, Effect))
 
     @property

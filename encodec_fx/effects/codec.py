@@ -27,7 +27,7 @@ from .codes import Codes
 from .layout import AudioLayout, read_audio, read_block, stream_layout
 from .model_source import ModelSource, load_effect_model
 from .partial_decode import decode_received
-from .protocol import AUDIO, CODES, Effect
+from .protocol import AUDIO, CODES, Effect, check_sample_rate
 from .resample import resample
 
 
@@ -140,9 +140,9 @@ class _CodecEffect(Effect):
         return self._default_step
 
     def _decoding_latency(self, sample_rate: int) -> int:
-        key = sample_rate, self._step()
+        key = check_sample_rate(sample_rate), self._step()
         if key not in self._latencies:
-            self._latencies[key] = stream_latency(self.model, sample_rate, key[1])
+            self._latencies[key] = stream_latency(self.model, *key)
         return self._latencies[key]
 
 

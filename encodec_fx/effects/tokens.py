@@ -14,6 +14,7 @@ carries the last received frame from block to block.
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from abc import abstractmethod
 from collections.abc import Sequence
@@ -67,8 +68,9 @@ class _RandomTokenEffect(_TokenEffect):
 
     def _seed(self) -> int:
         seed = self.seed
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0):
-            raise ValueError(f"{type(self).__name__}.seed must be None or a non-negative integer, got {seed!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or not 0 <= seed < 2 ** 64):
+            raise ValueError(f"{type(self).__name__}.seed must be None or an integer from 0 to 2**64 - 1, got {seed!r}")
         if seed is None:
             if self._drawn_seed is None:
                 self._drawn_seed = fresh_seed()
@@ -113,7 +115,8 @@ class BandwidthSchedule(_TokenEffect):
             times, kbps = zip(*[(float(time), float(rate)) for time, rate in self.schedule])
         except (TypeError, ValueError):
             raise ValueError(f"{usage}, got {self.schedule!r}") from None
-        if times[0] < 0 or any(b <= a for a, b in zip(times, times[1:])) or any(b not in bandwidths for b in kbps):
+        if not all(map(math.isfinite, times)) or times[0] < 0 or any(b <= a for a, b in zip(times, times[1:])) \
+                or any(b not in bandwidths for b in kbps):
             raise ValueError(f"{usage}, got {self.schedule!r}")
         if max(kbps) > codes.bandwidth:
             raise ValueError(f"BandwidthSchedule.schedule asks for {max(kbps)} kbps, but the codes hold "
@@ -159,7 +162,7 @@ class PacketLoss(_RandomTokenEffect):
 
     def apply(self, codes: Codes) -> Codes:
         rate = _check_probability(self, "rate", self.rate)
-        packet_frames = _check_integer(self, "packet_frames", self.packet_frames, 1)
+        packet_frames = _check_integer(self, "packet_frames", self.packet_frames, 1, 2 ** 31 - 1)
         if self.concealment not in self.CONCEALMENTS:
             raise ValueError(f"PacketLoss.concealment must be one of {self.CONCEALMENTS}, got {self.concealment!r}")
         frames = codes.frame_indices()
