@@ -19,10 +19,31 @@ def open_audio(path: str | os.PathLike) -> AudioFile:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no audio file at {path}")
+    check_wav_complete(path)
     try:
         return AudioFile(str(path))
     except Exception as error:
         raise ValueError(f"cannot read {path} as audio ({', '.join(sorted(AUDIO_SUFFIXES))}): {error}") from None
+
+
+def check_wav_complete(path: Path) -> None:
+    """Refuse a WAV file cut short (an interrupted copy or download): pedalboard reads the length
+    its header promises and fills what is missing with silence."""
+    size = path.stat().st_size
+    with open(path, "rb") as file:
+        if file.read(4) != b"RIFF" or (file.read(4), file.read(4))[1] != b"WAVE":
+            return  # not a plain RIFF WAV (RF64 and other formats are left to the decoder)
+        offset = 12
+        while offset + 8 <= size:
+            file.seek(offset)
+            chunk, length = file.read(4), int.from_bytes(file.read(4), "little")
+            if chunk == b"data":
+                missing = offset + 8 + length - size
+                if missing > 0 and length != 0xFFFFFFFF:  # all ones: length unknown, as a live recorder writes
+                    raise ValueError(f"{path} is cut short: its header promises {length} bytes of samples, "
+                                     f"{missing} of them are missing")
+                return
+            offset += 8 + length + length % 2  # chunks are padded to an even length
 
 
 def resampled(file: AudioFile, sample_rate: int):

@@ -200,6 +200,16 @@ def test_a_header_that_does_not_fit_the_codec_is_refused(files, tmp_path, capsys
     assert "model_sample_rate is 16000, but its codec has 24000" in capsys.readouterr().err
 
 
+def test_a_wav_file_cut_short_is_refused_not_padded_with_silence(files, tmp_path, capsys):
+    whole = (files / "mono24k.wav").read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole[: len(whole) // 2])
+    for command in (["compress", cut, tmp_path / "c.ecfx"], ["fx", cut, tmp_path / "c.wav", "--chain", "gain"]):
+        assert run(*command, "--model", files / "codec24") == 1
+        assert f"{cut} is cut short: its header promises" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["cut.wav"]
+
+
 def test_truncated_archive(files, tmp_path, capsys):
     archive, output = tmp_path / "t.ecfx", tmp_path / "t.wav"
     run("compress", files / "mono24k.wav", archive, "--model", files / "codec24")
