@@ -90,6 +90,10 @@ def info(args: argparse.Namespace) -> None:
     """Describe a .ecfx archive."""
     from entropy.compress import describe_archive
     description = describe_archive(args.archive)
+    if not description["complete"]:
+        print(f"encodec-fx info: warning: the archive is cut short: {description['segments']} of "
+              f"{description['segments_expected']} segments are whole (decompress --recover writes the rest "
+              "as silence)", file=sys.stderr)
     if args.json:
         print(json.dumps(description, indent=2))
         return

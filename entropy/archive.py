@@ -345,6 +345,11 @@ class ArchiveReader:
         """Segments known to the reader: all of them, or those before a truncation."""
         return len(self._slots)
 
+    @property
+    def truncated(self) -> bool:
+        """Whether the archive ends before its last segment does."""
+        return self._truncation is not None
+
     def segment(self, index: int) -> Segment:
         """Segment `index`, CRC-checked; a `DamagedSegmentError` naming it if it cannot be read."""
         if not 0 <= index < len(self._slots):

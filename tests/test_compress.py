@@ -116,6 +116,7 @@ def test_info_json(files, tmp_path, capsys):
     assert description["sample_rate"] == 16_000 and description["n_q"] == 2
     assert description["duration_seconds"] == pytest.approx(2.2)
     assert description["codec"]["name"] == str(files / "codec24")
+    assert description["complete"] and description["segments"] == description["segments_expected"] == 1
 
 
 def test_wrong_or_missing_codec_and_lm_are_named(files, tmp_path, capsys):
@@ -216,6 +217,10 @@ def test_truncated_archive(files, tmp_path, capsys):
     data = archive.read_bytes()
     archive.write_bytes(data[: len(data) - 120])  # inside the last segment: the index is gone too
     capsys.readouterr()
+    assert run("info", archive) == 0
+    streams = capsys.readouterr()  # the segment count used to be all info said
+    assert "complete: False" in streams.out and "segments_expected: 3" in streams.out
+    assert "warning: the archive is cut short: 2 of 3 segments are whole" in streams.err
     assert run("decompress", archive, output) == 1
     assert "truncated in segment 2" in capsys.readouterr().err and not output.exists()
     assert run("decompress", archive, output, "--recover") == 0
