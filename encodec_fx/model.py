@@ -49,6 +49,12 @@ class EncodecModel(nn.Module):
         self._fast_path = FastPath.for_model(self, self._fast_path)
         return self._fast_path
 
+    def __reduce__(self) -> tuple:
+        """Pickled as its config and state dict (weight-norm layers cannot be pickled as modules),
+        so a model, or an effect holding one, can go to a worker process."""
+        state = {key: value.detach() for key, value in self.state_dict().items()}
+        return _rebuild, (self.config, state, self.fast, self.training)
+
     @property
     def device(self) -> torch.device:
         """Where the model computes (move it with `.to`); inputs are moved here, outputs stay here."""
@@ -255,6 +261,12 @@ class EncodecModel(nn.Module):
             raise ValueError(f"padding_mask is {shape or type(padding_mask).__name__}; expected (batch, samples) "
                              f"with batch {batch} and at most the {available} samples these codes decode to")
         return shape[-1]
+
+def _rebuild(config: EncodecConfig, state: dict[str, torch.Tensor], fast: bool, training: bool) -> EncodecModel:
+    model = EncodecModel(config, fast=fast).to(next(iter(state.values())).device)
+    model.load_state_dict(state)
+    return model.train(training)
+
 
 CHUNKS_PER_BATCH = 4
 """Chunks the fast path decodes together. Measured on the 48 kHz model, one thread, 10 s: 4 decode

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import re
 
 import numpy as np
@@ -220,3 +221,15 @@ def test_partial_decoding_with_everything_received_is_model_decoding(preset):
         partial = decode_received(model, tokens, torch.from_numpy(codes.received), scales,
                                   codes.last_frame_pad_length, codes.model_num_samples)
     torch.testing.assert_close(partial, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_effects_and_models_pickle_for_worker_processes():
+    """Weight-norm layers refuse pickling as modules; the model pickles as config and state dict."""
+    effect = EncodecCompressor(bandwidth=3.0, model=tiny_model())
+    audio = noise(2, 8000)
+    restored = pickle.loads(pickle.dumps(effect))
+    np.testing.assert_array_equal(restored(audio, 44_100), effect(audio, 44_100))
+    model = pickle.loads(pickle.dumps(tiny_model("48khz")))
+    assert model.config == tiny_model("48khz").config and not model.training
+    for key, value in tiny_model("48khz").state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key
