@@ -164,6 +164,8 @@ def _names(keys: list[str], shown: int = 8) -> str:
 def load_model(model_class: type[EncodecModel], source: str | os.PathLike,
                config: EncodecConfig | None = None, **hub_kwargs: Any) -> EncodecModel:
     from .pretrained import is_shipped, shipped_model_dir
+    if hub_kwargs and (is_shipped(source) or Path(source).exists()):  # e.g. a misspelt keyword, silently unused
+        raise ValueError(f"{', '.join(hub_kwargs)}: options for hub downloads, but {source} is local")
     if config is not None and not isinstance(config, EncodecConfig):
         raise ValueError(f"config must be an EncodecConfig (EncodecConfig.from_dict turns a dict into one), "
                          f"got {type(config).__name__}")
@@ -206,7 +208,7 @@ def load_model(model_class: type[EncodecModel], source: str | os.PathLike,
 def _download(repo_id: str, **hub_kwargs: Any) -> Path:
     """Fetch config.json and the weights of a hub repository; returns the weights' local path."""
     manual = (f"download {HUB_FILES_HINT} from https://huggingface.co/{repo_id} into a directory "
-              "and pass its path")
+              "and pass its path (offline, HF_HUB_OFFLINE=1 fails at once instead of retrying)")
     try:
         from huggingface_hub import hf_hub_download
     except ImportError:

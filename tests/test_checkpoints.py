@@ -188,6 +188,11 @@ def test_checkpoint_files_are_told_apart_by_content(model, tmp_path):
         EncodecModel.from_pretrained(tmp_path / "cut.safetensors", config=model.config)
 
 
+def test_hub_options_for_a_local_model_are_refused_not_ignored():
+    with pytest.raises(ValueError, match=f"revison: options for hub downloads, but {DEFAULT_MODEL} is local"):
+        EncodecModel.from_pretrained(DEFAULT_MODEL, revison="main")
+
+
 def test_config_must_be_a_config_and_loads_by_shipped_name():
     with pytest.raises(ValueError, match="config must be an EncodecConfig .*, got dict"):
         EncodecModel.from_pretrained(DEFAULT_MODEL, config={"num_filters": 16})
