@@ -59,7 +59,7 @@ def compress(args: argparse.Namespace) -> None:
     wants_lm = not args.no_lm and args.coding in (None, "lm")
     lm_name = (args.lm or default_lm(args.model)) if wants_lm else None  # a shipped codec's LM by default
     lm = load_lm(lm_name)
-    mode = args.coding or ("lm" if lm is not None else "auto")
+    mode = args.coding or "auto"  # the smallest archive of the modes there is a model for
     header = compress_file(args.input, args.output, model, bandwidth=args.bandwidth, mode=mode,
                            model_name=args.model, lm=lm, lm_name=lm_name, overwrite=args.force)
     size = Path(args.output).stat().st_size
@@ -129,10 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
                          help=f"codec: shipped model name, model directory, checkpoint or hub id "
                               f"(default {DEFAULT_MODEL})")
     command.add_argument("--lm", help="entropy-coding LM (.safetensors from train-lm, or a shipped LM's name); "
-                                      "default: the LM shipped with the codec, if any; selects --coding lm")
+                                      "default: the LM shipped with the codec, if any")
     command.add_argument("--no-lm", action="store_true", help="do not use an LM (static or raw coding, whichever is smaller)")
     command.add_argument("--coding", choices=["lm", "static", "raw"],
-                         help="lm: smallest, slowest; static: per-codebook distribution; raw: 10-bit codes")
+                         help="lm: usually smallest, slowest; static: per-codebook distribution; raw: 10-bit codes "
+                              "(default: each of them there is a model for, keeping the smallest archive)")
     add_device_argument(command, "cpu", "cpu; a GPU's rounding may pick another code where two nearly tie")
     command.add_argument("--force", action="store_true", help="overwrite an existing output")
     command.set_defaults(run=compress)

@@ -44,7 +44,7 @@ batches of 32). Each row's attention cache takes 4–8 MB (24/48 kHz LM), so row
 counted: a stereo file on the mono model groups 16 segments, the chunked 48 kHz model 6. Rows do not
 affect each other's arithmetic, so a reader may decode any segment alone or in any batch; it decodes
 each group together for speed."""
-AUTO = "auto"  # static coding when its table in the header pays for itself, else raw
+AUTO = "auto"  # every mode there is a model for (lm with an LM; static; raw), keeping the smallest archive
 PROGRESS_FROM_SECONDS = 5.0
 Progress = Callable[[float], None]
 
@@ -94,7 +94,8 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
                   bandwidth: float, mode: str, model_name: str, lm: EntropyLM | None = None,
                   lm_name: str | None = None, overwrite: bool = False, progress: bool = True) -> ArchiveHeader:
     """Compress an audio file into a `.ecfx` archive at `bandwidth` kbps; returns its header. `mode` is a
-    coding mode, or "auto": static or raw, whichever is smaller (the header records the one used)."""
+    coding mode, or "auto": each mode there is a model for (lm only with `lm`), keeping the one that
+    gives the smallest archive (the header records it)."""
     if mode not in (*CODING_MODES, AUTO):
         raise ValueError(f"coding mode {mode!r} is not one of {', '.join((*CODING_MODES, AUTO))}")
     if mode == "lm" and lm is None:
@@ -115,38 +116,48 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
         blocks = _ModelBlocks(reader, config)
         with _progress_bar(length / sample_rate, progress, "compress") as advance:
             units = list(code_units(model, bandwidth, blocks, advance))
-    static = StaticModel.from_codes(np.concatenate([c for u in units for c in u.codes], axis=-1),
-                                    card=config.codebook_size) if mode in ("static", AUTO) else None
-    if mode == AUTO:  # a short file's codes may not pay for the static table in the header
-        raw_bytes = static.counts.sum() * RAW_BITS / 8
-        mode = "static" if len(static.to_bytes()) + static.coded_bits() / 8 < raw_bytes else "raw"
-        static = static if mode == "static" else None
     units_per_segment = _units_per_segment(model)
     segments = [units[start: start + units_per_segment] for start in range(0, len(units), units_per_segment)]
+    lm_group = max(1, LM_GROUP_ROWS // (units_per_segment * len(units[0].codes)))
+    candidates = [mode] if mode != AUTO else ["static", "raw", *(["lm"] if lm is not None else [])]
+    static = StaticModel.from_codes(np.concatenate([c for u in units for c in u.codes], axis=-1),
+                                    card=config.codebook_size) if "static" in candidates else None
+    coded = {candidate: _archived(segments, candidate, PortableLM(lm) if candidate == "lm" else None, static,
+                                  lm_group if candidate == "lm" else 1) for candidate in candidates}
+    # the static table sits in the header as base64; a short file's codes may not pay for it
+    table = 4 * math.ceil(len(static.to_bytes()) / 3) if static is not None else 0
+    mode = min(candidates, key=lambda candidate: coded[candidate][1] + (table if candidate == "static" else 0))
     header = ArchiveHeader(
         codec=identity(model_name, model), lm=identity(lm_name or "lm", lm) if mode == "lm" else None,
         coding_mode=mode, sample_rate=sample_rate, channels=channels, audio_length=length,
         model_sample_rate=config.sampling_rate, bandwidth=bandwidth, n_q=units[0].codes.shape[1],
         frame_rate=config.frame_rate, chunk_length=config.chunk_length, chunk_stride=config.chunk_stride,
         segment_frames=units_per_segment * units[0].codes.shape[-1],
-        static_model=static.to_bytes() if static else None, model_audio_length=blocks.samples,
+        static_model=static.to_bytes() if mode == "static" else None, model_audio_length=blocks.samples,
         segments=len(segments), units=len(units), frames=sum(u.codes.shape[-1] for u in units),
-        segment_seconds=_segment_seconds(model),
-        lm_group_segments=max(1, LM_GROUP_ROWS // (units_per_segment * len(units[0].codes))) if mode == "lm" else 1)
-    coder = PortableLM(lm) if mode == "lm" else None  # built once for all groups
+        segment_seconds=_segment_seconds(model), lm_group_segments=lm_group if mode == "lm" else 1)
     with ArchiveWriter(destination, header.to_dict(), overwrite=overwrite) as writer:
-        first_frame = 0
-        for group_start in range(0, len(segments), header.lm_group_segments):
-            group = segments[group_start: group_start + header.lm_group_segments]
-            payloads = iter(encode_many([codes for segment in group for unit in segment for codes in unit.codes],
-                                        mode, lm=coder, static=static))
-            for number, segment in enumerate(group, group_start):
-                archived = tuple(Unit(unit.codes.shape[-1], _scales(unit), tuple(next(payloads) for _ in unit.codes))
-                                 for unit in segment)
-                frames = sum(unit.frames for unit in archived)
-                writer.write_segment(Segment(number, first_frame, frames, archived))
-                first_frame += frames
+        for segment in coded[mode][0]:
+            writer.write_segment(segment)
     return header
+
+
+def _archived(segments: list[list[CodedUnit]], mode: str, coder: PortableLM | None, static: StaticModel | None,
+              group_segments: int) -> tuple[list[Segment], int]:
+    """The archive's segments in one coding mode, and the bytes of their payloads. In lm mode,
+    `group_segments` segments are coded as rows of one batch."""
+    archived, first_frame = [], 0
+    for group_start in range(0, len(segments), group_segments):
+        group = segments[group_start: group_start + group_segments]
+        payloads = iter(encode_many([codes for segment in group for unit in segment for codes in unit.codes],
+                                    mode, lm=coder, static=static))
+        for number, segment in enumerate(group, group_start):
+            units = tuple(Unit(unit.codes.shape[-1], _scales(unit), tuple(next(payloads) for _ in unit.codes))
+                          for unit in segment)
+            frames = sum(unit.frames for unit in units)
+            archived.append(Segment(number, first_frame, frames, units))
+            first_frame += frames
+    return archived, sum(len(payload) for segment in archived for unit in segment.units for payload in unit.payloads)
 
 
 def code_units(model: EncodecModel, bandwidth: float, blocks: Iterable[torch.Tensor],

@@ -121,7 +121,8 @@ def test_info_json(files, tmp_path, capsys):
 
 def test_wrong_or_missing_codec_and_lm_are_named(files, tmp_path, capsys):
     archive = tmp_path / "w.ecfx"
-    run("compress", files / "mono16k.flac", archive, "--model", files / "codec24", "--lm", files / "lm.safetensors")
+    run("compress", files / "mono16k.flac", archive, "--model", files / "codec24", "--lm", files / "lm.safetensors",
+        "--coding", "lm")  # this random LM loses to static coding, which the default would pick
     capsys.readouterr()
     other = tmp_path / "other"
     randomize(EncodecModel(EncodecConfig(num_filters=4)), seed=99).save_pretrained(other)
@@ -288,6 +289,31 @@ def test_a_file_too_short_for_the_models_rate(files, tmp_path, capsys, samples, 
     assert run("decompress", tmp_path / "o.ecfx", tmp_path / "o.wav", "--model", files / "codec24") == 0
     rate, audio = read(tmp_path / "o.wav")
     assert (rate, audio.shape) == (44_100, (1, samples))
+
+
+def test_auto_coding_with_an_lm_keeps_the_smallest_archive(files, tmp_path):
+    """The LM is not always smallest: on steady tones static coding won by 11 % (shipped LM, 6 kbps)."""
+    from entropy.compress import compress_file
+    from entropy.lm import load_lm
+    from encodec_fx.pretrained import default_lm, shipped_lm_path
+    tones = tmp_path / "tones.wav"
+    time = np.arange(11 * 24_000) / 24_000
+    with AudioFile(str(tones), "w", samplerate=24_000, num_channels=1) as file:
+        file.write((0.3 * np.sin(2 * np.pi * 220 * time) + 0.2 * np.sin(2 * np.pi * 331 * time))[None].astype(np.float32))
+    speech = Path(__file__).parent / "data" / "speech-nl-fillets.flac"
+    model, lm = EncodecModel.from_pretrained(DEFAULT_MODEL), load_lm(shipped_lm_path(default_lm(DEFAULT_MODEL)))
+    chosen = set()
+    for source in (tones, speech):
+        sizes = {}
+        for mode in ("auto", "lm", "static", "raw"):
+            out = tmp_path / f"{source.stem}-{mode}.ecfx"
+            header = compress_file(source, out, model, bandwidth=6.0, mode=mode, model_name=DEFAULT_MODEL, lm=lm,
+                                   lm_name="lm", progress=False)
+            sizes[mode] = (header.coding_mode, out.stat().st_size)
+        smallest = min(("lm", "static", "raw"), key=lambda mode: sizes[mode][1])
+        assert sizes["auto"] == sizes[smallest], sizes
+        chosen.add(smallest)
+    assert chosen == {"lm", "static"}
 
 
 def test_auto_coding_picks_the_smaller_of_static_and_raw(files, tmp_path):
