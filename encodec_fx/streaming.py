@@ -69,23 +69,31 @@ def check_frames_per_step(frames_per_step: int) -> None:
 
 def check_streamable(config: EncodecConfig) -> None:
     """Reject models whose output depends on the whole input, so cannot be computed block by block."""
+    reason = why_not_streamable(config)
+    if reason is not None:
+        raise ValueError(reason)
+
+
+def why_not_streamable(config: EncodecConfig) -> str | None:
+    """Why a model cannot be coded block by block, or None if it can."""
     if not config.use_causal_conv:
-        raise ValueError("streaming needs a causal model (config.use_causal_conv=True, e.g. the 24 kHz model); "
-                         "a non-causal model such as the 48 kHz one pads on both sides and can only be "
-                         "coded chunk by chunk")
+        return ("streaming needs a causal model (config.use_causal_conv=True, e.g. the 24 kHz model); "
+                "a non-causal model such as the 48 kHz one pads on both sides and can only be "
+                "coded chunk by chunk")
     if config.chunk_length is not None:
-        raise ValueError("streaming needs a model that codes its input as one chunk (chunk_length_s=None); "
-                         f"this one cuts it into {config.chunk_length_s} s chunks")
+        return ("streaming needs a model that codes its input as one chunk (chunk_length_s=None); "
+                f"this one cuts it into {config.chunk_length_s} s chunks")
     if config.normalize:
-        raise ValueError("streaming needs a model without input normalisation (normalize=False): "
-                         "its scale is the loudness of the whole input")
+        return ("streaming needs a model without input normalisation (normalize=False): "
+                "its scale is the loudness of the whole input")
     if config.norm_type != "weight_norm":
-        raise ValueError(f"streaming needs weight-normed convolutions; norm_type {config.norm_type!r} "
-                         "normalises over the whole time axis")
+        return (f"streaming needs weight-normed convolutions; norm_type {config.norm_type!r} "
+                "normalises over the whole time axis")
     if config.trim_right_ratio != 1.0:
-        raise ValueError("streaming needs the transposed convolutions trimmed on the right only "
-                         f"(trim_right_ratio=1.0, got {config.trim_right_ratio}), so that no output "
-                         "waits for later frames")
+        return ("streaming needs the transposed convolutions trimmed on the right only "
+                f"(trim_right_ratio=1.0, got {config.trim_right_ratio}), so that no output "
+                "waits for later frames")
+    return None
 
 
 # --- streaming layers ----------------------------------------------------------------------------

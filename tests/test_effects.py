@@ -15,6 +15,7 @@ from encodec_fx.effects.model_source import load_effect_model
 from encodec_fx.effects.partial_decode import decode_received
 from encodec_fx.effects.resample import resample
 
+from conftest import randomize
 from effects_models import noise, tiny_model
 
 
@@ -248,3 +249,11 @@ def test_long_signals_are_coded_by_the_streaming_codec_with_the_whole_signals_re
     streamed = EncodecEncoder(bandwidth=6.0, model=model)(audio, 24_000)
     np.testing.assert_array_equal(streamed.audio_codes, codes.numpy())
     np.testing.assert_allclose(EncodecDecoder(model=model)(streamed, 24_000), expected, rtol=0, atol=1e-6)
+
+
+def test_long_signals_of_models_that_cannot_stream_are_coded_whole(monkeypatch):
+    model = randomize(EncodecModel(EncodecConfig(num_filters=4, num_lstm_layers=1, use_causal_conv=False)))
+    audio = noise(1, 36_000)
+    whole = EncodecCompressor(bandwidth=6.0, model=model)(audio, 24_000)
+    monkeypatch.setattr(codec, "STREAMED_FROM_SECONDS", 1.0)  # the streaming codec refuses this model
+    np.testing.assert_array_equal(EncodecCompressor(bandwidth=6.0, model=model)(audio, 24_000), whole)

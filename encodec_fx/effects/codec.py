@@ -21,7 +21,7 @@ import torch
 
 from ..devices import resolve_device
 from ..model import EncodecModel
-from ..streaming import StreamingDecoder, StreamingEncoder
+from ..streaming import StreamingDecoder, StreamingEncoder, why_not_streamable
 from .channels import from_model_channels, to_model_channels
 from .codec_stream import DecoderStream, EncoderStream, check_step, default_frames_per_step, stream_latency
 from .codes import Codes
@@ -41,7 +41,8 @@ encode and decode, two threads, Intel VM, 2026-12-02)."""
 
 
 def streams_whole_signal(model: EncodecModel, num_samples: int) -> bool:
-    return model.config.chunk_length is None and num_samples > STREAMED_FROM_SECONDS * model.config.sampling_rate
+    config = model.config
+    return why_not_streamable(config) is None and num_samples > STREAMED_FROM_SECONDS * config.sampling_rate
 
 
 def encode_audio(model: EncodecModel, input_array: np.ndarray, sample_rate: int, bandwidth: float) -> Codes:
