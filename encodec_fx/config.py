@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import replacing
+from .validation import is_finite_number, is_integer
 
 CONFIG_NAME = "config.json"
 POSITIVE_INTS = ("sampling_rate", "audio_channels", "hidden_size", "num_filters", "num_residual_layers",
@@ -19,14 +19,6 @@ POSITIVE_INTS = ("sampling_rate", "audio_channels", "hidden_size", "num_filters"
                  "num_lstm_layers", "codebook_size", "codebook_dim")
 BOOLS = ("normalize", "use_causal_conv", "use_conv_shortcut")
 PAD_MODES = ("reflect", "constant", "replicate", "circular")
-
-
-def _is_int(value: object) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _numbers(name: str, values: object, accepted: str, valid: Callable[[object], bool]) -> list:
@@ -75,14 +67,14 @@ class EncodecConfig:
             value = getattr(self, name)
             if name == "codebook_dim" and value is None:
                 value = self.codebook_dim = self.hidden_size
-            if not _is_int(value) or value < 1:
+            if not is_integer(value) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         for name in BOOLS:
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        self.upsampling_ratios = _numbers("upsampling_ratios", self.upsampling_ratios, "positive integers", _is_int)
+        self.upsampling_ratios = _numbers("upsampling_ratios", self.upsampling_ratios, "positive integers", is_integer)
         self.target_bandwidths = [float(b) for b in _numbers(
-            "target_bandwidths", self.target_bandwidths, "positive kbps in increasing order", _is_number)]
+            "target_bandwidths", self.target_bandwidths, "positive kbps in increasing order", is_finite_number)]
         if self.target_bandwidths != sorted(set(self.target_bandwidths)):
             raise ValueError(f"target_bandwidths must increase, got {self.target_bandwidths}")
         if self.norm_type not in ("weight_norm", "time_group_norm"):
@@ -97,7 +89,7 @@ class EncodecConfig:
         if self.target_bandwidths[-1] < one_codebook:
             raise ValueError(f"target_bandwidths reach only {self.target_bandwidths[-1]:g} kbps; one codebook "
                              f"takes {one_codebook:g} kbps at this frame rate")
-        if not (_is_number(self.trim_right_ratio) and 0 <= self.trim_right_ratio <= 1):
+        if not (is_finite_number(self.trim_right_ratio) and 0 <= self.trim_right_ratio <= 1):
             raise ValueError(f"trim_right_ratio must be from 0 to 1, got {self.trim_right_ratio!r}")
         if not self.use_causal_conv and self.trim_right_ratio != 1.0:
             raise ValueError("trim_right_ratio != 1.0 only makes sense for causal convolutions")
@@ -109,9 +101,9 @@ class EncodecConfig:
                              f"chunk_length_s={self.chunk_length_s!r}, overlap={self.overlap!r}")
         if self.chunk_length_s is None:
             return
-        if not (_is_number(self.overlap) and 0 <= self.overlap < 1):
+        if not (is_finite_number(self.overlap) and 0 <= self.overlap < 1):
             raise ValueError(f"overlap must be a fraction from 0 up to (not including) 1, got {self.overlap!r}")
-        if not _is_number(self.chunk_length_s) or self.chunk_length_s * self.sampling_rate < self.hop_length:
+        if not is_finite_number(self.chunk_length_s) or self.chunk_length_s * self.sampling_rate < self.hop_length:
             raise ValueError(f"chunk_length_s must be at least one frame ({self.hop_length / self.sampling_rate:g} s), "
                              f"got {self.chunk_length_s!r}")
 

@@ -3,8 +3,21 @@ clear message naming what is wrong and what is accepted."""
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 import torch
+
+
+def is_integer(value: object) -> bool:
+    """An integer of any kind (numpy's too), but not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_finite_number(value: object) -> bool:
+    """A finite real number of any kind, but not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def check_samples(samples: np.ndarray | torch.Tensor, what: str = "audio") -> None:

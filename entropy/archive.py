@@ -739,7 +739,7 @@ def _as_float32(value: float) -> float:
 
 def _checked_uint(value: int, bits: int, name: str, minimum: int = 0) -> int:
     """`value` as a plain int (numpy integers welcome) if it fits the field, else ValueError."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not minimum <= value < 1 << bits:
+    if not _is_int(value) or not minimum <= value < 1 << bits:
         raise ValueError(f"{name} must be an integer in [{minimum}, 2**{bits}), got {value!r}")
     return int(value)
 

@@ -31,7 +31,7 @@ from encodec_fx.model import EncodecModel
 from encodec_fx.streaming import StreamingDecoder, StreamingEncoder
 
 from .archive import ArchiveHeader, ArchiveReader, ArchiveWriter, Segment, Unit
-from .coding import CODING_MODES, RAW_BITS, StaticModel, decode_many, encode_many
+from .coding import CODING_MODES, StaticModel, decode_many, encode_many
 from .lm import EntropyLM
 from .portable_lm import PortableLM
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..validation import is_integer
 from .codes import Codes
 from .frame_random import fresh_seed, uniform
 from .protocol import CODES, Effect
@@ -45,8 +46,7 @@ class _TokenEffect(Effect):
 
 
 def _check_integer(effect: Effect, name: str, value: object, low: int, high: int | None = None, why: str = "") -> int:
-    if (isinstance(value, bool) or not isinstance(value, numbers.Integral)
-            or value < low or (high is not None and value > high)):
+    if not is_integer(value) or value < low or (high is not None and value > high):
         accepted = f"from {low} to {high}" if high is not None else f"of at least {low}"
         raise ValueError(f"{type(effect).__name__}.{name} must be an integer {accepted}{why}, got {value!r}")
     return int(value)
@@ -68,8 +68,7 @@ class _RandomTokenEffect(_TokenEffect):
 
     def _seed(self) -> int:
         seed = self.seed
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                                 or not 0 <= seed < 2 ** 64):
+        if seed is not None and (not is_integer(seed) or not 0 <= seed < 2 ** 64):
             raise ValueError(f"{type(self).__name__}.seed must be None or an integer from 0 to 2**64 - 1, got {seed!r}")
         if seed is None:
             if self._drawn_seed is None:
