@@ -31,7 +31,8 @@ def check_wav_complete(path: Path) -> None:
     its header promises and fills what is missing with silence."""
     size = path.stat().st_size
     with open(path, "rb") as file:
-        if file.read(4) != b"RIFF" or (file.read(4), file.read(4))[1] != b"WAVE":
+        head = file.read(12)
+        if head[:4] != b"RIFF" or head[8:12] != b"WAVE":
             return  # not a plain RIFF WAV (RF64 and other formats are left to the decoder)
         offset = 12
         while offset + 8 <= size:

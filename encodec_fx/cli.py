@@ -28,14 +28,13 @@ def convert(args: argparse.Namespace) -> None:
           f"bandwidths {rates} kbps")
 
 
-def load_codec(source: str | None, device: torch.device, archive_header: dict | None = None) -> EncodecModel:
-    """The codec named on the command line, or for decompression the one the archive names (a shipped
-    model's name, or a path that exists here)."""
-    named = archive_header["codec"]["name"] if archive_header is not None else None
+def load_codec(source: str | None, device: torch.device, named: str | None = None) -> EncodecModel:
+    """The codec named on the command line, or for decompression the one the archive names (`named`:
+    a shipped model's name, or a path that exists here)."""
     if source is None and named is not None and (is_shipped(named) or Path(named).exists()):
         source = named
     if source is None:
-        needed = f" (this archive needs codec {named!r})" if archive_header else ""
+        needed = f" (this archive needs codec {named!r})" if named is not None else ""
         raise ValueError(f"no codec given{needed}: pass --model with a model directory, checkpoint, shipped "
                          "model name or hub id")
     return EncodecModel.from_pretrained(source, device=device)
@@ -73,10 +72,9 @@ def decompress(args: argparse.Namespace) -> None:
     from entropy.archive import ArchiveHeader, ArchiveReader
     from entropy.compress import decompress_file
     with ArchiveReader(args.input) as reader:
-        header = reader.header
-    ArchiveHeader.from_dict(header)  # a nonsensical header is refused before names are read from it
-    model = load_codec(args.model, args.device, header)
-    named_lm = header["lm"]["name"] if header.get("lm") else None
+        header = ArchiveHeader.from_dict(reader.header)  # a nonsensical header is refused here
+    model = load_codec(args.model, args.device, header.codec["name"])
+    named_lm = header.lm["name"] if header.lm else None
     lm_source = args.lm or (named_lm if named_lm and (is_shipped_lm(named_lm) or Path(named_lm).is_file()) else None)
     lost = decompress_file(args.input, args.output, model, lm=load_lm(lm_source), overwrite=args.force,
                            recover=args.recover)

@@ -17,11 +17,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import EncodecConfig
+from .devices import resolve_device
 from .fast_path import FastPath
 from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
 from .quantizer import ResidualVectorQuantizer
 from .seanet import Decoder, Encoder
-from .devices import resolve_device
 from .validation import check_codes, check_samples, check_sampling_rate, check_scale
 
 
@@ -261,6 +261,7 @@ class EncodecModel(nn.Module):
             raise ValueError(f"padding_mask is {shape or type(padding_mask).__name__}; expected (batch, samples) "
                              f"with batch {batch} and at most the {available} samples these codes decode to")
         return shape[-1]
+
 
 def _rebuild(config: EncodecConfig, state: dict[str, torch.Tensor], fast: bool, training: bool) -> EncodecModel:
     model = EncodecModel(config, fast=fast).to(next(iter(state.values())).device)

@@ -33,11 +33,11 @@ from .resample import resample
 
 
 STREAMED_FROM_SECONDS = 20.0
-"""A causal model codes a longer signal through its streaming codec, which works a few frames at a
-time, rather than whole: the codes are the same and the audio within float rounding, but the whole
-signal's activations at every layer take memory in proportion to its length (a minute of 24 kHz
-stereo, shipped model: peak RSS 1.29 GB whole, 0.48 GB streamed, and 5.35 s against 3.14 s for
-encode and decode, two threads, Intel VM, 2026-12-02)."""
+"""A model that can stream (the causal 24 kHz one) codes a longer signal through its streaming
+codec, which works a few frames at a time, rather than whole: the codes are the same and the audio
+within float rounding, but the whole signal's activations at every layer take memory in proportion
+to its length (a minute of 24 kHz stereo, shipped model: peak RSS 1.29 GB whole, 0.48 GB streamed,
+and 5.35 s against 3.14 s for encode and decode, two threads, Intel VM, 2026-12-02)."""
 
 
 def streams_whole_signal(model: EncodecModel, num_samples: int) -> bool:
