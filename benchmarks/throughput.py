@@ -22,6 +22,7 @@ import copy
 import torch
 
 from encodec_fx import EncodecConfig
+from encodec_fx.devices import add_device_argument, gpu_if_present
 
 from common import best_of, random_model
 
@@ -52,14 +53,14 @@ def codes_agreeing_with_cpu(model: torch.nn.Module, device: torch.device, bandwi
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    add_device_argument(parser, gpu_if_present(), "cuda when there is a GPU, else cpu")
     parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=sorted(PRESETS))
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[1, 8, 32])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--bandwidth", type=float, default=6.0)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    device = torch.device(args.device)
+    device = args.device
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {name}, {args.bandwidth:g} kbps, {args.seconds:g} s items, best of {args.runs}")
 

@@ -47,6 +47,6 @@ def add_device_argument(parser: argparse.ArgumentParser, default: str, default_t
                         help=f"where the model runs: {ACCEPTED} (default: {default_text})")
 
 
-def default_training_device() -> str:
-    """Training defaults to the GPU when there is one."""
+def gpu_if_present() -> str:
+    """The default where a GPU helps most (training, GPU benchmarks): cuda when there is one."""
     return "cuda" if torch.cuda.is_available() else "cpu"

@@ -25,7 +25,7 @@ from torch.nn import functional as F
 from encodec_fx import EncodecModel
 from encodec_fx.audio_io import audio_files, is_held_out, read_audio
 from encodec_fx.checkpoints import weights_sha256
-from encodec_fx.devices import add_device_argument, default_training_device
+from encodec_fx.devices import add_device_argument, gpu_if_present
 from encodec_fx.validation import check_settings
 
 from .lm import LM_24KHZ, LM_48KHZ, EntropyLM, LMConfig, save_lm
@@ -155,7 +155,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the paper's LM, which predicts a frame's codebooks independently)")
     for name, value in asdict(defaults).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    add_device_argument(parser, default_training_device(), "cuda when there is a GPU, else cpu")
+    add_device_argument(parser, gpu_if_present(), "cuda when there is a GPU, else cpu")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
 
 

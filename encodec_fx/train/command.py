@@ -25,7 +25,7 @@ import torch
 from ..config import EncodecConfig
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from ..audio_io import audio_files, is_held_out
-from ..devices import add_device_argument, default_training_device
+from ..devices import add_device_argument, gpu_if_present
 from .data import centre_segments, load_clip, random_segments
 from .export import export_generator
 from .trainer import CodecTrainer, TrainingConfig, untrained_model
@@ -66,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder of validation audio (e.g. a corpus's validation/); then every file of "
                              "AUDIO_DIR trains and --held-out-percent is unused")
     parser.add_argument("--resume", action="store_true", help="continue the checkpoint in RUN_DIR")
-    add_device_argument(parser, default_training_device(), "cuda when there is a GPU, else cpu")
+    add_device_argument(parser, gpu_if_present(), "cuda when there is a GPU, else cpu")
 
 
 def resumed_config(saved: dict, given: dict) -> TrainingConfig:
