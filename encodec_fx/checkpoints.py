@@ -141,12 +141,17 @@ def infer_config(state: dict[str, torch.Tensor]) -> EncodecConfig:
 
 
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load a state dict in our key names, naming every missing or unexpected key."""
+    """Load a state dict in our key names, naming every missing or unexpected key and every tensor
+    that is not finite (such weights would silently turn all audio into NaN)."""
     expected = set(model.state_dict())
     missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or unexpected:
         raise ValueError(f"checkpoint does not match the model: missing keys {_names(missing)}; "
                          f"unexpected keys {_names(unexpected)}")
+    damaged = [key for key, value in state.items() if value.is_floating_point() and not torch.isfinite(value).all()]
+    if damaged:
+        raise ValueError(f"checkpoint holds NaN or infinite weights in {_names(damaged)}: the file is damaged "
+                         f"or comes from a training run that diverged")
     try:
         model.load_state_dict(state)
     except RuntimeError as error:

@@ -163,6 +163,17 @@ def test_wrong_shapes_are_named(model, tmp_path):
         EncodecModel.from_pretrained(tmp_path)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_by_name(model, tmp_path, bad):
+    state = to_hub_keys(model.state_dict())
+    state["decoder.layers.0.conv.bias"] = state["decoder.layers.0.conv.bias"].clone()
+    state["decoder.layers.0.conv.bias"][0] = bad
+    model.config.save_pretrained(tmp_path)
+    save_file({k: v.contiguous() for k, v in state.items()}, tmp_path / "model.safetensors")
+    with pytest.raises(ValueError, match=r"NaN or infinite weights in decoder\.layers\.0\.conv\.bias:"):
+        EncodecModel.from_pretrained(tmp_path)
+
+
 @pytest.mark.parametrize("content, reason", [
     (b"not a checkpoint", "not a readable checkpoint .*: it is not a file of tensors$"),  # torch's 10 lines
     (b"", "not a readable checkpoint .*: the file is empty or cut short$"),  # ended in ": "
