@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 import zlib
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
-from encodec_fx.train import corpus
+from encodec_fx.train.corpus import build, common, midi, mixtures, music, recordings, speech, text, voices
 
 FAKE_WAV_WRITER = '''
 import math, struct, sys, wave
@@ -70,11 +71,11 @@ def words_file(tmp_path) -> Path:
 @pytest.fixture
 def fake_kits(tmp_path, words_file, fake_path, monkeypatch) -> None:
     """The builder's speech and music kits, drawing on the fake tools, a tiny word list and a dummy sound font."""
-    speech = corpus.discover_speech_kit(words_file, tmp_path / "no-fortunes")
+    speech_kit = speech.discover_speech_kit(words_file, tmp_path / "no-fortunes")
     soundfont = tmp_path / "fake.sf2"
     soundfont.write_bytes(b"not a real sound font")
-    monkeypatch.setattr(corpus, "discover_speech_kit", lambda: speech)
-    monkeypatch.setattr(corpus, "discover_music_kit", lambda: corpus.MusicKit(soundfont, []))
+    monkeypatch.setattr(build, "discover_speech_kit", lambda: speech_kit)  # where build.source_clips looks them up
+    monkeypatch.setattr(build, "discover_music_kit", lambda: music.MusicKit(soundfont, []))
 
 
 def tone_file(path: Path, seconds: float, rate: int = 44_100) -> Path:
@@ -86,11 +87,11 @@ def tone_file(path: Path, seconds: float, rate: int = 44_100) -> Path:
 
 def test_split_is_a_stable_hash_of_the_item():
     items = [f"speech/{i:06d}" for i in range(2000)]
-    first = [corpus.is_validation(item, 5) for item in items]
-    assert first == [corpus.is_validation(item, 5) for item in reversed(items)][::-1]
+    first = [build.is_validation(item, 5) for item in items]
+    assert first == [build.is_validation(item, 5) for item in reversed(items)][::-1]
     assert first == [zlib.crc32(item.encode()) % 100 < 5 for item in items]
     assert 0.03 < np.mean(first) < 0.07
-    assert not any(corpus.is_validation(item, 0) for item in items)
+    assert not any(build.is_validation(item, 0) for item in items)
 
 
 @pytest.mark.parametrize("path, package", [
@@ -103,29 +104,29 @@ def test_split_is_a_stable_hash_of_the_item():
     ("/usr/lib/python3/dist-packages/pygame/examples/data/house_lo.ogg", ""),
 ])
 def test_reserved_sources_are_refused(path, package):
-    assert corpus.reserved_reason(path, package)
-    with pytest.raises(corpus.ReservedSource, match="reserved for independent evaluation"):
-        corpus.refuse_reserved(path, package)
+    assert recordings.reserved_reason(path, package)
+    with pytest.raises(recordings.ReservedSource, match="reserved for independent evaluation"):
+        recordings.refuse_reserved(path, package)
 
 
 def test_ordinary_package_music_is_allowed():
-    assert corpus.reserved_reason("/usr/share/games/wesnoth/1.16/data/core/music/battle.ogg",
-                                  "wesnoth-1.16-music") is None
+    assert recordings.reserved_reason("/usr/share/games/wesnoth/1.16/data/core/music/battle.ogg",
+                                      "wesnoth-1.16-music") is None
 
 
 def test_reserved_package_is_refused_before_listing(fake_path):
-    with pytest.raises(corpus.ReservedSource):
-        corpus.package_audio_files("sound-theme-freedesktop")
+    with pytest.raises(recordings.ReservedSource):
+        recordings.package_audio_files("sound-theme-freedesktop")
 
 
 def test_reserved_file_inside_a_package_is_refused(fake_path, monkeypatch):
     monkeypatch.setenv("FAKE_DPKG_LISTING", "/usr/lib/python3/dist-packages/somepkg/example.wav")
-    with pytest.raises(corpus.ReservedSource, match="dist-packages"):
-        corpus.package_audio_files("asc-music")
+    with pytest.raises(recordings.ReservedSource, match="dist-packages"):
+        recordings.package_audio_files("asc-music")
 
 
 def test_command_line_refuses_reserved_recording_package(tmp_path, fake_path, capsys):
-    code = corpus.main([str(tmp_path / "out"), "--sources", "recordings", "--recording-packages", "alsa-utils"])
+    code = build.main([str(tmp_path / "out"), "--sources", "recordings", "--recording-packages", "alsa-utils"])
     assert code == 1
     assert "reserved for independent evaluation" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
@@ -134,10 +135,10 @@ def test_command_line_refuses_reserved_recording_package(tmp_path, fake_path, ca
 def test_recordings_are_excerpts_licensed_and_split_by_track(tmp_path, fake_path, monkeypatch):
     track = tone_file(tmp_path / "track.wav", seconds=25)
     monkeypatch.setenv("FAKE_DPKG_LISTING", str(track))
-    clips = list(corpus.recording_clips(corpus.recording_owners(("asc-music",)), seed=0, seconds=10))
+    clips = list(recordings.recording_clips(recordings.recording_owners(("asc-music",)), seed=0, seconds=10))
     assert len(clips) == 2
     assert {clip.item for clip in clips} == {"recordings/asc-music/track.wav"}
-    assert all(clip.license == "GPL-2+" and clip.audio.size == 10 * corpus.SAMPLE_RATE for clip in clips)
+    assert all(clip.license == "GPL-2+" and clip.audio.size == 10 * common.SAMPLE_RATE for clip in clips)
 
 
 def test_voices_join_one_speakers_recordings_and_split_by_speaker(tmp_path, fake_path, monkeypatch):
@@ -147,11 +148,11 @@ def test_voices_join_one_speakers_recordings_and_split_by_speaker(tmp_path, fake
         (root / speaker / "alpha").mkdir(parents=True)
         files += [tone_file(root / speaker / "alpha" / f"{letter}.wav", seconds=0.8) for letter in "abcdefghijkl"]
     stray = tone_file(root / "readme.wav", seconds=0.8)  # not in a speaker folder: left out
-    monkeypatch.setitem(corpus.VOICE_ROOTS, "klettres-data", root)
+    monkeypatch.setitem(voices.VOICE_ROOTS, "klettres-data", root)
     monkeypatch.setenv("FAKE_DPKG_LISTING", "\n".join(map(str, files + [stray])))
-    speakers = corpus.voice_speakers(("klettres-data",))
+    speakers = voices.voice_speakers(("klettres-data",))
     assert sorted(speakers) == ["voices/klettres-data/en", "voices/klettres-data/fr"]
-    clips = list(corpus.voice_clips(speakers, seed=0))
+    clips = list(voices.voice_clips(speakers, seed=0))
     used = [path for clip in clips for path in clip.params["files"]]
     assert sorted(used) == sorted(map(str, files))  # every recording exactly once
     for clip in clips:
@@ -159,109 +160,115 @@ def test_voices_join_one_speakers_recordings_and_split_by_speaker(tmp_path, fake
         assert all(f"/{speaker}/" in path for path in clip.params["files"])  # one speaker per utterance
         pieces, pauses = len(clip.params["files"]), clip.params["pauses_seconds"]
         assert len(pauses) == pieces - 1 and all(0.1 <= pause <= 0.5 for pause in pauses)
-        expected = pieces * int(0.8 * corpus.SAMPLE_RATE) + sum(int(p * corpus.SAMPLE_RATE) for p in pauses)
+        expected = pieces * int(0.8 * common.SAMPLE_RATE) + sum(int(p * common.SAMPLE_RATE) for p in pauses)
         assert abs(clip.audio.size - expected) <= pieces and clip.license == "GPL-2+"
-    assert any(clip.audio.size >= 3 * corpus.SAMPLE_RATE for clip in clips)
+    assert any(clip.audio.size >= 3 * common.SAMPLE_RATE for clip in clips)
 
 
 def test_voices_need_a_known_speaker_folder(fake_path, monkeypatch, tmp_path):
     monkeypatch.setenv("FAKE_DPKG_LISTING", str(tone_file(tmp_path / "track.wav", seconds=1)))
     with pytest.raises(ValueError, match="no speaker folder known for asc-music"):
-        corpus.voice_speakers(("asc-music",))
+        voices.voice_speakers(("asc-music",))
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_augmentation_keeps_length_and_rate(seed):
-    audio = (0.5 * np.sin(np.arange(corpus.SAMPLE_RATE * 2) / 7)).astype(np.float32)
-    augmented, params = corpus.augment(audio, np.random.default_rng(seed))
+    audio = (0.5 * np.sin(np.arange(common.SAMPLE_RATE * 2) / 7)).astype(np.float32)
+    augmented, params = build.augment(audio, np.random.default_rng(seed))
     assert augmented.shape == audio.shape and augmented.dtype == np.float32
     assert np.max(np.abs(augmented)) <= 10 ** ((-1 + params["gain_db"]) / 20) + 1e-6
-    assert not corpus.is_silent(augmented)
+    assert not common.is_silent(augmented)
 
 
 def test_mix_follows_the_foreground_length():
-    mixed = corpus.mix(np.ones(1000, np.float32), np.ones(300, np.float32), snr_db=10)
+    mixed = mixtures.mix(np.ones(1000, np.float32), np.ones(300, np.float32), snr_db=10)
     assert mixed.shape == (1000,) and np.isclose(np.max(np.abs(mixed)), 10 ** (-1 / 20))
 
 
 def test_missing_tools_name_the_debian_package(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(corpus.MissingTool, match=r"^espeak-ng not found: apt-get install espeak-ng$"):
-        corpus.discover_speech_kit()
-    with pytest.raises(corpus.MissingTool, match=r"^fluidsynth not found: apt-get install fluidsynth$"):
-        corpus.discover_music_kit()
+    with pytest.raises(common.MissingTool, match=r"^espeak-ng not found: apt-get install espeak-ng$"):
+        speech.discover_speech_kit()
+    with pytest.raises(common.MissingTool, match=r"^fluidsynth not found: apt-get install fluidsynth$"):
+        music.discover_music_kit()
 
 
 def test_missing_data_names_the_debian_package(tmp_path, fake_path):
-    with pytest.raises(corpus.MissingTool, match="apt-get install fluid-soundfont-gm"):
-        corpus.discover_music_kit(tmp_path / "missing.sf2")
-    with pytest.raises(corpus.MissingTool, match="apt-get install wamerican"):
-        corpus.word_list(tmp_path / "missing-words")
+    with pytest.raises(common.MissingTool, match="apt-get install fluid-soundfont-gm"):
+        music.discover_music_kit(tmp_path / "missing.sf2")
+    with pytest.raises(common.MissingTool, match="apt-get install wamerican"):
+        text.word_list(tmp_path / "missing-words")
 
 
 def test_command_line_reports_a_missing_tool_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert corpus.main([str(tmp_path / "out"), "--sources", "music"]) == 1
+    assert build.main([str(tmp_path / "out"), "--sources", "music"]) == 1
     assert capsys.readouterr().err == "error: fluidsynth not found: apt-get install fluidsynth\n"
 
 
 def test_install_hint_lists_the_packages(capsys):
-    assert corpus.main(["--install-hint"]) == 0
+    assert build.main(["--install-hint"]) == 0
     hint = capsys.readouterr().out
     assert hint.startswith("apt-get install") and "espeak-ng" in hint and "fluid-soundfont-gm" in hint
 
 
+def test_package_runs_as_a_module():
+    result = subprocess.run([sys.executable, "-m", "encodec_fx.train.corpus", "--install-hint"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout == build.INSTALL_COMMAND + "\n"
+
+
 def test_word_list_keeps_plain_lower_case_words(words_file):
-    assert corpus.word_list(words_file) == ["apple", "river", "quiet", "lantern", "morning"]
+    assert text.word_list(words_file) == ["apple", "river", "quiet", "lantern", "morning"]
 
 
 def test_speech_item_from_fake_espeak(tmp_path, words_file, fake_path):
-    kit = corpus.discover_speech_kit(words_file, tmp_path / "no-fortunes")
+    kit = speech.discover_speech_kit(words_file, tmp_path / "no-fortunes")
     assert kit.voices == {"espeak-ng": ["en", "fr-fr"]}
-    clip = corpus.speech_clip(kit, seed=0, index=3, workdir=tmp_path)
-    assert clip.audio.ndim == 1 and not corpus.is_silent(clip.audio)
-    assert clip.params["voice"] in ("en", "fr-fr") and clip.params["variant"] in corpus.ESPEAK_VARIANTS
+    clip = speech.speech_clip(kit, seed=0, index=3, workdir=tmp_path)
+    assert clip.audio.ndim == 1 and not common.is_silent(clip.audio)
+    assert clip.params["voice"] in ("en", "fr-fr") and clip.params["variant"] in speech.ESPEAK_VARIANTS
     assert "wamerican" in clip.license
-    assert corpus.speech_clip(kit, seed=0, index=3, workdir=tmp_path).params == clip.params
+    assert speech.speech_clip(kit, seed=0, index=3, workdir=tmp_path).params == clip.params
 
 
 def test_midi_variable_length_quantities():
-    assert [corpus.variable_length(v) for v in (0, 0x7F, 0x80, 0x3FFF, 0x4000)] == [
+    assert [midi.variable_length(v) for v in (0, 0x7F, 0x80, 0x3FFF, 0x4000)] == [
         b"\x00", b"\x7f", b"\x81\x00", b"\xff\x7f", b"\x81\x80\x00"]
 
 
 def test_generated_song_is_a_valid_midi_file():
-    parts, tempo, params = corpus.random_song(np.random.default_rng(0), bars=4)
-    midi = corpus.midi_bytes(parts, tempo)
-    assert midi[:4] == b"MThd" and int.from_bytes(midi[10:12], "big") == len(parts) + 1
-    assert midi.count(b"MTrk") == len(parts) + 1
+    parts, tempo, params = music.random_song(np.random.default_rng(0), bars=4)
+    song = midi.midi_bytes(parts, tempo)
+    assert song[:4] == b"MThd" and int.from_bytes(song[10:12], "big") == len(parts) + 1
+    assert song.count(b"MTrk") == len(parts) + 1
     assert all(0 <= note.pitch < 128 for part in parts for note in part.notes)
     assert params["bars"] == 4
 
 
-def build(out_dir: Path, hours: float = 0.01) -> list[dict]:
-    return corpus.build_corpus(out_dir, hours=hours, seed=7, sources=("speech", "music", "mixtures"),
-                               validation_percent=30)
+def build_small(out_dir: Path, hours: float = 0.01) -> list[dict]:
+    return build.build_corpus(out_dir, hours=hours, seed=7, sources=("speech", "music", "mixtures"),
+                              validation_percent=30)
 
 
 def test_corpus_is_written_with_manifest_and_licenses(tmp_path, fake_kits):
     out = tmp_path / "corpus"
-    rows = build(out)
+    rows = build_small(out)
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert manifest == rows and {row["source"] for row in rows} == {"speech", "music", "mixtures"}
     assert sum(row["duration"] for row in rows) <= 0.01 * 3600 + 1e-6
     for row in rows:
-        assert row["license"] and row["split"] == ("validation" if corpus.is_validation(row["item"], 30) else "train")
+        assert row["license"] and row["split"] == ("validation" if build.is_validation(row["item"], 30) else "train")
         with AudioFile(str(out / row["path"])) as file:
-            assert (file.samplerate, file.num_channels) == (corpus.SAMPLE_RATE, 1)
+            assert (file.samplerate, file.num_channels) == (common.SAMPLE_RATE, 1)
             assert abs(file.frames / file.samplerate - row["duration"]) < 1e-3
     licenses = (out / "LICENSES.md").read_text()
     assert "MIT" in licenses and "SCOWL" in licenses and "Reserved for independent evaluation" in licenses
 
 
 def test_corpus_is_deterministic(tmp_path, fake_kits):
-    build(tmp_path / "a")
-    build(tmp_path / "b")
+    build_small(tmp_path / "a")
+    build_small(tmp_path / "b")
     files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
     assert files and all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
 
@@ -270,24 +277,24 @@ def test_corpus_refuses_a_folder_in_use(tmp_path, fake_kits):
     (tmp_path / "used").mkdir()
     (tmp_path / "used" / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError):
-        build(tmp_path / "used")
+        build_small(tmp_path / "used")
 
 
 def test_real_espeak_speech_is_24khz_mono_and_not_silent(tmp_path):
     assert shutil.which("espeak-ng"), "espeak-ng is missing: run tests/system-packages.sh (apt-get install espeak-ng)"
-    audio = corpus.espeak_speech("The quick brown fox jumps over 13 lazy dogs.", "en", "+f2", 50, 170, 100, tmp_path)
+    audio = speech.espeak_speech("The quick brown fox jumps over 13 lazy dogs.", "en", "+f2", 50, 170, 100, tmp_path)
     (tmp_path / "train").mkdir()
-    row = corpus.write_clip(corpus.Clip("speech/test", "speech", audio, {}, "test"), 0, tmp_path, 0, 0)
+    row = build.write_clip(common.Clip("speech/test", "speech", audio, {}, "test"), 0, tmp_path, 0, 0)
     with AudioFile(str(tmp_path / row["path"])) as file:
         assert (file.samplerate, file.num_channels) == (24_000, 1)
-        assert not corpus.is_silent(file.read(file.frames)[0])
+        assert not common.is_silent(file.read(file.frames)[0])
 
 
 def test_an_item_whose_tool_crashes_is_skipped_and_the_others_are_unchanged(capsys):
     def make(index):
         if index == 1:
-            raise corpus.ToolCrashed("espeak-ng failed (-11): ")
-        return corpus.Clip(f"speech/{index:06d}", "speech", np.full(2400, 0.1, np.float32), {}, "test")
-    clips = corpus.generated_clips(make)
+            raise common.ToolCrashed("espeak-ng failed (-11): ")
+        return common.Clip(f"speech/{index:06d}", "speech", np.full(2400, 0.1, np.float32), {}, "test")
+    clips = build.generated_clips(make)
     assert [next(clips).item for _ in range(3)] == ["speech/000000", "speech/000002", "speech/000003"]
     assert "skipped item 1: espeak-ng failed" in capsys.readouterr().err
