@@ -149,12 +149,12 @@ class ArchiveHeader:
     chunk_length: int | None
     chunk_stride: int | None
     segment_frames: int
+    segments: int  # segment count, units and code frames in all: what a lost segment held
+    units: int
+    frames: int
+    segment_seconds: float
     static_model: bytes | None = None
     model_audio_length: int | None = None  # samples at the model's rate, before the codec's padding
-    segments: int | None = None  # segment count, units and code frames in all: what a lost segment held
-    units: int | None = None
-    frames: int | None = None
-    segment_seconds: float | None = None
     lm_group_segments: int = 1  # segments whose payloads were LM-coded as rows of one batch
 
     def __post_init__(self) -> None:
@@ -165,16 +165,15 @@ class ArchiveHeader:
             raise ValueError(f"the archive header's {name} must be {accepted}, got {getattr(self, name)!r}")
 
         for name in ("sample_rate", "channels", "audio_length", "model_sample_rate", "n_q", "segment_frames",
-                     "lm_group_segments"):
+                     "segments", "units", "frames", "lm_group_segments"):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
                 refuse(name, "a positive integer")
-        for name in ("chunk_length", "chunk_stride", "model_audio_length", "segments", "units", "frames"):
+        for name in ("chunk_length", "chunk_stride", "model_audio_length"):
             if getattr(self, name) is not None and (not _is_int(getattr(self, name)) or getattr(self, name) < 0):
                 refuse(name, "a non-negative integer or null")
         for name in ("bandwidth", "frame_rate", "segment_seconds"):
             value = getattr(self, name)
-            if not (value is None and name == "segment_seconds") and not (
-                    isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
+            if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
                 refuse(name, "a positive number")
         if not _is_identity(self.codec):
             refuse("codec", "an object with the codec's name and sha256")

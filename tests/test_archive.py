@@ -20,7 +20,8 @@ SEGMENT_FRAMES = [7, 150, 1, 40]
 HEADER = ArchiveHeader(
     codec={"name": "encodec_24khz", "sha256": "ab" * 32}, lm=None, coding_mode="static", sample_rate=44_100,
     channels=2, audio_length=52_000, model_sample_rate=24_000, bandwidth=6.0, n_q=8, frame_rate=FRAME_RATE,
-    chunk_length=None, chunk_stride=None, segment_frames=150, static_model=b"\x08\x00counts",
+    chunk_length=None, chunk_stride=None, segment_frames=150, segments=4, units=8, frames=198,
+    segment_seconds=2.0, static_model=b"\x08\x00counts",
 ).to_dict() | {"note": "extra keys are kept"}
 
 
@@ -462,6 +463,14 @@ def test_header_dataclass_needs_its_fields():
         ArchiveHeader.from_dict({"frame_rate": 75})
 
 
+@pytest.mark.parametrize("field", ["segments", "units", "frames", "segment_seconds"])
+def test_header_needs_what_decoding_a_lost_segment_needs(field):
+    """Decoding counts segments, units and frames against these; a hand-made header without them
+    got past the header check and crashed decompress with a TypeError."""
+    with pytest.raises(ValueError, match=rf"lacks the fields \['{field}'\]"):
+        ArchiveHeader.from_dict({key: value for key, value in HEADER.items() if key != field})
+
+
 @pytest.mark.parametrize("change, message", [
     ({"channels": 0}, r"channels must be a positive integer, got 0"),  # crashed the audio writer
     ({"sample_rate": "44100"}, r"sample_rate must be a positive integer, got '44100'"),
@@ -469,6 +478,8 @@ def test_header_dataclass_needs_its_fields():
     ({"lm_group_segments": 0}, r"lm_group_segments must be a positive integer"),
     ({"frame_rate": float("nan")}, r"frame_rate must be a positive number"),
     ({"chunk_length": -1}, r"chunk_length must be a non-negative integer or null"),
+    ({"segments": None}, r"segments must be a positive integer, got None"),
+    ({"segment_seconds": None}, r"segment_seconds must be a positive number, got None"),
     ({"codec": None}, r"codec must be an object with the codec's name and sha256"),
     ({"coding_mode": "lm"}, r"lm must be an object with the LM's name and sha256, as the coding mode is lm"),
     ({"coding_mode": "zip"}, r"coding_mode must be lm, static or raw"),
