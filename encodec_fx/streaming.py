@@ -27,7 +27,7 @@ from .conv import NormConv1d, NormConvTranspose1d, pad1d
 from .kernels import few_output_conv, tap_weights
 from .model import EncodecModel
 from .seanet import ResidualUnit, SkipLSTM
-from .validation import check_codes, check_samples
+from .validation import check_codes, check_samples, is_integer
 
 # Code frames (or their audio, at the encoder) that go through the layers in one pass; longer pushes
 # are split. A pass holds every layer's intermediate tensors, about 0.5 MB a frame per stream with 16
@@ -62,8 +62,8 @@ def round_trip_latency(model: EncodecModel, frames_per_step: int = 1) -> int:
 
 
 def check_frames_per_step(frames_per_step: int) -> None:
-    """Frames coded together in a stream: a positive integer."""
-    if isinstance(frames_per_step, bool) or not isinstance(frames_per_step, int) or frames_per_step < 1:
+    """Frames coded together in a stream: a positive integer (numpy's too)."""
+    if not is_integer(frames_per_step) or frames_per_step < 1:
         raise ValueError(f"frames_per_step must be a positive integer, got {frames_per_step!r}")
 
 

@@ -153,6 +153,11 @@ def test_bad_frames_per_step_is_refused(value):
         EncodecCompressor(model=tiny_model("24khz"), frames_per_step=value)
 
 
+def test_numpy_integers_are_integers():
+    assert EncodecCompressor(model=tiny_model("24khz"), frames_per_step=np.int64(7)).latency_at(24000) \
+        == EncodecCompressor(model=tiny_model("24khz"), frames_per_step=7).latency_at(24000)
+
+
 def test_frames_per_step_is_for_the_causal_model_only():
     with pytest.raises(ValueError, match="streams by whole 1 s chunks"):
         EncodecEncoder(model=tiny_model("48khz"), frames_per_step=2)

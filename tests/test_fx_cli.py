@@ -100,6 +100,14 @@ def test_blocks_no_longer_than_the_channel_count(tmp_path, block_size):
     np.testing.assert_allclose(read(tmp_path / "out.wav"), batch_with_flush(chain, audio), atol=1e-6)
 
 
+@pytest.mark.parametrize("block_size", [0, 512.5, "512", True])
+def test_block_size_must_be_a_positive_integer(tmp_path, block_size):
+    write(tmp_path / "in.wav", noise(2, 300))
+    with pytest.raises(ValueError, match="block_size must be a positive integer"):
+        process_file(tmp_path / "in.wav", tmp_path / "out.wav", pedalboard.Gain(-1), block_size=block_size)
+    assert not (tmp_path / "out.wav").exists()
+
+
 def test_a_chain_that_overflows_writes_nothing(tmp_path, capsys):
     write(tmp_path / "in.wav", noise(2, 20000))
     assert main(["fx", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--chain", "gain(gain_db=1e10)",

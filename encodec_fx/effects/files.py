@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from ..atomic import replacing
 from ..audio_io import AUDIO_SUFFIXES, check_destination, open_audio
+from ..validation import is_integer
 from .chain import Chain
 from .protocol import AUDIO, Effect
 
@@ -32,7 +33,7 @@ def process_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
     with the input's rate, channels and length. WAV is written as 32-bit float; other formats with
     pedalboard's defaults. Refuses to overwrite unless `overwrite`."""
     output_path = check_destination(output_path, overwrite, AUDIO_SUFFIXES)
-    if block_size < 1:
+    if not is_integer(block_size) or block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
     chain = chain if isinstance(chain, Chain) else Chain([chain])
     if chain.input_kind not in (AUDIO, None) or chain.output_kind not in (AUDIO, None):

@@ -14,10 +14,10 @@ end by calling on with blocks of zeros. `reset()` ends the stream and keeps the 
 
 from __future__ import annotations
 
-import math
-import numbers
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
+
+from ..validation import is_finite_number, is_integer
 
 AUDIO = "audio"
 CODES = "codes"
@@ -80,14 +80,13 @@ class Effect(ABC):
 
 def check_sample_rate(sample_rate: float) -> int:
     """A positive whole number of Hz (resampling needs an exact rational ratio)."""
-    if (isinstance(sample_rate, bool) or not isinstance(sample_rate, numbers.Real)
-            or not math.isfinite(sample_rate) or sample_rate <= 0 or sample_rate != int(sample_rate)):
+    if not is_finite_number(sample_rate) or sample_rate <= 0 or sample_rate != int(sample_rate):
         raise ValueError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
     return int(sample_rate)
 
 
 def check_buffer_size(buffer_size: int) -> int:
     """A positive integer: pedalboard hangs on buffer_size=0, so it is checked before reaching it."""
-    if isinstance(buffer_size, bool) or not isinstance(buffer_size, numbers.Integral) or buffer_size < 1:
+    if not is_integer(buffer_size) or buffer_size < 1:
         raise ValueError(f"buffer_size must be a positive integer, got {buffer_size!r}")
     return int(buffer_size)
