@@ -28,8 +28,9 @@ from pedalboard.io import AudioFile
 from encodec_fx import EncodecModel
 from entropy.archive import ArchiveHeader, ArchiveReader
 from entropy.compress import compress_file, decompress_file
-from entropy.lm import EntropyLM, LMConfig, load_lm
+from entropy.lm import EntropyLM, load_lm
 from entropy.portable_lm import PortableLM
+from entropy.train import lm_config_for
 
 from common import random_model
 
@@ -106,8 +107,7 @@ def main() -> None:
         model = EncodecModel.from_pretrained(args.model)
     else:
         model = random_model()
-    lm = load_lm(args.lm) if args.lm else EntropyLM(LMConfig(n_q=model.config.num_quantizers,
-                                                             past_context=int(3.5 * model.config.frame_rate))).eval()
+    lm = load_lm(args.lm) if args.lm else EntropyLM(lm_config_for(model, "paper", intra_frame=False)).eval()
     with tempfile.TemporaryDirectory() as directory:
         directory = Path(directory)
         files = args.audio or [directory / "synthetic.wav"]

@@ -1,9 +1,9 @@
 """Codec quality per bandwidth next to Opus: SI-SNR and multi-scale mel distance on a folder of audio.
 
-    python benchmarks/quality.py [AUDIO_DIR] [--model encodec-fx-24khz] [--opus 6 12] [--seconds 10]
+    python benchmarks/quality.py AUDIO_DIR [--model encodec-fx-24khz] [--opus 6 12] [--seconds 10]
 
-AUDIO_DIR defaults to the corpus's validation split (/work/corpus/validation); files are grouped by
-the start of their names: speech-* (synthesised), voices-* (recorded speakers), music-* and recordings-*
+AUDIO_DIR (required; e.g. the corpus's validation split) holds the files, grouped by the start of
+their names: speech-* (synthesised), voices-* (recorded speakers), music-* and recordings-*
 (together "music"), mixtures-*. Every
 file is read at the model's rate in mono, coded at each of the model's bandwidths, and also through
 Opus (Debian's opus-tools: opusenc --hard-cbr at 48 kHz, opusdec, which removes the pre-skip, and back
@@ -27,16 +27,15 @@ from typing import Callable
 import numpy as np
 import torch
 from pedalboard.io import AudioFile
-from scipy.signal import resample_poly
 
 from encodec_fx import DEFAULT_MODEL, EncodecModel
 from encodec_fx.audio_io import AUDIO_SUFFIXES, read_audio
+from encodec_fx.effects.resample import resample
 from encodec_fx.train.losses import MultiScaleMelLoss, si_snr
 
 GROUPS = {"speech": "speech", "voices": "voices", "music": "music", "recordings": "music", "mixtures": "mixtures"}
 SPEECH_GROUPS = ("speech", "voices")
 OPUS_RATE = 48_000
-DEFAULT_AUDIO_DIR = Path("/work/corpus/validation")
 
 
 def group_of(path: Path) -> str | None:
@@ -63,13 +62,13 @@ def opus_round_trip(audio: np.ndarray, rate: int, kbps: float, workdir: Path) ->
                                     "(apt-get install opus-tools)")
     source, coded, decoded = workdir / "in.wav", workdir / "coded.opus", workdir / "out.wav"
     with AudioFile(str(source), "w", samplerate=OPUS_RATE, num_channels=1, bit_depth=32) as file:
-        file.write(_resample(audio, rate, OPUS_RATE)[None].astype(np.float32))
+        file.write(resample(audio, rate, OPUS_RATE)[None].astype(np.float32))
     _run(["opusenc", "--quiet", "--hard-cbr", "--bitrate", f"{kbps:g}", str(source), str(coded)])
     _run(["opusdec", "--quiet", "--rate", str(OPUS_RATE), "--float", str(coded), str(decoded)])
     with AudioFile(str(decoded)) as file:
         back = file.read(file.frames).mean(axis=0)
     file_kbps = coded.stat().st_size * 8 / (len(audio) / rate) / 1000
-    return _fit(_resample(back, OPUS_RATE, rate), len(audio)), file_kbps
+    return _fit(resample(back, OPUS_RATE, rate), len(audio)), file_kbps
 
 
 def scores(estimate: np.ndarray, reference: np.ndarray, rate: int, mel: MultiScaleMelLoss,
@@ -84,20 +83,18 @@ def scores(estimate: np.ndarray, reference: np.ndarray, rate: int, mel: MultiSca
 
 
 def _speech_scores(estimate: np.ndarray, reference: np.ndarray, rate: int) -> dict[str, float]:
+    """PESQ and STOI where their packages are importable (`main` notes once when one is not)."""
     result = {}
-    try:
-        from pesq import pesq
+    if _importable("pesq"):
+        from pesq import BufferTooShortError, NoUtterancesError, pesq
         wide = 16_000
-        result["pesq"] = pesq(wide, _resample(reference, rate, wide), _resample(estimate, rate, wide), "wb")
-    except ImportError:
-        pass
-    except Exception:  # PESQ refuses silent or too short files: leave it out for this one
-        pass
-    try:
+        try:
+            result["pesq"] = pesq(wide, resample(reference, rate, wide), resample(estimate, rate, wide), "wb")
+        except (NoUtterancesError, BufferTooShortError) as error:  # a silent or too short file
+            _progress(f"note: no PESQ for this file ({type(error).__name__}: {error})")
+    if _importable("pystoi"):
         from pystoi import stoi
         result["stoi"] = stoi(reference, estimate, rate, extended=False)
-    except ImportError:
-        pass
     return result
 
 
@@ -164,13 +161,6 @@ def _fit(audio: np.ndarray, length: int) -> np.ndarray:
     return np.pad(audio, (0, length - len(audio)))
 
 
-def _resample(audio: np.ndarray, source: int, target: int) -> np.ndarray:
-    if source == target:
-        return np.asarray(audio, dtype=np.float32)
-    divisor = np.gcd(source, target)
-    return resample_poly(audio, target // divisor, source // divisor).astype(np.float32)
-
-
 def _run(arguments: list[str]) -> None:
     result = subprocess.run(arguments, capture_output=True, text=True)
     if result.returncode:
@@ -179,12 +169,16 @@ def _run(arguments: list[str]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("audio_dir", nargs="?", default=str(DEFAULT_AUDIO_DIR))
+    parser.add_argument("audio_dir", metavar="AUDIO_DIR",
+                        help="folder of speech-*, voices-*, music-*, recordings-* and mixtures-* audio files "
+                             "(e.g. the corpus's validation split)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help=f"codec to measure (default {DEFAULT_MODEL})")
     parser.add_argument("--bandwidths", type=float, nargs="*", help="default: all of the model's")
     parser.add_argument("--opus", type=float, nargs="*", default=[6.0, 12.0], help="Opus kbps (default 6 12)")
     parser.add_argument("--seconds", type=float, help="use only the first SECONDS of each file")
     args = parser.parse_args(argv)
+    if not Path(args.audio_dir).is_dir():
+        parser.error(f"AUDIO_DIR {args.audio_dir} is not a folder")
     files = sorted(p for p in Path(args.audio_dir).iterdir()
                    if p.suffix.lower() in AUDIO_SUFFIXES and group_of(p) is not None)
     if not files:

@@ -23,58 +23,24 @@ ran as fast as the best matrix product the machine does.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-import types
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import torch
 
-from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx import EncodecModel
 from encodec_fx.checkpoints import to_model_keys
 
-PRESETS = {"24khz": EncodecConfig.encodec_24khz, "48khz": EncodecConfig.encodec_48khz}
+from common import PRESETS, original_model
 
 
-def import_original_encodec():
-    """The original `encodec` package. It imports torchaudio for file I/O only, and torchaudio wheels
-    do not match our torch, so empty stand-ins are registered first (after transformers is imported,
-    so that it never sees them)."""
-    import transformers  # noqa: F401
-    for name in ("torchaudio", "torchaudio.transforms"):
-        sys.modules.setdefault(name, types.ModuleType(name))
-    import encodec.model
-    return encodec
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Random codebooks and group-norm affines too (a fresh init leaves them at zero and identity)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-            if name.endswith(("embed", "embed_avg")):
-                tensor.copy_(torch.randn(tensor.shape, generator=generator))
-            elif ".norm." in name and name.endswith((".weight", ".bias")):
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.3 + name.endswith("weight"))
-    return model.eval()
-
-
-def models(preset: str) -> dict[str, object]:
+def models(preset: str) -> dict[str, torch.nn.Module]:
     """Ours (fast and plain), transformers' and the original, all with the same random weights."""
     import transformers
-    encodec = import_original_encodec()
-    torch.manual_seed(0)
     warnings.filterwarnings("ignore", "`torch.nn.utils.weight_norm` is deprecated", FutureWarning)
-    if preset == "24khz":
-        original = encodec.model.EncodecModel._get_model(
-            [1.5, 3.0, 6.0, 12.0, 24.0], 24_000, 1, causal=True, model_norm="weight_norm",
-            audio_normalize=False, name="encodec_24khz")
-    else:
-        original = encodec.model.EncodecModel._get_model(
-            [3.0, 6.0, 12.0, 24.0], 48_000, 2, causal=False, model_norm="time_group_norm",
-            audio_normalize=True, segment=1.0, name="encodec_48khz")
-    randomize(original)
+    original = original_model(preset)
     ours = EncodecModel(PRESETS[preset]()).eval()
     ours.load_state_dict(to_model_keys(original.state_dict()))
     plain = EncodecModel(ours.config, fast=False).eval()
@@ -84,22 +50,23 @@ def models(preset: str) -> dict[str, object]:
     return {"ours": ours, "ours (plain)": plain, "transformers": hf, "original": original}
 
 
-def coders(name: str, model, bandwidth: float) -> tuple[Callable, Callable]:
+def coders(name: str, model: torch.nn.Module, bandwidth: float
+           ) -> tuple[Callable[[torch.Tensor], Any], Callable[[Any], torch.Tensor]]:
     """(encode(audio) → encoded, decode(encoded) → audio) in each implementation's own API."""
     if name == "original":
         model.set_target_bandwidth(bandwidth)
         return model.encode, model.decode
 
-    def encode(audio: torch.Tensor):
+    def encode(audio: torch.Tensor) -> Any:
         return model.encode(audio, bandwidth=bandwidth)
 
-    def decode(encoded) -> torch.Tensor:
+    def decode(encoded: Any) -> torch.Tensor:
         return model.decode(encoded.audio_codes, encoded.audio_scales,
                             last_frame_pad_length=encoded.last_frame_pad_length).audio_values
     return encode, decode
 
 
-def codes_of(name: str, encoded) -> torch.Tensor:
+def codes_of(name: str, encoded: Any) -> torch.Tensor:
     """Codes as [chunks, batch, n_q, frames], the last chunk cut to its real frames."""
     if name == "original":
         return torch.cat([codes for codes, _ in encoded], dim=-1)
@@ -112,7 +79,7 @@ def codes_of(name: str, encoded) -> torch.Tensor:
 class LSTMClock:
     """Seconds spent inside a model's `nn.LSTM` modules, via forward hooks."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model: torch.nn.Module) -> None:
         self.seconds, self.started = 0.0, 0.0
         for module in model.modules():
             if isinstance(module, torch.nn.LSTM):
@@ -130,11 +97,11 @@ class LSTMClock:
         return seconds
 
 
-def convolution_flops(model, audio: torch.Tensor, bandwidth: float) -> float:
+def convolution_flops(model: EncodecModel, audio: torch.Tensor, bandwidth: float) -> float:
     """Multiply-adds × 2 of every convolution in one encode and decode of `audio` by `model`'s modules."""
     total = [0]
 
-    def count(module, inputs, output) -> None:
+    def count(module: torch.nn.Conv1d | torch.nn.ConvTranspose1d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         if isinstance(module, torch.nn.ConvTranspose1d):
             total[0] += inputs[0].numel() * module.out_channels * module.kernel_size[0] // module.groups
         else:
@@ -156,7 +123,8 @@ def matmul_flops_per_second(size: int = 2048, runs: int = 5) -> float:
     return 2.0 * size ** 3 / best
 
 
-def timed(function: Callable, *args):
+def timed(function: Callable[..., Any], *args: Any) -> tuple[float, Any]:
+    """(seconds, result) of one call of `function(*args)`."""
     start = time.perf_counter()
     result = function(*args)
     return time.perf_counter() - start, result

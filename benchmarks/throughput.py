@@ -21,12 +21,9 @@ import copy
 
 import torch
 
-from encodec_fx import EncodecConfig
 from encodec_fx.devices import add_device_argument, gpu_if_present
 
-from common import best_of, random_model
-
-PRESETS = {"24khz": EncodecConfig.encodec_24khz, "48khz": EncodecConfig.encodec_48khz}
+from common import PRESETS, best_of, random_model
 
 
 def synchronize(device: torch.device) -> None:

@@ -1,57 +1,29 @@
-"""Shared helpers: the reference implementations, built with random weights."""
+"""Shared helpers: the reference implementations, built with random weights.
+
+`PRESETS`, `import_original_encodec`, `randomize` and `original_model` live in benchmarks/common.py,
+which the benchmark scripts use too; tests import them from here (`from conftest import randomize`).
+"""
 
 from __future__ import annotations
 
 import sys
-import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx import EncodecModel
 
-PRESETS = {"24khz": EncodecConfig.encodec_24khz, "48khz": EncodecConfig.encodec_48khz}
+_BENCHMARKS = str(Path(__file__).resolve().parents[1] / "benchmarks")
+sys.path.insert(0, _BENCHMARKS)  # only while importing: benchmarks/ holds generic names (common, effects, ...)
+try:
+    from common import PRESETS, import_original_encodec, original_model, randomize
+finally:
+    sys.path.remove(_BENCHMARKS)
 
-
-def import_original_encodec():
-    """Import the original `encodec` package. It imports torchaudio for file I/O only, and torchaudio
-    wheels do not match our torch, so empty stand-ins are registered first (transformers is imported
-    before, so it never sees them)."""
-    import transformers  # noqa: F401  (must not see the stand-ins)
-    for name in ("torchaudio", "torchaudio.transforms"):
-        sys.modules.setdefault(name, types.ModuleType(name))
-    import encodec
-    import encodec.compress
-    import encodec.model
-    return encodec
-
-
-def randomize(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Fresh init leaves codebooks at zero and norms at identity; give them random values too."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in list(model.named_parameters()) + list(model.named_buffers()):
-            if name.endswith(("embed", "embed_avg")):
-                tensor.copy_(torch.randn(tensor.shape, generator=generator))
-            elif ".norm." in name and name.endswith((".weight", ".bias")):
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.3 + (name.endswith("weight")))
-    return model.eval()
-
-
-def original_model(preset: str, seed: int = 0):
-    """The original package's model for a preset, random weights."""
-    encodec = import_original_encodec()
-    torch.manual_seed(seed)
-    if preset == "24khz":
-        model = encodec.model.EncodecModel._get_model([1.5, 3.0, 6.0, 12.0, 24.0], 24_000, 1, causal=True,
-                                                       model_norm="weight_norm", audio_normalize=False,
-                                                       name="encodec_24khz")
-    else:
-        model = encodec.model.EncodecModel._get_model([3.0, 6.0, 12.0, 24.0], 48_000, 2, causal=False,
-                                                       model_norm="time_group_norm", audio_normalize=True,
-                                                       segment=1.0, name="encodec_48khz")
-    return randomize(model, seed)
+__all__ = ["PRESETS", "import_original_encodec", "original_model", "randomize",  # what tests import from here
+           "transformers_model", "model_trio", "sample_codes", "peaked"]
 
 
 def transformers_model(ours: EncodecModel):
