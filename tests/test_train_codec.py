@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -323,6 +327,45 @@ def test_train_codec_command_validates_on_a_separate_folder(audio_dir, tmp_path,
     assert main(arguments) == 0
     files = len(list(audio_dir.iterdir()))
     assert f"training on {files} files" in capsys.readouterr().out
+
+
+def test_an_interrupted_save_resumes_from_one_whole_checkpoint(tmp_path, monkeypatch):
+    """Interrupted at each point of a save, the run directory gives the old checkpoint or the new one,
+    never the new weights with the old step and optimiser state."""
+    run = tmp_path / "run"
+    trainer = tiny_trainer()
+    train(trainer, tones(), 1)
+    save_checkpoint(trainer, run, {})
+    shutil.copytree(run / "model", tmp_path / "old model")
+    old_weights = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    train(trainer, tones(), 1)
+
+    def loads(step, weights):
+        model, state = load_checkpoint(run)
+        return state["step"] == step and all(torch.equal(model.state_dict()[k], v) for k, v in weights.items())
+
+    def replace_but_the_state(source, destination, replace=os.replace):
+        if Path(destination).name == "training_state.pt":
+            raise KeyboardInterrupt
+        replace(source, destination)
+    with monkeypatch.context() as patch:  # the new model is in place, the old state not yet replaced
+        patch.setattr("encodec_fx.atomic.os.replace", replace_but_the_state)
+        with pytest.raises(KeyboardInterrupt):
+            save_checkpoint(trainer, run, {})
+    assert (run / "model").is_dir() and (run / ".model.previous").is_dir()
+    assert loads(1, old_weights)
+    shutil.rmtree(run / "model")  # as if between moving the old model aside and the new one in
+    assert loads(1, old_weights)
+
+    save_checkpoint(trainer, run, {})
+    assert not (run / ".model.previous").exists() and loads(2, trainer.model.state_dict())
+    shutil.copytree(tmp_path / "old model", run / ".model.previous")  # as if before it was removed
+    assert loads(2, trainer.model.state_dict())
+
+    shutil.rmtree(run / "model")
+    with pytest.raises(ValueError, match=r"damaged: no model folder holds the weights that "
+                                         r"training_state.pt \(step 2\) was saved with"):
+        load_checkpoint(run)
 
 
 def test_compact_checkpoint_packs_small_and_resumes_training(tmp_path):
