@@ -23,16 +23,16 @@ import torch
 from torch.nn import functional as F
 
 from encodec_fx import EncodecModel
-from encodec_fx.audio_io import audio_files, is_held_out, read_audio
+from encodec_fx.audio_io import audio_files, check_destination, is_held_out, read_audio
 from encodec_fx.checkpoints import weights_sha256
 from encodec_fx.devices import add_device_argument, gpu_if_present
 from encodec_fx.validation import check_settings
 
-from .lm import LM_24KHZ, LM_48KHZ, EntropyLM, LMConfig, save_lm
+from .lm import EntropyLM, LMConfig, save_lm
 
 
 @dataclass
-class TrainingConfig:
+class LMTrainingConfig:
     steps: int = 2000
     batch_size: int = 16
     crop_frames: int = 300
@@ -97,7 +97,7 @@ def bits_per_token(lm: EntropyLM, sequences: list[np.ndarray], codebooks: int, w
     return total_bits / total_tokens
 
 
-def learning_rate(step: int, config: TrainingConfig) -> float:
+def learning_rate(step: int, config: LMTrainingConfig) -> float:
     """Linear warm-up, then cosine decay to zero."""
     if step < config.warmup_steps:
         return config.learning_rate * (step + 1) / config.warmup_steps
@@ -106,7 +106,7 @@ def learning_rate(step: int, config: TrainingConfig) -> float:
 
 
 def train_lm(lm: EntropyLM, train: list[np.ndarray], held_out: list[np.ndarray], codebook_choices: list[int],
-             config: TrainingConfig, device: torch.device,
+             config: LMTrainingConfig, device: torch.device,
              log: Callable[[str], None] = print) -> dict[int, float]:
     """AdamW + cosine schedule on random crops; returns held-out bits per token per codebook count."""
     crop = min(config.crop_frames, *(s.shape[-1] for s in train))
@@ -132,10 +132,9 @@ def train_lm(lm: EntropyLM, train: list[np.ndarray], held_out: list[np.ndarray],
 
 
 def lm_config_for(model: EncodecModel, size: str, intra_frame: bool = True) -> LMConfig:
-    """The paper's LM for the codec's frame rate, or a small one for quick experiments; with
-    `intra_frame`, its heads also see the frame's coarser codes (see `entropy.lm`)."""
-    preset = LM_48KHZ if model.config.frame_rate > 100 else LM_24KHZ
-    settings = asdict(preset) | {"n_q": model.config.num_quantizers,
+    """The paper's LM sized for the codec (its codebooks and 3.5 s of its frames), or a small one for
+    quick experiments; with `intra_frame`, its heads also see the frame's coarser codes (see `entropy.lm`)."""
+    settings = asdict(LMConfig()) | {"n_q": model.config.num_quantizers,
                                  "past_context": int(3.5 * model.config.frame_rate),
                                  "card": model.config.codebook_size, "intra_frame": intra_frame}
     if size == "small":
@@ -144,7 +143,7 @@ def lm_config_for(model: EncodecModel, size: str, intra_frame: bool = True) -> L
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = TrainingConfig()
+    defaults = LMTrainingConfig()
     parser.add_argument("audio_dir", help="folder of audio files (searched recursively)")
     parser.add_argument("output", help="where to write the LM (.safetensors)")
     parser.add_argument("--model", required=True, help="the codec: model directory, checkpoint or hub id")
@@ -160,10 +159,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
-    output = Path(args.output)
-    if output.exists() and not args.force:
-        raise FileExistsError(f"{output} exists; pass --force to overwrite it")
-    config = TrainingConfig(**{name: getattr(args, name) for name in asdict(TrainingConfig())})
+    output = check_destination(args.output, args.force)
+    config = LMTrainingConfig(**{name: getattr(args, name) for name in asdict(LMTrainingConfig())})
     torch.manual_seed(config.seed)
     codec = EncodecModel.from_pretrained(args.model)
     train, held_out = [], []

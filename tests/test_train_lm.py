@@ -75,9 +75,9 @@ def test_missing_folder_and_empty_folder(tmp_path):
     ("held_out_percent", 101, "held_out_percent must be from 0 to 100, got 101"),
 ])
 def test_training_settings_out_of_range_are_refused(setting, value, message):
-    from entropy.train import TrainingConfig
+    from entropy.train import LMTrainingConfig
     with pytest.raises(ValueError, match=message):
-        TrainingConfig(**{setting: value})
+        LMTrainingConfig(**{setting: value})
 
 
 def test_cli_refuses_a_bad_setting_before_encoding_anything(tmp_path, capsys, monkeypatch):
@@ -86,3 +86,11 @@ def test_cli_refuses_a_bad_setting_before_encoding_anything(tmp_path, capsys, mo
                  "--steps", "0"]) == 1
     assert "steps must be positive, got 0" in capsys.readouterr().err
     assert not (tmp_path / "lm.safetensors").exists()
+
+
+def test_cli_refuses_an_output_folder_that_does_not_exist_before_encoding_anything(tmp_path, capsys, monkeypatch):
+    """Checked first: the LM is written only after all the training steps."""
+    monkeypatch.setattr("entropy.train.encode_file", lambda *args: pytest.fail("encoded before refusing"))
+    output = tmp_path / "missing" / "lm.safetensors"
+    assert main(["train-lm", str(tmp_path), str(output), "--model", "encodec-fx-24khz"]) == 1
+    assert f"cannot write {output}: there is no folder {output.parent}" in capsys.readouterr().err
