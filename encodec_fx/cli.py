@@ -12,7 +12,7 @@ import torch
 from .config import EncodecConfig
 from .devices import add_device_argument
 from .model import EncodecModel
-from .pretrained import DEFAULT_MODEL, default_lm, is_shipped, is_shipped_lm, shipped_lm_path
+from .pretrained import DEFAULT_MODEL, default_lm, is_shipped, is_shipped_lm
 
 
 def convert(args: argparse.Namespace) -> None:
@@ -40,24 +40,14 @@ def load_codec(source: str | None, device: torch.device, named: str | None = Non
     return EncodecModel.from_pretrained(source, device=device)
 
 
-def load_lm(source: str | None):
-    from entropy.lm import load_lm as read_lm
-    if source is None:
-        return None
-    path = shipped_lm_path(source) if is_shipped_lm(source) else Path(source)
-    if not path.is_file():
-        raise FileNotFoundError(f"no LM file at {source}: pass an LM written by `encodec-fx train-lm`, or the "
-                                f"name of a shipped one such as {DEFAULT_MODEL}-lm")
-    return read_lm(path)
-
-
 def compress(args: argparse.Namespace) -> None:
     """Compress an audio file into a .ecfx archive."""
     from entropy.compress import compress_file
+    from entropy.lm import load_lm
     model = load_codec(args.model, args.device)
     wants_lm = not args.no_lm and args.coding in (None, "lm")
     lm_name = (args.lm or default_lm(args.model)) if wants_lm else None  # a shipped codec's LM by default
-    lm = load_lm(lm_name)
+    lm = load_lm(lm_name) if lm_name else None
     mode = args.coding or "auto"  # the smallest archive of the modes there is a model for
     header = compress_file(args.input, args.output, model, bandwidth=args.bandwidth, mode=mode,
                            model_name=args.model, lm=lm, lm_name=lm_name, overwrite=args.force)
@@ -71,13 +61,14 @@ def decompress(args: argparse.Namespace) -> None:
     """Decode a .ecfx archive to an audio file with the original rate, channels and length."""
     from entropy.archive import ArchiveHeader, ArchiveReader
     from entropy.compress import decompress_file
+    from entropy.lm import load_lm
     with ArchiveReader(args.input) as reader:
         header = ArchiveHeader.from_dict(reader.header)  # a nonsensical header is refused here
     model = load_codec(args.model, args.device, header.codec["name"])
     named_lm = header.lm["name"] if header.lm else None
     lm_source = args.lm or (named_lm if named_lm and (is_shipped_lm(named_lm) or Path(named_lm).is_file()) else None)
-    lost = decompress_file(args.input, args.output, model, lm=load_lm(lm_source), overwrite=args.force,
-                           recover=args.recover)
+    lost = decompress_file(args.input, args.output, model, lm=load_lm(lm_source) if lm_source else None,
+                           overwrite=args.force, recover=args.recover)
     for segment in lost:
         print(f"lost segment {segment.number} ({segment.start_seconds:.2f}–{segment.end_seconds:.2f} s), "
               f"written as silence: {segment.reason}", file=sys.stderr)

@@ -3,9 +3,10 @@
 Compression streams the input: it is read (and resampled to the model's rate) a second at a time,
 coded by the streaming encoder (causal models) or chunk by chunk (chunked models), and cut into
 segments of a few seconds that are entropy-coded independently. Decompression streams the other
-way and restores the original sample rate, channel count and exact length. Memory stays constant
-in the audio's length; only the codes (≤ 3 kB per second) are held for the static mode, whose
-per-codebook distribution must be written in the header before the segments.
+way and restores the original sample rate, channel count and exact length. Memory grows with the
+audio's length only by the codes (≤ 3 kB per second) and their payloads in each candidate coding
+mode: the static mode's distribution goes in the header before the segments, and "auto" keeps
+whichever mode's archive comes out smallest.
 
 Channels: a mono model codes each channel of the input as its own stream; a stereo model codes a
 mono input duplicated (and decodes it back to mono) and refuses more than two channels.
@@ -91,7 +92,7 @@ def check_fits(header: ArchiveHeader, model: EncodecModel) -> None:
 
 
 def compress_file(source: str | os.PathLike, destination: str | os.PathLike, model: EncodecModel, *,
-                  bandwidth: float, mode: str, model_name: str, lm: EntropyLM | None = None,
+                  bandwidth: float, model_name: str, mode: str = AUTO, lm: EntropyLM | None = None,
                   lm_name: str | None = None, overwrite: bool = False, progress: bool = True) -> ArchiveHeader:
     """Compress an audio file into a `.ecfx` archive at `bandwidth` kbps; returns its header. `mode` is a
     coding mode, or "auto": each mode there is a model for (lm only with `lm`), keeping the one that

@@ -18,8 +18,8 @@ bit-identical on every machine. `EntropyLM.forward` runs whole sequences for tra
 
 Parameter names follow the original `encodec.model.LMModel`, so its checkpoints load
 as they are (`load_original_lm`); our own weights travel as safetensors with the
-config in the file's metadata (`save_lm`, `load_lm`) and are identified by
-`weights_sha256`.
+config in the file's metadata (`save_lm`, `load_lm`) and are identified, like the codec, by
+`encodec_fx.checkpoints.weights_sha256`.
 """
 from __future__ import annotations
 
@@ -30,12 +30,12 @@ from typing import Mapping
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
 from encodec_fx.atomic import replacing
-from encodec_fx.checkpoints import weights_sha256  # noqa: F401  (re-exported: LM identity)
+from encodec_fx.pretrained import DEFAULT_MODEL, LM_SUFFIX, is_shipped_lm, shipped_lm_path
 
 
 @dataclass(frozen=True)
@@ -355,19 +355,36 @@ def save_lm(lm: EntropyLM, path: str | Path, metadata: Mapping | None = None) ->
         save_file(tensors, str(temporary), metadata={"config": json.dumps(asdict(lm.config)), **extra})
 
 
+def _file_metadata(path: str | Path, tensors: bool = False) -> tuple[dict, dict[str, Tensor]]:
+    """A safetensors file's metadata (and tensors), or a one-line error on a file that is not one."""
+    try:
+        with safe_open(str(path), framework="pt") as file:
+            return file.metadata() or {}, {key: file.get_tensor(key) for key in file.keys()} if tensors else {}
+    except SafetensorError as error:
+        raise ValueError(f"{path} is not a readable LM file (safetensors written by `encodec-fx train-lm`): "
+                         f"{str(error).splitlines()[0]}") from None
+
+
 def read_lm_metadata(path: str | Path) -> dict:
     """The `metadata` given to `save_lm` ({} if none)."""
-    with safe_open(str(path), framework="pt") as file:
-        return json.loads((file.metadata() or {}).get("metadata", "{}"))
+    return json.loads(_file_metadata(path)[0].get("metadata", "{}"))
 
 
-def load_lm(path: str | Path) -> EntropyLM:
-    """Reads a file written by `save_lm`; the model comes back in eval mode."""
-    with safe_open(str(path), framework="pt") as file:
-        metadata = file.metadata() or {}
-        if "config" not in metadata:
-            raise ValueError(f"{path} has no LM config in its safetensors metadata")
-        state = {key: file.get_tensor(key) for key in file.keys()}
-    lm = EntropyLM(LMConfig(**json.loads(metadata["config"])))
+def load_lm(source: str | Path) -> EntropyLM:
+    """An LM file written by `save_lm`, or a shipped LM by its archive name ("encodec-fx-24khz-lm");
+    the model comes back in eval mode."""
+    path = shipped_lm_path(source) if is_shipped_lm(source) else Path(source)
+    if not path.is_file():
+        raise FileNotFoundError(f"no LM file at {source}: pass an LM written by `encodec-fx train-lm`, or the "
+                                f"name of a shipped one such as {DEFAULT_MODEL}{LM_SUFFIX}")
+    metadata, state = _file_metadata(path, tensors=True)
+    if "config" not in metadata:
+        raise ValueError(f"{path} has no LM config in its safetensors metadata: it is not an LM file")
+    try:
+        config = LMConfig(**json.loads(metadata["config"]))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path} holds no LM config this version can read ({error}): is it an LM written "
+                         "by `encodec-fx train-lm`?") from None
+    lm = EntropyLM(config)
     lm.load_weights(state)
     return lm.eval()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import struct
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from encodec_fx import DEFAULT_MODEL, EncodecConfig, EncodecModel
 from encodec_fx.cli import main
 from entropy.archive import ArchiveHeader, ArchiveReader, ArchiveWriter
 from entropy.coding import StaticModel, decode_many
-from entropy.lm import EntropyLM, LMConfig, save_lm
+from entropy.lm import EntropyLM, LMConfig, load_lm, save_lm
 
 from conftest import randomize
 
@@ -136,6 +137,23 @@ def test_wrong_or_missing_codec_and_lm_are_named(files, tmp_path, capsys):
     finally:
         (files / "lm.moved").rename(files / "lm.safetensors")
     assert not (tmp_path / "w.wav").exists()
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not safetensors", r"is not a readable LM file \(safetensors written by `encodec-fx train-lm`\): "),
+    (None, r"lm.safetensors has no LM config in its safetensors metadata: it is not an LM file"),  # a codec's
+])
+def test_a_file_that_is_not_an_lm_is_refused_in_one_line(files, tmp_path, capsys, content, message):
+    lm = tmp_path / "lm.safetensors"
+    lm.write_bytes(content if content is not None else (files / "codec24" / "model.safetensors").read_bytes())
+    assert run("compress", files / "mono24k.wav", tmp_path / "a.ecfx", "--model", files / "codec24", "--lm", lm) == 1
+    error = capsys.readouterr().err
+    assert re.search(message, error) and error.count("\n") == 1 and "Traceback" not in error
+    assert not (tmp_path / "a.ecfx").exists()
+
+
+def test_shipped_lm_loads_by_its_archive_name():
+    assert load_lm(f"{DEFAULT_MODEL}-lm").config.n_q == EncodecModel.from_pretrained(DEFAULT_MODEL).config.num_quantizers
 
 
 def flip_byte_in_segment(path, number):

@@ -3,8 +3,8 @@ import pytest
 import torch
 from conftest import import_original_encodec, peaked
 
-from entropy.lm import (LM_24KHZ, EntropyLM, LMConfig, LMState, load_lm, load_original_lm, save_lm,
-                        weights_sha256)
+from encodec_fx.checkpoints import weights_sha256
+from entropy.lm import LM_24KHZ, EntropyLM, LMConfig, LMState, load_lm, load_original_lm, save_lm
 
 PAST_CONTEXT = 8  # small, so that 40 frames run well past the attention window
 N_FRAMES = 40
