@@ -74,12 +74,15 @@ def check_scale(scale: object, batch: int, what: str) -> torch.Tensor:
 
 def check_settings(settings: object, *, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
                    fractions: tuple[str, ...] = (), percents: tuple[str, ...] = ()) -> None:
-    """A training recipe's numbers where they make sense: positive (steps, sizes, rates), non-negative,
-    fractions from 0 to 1, percents from 0 to 100."""
+    """A training recipe's numbers where they make sense: finite (an infinite learning rate or weight
+    trains to NaN), and positive (steps, sizes, rates), non-negative, fractions from 0 to 1 or
+    percents from 0 to 100."""
     rules = [(positive, lambda v: v > 0, "positive"), (non_negative, lambda v: v >= 0, "at least 0"),
              (fractions, lambda v: 0 <= v <= 1, "from 0 to 1"), (percents, lambda v: 0 <= v <= 100, "from 0 to 100")]
     for names, valid, accepted in rules:
         for name in names:
             value = getattr(settings, name)
+            if not is_finite_number(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
             if not valid(value):
                 raise ValueError(f"{name} must be {accepted}, got {value!r}")

@@ -407,6 +407,8 @@ def test_fresh_models_encode_the_input_not_their_biases():
     ("segment_seconds", 0.0, "segment_seconds must be positive, got 0.0"),
     ("discriminator_update_probability", 1.5, "discriminator_update_probability must be from 0 to 1, got 1.5"),
     ("adversarial_start", -1, "adversarial_start must be at least 0, got -1"),
+    ("learning_rate", float("inf"), "learning_rate must be a finite number, got inf"),  # trained to NaN
+    ("commitment_weight", float("nan"), "commitment_weight must be a finite number, got nan"),
 ])
 def test_training_settings_out_of_range_are_refused(setting, value, message):
     with pytest.raises(ValueError, match=message):
