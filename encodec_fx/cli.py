@@ -1,9 +1,11 @@
-"""The `encodec-fx` command line. Errors are one line on stderr and a non-zero exit status."""
+"""The `encodec-fx` command line. Errors are one line on stderr and a non-zero exit status, unexpected
+ones too (ENCODEC_FX_TRACEBACK=1 shows their traceback)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,6 +15,8 @@ from .config import EncodecConfig
 from .devices import add_device_argument
 from .model import EncodecModel
 from .pretrained import DEFAULT_MODEL, default_lm, is_shipped, is_shipped_lm
+
+TRACEBACK_VARIABLE = "ENCODEC_FX_TRACEBACK"
 
 
 def convert(args: argparse.Namespace) -> None:
@@ -180,6 +184,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"encodec-fx {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # a failure no check foresaw: still one line, and the way to the whole story
+        if os.environ.get(TRACEBACK_VARIABLE):
+            raise
+        reason = (str(error).strip().splitlines() or [""])[0]
+        print(f"encodec-fx {args.command}: error: unexpected {type(error).__name__}: {reason} (rerun with "
+              f"{TRACEBACK_VARIABLE}=1 for the traceback, and please report it)", file=sys.stderr)
+        return 1
     return 0
 
 

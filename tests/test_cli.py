@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from encodec_fx import EncodecModel
@@ -35,3 +36,18 @@ def test_errors_are_one_line_without_traceback(tmp_path):
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert result.stderr.startswith("encodec-fx convert: error: no model at")
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unforeseen_failure_is_one_line_that_says_how_to_see_the_traceback(tmp_path, capsys, monkeypatch):
+    """Errors no check foresaw (a library's RuntimeError, say) must not end the command in a traceback."""
+    def fail(*args, **kwargs):
+        raise RuntimeError("More samples were provided than can be buffered!\nThis is an internal error.")
+    monkeypatch.setattr(EncodecModel, "from_pretrained", fail)
+    arguments = ["convert", str(tmp_path / "x.th"), str(tmp_path / "out")]
+    assert main(arguments) == 1
+    error = capsys.readouterr().err
+    assert error == ("encodec-fx convert: error: unexpected RuntimeError: More samples were provided than can be "
+                     "buffered! (rerun with ENCODEC_FX_TRACEBACK=1 for the traceback, and please report it)\n")
+    monkeypatch.setenv("ENCODEC_FX_TRACEBACK", "1")
+    with pytest.raises(RuntimeError, match="More samples"):
+        main(arguments)
