@@ -22,7 +22,7 @@ from .fast_path import FastPath
 from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
 from .quantizer import ResidualVectorQuantizer
 from .seanet import Decoder, Encoder
-from .validation import check_codes, check_samples, check_sampling_rate, check_scale
+from .validation import check_codes, check_samples, check_sampling_rate, check_scale, is_finite_number, is_integer
 
 
 class EncodecModel(nn.Module):
@@ -130,8 +130,8 @@ class EncodecModel(nn.Module):
         audio_scales = [self._check_scale(scale, batch, f"audio_scales[{index}]")
                         for index, scale in enumerate(audio_scales)]
         frames = audio_codes.shape[-1]
-        if not 0 <= last_frame_pad_length < frames:
-            raise ValueError(f"last_frame_pad_length must be from 0 to {frames - 1} (padding frames of the last "
+        if not is_integer(last_frame_pad_length) or not 0 <= last_frame_pad_length < frames:
+            raise ValueError(f"last_frame_pad_length must be an integer from 0 to {frames - 1} (padding frames of the last "
                              f"chunk's {frames}), got {last_frame_pad_length}")
         pieces = [(codes[..., :-last_frame_pad_length] if index == chunks - 1 and last_frame_pad_length > 0
                    else codes, scale) for index, (codes, scale) in enumerate(zip(audio_codes, audio_scales))]
@@ -181,6 +181,9 @@ class EncodecModel(nn.Module):
             audio_codes, audio_scales, last_frame_pad_length = self.encode(input_values, padding_mask, bandwidth)
         audio = self.decode(audio_codes, audio_scales, last_frame_pad_length=last_frame_pad_length).audio_values
         if input_values is not None:  # given codes alone, the audio is all they decode to
+            if not isinstance(input_values, (torch.Tensor, np.ndarray)):
+                raise ValueError(f"input_values must be a torch.Tensor or numpy array (or None with audio_codes), "
+                                 f"got {type(input_values).__name__}")
             audio = audio[..., : input_values.shape[-1]]
         output = EncodecOutput(audio_codes, audio)
         return output if return_dict else output.to_tuple()
@@ -210,14 +213,19 @@ class EncodecModel(nn.Module):
         bandwidths = self.config.target_bandwidths
         if bandwidth is None:
             bandwidth = bandwidths[0]
-        if bandwidth not in bandwidths:
+        if isinstance(bandwidth, (torch.Tensor, np.ndarray)) and bandwidth.ndim == 0:
+            bandwidth = bandwidth.item()
+        if not is_finite_number(bandwidth) or bandwidth not in bandwidths:
             raise ValueError(f"bandwidth {bandwidth!r} kbps is not supported by this model; choose one of {bandwidths}")
         return self.config.num_quantizers_for_bandwidth(bandwidth)
 
     def _audio_tensor(self, audio: torch.Tensor | np.ndarray, sampling_rate: int | None) -> torch.Tensor:
         check_sampling_rate(sampling_rate, self.config.sampling_rate)
-        if isinstance(audio, np.ndarray):  # torch takes only the machine's byte order
-            audio = torch.from_numpy(audio.astype(audio.dtype.newbyteorder("="), copy=False))
+        if isinstance(audio, np.ndarray):
+            if audio.dtype.kind not in "biufc":
+                raise ValueError(f"input_values has dtype {audio.dtype}; expected floating-point samples")
+            # torch takes only the machine's byte order and positive strides (not a reversed view)
+            audio = torch.from_numpy(np.ascontiguousarray(audio, dtype=audio.dtype.newbyteorder("=")))
         if not isinstance(audio, torch.Tensor):
             raise ValueError(f"input_values must be a torch.Tensor or numpy array, got {type(audio).__name__}")
         channels = self.config.audio_channels
@@ -236,6 +244,9 @@ class EncodecModel(nn.Module):
         if not isinstance(padding_mask, (torch.Tensor, np.ndarray)) or tuple(padding_mask.shape) != expected:
             shape = tuple(padding_mask.shape) if hasattr(padding_mask, "shape") else type(padding_mask).__name__
             raise ValueError(f"padding_mask has shape {shape}; expected (batch, samples) = {expected}")
+        if isinstance(padding_mask, np.ndarray) and padding_mask.dtype.kind not in "biuf":
+            raise ValueError(f"padding_mask has dtype {padding_mask.dtype}; expected 1 for samples and 0 for "
+                             "padding, as bool or numbers")
         return torch.as_tensor(padding_mask, device=audio.device).bool()
 
     def _check_codes(self, codes: torch.Tensor) -> torch.Tensor:

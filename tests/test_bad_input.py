@@ -62,12 +62,35 @@ def test_sampling_rate_must_be_the_models(model):
     model.encode(GOOD, sampling_rate=24_000)
 
 
-@pytest.mark.parametrize("pad", [-1, 4, 10])
+@pytest.mark.parametrize("pad", [-1, 4, 10, 1.0, None])  # a float or None met a deep TypeError
 def test_last_frame_padding_must_leave_a_frame(model, pad):
     codes = torch.zeros(1, 1, 2, 4, dtype=torch.long)
-    with pytest.raises(ValueError, match=rf"last_frame_pad_length must be from 0 to 3 .*, got {pad}"):
+    with pytest.raises(ValueError, match=rf"last_frame_pad_length must be an integer from 0 to 3 .*, got {pad}"):
         model.decode(codes, last_frame_pad_length=pad)
     assert model.decode(codes, last_frame_pad_length=3).audio_values.shape[-1] == model.config.hop_length
+
+
+def test_a_bandwidth_array_must_hold_one_value(model):
+    for bandwidth in (np.array([6.0]), torch.tensor([6.0, 3.0])):  # met numpy's and torch's truth-value errors
+        with pytest.raises(ValueError, match=r"bandwidth .* kbps is not supported by this model"):
+            model.encode(GOOD, bandwidth=bandwidth)
+    expected = model.encode(GOOD, bandwidth=6.0).audio_codes
+    for bandwidth in (np.array(6.0), torch.tensor(6.0), np.float32(6.0)):
+        assert torch.equal(model.encode(GOOD, bandwidth=bandwidth).audio_codes, expected)
+
+
+def test_a_reversed_numpy_view_codes_like_its_copy(model):
+    audio = np.random.default_rng(0).normal(0, 0.1, (1, 1, 1000)).astype(np.float32)
+    reversed_view = audio[..., ::-1]  # negative strides, which torch.from_numpy refuses
+    assert torch.equal(model.encode(reversed_view).audio_codes, model.encode(reversed_view.copy()).audio_codes)
+
+
+def test_object_arrays_are_refused_by_name(model):
+    audio = GOOD.numpy()
+    with pytest.raises(ValueError, match="input_values has dtype object; expected floating-point samples"):
+        model.encode(audio.astype(object))
+    with pytest.raises(ValueError, match="padding_mask has dtype object; expected 1 for samples and 0 for padding"):
+        model.encode(audio, padding_mask=np.full(audio.shape[::2], None))
 
 
 def test_bandwidth_of_the_wrong_type_is_shown_as_given(model):
@@ -171,6 +194,12 @@ def test_forward_decodes_given_codes_without_input(model):
     codes, scales, _ = model.encode(GOOD)
     audio = model(None, audio_codes=codes, audio_scales=scales).audio_values
     torch.testing.assert_close(audio, model.decode(codes, scales).audio_values, rtol=0, atol=0)
+
+
+def test_forward_with_codes_takes_the_length_of_an_array_only(model):
+    encoded = model.encode(GOOD)
+    with pytest.raises(ValueError, match="input_values must be a torch.Tensor or numpy array .* got list"):
+        model(list(GOOD), audio_codes=encoded.audio_codes, audio_scales=encoded.audio_scales)
 
 
 def test_forward_needs_codes_and_scales_together(model):
