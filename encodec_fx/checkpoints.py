@@ -5,7 +5,8 @@ Sources `EncodecModel.from_pretrained` accepts:
   resolved first and offline;
 - a directory in the hub layout: config.json + model.safetensors (or pytorch_model.bin);
 - a state-dict file: an original `.th` checkpoint (keys `encoder.model.N.conv.conv.…`, optionally under
-  "best_state"; its config is inferred) or a transformers-layout file (config.json beside it, or `config=`);
+  "best_state"; its config is inferred) or a transformers-layout file (its config from `config=`, from
+  its own safetensors metadata as in shipped models and training exports, or from config.json beside it);
 - a hub id such as `facebook/encodec_24khz`, fetched with huggingface_hub (the `hub` extra).
 
 Weight norm arrives as `weight_g`/`weight_v` or `parametrizations.weight.original0/1`; both map to
@@ -18,12 +19,14 @@ export loads like a full checkpoint.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from .atomic import replacing
@@ -55,9 +58,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint file at {path}")
-    with open(path, "rb") as file:
-        head = file.read(9)
-    if head[8:9] == b"{":  # safetensors: an 8-byte header length, then the JSON header
+    if _is_safetensors(path):
         try:
             return load_file(path)
         except Exception as error:
@@ -74,6 +75,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         raise ValueError(f"{path} does not hold a state dict of tensors (a non-empty dict of names to tensors)")
     return state
+
+
+def _is_safetensors(path: Path) -> bool:
+    """Told by content: an 8-byte header length, then the JSON header."""
+    with open(path, "rb") as file:
+        return file.read(9)[8:9] == b"{"
 
 
 def _reason(error: Exception) -> str:
@@ -169,6 +176,11 @@ def _names(keys: list[str], shown: int = 8) -> str:
 def load_model(model_class: type[EncodecModel], source: str | os.PathLike,
                config: EncodecConfig | None = None, **hub_kwargs: Any) -> EncodecModel:
     from .pretrained import is_shipped, shipped_model_dir
+    if not isinstance(source, (str, os.PathLike)) or not str(source):
+        given = "no model source given" if source is None or source == "" else \
+            f"the model source must be a path or a name, got {type(source).__name__} {source!r}"
+        raise ValueError(f"{given}: pass a model directory, a checkpoint file, a shipped model name such as "
+                         "encodec-fx-24khz, or a hub id such as facebook/encodec_24khz")
     if hub_kwargs and (is_shipped(source) or Path(source).exists()):  # e.g. a misspelt keyword, silently unused
         raise ValueError(f"{', '.join(hub_kwargs)}: options for hub downloads, but {source} is local")
     if config is not None and not isinstance(config, EncodecConfig):
@@ -180,11 +192,13 @@ def load_model(model_class: type[EncodecModel], source: str | os.PathLike,
     if path.is_dir():
         weights = next((path / name for name in WEIGHTS_NAMES if (path / name).is_file()), None)
         if weights is None:
+            inside = next((sub for sub in sorted(path.iterdir()) if sub.is_dir() and (sub / CONFIG_NAME).is_file()), None)
+            hint = f" (did you mean {inside}?)" if inside is not None else ""
             raise FileNotFoundError(f"{path} holds no {' or '.join(WEIGHTS_NAMES)}: a model directory needs "
-                                    f"{HUB_FILES_HINT}")
+                                    f"{HUB_FILES_HINT}{hint}")
     elif path.is_file():
         weights = path
-    elif "/" in str(source) and not path.is_absolute() and len(path.parts) == 2:
+    elif "/" in str(source) and not path.is_absolute() and len(path.parts) == 2 and not path.parent.exists():
         weights = _download(str(source), **hub_kwargs)
     else:
         raise FileNotFoundError(f"no model at {source}: expected a directory with {HUB_FILES_HINT}, a checkpoint "
@@ -197,6 +211,8 @@ def load_model(model_class: type[EncodecModel], source: str | os.PathLike,
         beside = weights.parent / CONFIG_NAME
         if original:
             config = infer_config(state)
+        elif (embedded := _embedded_config(weights)) is not None:
+            config = embedded
         elif beside.is_file():
             config = EncodecConfig.from_pretrained(beside)
         else:
@@ -210,6 +226,20 @@ def load_model(model_class: type[EncodecModel], source: str | os.PathLike,
     return model.eval()
 
 
+def _embedded_config(weights: Path) -> EncodecConfig | None:
+    """The config a safetensors file carries in its metadata (shipped models and training exports do)."""
+    if not _is_safetensors(weights):
+        return None
+    with safe_open(str(weights), framework="pt") as file:
+        text = (file.metadata() or {}).get("config")
+    if text is None:
+        return None
+    try:
+        return EncodecConfig.from_dict(json.loads(text))
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{weights} carries a config in its metadata that cannot be read: {error}") from None
+
+
 def _download(repo_id: str, **hub_kwargs: Any) -> Path:
     """Fetch config.json and the weights of a hub repository; returns the weights' local path."""
     manual = (f"download {HUB_FILES_HINT} from https://huggingface.co/{repo_id} into a directory "
@@ -219,12 +249,15 @@ def _download(repo_id: str, **hub_kwargs: Any) -> Path:
     except ImportError:
         raise FileNotFoundError(f"{repo_id!r} is not a local path, and loading from the hub needs "
                                 f"`pip install encodec-fx[hub]`; or {manual}") from None
-    try:
-        hf_hub_download(repo_id, CONFIG_NAME, **hub_kwargs)
-        return Path(hf_hub_download(repo_id, WEIGHTS_NAMES[0], **hub_kwargs))
-    except Exception as error:
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise FileNotFoundError(f"could not fetch {repo_id!r} from the hub ({reason}); {manual}") from None
+    first_error = None
+    for weights in WEIGHTS_NAMES:  # as in a local directory: safetensors, else the older pickle
+        try:
+            hf_hub_download(repo_id, CONFIG_NAME, **hub_kwargs)
+            return Path(hf_hub_download(repo_id, weights, **hub_kwargs))
+        except Exception as error:
+            first_error = first_error or error
+    reason = str(first_error).strip().splitlines()[0] if str(first_error).strip() else type(first_error).__name__
+    raise FileNotFoundError(f"could not fetch {repo_id!r} from the hub ({reason}); {manual}")
 
 
 def save_model(model: EncodecModel, directory: str | os.PathLike) -> None:

@@ -138,6 +138,47 @@ def test_hub_id_resolves_offline_from_hub_cache(model, tmp_path, monkeypatch):
         EncodecModel.from_pretrained("facebook/encodec_missing", cache_dir=tmp_path)
 
 
+def test_hub_repository_with_only_the_older_weights_file_loads(model, tmp_path, monkeypatch):
+    revision = "0" * 40
+    repo = tmp_path / "models--facebook--encodec_bin"
+    snapshot = repo / "snapshots" / revision
+    model.save_pretrained(snapshot)
+    torch.save(to_hub_keys(model.state_dict()), snapshot / "pytorch_model.bin")
+    (snapshot / "model.safetensors").unlink()
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(revision)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert_same_weights(EncodecModel.from_pretrained("facebook/encodec_bin", cache_dir=tmp_path), model)
+
+
+def test_a_path_inside_a_local_folder_is_never_looked_up_on_the_hub(model, tmp_path, monkeypatch):
+    """`run1/modl` (a typo for run1/model) went to the hub: 25 s of retries, then no word of the folder."""
+    monkeypatch.chdir(tmp_path)
+    model.save_pretrained(tmp_path / "run1" / "model")
+    monkeypatch.setattr("encodec_fx.checkpoints._download", lambda *a, **k: pytest.fail("looked up on the hub"))
+    with pytest.raises(FileNotFoundError, match=r"^no model at run1/modl: expected a directory"):
+        EncodecModel.from_pretrained("run1/modl")
+    with pytest.raises(FileNotFoundError, match=r"run1 holds no model.safetensors .* \(did you mean run1/model\?\)"):
+        EncodecModel.from_pretrained("run1")
+
+
+def test_a_training_export_loads_with_the_config_it_carries(model, tmp_path):
+    from encodec_fx.train.export import export_generator
+    export_generator(model, tmp_path / "generator-fp16.safetensors")
+    loaded = EncodecModel.from_pretrained(tmp_path / "generator-fp16.safetensors")
+    assert loaded.config == model.config
+
+
+@pytest.mark.parametrize("source, message", [
+    ("", r"^no model source given: pass a model directory"),  # was the current directory, silently
+    (None, r"^no model source given"),
+    (3, r"^the model source must be a path or a name, got int 3"),
+])
+def test_a_source_that_names_nothing_is_refused(source, message):
+    with pytest.raises(ValueError, match=message):
+        EncodecModel.from_pretrained(source)
+
+
 def test_hub_id_without_hub_extra_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
     with pytest.raises(FileNotFoundError, match=r"pip install encodec-fx\[hub\].*huggingface.co/facebook/encodec_24khz"):
