@@ -189,10 +189,7 @@ class EncodecConfig:
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> EncodecConfig:
         """Read a `config.json`, given the file, the directory that holds it or a shipped model's name."""
-        from .pretrained import is_shipped, shipped_model_dir
-        path = shipped_model_dir(path) if is_shipped(path) else Path(path)
-        if path.is_dir():
-            path = path / CONFIG_NAME
+        path = model_file(path, CONFIG_NAME)
         if not path.is_file():
             raise FileNotFoundError(f"no EnCodec config at {path}: expected a config.json file or a directory holding one")
         try:
@@ -205,6 +202,15 @@ class EncodecConfig:
             return cls.from_dict(values)
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
+
+
+def model_file(source: str | os.PathLike, name: str) -> Path:
+    """The file `name` (config.json, preprocessor_config.json) of a model given as a shipped model's name,
+    a directory holding the file, or the file itself: one rule for every reader, so a name that loads a
+    model loads its config and feature extractor too. Existence is left to the caller to report."""
+    from .pretrained import is_shipped, shipped_model_dir
+    path = shipped_model_dir(source) if is_shipped(source) else Path(source)
+    return path / name if path.is_dir() else path
 
 
 def model_directory(directory: str | os.PathLike) -> Path:

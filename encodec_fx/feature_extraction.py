@@ -12,15 +12,14 @@ from __future__ import annotations
 import json
 import math
 import os
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
 from .atomic import replacing
-from .config import EncodecConfig, model_directory
-from .validation import check_samples, check_sampling_rate
+from .config import EncodecConfig, model_directory, model_file
+from .validation import check_samples, check_sampling_rate, is_finite_number, is_integer
 
 PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"
 
@@ -41,15 +40,29 @@ class EncodecFeatureExtractor:
     def __init__(self, feature_size: int = 1, sampling_rate: int = 24_000, padding_value: float = 0.0,
                  chunk_length_s: float | None = None, overlap: float | None = None,
                  padding_side: str = "right", **unused: Any):
-        if feature_size not in (1, 2):
-            raise ValueError(f"feature_size is the channel count: 1 (mono) or 2 (stereo), got {feature_size}")
+        """Each field is checked here, so a bad value (a hand-edited preprocessor_config.json, say) is
+        refused when loaded rather than giving silently wrong padding, or a misleading error, on every
+        call. The ranges are EncodecConfig's; as in transformers, chunk_length_s and overlap may be None
+        (then there is no chunk padding)."""
+        if not is_integer(feature_size) or feature_size not in (1, 2):
+            raise ValueError(f"feature_size is the channel count: 1 (mono) or 2 (stereo), got {feature_size!r}")
+        if not is_integer(sampling_rate) or sampling_rate < 1:
+            raise ValueError(f"sampling_rate must be a positive integer (Hz), got {sampling_rate!r}")
+        if not is_finite_number(padding_value):
+            raise ValueError(f"padding_value must be a finite number, got {padding_value!r}")
+        if chunk_length_s is not None and not (is_finite_number(chunk_length_s) and chunk_length_s * sampling_rate >= 1):
+            raise ValueError(f"chunk_length_s must be None or seconds holding at least one sample "
+                             f"(>= {1 / sampling_rate:g}), got {chunk_length_s!r}")
+        if overlap is not None and not (is_finite_number(overlap) and 0 <= overlap < 1):
+            raise ValueError(f"overlap must be None or a fraction from 0 up to (not including) 1, got {overlap!r}")
         if padding_side != "right":
             raise ValueError(f"padding_side must be 'right' (EnCodec pads at the end), got {padding_side!r}")
-        self.feature_size = feature_size
-        self.sampling_rate = sampling_rate
-        self.padding_value = padding_value
-        self.chunk_length_s = chunk_length_s
-        self.overlap = overlap
+        # plain Python numbers, so that to_json_string works for numpy ones too
+        self.feature_size = int(feature_size)
+        self.sampling_rate = int(sampling_rate)
+        self.padding_value = float(padding_value)
+        self.chunk_length_s = None if chunk_length_s is None else float(chunk_length_s)
+        self.overlap = None if overlap is None else float(overlap)
 
     @classmethod
     def from_config(cls, config: EncodecConfig) -> EncodecFeatureExtractor:
@@ -82,6 +95,9 @@ class EncodecFeatureExtractor:
             raise ValueError(f"padding must be True, False, 'longest', 'max_length' or 'do_not_pad', got {padding!r}")
         if return_tensors not in (None, "np", "pt"):
             raise ValueError(f"return_tensors must be None, 'np' or 'pt', got {return_tensors!r}")
+        if max_length is not None and (not is_integer(max_length) or max_length < 1):
+            # else a negative one silently cut samples off the end, 0 gave empty items, others a numpy TypeError
+            raise ValueError(f"max_length must be a positive integer (samples), got {max_length!r}")
         items = self._frames_by_channels(raw_audio)
         pad = padding not in (False, "do_not_pad")
 
@@ -106,9 +122,14 @@ class EncodecFeatureExtractor:
                 target = max_length
             else:
                 target = max(len(item) for item in items)
-            masks = [np.pad(np.ones(len(item), np.int32), (0, max(0, target - len(item)))) for item in items]
-            items = [np.pad(item, [(0, max(0, target - len(item))), (0, 0)], constant_values=self.padding_value)
-                     for item in items]
+            try:
+                masks = [np.pad(np.ones(len(item), np.int32), (0, max(0, target - len(item)))) for item in items]
+                items = [np.pad(item, [(0, max(0, target - len(item))), (0, 0)], constant_values=self.padding_value)
+                         for item in items]
+            except MemoryError:  # numpy's message gives only a size and a shape; say which setting asked for it
+                raise MemoryError(f"padding {len(items)} item(s) to {target} samples needs "
+                                  f"{target * len(items) * (self.feature_size * 4 + 4) / 2**30:.1f} GiB, more than "
+                                  "this machine has: check max_length (or chunk_length_s)") from None
         batch = AudioBatch(input_values=[np.ascontiguousarray(item.T) for item in items])
         if masks is not None:
             batch["padding_mask"] = masks
@@ -122,18 +143,23 @@ class EncodecFeatureExtractor:
         return batch
 
     def _frames_by_channels(self, raw_audio: np.ndarray | Sequence) -> list[np.ndarray]:
-        """Each item as float32 (samples, channels), checked."""
+        """Each item as float32 (samples, channels), checked. Torch tensors are read like numpy arrays
+        (transformers reads a list of them as one array: 2-D, or an error for unequal lengths)."""
         is_batched = isinstance(raw_audio, (list, tuple)) and len(raw_audio) > 0 \
-            and isinstance(raw_audio[0], (np.ndarray, list, tuple))
+            and isinstance(raw_audio[0], (np.ndarray, torch.Tensor, list, tuple))
         examples = list(raw_audio) if is_batched else [raw_audio]
         if not examples:
             raise ValueError("raw_audio is empty; expected an array of samples or a list of arrays")
         items = []
         for index, example in enumerate(examples):
-            array = np.asarray(example)
             what = f"raw_audio[{index}]" if is_batched else "raw_audio"
-            check_samples(array, what)
-            array = array.astype(np.float32, copy=False)
+            if isinstance(example, torch.Tensor):
+                check_samples(example, what)  # before .float(), which would turn integers into floats
+                array = example.detach().cpu().float().numpy()  # bfloat16 has no numpy type
+            else:
+                array = np.asarray(example)
+                check_samples(array, what)
+                array = array.astype(np.float32, copy=False)
             expected = "(samples,)" if self.feature_size == 1 else "(2, samples)"
             if array.ndim > 2 or (self.feature_size == 1 and array.ndim != 1) \
                     or (self.feature_size == 2 and (array.ndim != 2 or array.shape[0] != 2)):
@@ -160,15 +186,19 @@ class EncodecFeatureExtractor:
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike) -> EncodecFeatureExtractor:
-        """Read `preprocessor_config.json`, given the file or the directory holding it."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / PREPROCESSOR_CONFIG_NAME
+        """Read `preprocessor_config.json`, given the file, the directory holding it or a shipped model's
+        name (resolved as `EncodecConfig.from_pretrained` does). Errors name the file."""
+        path = model_file(path, PREPROCESSOR_CONFIG_NAME)
         if not path.is_file():
-            raise FileNotFoundError(f"no {PREPROCESSOR_CONFIG_NAME} at {path}: pass the file or a model "
-                                    "directory in the hub layout")
+            raise FileNotFoundError(f"no {PREPROCESSOR_CONFIG_NAME} at {path}: pass the file, a model directory "
+                                    "in the hub layout or a shipped model's name such as encodec-fx-24khz")
         try:
             values = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from None
-        return cls(**values)
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} must hold a JSON object of feature extractor fields, got {type(values).__name__}")
+        try:
+            return cls(**values)
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
