@@ -214,7 +214,10 @@ def model_file(source: str | os.PathLike, name: str) -> Path:
 
 
 def model_directory(directory: str | os.PathLike) -> Path:
-    """A directory to save a model's files into, made if missing; a file at its place is refused."""
+    """A directory to save a model's files into, made if missing; a file at its place is refused, and
+    so is "" (Path("") is the current directory, which would be written into without a word)."""
+    if not isinstance(directory, (str, os.PathLike)) or not str(directory):
+        raise ValueError(f"save_pretrained needs a directory path, got {directory!r}")
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise NotADirectoryError(f"{directory} is a file; save_pretrained writes a directory of files")

@@ -70,6 +70,14 @@ def test_save_pretrained_onto_a_file_says_a_directory_is_written(model, tmp_path
         model.save_pretrained(tmp_path / "model")
 
 
+@pytest.mark.parametrize("directory", ["", None])
+def test_save_pretrained_needs_a_directory(model, tmp_path, monkeypatch, directory):
+    monkeypatch.chdir(tmp_path)  # "" wrote into the current directory
+    with pytest.raises(ValueError, match="save_pretrained needs a directory path"):
+        model.save_pretrained(directory)
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_saved_directory_loads_in_transformers(model, tmp_path):
     import transformers
     model.save_pretrained(tmp_path)
