@@ -1,5 +1,6 @@
 """encodec-fx: the EnCodec neural audio codec, exact with the reference models."""
 
+from .chunked import ChunkedDecoder, ChunkedEncoder
 from .config import EncodecConfig
 from .effects import (BandwidthSchedule, Chain, CodebookTruncation, Codes, EncodecCompressor, EncodecDecoder,
                       EncodecEncoder, PacketLoss, TokenSubstitution)
@@ -12,6 +13,8 @@ from .streaming import StreamingDecoder, StreamingEncoder, round_trip_latency
 __all__ = [
     "BandwidthSchedule",
     "Chain",
+    "ChunkedDecoder",
+    "ChunkedEncoder",
     "CodebookTruncation",
     "Codes",
     "DEFAULT_MODEL",

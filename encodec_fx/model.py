@@ -170,7 +170,7 @@ class EncodecModel(nn.Module):
         scales = None if pieces[0][1] is None else torch.cat([scale.reshape(-1).expand(batch) for _, scale in pieces])
         return list(self._decode_chunk(codes, scales).chunk(len(pieces)))
 
-    def forward(self, input_values: torch.Tensor | np.ndarray, padding_mask: torch.Tensor | None = None,
+    def forward(self, input_values: torch.Tensor | np.ndarray | None, padding_mask: torch.Tensor | None = None,
                 bandwidth: float | None = None, audio_codes: torch.Tensor | None = None,
                 audio_scales: list[torch.Tensor | None] | None = None, return_dict: bool = True,
                 last_frame_pad_length: int = 0) -> EncodecOutput | tuple:

@@ -300,7 +300,7 @@ class StreamingLSTM:
 
 
 class StreamingPointwise:
-    """A layer that acts on each sample alone (ELU, identity): nothing to keep."""
+    """A layer that acts on each sample alone (the ELU): nothing to keep."""
 
     def __init__(self, layer: nn.Module):
         self.layer = layer
@@ -387,7 +387,7 @@ def streaming_layer(layer: nn.Module) -> StreamingLayer:
         return StreamingLSTM(layer)
     if isinstance(layer, ResidualUnit):
         return StreamingResidualUnit(layer)
-    if isinstance(layer, (nn.ELU, nn.Identity)):
+    if isinstance(layer, nn.ELU):
         return StreamingPointwise(layer)
     raise TypeError(f"no streaming version of layer {type(layer).__name__}")
 
