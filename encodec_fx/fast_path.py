@@ -30,6 +30,7 @@ from .conv import NormConv1d, NormConvTranspose1d, pad1d
 from .kernels import (few_output_conv, interleave_phases, pad_into, pads_into_buffer, pointwise_conv,
                       polyphase_weights, tap_weights)
 from .seanet import ResidualUnit
+from .tensor_state import TensorState
 
 
 class Scratch:
@@ -248,23 +249,6 @@ class FastPath:
     def decode(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Embeddings → audio, `model.decoder(embeddings)` within float rounding."""
         return run(self.decoder, embeddings)
-
-
-class TensorState:
-    """A tensor's identity, storage and version counter: equal as long as nothing wrote to it or
-    replaced it (the reference keeps the tensor alive, so its id cannot be reused).
-
-    A tensor made under `torch.inference_mode` (a model built or loaded there) has no version
-    counter, so a write cannot be seen: its state equals no other, and the layers are compiled
-    again at every call (10-25 ms for the full-size models)."""
-
-    def __init__(self, tensor: torch.Tensor):
-        self.tensor, self.data_ptr = tensor, tensor.data_ptr()
-        self.version = None if tensor.is_inference() else tensor._version
-
-    def __eq__(self, other: object) -> bool:
-        return (isinstance(other, TensorState) and self.tensor is other.tensor and self.version is not None
-                and self.version == other.version and self.data_ptr == other.data_ptr)
 
 
 def parameter_state(model: nn.Module) -> list[TensorState]:

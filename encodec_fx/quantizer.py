@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .config import EncodecConfig
-from .fast_path import TensorState
+from .tensor_state import TensorState
 
 
 class Codebook(nn.Module):
