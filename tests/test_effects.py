@@ -174,6 +174,16 @@ def test_bandwidth_is_a_plain_attribute_checked_when_used():
         encoder(audio, 24000)
 
 
+@pytest.mark.parametrize("effect", [EncodecCompressor, EncodecEncoder])
+@pytest.mark.parametrize("preset, bandwidth, accepted", [("24khz", 7.0, r"\[1.5, 3.0, 6.0, 12.0, 24.0\]"),
+                                                         ("48khz", 1.5, r"\[3.0, 6.0, 12.0, 24.0\]"),
+                                                         ("24khz", "6", "")])
+def test_a_bandwidth_the_model_lacks_is_refused_when_the_effect_is_made(effect, preset, bandwidth, accepted):
+    with pytest.raises(ValueError, match=rf"^bandwidth {re.escape(repr(bandwidth))} kbps is not supported by this "
+                                         rf"model; choose one of {accepted}"):
+        effect(bandwidth, model=tiny_model(preset))
+
+
 @pytest.mark.parametrize("effect", [EncodecCompressor, EncodecEncoder, EncodecDecoder])
 def test_no_model_is_the_default_model_or_says_to_pass_one(effect):
     """model=None means the package's default model, loaded once; where its weights are absent, the error says so."""

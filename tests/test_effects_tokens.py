@@ -31,10 +31,18 @@ def test_truncation_to_two_codebooks_is_encoding_at_1_5_kbps():
     np.testing.assert_array_equal(decode(truncated), decode(direct))
 
 
+@pytest.mark.parametrize("bad", [0, 2.5, "2", True])
+def test_truncation_refuses_impossible_counts_when_made(bad):
+    with pytest.raises(ValueError, match=r"CodebookTruncation.num_codebooks must be an integer of at least 1"):
+        CodebookTruncation(bad)
+
+
 @pytest.mark.parametrize("bad", [0, 9, 2.5, "2", True])
-def test_truncation_refuses_impossible_counts(bad):
+def test_truncation_refuses_impossible_counts_when_used(bad):
+    effect = CodebookTruncation(2)
+    effect.num_codebooks = bad
     with pytest.raises(ValueError, match=r"CodebookTruncation.num_codebooks .*from 1 to 8"):
-        CodebookTruncation(bad)(encode(), 24000)
+        effect(encode(), 24000)
 
 
 # --- TokenSubstitution -------------------------------------------------------------------------
@@ -75,8 +83,10 @@ def test_substitution_without_seed_differs_between_calls():
     ("seed", 1.5, "TokenSubstitution.seed"),
 ])
 def test_substitution_refuses_bad_parameters(name, value, message):
+    with pytest.raises(ValueError, match=message):
+        TokenSubstitution(**{"rate": 0.1, "seed": 0, name: value})
     effect = TokenSubstitution(rate=0.1, seed=0)
-    setattr(effect, name, value)
+    setattr(effect, name, value)  # parameters are plain attributes: checked again when used
     with pytest.raises(ValueError, match=message):
         effect(encode(), 24000)
 
@@ -138,8 +148,10 @@ def test_total_loss_decodes_to_the_zero_latent():
     ("seed", "abc", "PacketLoss.seed"),
 ])
 def test_packet_loss_refuses_bad_parameters(name, value, message):
+    with pytest.raises(ValueError, match=message):
+        PacketLoss(**{"rate": 0.1, "seed": 0, name: value})
     effect = PacketLoss(rate=0.1, seed=0)
-    setattr(effect, name, value)
+    setattr(effect, name, value)  # parameters are plain attributes: checked again when used
     with pytest.raises(ValueError, match=message):
         effect(encode(), 24000)
 
@@ -173,18 +185,30 @@ def test_schedule_switches_bandwidth_at_its_breakpoints():
     np.testing.assert_array_equal(kept, expected)
 
 
-@pytest.mark.parametrize("schedule, message", [
+BAD_SCHEDULES = [
     ([], "non-empty"),
-    ([(0.0, 5.0)], r"kbps in \[1.5, 3.0, 6.0, 12.0, 24.0\]"),
     ([(1.0, 1.5), (0.5, 3.0)], "increasing"),
     ([(-1.0, 1.5)], "non-negative"),
     ([(0.0, 6.0), (float("nan"), 1.5)], "non-negative"),  # never switched, silently
     ((0.0, 1.5), "pairs"),
+]
+
+
+@pytest.mark.parametrize("schedule, message", BAD_SCHEDULES)
+def test_schedule_refuses_bad_schedules_when_made(schedule, message):
+    with pytest.raises(ValueError, match=f"BandwidthSchedule.schedule must be .*{message}"):
+        BandwidthSchedule(schedule)
+
+
+@pytest.mark.parametrize("schedule, message", BAD_SCHEDULES + [
+    ([(0.0, 5.0)], r"has 5.0 kbps, but the codes' model takes kbps in \[1.5, 3.0, 6.0, 12.0, 24.0\]"),
     ([(0.0, 12.0)], "encode at 12.0 kbps or more"),
 ])
-def test_schedule_refuses_bad_schedules(schedule, message):
+def test_schedule_refuses_bad_schedules_when_used(schedule, message):
+    effect = BandwidthSchedule([(0.0, 1.5)])
+    effect.schedule = schedule
     with pytest.raises(ValueError, match=f"BandwidthSchedule.schedule.*{message}"):
-        BandwidthSchedule(schedule)(encode(), 24000)
+        effect(encode(), 24000)
 
 
 def test_token_effects_refuse_audio():

@@ -12,9 +12,9 @@ from scipy.io import wavfile
 from encodec_fx.cli import main
 from encodec_fx.effects import Chain, EncodecCompressor
 from encodec_fx.effects.files import process_file
+from encodec_fx import pretrained
 from encodec_fx.effects import spec
-from encodec_fx.effects.model_source import load_effect_model
-from encodec_fx.effects.spec import parse_chain
+from encodec_fx.effects.spec import MAX_STAGES, parse_chain
 
 from effects_models import noise, tiny_model
 
@@ -146,6 +146,10 @@ def test_existing_output_needs_force(tmp_path, capsys):
     ("gain | truncate(2)", r"stage 1 \(CodebookTruncation\) takes codes"),
     ("truncate(num_codebooks=2)", "must take and give audio"),
     ("convolution('no-such-impulse.wav')", r"stage 0 .*Unable to load impulse response.*; Convolution accepts"),
+    ("reverb(room_size=0.3, room_size=0.4)", r"stage 0 \(reverb\(room_size=0.3, room_size=0.4\)\): room_size given twice$"),
+    ("gain(1) | encodec(bandwidth=6, bandwidth=3)", r"stage 1 \(encodec\(bandwidth=6, bandwidth=3\)\): bandwidth given twice$"),
+    (" | ".join(["gain"] * 3000), rf"cannot parse chain: too long or too deeply nested \(at most {MAX_STAGES} stages\)$"),
+    ("gain(" + "-" * 100000 + "1)", "cannot parse chain: too long or too deeply nested"),  # a MemoryError in the parser
 ])
 def test_bad_chains_are_one_line_errors_and_write_nothing(tmp_path, capsys, spec, message):
     write(tmp_path / "in.wav", noise(2, 5000))
@@ -157,15 +161,10 @@ def test_bad_chains_are_one_line_errors_and_write_nothing(tmp_path, capsys, spec
     assert [path.name for path in tmp_path.iterdir()] == ["in.wav"]
 
 
-def without_default_model(source, where):
-    if source is None:
-        raise TypeError(f"{where} needs a model: pass model=...")
-    return load_effect_model(source, where)
-
-
-def test_codec_stage_without_a_model_and_no_default_names_the_stage(monkeypatch):
-    monkeypatch.setattr(spec, "load_effect_model", without_default_model)
-    with pytest.raises(ValueError, match=r"^stage 1 \(encodec\(bandwidth=6.0\)\): no model: pass --model"):
+def test_codec_stage_without_the_default_models_weights_names_the_stage(monkeypatch, tmp_path):
+    monkeypatch.setattr(pretrained, "ROOT", tmp_path)  # a copy of the package without shipped weights
+    with pytest.raises(ValueError, match=r"^stage 1 \(encodec\(bandwidth=6.0\)\): shipped model 'encodec-fx-24khz' "
+                                         "is missing config.json and model.safetensors"):
         parse_chain("gain(1) | encodec(bandwidth=6.0)")
 
 
@@ -174,8 +173,54 @@ def test_a_model_that_cannot_be_loaded_is_a_one_line_error(tmp_path, capsys):
     spec_text = f"encodec(bandwidth=6.0, model={str(tmp_path / 'none')!r})"
     assert main(["fx", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--chain", spec_text, "--quiet"]) == 1
     error = capsys.readouterr().err
-    assert error.count("\n") == 1 and str(tmp_path / "none") in error
+    assert error.count("\n") == 1 and error.startswith(f"encodec-fx fx: error: stage 0 ({spec_text}): no model at ")
     assert [path.name for path in tmp_path.iterdir()] == ["in.wav"]
+
+
+@pytest.mark.parametrize("model", [5, ["a"]])
+def test_a_model_that_is_not_a_source_lists_the_sources(model):
+    with pytest.raises(ValueError, match=rf"^stage 0 \(encodec\(model=.*\)\): model must be a path, a shipped model "
+                                         rf"name \(.*{pretrained.DEFAULT_MODEL}.*\), a hub id .* EncodecModel, got"):
+        parse_chain(f"encodec(model={model!r})")
+
+
+def test_the_default_model_may_be_a_path_object(model_dir):
+    assert parse_chain("encodec(bandwidth=3.0)", default_model=model_dir)[0].model.config == tiny_model("24khz").config
+
+
+def test_at_most_max_stages():
+    assert len(parse_chain(" | ".join(["gain"] * MAX_STAGES))) == MAX_STAGES
+    with pytest.raises(ValueError, match=rf"^chain has {MAX_STAGES + 1} stages; at most {MAX_STAGES} are accepted$"):
+        parse_chain(" | ".join(["gain"] * (MAX_STAGES + 1)))
+
+
+@pytest.mark.parametrize("text, message", [
+    ("encodec(bandwidth=7)", r"stage 0 \(encodec\(bandwidth=7\)\): bandwidth 7 kbps is not supported by this model; "
+                             r"choose one of \[1.5, 3.0, 6.0, 12.0, 24.0\]; EncodecCompressor accepts: bandwidth"),
+    ("gain(1) | encode(bandwidth=7) | decode", r"stage 1 \(encode\(bandwidth=7\)\): bandwidth 7 kbps"),
+    ("encode | truncate(0) | decode", r"stage 1 \(truncate\(0\)\): CodebookTruncation.num_codebooks must be an "
+                                      "integer of at least 1, got 0"),
+    ("encode | packetloss(rate=2) | decode", r"stage 1 \(packetloss\(rate=2\)\): PacketLoss.rate must be a probability"),
+    ("encode | packetloss(seed=1.5) | decode", r"stage 1 .*: PacketLoss.seed must be None or an integer"),
+    ("encode | substitute(rate=-1) | decode", r"stage 1 .*: TokenSubstitution.rate must be a probability"),
+    ("encode | schedule([]) | decode", r"stage 1 \(schedule\(\[\]\)\): BandwidthSchedule.schedule must be a non-empty"),
+    # parameters that depend on the codes: checked against what the encoder before them gives
+    ("encode(bandwidth=6) | truncate(100) | decode", r"stage 1 \(truncate\(100\)\): CodebookTruncation.num_codebooks "
+                                                     r"must be an integer from 1 to 8 \(the codes hold 8 codebooks\)"),
+    ("encode(bandwidth=6) | truncate(2) | schedule([(0, 3)]) | decode",
+     r"stage 2 .*: BandwidthSchedule.schedule asks for 3.0 kbps, but the codes hold 1.5 kbps"),
+    ("encode | substitute(0.1) | schedule([(0, 5)]) | decode", r"stage 2 .*: BandwidthSchedule.schedule has 5.0 kbps, "
+                                                               r"but the codes' model takes kbps in \[1.5, "),
+])
+def test_bad_parameters_are_refused_when_the_chain_is_parsed(text, message):
+    with pytest.raises(ValueError, match="^" + message):
+        parse_chain(text, default_model=tiny_model("24khz"))
+
+
+def test_checking_token_stages_at_parse_time_draws_no_damage():
+    chain = parse_chain("encode | packetloss(rate=0.5, concealment='repeat') | substitute(rate=0.5) | decode",
+                        default_model=tiny_model("24khz"))
+    assert chain[1]._drawn_seed is None and chain[2]._drawn_seed is None  # the check left no seed behind
 
 
 def test_codec_stages_without_a_model_share_the_default_one(monkeypatch):
@@ -189,11 +234,13 @@ def test_codec_stages_without_a_model_share_the_default_one(monkeypatch):
 
 def test_a_failure_while_streaming_leaves_no_partial_output(tmp_path, model_dir, capsys):
     write(tmp_path / "in.wav", noise(2, 30000))
-    spec = "encode(bandwidth=6.0) | truncate(num_codebooks=99) | decode"
+    other = tmp_path / "other"
+    tiny_model("48khz").save_pretrained(other)
+    spec = f"encode(bandwidth=6.0) | truncate(num_codebooks=2) | decode(model={str(other)!r})"  # not the codes' model
     assert main(["fx", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--chain", spec,
                  "--model", str(model_dir), "--quiet"]) == 1
-    assert "CodebookTruncation.num_codebooks" in capsys.readouterr().err
-    assert [path.name for path in tmp_path.iterdir()] == ["in.wav"]
+    assert "made by a model with another configuration" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["in.wav", "other"]
 
 
 def test_missing_input_is_a_one_line_error(tmp_path, capsys):

@@ -64,7 +64,7 @@ def encode_audio(model: EncodecModel, input_array: np.ndarray, sample_rate: int,
                  sample_rate=sample_rate, layout=layout, model_num_samples=at_model_rate.shape[-1])
 
 
-def check_codes(model: EncodecModel, codes: Codes, sample_rate: int, streaming: bool) -> None:
+def check_decodable(model: EncodecModel, codes: Codes, sample_rate: int, streaming: bool) -> None:
     """Codes this decoder can decode: from its model, at the rate encoded, a whole signal's or a stream's."""
     if not isinstance(codes, Codes):
         raise TypeError(f"expected Codes from an EncodecEncoder, got {type(codes).__name__}")
@@ -80,9 +80,9 @@ def check_codes(model: EncodecModel, codes: Codes, sample_rate: int, streaming: 
         raise ValueError("these codes are a block of a stream (encoded with reset=False); decode them with reset=False")
 
 
-def decode_codes(model: EncodecModel, codes: Codes, sample_rate: int) -> np.ndarray:
+def decode_to_audio(model: EncodecModel, codes: Codes, sample_rate: int) -> np.ndarray:
     """`Codes` → float32 audio with the encoder input's rate, length and layout."""
-    check_codes(model, codes, sample_rate, streaming=False)
+    check_decodable(model, codes, sample_rate, streaming=False)
     device = model.device
     audio_codes = torch.from_numpy(codes.audio_codes).to(device)
     scales = [None] * audio_codes.shape[0] if codes.audio_scales is None else \
@@ -139,7 +139,7 @@ class _CodecEffect(Effect):
         return self._encoding.push(audio, block_layout, bandwidth)
 
     def _decode_block(self, codes: Codes, sample_rate: int) -> np.ndarray:
-        check_codes(self.model, codes, sample_rate, streaming=True)
+        check_decodable(self.model, codes, sample_rate, streaming=True)
         if self._decoding is None:
             self._decoding = DecoderStream(self.model, sample_rate, codes.layout.num_channels,
                                            self._decoding_latency(sample_rate))
@@ -173,10 +173,11 @@ class EncodecCompressor(_CodecEffect):
     def __init__(self, bandwidth: float = 6.0, model: ModelSource | None = None, frames_per_step: int | None = None,
                  device: str | torch.device | None = None):
         super().__init__(model, frames_per_step, device)
+        self.model._num_quantizers(bandwidth)  # checked now, not when audio comes (and again then: it may change)
         self.bandwidth = bandwidth
 
     def _process(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> np.ndarray:
-        return decode_codes(self.model, encode_audio(self.model, signal, sample_rate, self.bandwidth), sample_rate)
+        return decode_to_audio(self.model, encode_audio(self.model, signal, sample_rate, self.bandwidth), sample_rate)
 
     def _stream(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> np.ndarray:
         return self._decode_block(self._encode_block(signal, sample_rate, self.bandwidth), sample_rate)
@@ -197,6 +198,7 @@ class EncodecEncoder(_CodecEffect):
     def __init__(self, bandwidth: float = 6.0, model: ModelSource | None = None, frames_per_step: int | None = None,
                  device: str | torch.device | None = None):
         super().__init__(model, frames_per_step, device)
+        self.model._num_quantizers(bandwidth)  # checked now, not when audio comes (and again then: it may change)
         self.bandwidth = bandwidth
 
     def _process(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> Codes:
@@ -217,7 +219,7 @@ class EncodecDecoder(_CodecEffect):
     output_kind = AUDIO
 
     def _process(self, signal: Codes, sample_rate: int, buffer_size: int) -> np.ndarray:
-        return decode_codes(self.model, signal, sample_rate)
+        return decode_to_audio(self.model, signal, sample_rate)
 
     def _stream(self, signal: Codes, sample_rate: int, buffer_size: int) -> np.ndarray:
         return self._decode_block(signal, sample_rate)

@@ -7,21 +7,29 @@ every parameter with `ast.literal_eval`: nothing in it is ever run as code.
 Names, case-insensitive: our effects by short name or class name (`encodec` or `encodeccompressor`),
 and pedalboard's plugins by class name, with or without a `filter` suffix (`highpass`,
 `HighpassFilter`), or by an alias such as `mp3`. Codec stages without `model=` use the default model.
+The whole spec is checked before any audio runs: each stage's parameters by the effect itself, a
+codec stage's bandwidth against its model and a token stage's parameters against the codes the
+encoder before it gives.
 """
 
 from __future__ import annotations
 
 import ast
 import inspect
+import os
 
+import numpy as np
 import pedalboard
 import torch
 
 from ..devices import resolve_device
 from ..model import EncodecModel
+from ..pretrained import shipped_names
 from .chain import Chain
 from .codec import EncodecCompressor, EncodecDecoder, EncodecEncoder
-from .model_source import load_effect_model
+from .codes import Codes
+from .layout import AudioLayout
+from .model_source import ModelSource, load_effect_model
 from .tokens import BandwidthSchedule, CodebookTruncation, PacketLoss, TokenSubstitution
 
 OUR_EFFECTS: dict[str, type] = {
@@ -30,6 +38,10 @@ OUR_EFFECTS: dict[str, type] = {
     "schedule": BandwidthSchedule,
 }
 CODEC_EFFECTS = (EncodecCompressor, EncodecEncoder, EncodecDecoder)
+TOKEN_EFFECTS = (BandwidthSchedule, CodebookTruncation, PacketLoss, TokenSubstitution)
+MAX_STAGES = 1000
+"""The most stages a spec may have. Python's parser gives up a few thousand stages in (a RecursionError);
+build longer chains in Python."""
 PLUGIN_ALIASES = {"mp3": "mp3compressor", "gsm": "gsmfullratecompressor", "brickwall": "brickwalllimiter",
                   "gate": "noisegate", "ladder": "ladderfilter", "peak": "peakfilter"}
 # Native plugins that a text chain cannot sensibly build: containers and hosts for external plugin files.
@@ -72,35 +84,41 @@ def _parameters(cls: type) -> str:
     return ", ".join(names) or "none"
 
 
-def parse_chain(spec: str, default_model: EncodecModel | str | None = None,
+def parse_chain(spec: str, default_model: ModelSource | None = None,
                 default_device: str | torch.device | None = None) -> Chain:
     """The `Chain` a text spec describes; a one-line ValueError naming the stage if it is wrong.
     Codec stages without `model=` get `default_model`, without `device=` `default_device`; models
     given by path are loaded once per device."""
+    text = spec.strip()
     try:
-        tree = ast.parse(spec.strip(), mode="eval").body
+        tree = ast.parse(text, mode="eval").body
     except SyntaxError as error:
         raise ValueError(f"cannot parse chain {spec!r}: {error.msg} (write stages as name(param=value) "
                          "separated by |)") from None
+    except (RecursionError, MemoryError):  # the parser's depth: thousands of stages, or nested operators
+        raise ValueError(f"cannot parse chain: too long or too deeply nested (at most {MAX_STAGES} stages)") from None
     nodes = []
     while isinstance(tree, ast.BinOp) and isinstance(tree.op, ast.BitOr):
         nodes.insert(0, tree.right)
         tree = tree.left
     nodes.insert(0, tree)
-    models: dict[tuple[str | None, torch.device | None], EncodecModel] = {}
-    stages = [_build_stage(index, node, spec, default_model, default_device, models)
+    if len(nodes) > MAX_STAGES:
+        raise ValueError(f"chain has {len(nodes)} stages; at most {MAX_STAGES} are accepted")
+    wheres = [f"stage {index} ({ast.get_source_segment(text, node) or ast.unparse(node)})"
               for index, node in enumerate(nodes)]
+    models: dict[tuple[ModelSource | None, torch.device | None], EncodecModel] = {}
+    stages = [_build_stage(node, where, default_model, default_device, models) for node, where in zip(nodes, wheres)]
     try:
-        return Chain(stages)
+        chain = Chain(stages)
     except ValueError as error:
         raise ValueError(f"chain {spec!r}: {error}") from None
+    _check_token_stages(stages, wheres)
+    return chain
 
 
-def _build_stage(index: int, node: ast.expr, spec: str, default_model: EncodecModel | str | None,
+def _build_stage(node: ast.expr, where: str, default_model: ModelSource | None,
                  default_device: str | torch.device | None,
-                 models: dict[tuple[str | None, torch.device | None], EncodecModel]) -> object:
-    text = ast.get_source_segment(spec.strip(), node) or ast.unparse(node)
-    where = f"stage {index} ({text})"
+                 models: dict[tuple[ModelSource | None, torch.device | None], EncodecModel]) -> object:
     call = node if isinstance(node, ast.Call) else None
     name_node = call.func if call else node
     if not isinstance(name_node, ast.Name):
@@ -114,8 +132,12 @@ def _build_stage(index: int, node: ast.expr, spec: str, default_model: EncodecMo
         if "malformed" in message:
             message = "parameters must be literals (numbers, strings, lists, tuples, None, True, False)"
         raise ValueError(f"{where}: {message}") from None
-    if None in kwargs:
+    keywords = [keyword.arg for keyword in call.keywords] if call else []
+    if None in keywords:
         raise ValueError(f"{where}: **parameters are not accepted")
+    repeated = next((name for name in keywords if keywords.count(name) > 1), None)
+    if repeated:
+        raise ValueError(f"{where}: {repeated} given twice")
     if issubclass(cls, CODEC_EFFECTS):
         kwargs["device"] = _device(kwargs.get("device", default_device), where)
         kwargs["model"] = _model(kwargs.get("model", default_model), kwargs["device"], models, where)
@@ -134,16 +156,35 @@ def _device(device: str | torch.device | None, where: str) -> torch.device | Non
         raise ValueError(f"{where}: {error}") from None
 
 
-def _model(source: EncodecModel | str | None, device: torch.device | None,
-           models: dict[tuple[str | None, torch.device | None], EncodecModel], where: str) -> EncodecModel:
+def _model(source: ModelSource | None, device: torch.device | None,
+           models: dict[tuple[ModelSource | None, torch.device | None], EncodecModel], where: str) -> EncodecModel:
     """The stage's model: loaded once per source and device in a spec; None is the package's default model."""
     if isinstance(source, EncodecModel):
         return source
-    if source is not None and not isinstance(source, str):
-        raise ValueError(f"{where}: model must be a path or hub id string, got {source!r}")
+    if source is not None and not isinstance(source, (str, os.PathLike)):
+        raise ValueError(f"{where}: model must be a path, a shipped model name ({', '.join(shipped_names())}), "
+                         f"a hub id such as 'facebook/encodec_24khz' or (from Python) an EncodecModel, got {source!r}")
     if (source, device) not in models:
         try:
             models[source, device] = load_effect_model(source, where, device)
-        except TypeError:  # no default model to fall back on
-            raise ValueError(f"{where}: no model: pass --model, or model='path' in the stage") from None
+        except (OSError, ValueError) as error:  # no model there, or not one that loads
+            raise ValueError(f"{where}: {error}") from None
     return models[source, device]
+
+
+def _check_token_stages(stages: list[object], wheres: list[str]) -> None:
+    """Each token stage run on codes with no frames from the encoder before it, so that parameters that
+    depend on the codes (`encode(bandwidth=6) | truncate(99)`) are refused now, not once audio runs."""
+    codes = None
+    for stage, where in zip(stages, wheres):
+        if isinstance(stage, EncodecEncoder):
+            config, shape = stage.model.config, (1, 1, stage.model._num_quantizers(stage.bandwidth), 0)
+            codes = Codes(np.zeros(shape, np.int64), np.ones(shape, bool), None, 0, config, config.sampling_rate,
+                          AudioLayout(1, 0, 1, True), 0)
+        elif isinstance(stage, TOKEN_EFFECTS) and codes is not None:
+            try:
+                codes = stage.apply(codes)
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}") from None
+            finally:
+                stage.reset()  # forget what the check drew (a seed)

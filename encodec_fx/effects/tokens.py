@@ -1,8 +1,9 @@
 """Token-domain effects: what a channel or a bit-rate controller does to EnCodec codes.
 
 Each takes `Codes` and gives `Codes`, so they sit between an `EncodecEncoder` and an
-`EncodecDecoder`. Parameters are plain attributes, checked on every call (or block), so they can
-change between the blocks of a stream. Time runs along the transmission timeline
+`EncodecDecoder`. Parameters are plain attributes that may change between the blocks of a stream:
+they are checked when the effect is made, and again on every call (or block), against the codes
+where they depend on them. Time runs along the transmission timeline
 (`Codes.on_timeline`: chunk after chunk, frame after frame), counted from the start of the stream.
 
 Random effects draw one number per position on the timeline from the seed (`frame_random`), so a
@@ -15,14 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import numbers
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..validation import is_integer
+from ..validation import is_finite_number, is_integer
 from .codes import Codes
 from .frame_random import fresh_seed, uniform
 from .protocol import CODES, Effect
@@ -53,7 +53,7 @@ def _check_integer(effect: Effect, name: str, value: object, low: int, high: int
 
 
 def _check_probability(effect: Effect, name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+    if not is_finite_number(value) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{type(effect).__name__}.{name} must be a probability from 0.0 to 1.0, got {value!r}")
     return float(value)
 
@@ -66,15 +66,19 @@ class _RandomTokenEffect(_TokenEffect):
     def _clear_stream(self) -> None:
         self._drawn_seed = None
 
-    def _seed(self) -> int:
+    def _checked_seed(self) -> int | None:
         seed = self.seed
         if seed is not None and (not is_integer(seed) or not 0 <= seed < 2 ** 64):
             raise ValueError(f"{type(self).__name__}.seed must be None or an integer from 0 to 2**64 - 1, got {seed!r}")
+        return None if seed is None else int(seed)
+
+    def _seed(self) -> int:
+        seed = self._checked_seed()
         if seed is None:
             if self._drawn_seed is None:
                 self._drawn_seed = fresh_seed()
             return self._drawn_seed
-        return int(seed)
+        return seed
 
 
 @dataclass(eq=False)
@@ -83,6 +87,9 @@ class CodebookTruncation(_TokenEffect):
     is greedy, so the first codebooks do not depend on how many follow)."""
 
     num_codebooks: int
+
+    def __post_init__(self) -> None:
+        _check_integer(self, "num_codebooks", self.num_codebooks, 1)  # the most it may be depends on the codes
 
     def apply(self, codes: Codes) -> Codes:
         kept = _check_integer(self, "num_codebooks", self.num_codebooks, 1, codes.num_codebooks,
@@ -99,24 +106,35 @@ class BandwidthSchedule(_TokenEffect):
 
     schedule: Sequence[tuple[float, float]]
 
+    def __post_init__(self) -> None:
+        self._parsed()
+
     def apply(self, codes: Codes) -> Codes:
         times, active = self._breakpoints(codes)
         which = np.maximum(np.searchsorted(times, codes.frame_times(), side="right") - 1, 0)
         kept = np.arange(codes.num_codebooks)[:, None] < active[which][None, :]
         return codes.with_timeline(codes.on_timeline(codes.audio_codes), codes.on_timeline(codes.received) & kept)
 
-    def _breakpoints(self, codes: Codes) -> tuple[np.ndarray, np.ndarray]:
-        """Breakpoint times and the number of codebooks kept from each, checked against the codes."""
-        bandwidths = codes.config.target_bandwidths
+    def _parsed(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Breakpoint times and kbps, checked as far as they can be without the codes."""
         usage = ("BandwidthSchedule.schedule must be a non-empty list of (time_s, kbps) pairs with "
-                 f"non-negative times in increasing order and kbps in {bandwidths}")
+                 "non-negative times in increasing order and kbps among the model's target bandwidths")
         try:
             times, kbps = zip(*[(float(time), float(rate)) for time, rate in self.schedule])
         except (TypeError, ValueError):
             raise ValueError(f"{usage}, got {self.schedule!r}") from None
-        if not all(map(math.isfinite, times)) or times[0] < 0 or any(b <= a for a, b in zip(times, times[1:])) \
-                or any(b not in bandwidths for b in kbps):
+        if not all(map(math.isfinite, times)) or times[0] < 0 or any(b <= a for a, b in zip(times, times[1:])):
             raise ValueError(f"{usage}, got {self.schedule!r}")
+        return times, kbps
+
+    def _breakpoints(self, codes: Codes) -> tuple[np.ndarray, np.ndarray]:
+        """Breakpoint times and the number of codebooks kept from each, checked against the codes."""
+        times, kbps = self._parsed()
+        bandwidths = codes.config.target_bandwidths
+        unknown = [rate for rate in kbps if rate not in bandwidths]
+        if unknown:
+            raise ValueError(f"BandwidthSchedule.schedule has {unknown[0]} kbps, but the codes' model takes "
+                             f"kbps in {bandwidths}")
         if max(kbps) > codes.bandwidth:
             raise ValueError(f"BandwidthSchedule.schedule asks for {max(kbps)} kbps, but the codes hold "
                              f"{codes.bandwidth} kbps: encode at {max(kbps)} kbps or more")
@@ -130,6 +148,10 @@ class TokenSubstitution(_RandomTokenEffect):
 
     rate: float = 0.0
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        _check_probability(self, "rate", self.rate)
+        self._checked_seed()
 
     def apply(self, codes: Codes) -> Codes:
         rate = _check_probability(self, "rate", self.rate)
@@ -159,11 +181,20 @@ class PacketLoss(_RandomTokenEffect):
 
     CONCEALMENTS = ("zeros", "repeat")
 
-    def apply(self, codes: Codes) -> Codes:
+    def __post_init__(self) -> None:
+        self._checked()
+        self._checked_seed()
+
+    def _checked(self) -> tuple[float, int]:
+        """`rate` and `packet_frames`, checked; `concealment` checked too."""
         rate = _check_probability(self, "rate", self.rate)
         packet_frames = _check_integer(self, "packet_frames", self.packet_frames, 1, 2 ** 31 - 1)
         if self.concealment not in self.CONCEALMENTS:
             raise ValueError(f"PacketLoss.concealment must be one of {self.CONCEALMENTS}, got {self.concealment!r}")
+        return rate, packet_frames
+
+    def apply(self, codes: Codes) -> Codes:
+        rate, packet_frames = self._checked()
         frames = codes.frame_indices()
         lost = uniform(self._seed(), 2, frames // packet_frames) < rate
         tokens, received = codes.on_timeline(codes.audio_codes), codes.on_timeline(codes.received)
