@@ -151,7 +151,7 @@ def main() -> None:
             paper_text = f" (paper: {bandwidth:g} → {paper:g} kbps, {100 * (1 - paper / bandwidth):.0f} %)" if paper else ""
             print(f"{name} {bandwidth:>5g} kbps: raw {kbps['raw']:.2f}, static {kbps['static']:.2f}, "
                   f"lm {kbps['lm']:.2f}; saving {100 * (1 - kbps['lm'] / kbps['raw']):.1f} %{paper_text}")
-    step_speeds(lm, model._num_quantizers(6.0))
+    step_speeds(lm, model.num_quantizers_for_bandwidth(6.0))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ class ChunkedEncoder:
         if model.config.chunk_length is None:
             raise ValueError("ChunkedEncoder needs a chunked model (chunk_length_s set, e.g. the 48 kHz one); "
                              "stream unchunked models with StreamingEncoder")
-        model._num_quantizers(bandwidth)  # refused now, not once the first chunk is complete
+        model.num_quantizers_for_bandwidth(bandwidth)  # refused now, not once the first chunk is complete
         self.model, self.bandwidth = model, bandwidth
         self.reset()
 

@@ -71,7 +71,7 @@ class EncodecModel(nn.Module):
         transformers (the original package uses all codebooks). `padding_mask` (batch, samples),
         1 for real samples, zeroes the padding. Any length works: no padding is needed.
         """
-        n_q = self._num_quantizers(bandwidth)
+        n_q = self.num_quantizers_for_bandwidth(bandwidth)
         x = self._audio_tensor(input_values, sampling_rate)
         length = x.shape[-1]
         if padding_mask is not None:
@@ -93,7 +93,7 @@ class EncodecModel(nn.Module):
         """One chunk of audio (at most `chunk_length` samples) → (codes [batch, n_q, frames], scale).
 
         The building block of chunk-by-chunk coding (`encodec_fx.chunked`)."""
-        n_q = self._num_quantizers(bandwidth)
+        n_q = self.num_quantizers_for_bandwidth(bandwidth)
         x = self._audio_tensor(input_values, None)
         if self.config.chunk_length is not None and x.shape[-1] > self.config.chunk_length:
             raise ValueError(f"a chunk has at most {self.config.chunk_length} samples, got {x.shape[-1]}")
@@ -188,6 +188,20 @@ class EncodecModel(nn.Module):
         output = EncodecOutput(audio_codes, audio)
         return output if return_dict else output.to_tuple()
 
+    # --- bandwidths ----------------------------------------------------------------------------
+
+    def num_quantizers_for_bandwidth(self, bandwidth: float | None = None) -> int:
+        """Codebooks coded at `bandwidth` kbps, which must be one of `config.target_bandwidths` (None:
+        the smallest, as `encode` takes it); unlike the config's formula, other values are refused."""
+        bandwidths = self.config.target_bandwidths
+        if bandwidth is None:
+            bandwidth = bandwidths[0]
+        if isinstance(bandwidth, (torch.Tensor, np.ndarray)) and bandwidth.ndim == 0:
+            bandwidth = bandwidth.item()
+        if not is_finite_number(bandwidth) or bandwidth not in bandwidths:
+            raise ValueError(f"bandwidth {bandwidth!r} kbps is not supported by this model; choose one of {bandwidths}")
+        return self.config.num_quantizers_for_bandwidth(bandwidth)
+
     # --- checkpoints ---------------------------------------------------------------------------
 
     @classmethod
@@ -208,16 +222,6 @@ class EncodecModel(nn.Module):
         save_model(self, directory)
 
     # --- input checks --------------------------------------------------------------------------
-
-    def _num_quantizers(self, bandwidth: float | None) -> int:
-        bandwidths = self.config.target_bandwidths
-        if bandwidth is None:
-            bandwidth = bandwidths[0]
-        if isinstance(bandwidth, (torch.Tensor, np.ndarray)) and bandwidth.ndim == 0:
-            bandwidth = bandwidth.item()
-        if not is_finite_number(bandwidth) or bandwidth not in bandwidths:
-            raise ValueError(f"bandwidth {bandwidth!r} kbps is not supported by this model; choose one of {bandwidths}")
-        return self.config.num_quantizers_for_bandwidth(bandwidth)
 
     def _audio_tensor(self, audio: torch.Tensor | np.ndarray, sampling_rate: int | None) -> torch.Tensor:
         check_sampling_rate(sampling_rate, self.config.sampling_rate)

@@ -435,7 +435,7 @@ class StreamingEncoder:
     def __init__(self, model: EncodecModel, bandwidth: float | None = None):
         check_streamable(model.config)
         self.config = model.config
-        self.num_quantizers = model._num_quantizers(bandwidth)
+        self.num_quantizers = model.num_quantizers_for_bandwidth(bandwidth)
         self.quantizer = model.quantizer
         self.layers = StreamingLayers(model.encoder.layers)
         self.device, self.dtype = model.device, model.quantizer.layers[0].codebook.embed.dtype

@@ -101,7 +101,7 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
         raise ValueError(f"coding mode {mode!r} is not one of {', '.join((*CODING_MODES, AUTO))}")
     if mode == "lm" and lm is None:
         raise ValueError("coding mode 'lm' needs an LM; pass one, or use mode 'static' or 'raw'")
-    model._num_quantizers(bandwidth)  # fail on a bad bandwidth before reading anything
+    model.num_quantizers_for_bandwidth(bandwidth)  # fail on a bad bandwidth before reading anything
     check_destination(destination, overwrite)
     config = model.config
     with open_audio(source) as file, torch.inference_mode():

@@ -173,7 +173,7 @@ class EncodecCompressor(_CodecEffect):
     def __init__(self, bandwidth: float = 6.0, model: ModelSource | None = None, frames_per_step: int | None = None,
                  device: str | torch.device | None = None):
         super().__init__(model, frames_per_step, device)
-        self.model._num_quantizers(bandwidth)  # checked now, not when audio comes (and again then: it may change)
+        self.model.num_quantizers_for_bandwidth(bandwidth)  # checked now, not when audio comes (and again then: it may change)
         self.bandwidth = bandwidth
 
     def _process(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> np.ndarray:
@@ -198,7 +198,7 @@ class EncodecEncoder(_CodecEffect):
     def __init__(self, bandwidth: float = 6.0, model: ModelSource | None = None, frames_per_step: int | None = None,
                  device: str | torch.device | None = None):
         super().__init__(model, frames_per_step, device)
-        self.model._num_quantizers(bandwidth)  # checked now, not when audio comes (and again then: it may change)
+        self.model.num_quantizers_for_bandwidth(bandwidth)  # checked now, not when audio comes (and again then: it may change)
         self.bandwidth = bandwidth
 
     def _process(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> Codes:

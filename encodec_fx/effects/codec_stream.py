@@ -79,7 +79,7 @@ class EncoderStream:
     def push(self, audio: np.ndarray, block_layout: AudioLayout, bandwidth: float) -> Codes:
         """(channels, samples) float32 at the caller's rate → codes of the frames it completes."""
         config = self.model.config
-        num_quantizers = self.model._num_quantizers(bandwidth)
+        num_quantizers = self.model.num_quantizers_for_bandwidth(bandwidth)
         at_model_rate = self.resampler.process(audio)
         batch = torch.from_numpy(to_model_channels(at_model_rate, config)).to(self.model.device)
         with torch.inference_mode():

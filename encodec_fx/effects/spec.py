@@ -178,7 +178,7 @@ def _check_token_stages(stages: list[object], wheres: list[str]) -> None:
     codes = None
     for stage, where in zip(stages, wheres):
         if isinstance(stage, EncodecEncoder):
-            config, shape = stage.model.config, (1, 1, stage.model._num_quantizers(stage.bandwidth), 0)
+            config, shape = stage.model.config, (1, 1, stage.model.num_quantizers_for_bandwidth(stage.bandwidth), 0)
             codes = Codes(np.zeros(shape, np.int64), np.ones(shape, bool), None, 0, config, config.sampling_rate,
                           AudioLayout(1, 0, 1, True), 0)
         elif isinstance(stage, TOKEN_EFFECTS) and codes is not None:
