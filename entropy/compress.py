@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -25,7 +26,9 @@ import torch
 from pedalboard.io import AudioFile, StreamResampler
 from tqdm import tqdm
 
+from encodec_fx.atomic import replacing
 from encodec_fx.audio_io import AUDIO_SUFFIXES, check_destination, open_audio, resampled
+from encodec_fx.channels import from_model_channels, to_model_channels
 from encodec_fx.checkpoints import weights_sha256
 from encodec_fx.chunked import ChunkedDecoder, ChunkedEncoder
 from encodec_fx.model import EncodecModel
@@ -218,14 +221,11 @@ class _ModelBlocks:
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         while True:
-            audio = torch.from_numpy(self.reader.read(self.config.sampling_rate))
+            audio = self.reader.read(self.config.sampling_rate)
             if audio.shape[-1] == 0:
                 return
             self.samples += audio.shape[-1]
-            if self.config.audio_channels == 1:
-                yield audio.unsqueeze(1)
-            else:
-                yield (audio.expand(2, -1) if audio.shape[0] == 1 else audio).unsqueeze(0)
+            yield torch.from_numpy(to_model_channels(audio, self.config))
 
 
 # --- decompression -------------------------------------------------------------------------------
@@ -386,19 +386,20 @@ class _AudioSink:
         self.destination, self.header = destination, header
         self.remaining_model = header.model_audio_length
         self.remaining = header.audio_length
-        self.temporary = destination.with_name(f".{destination.name}.partial{destination.suffix}")
         self.resampler = None if header.sample_rate == header.model_sample_rate else \
             StreamResampler(header.model_sample_rate, header.sample_rate, header.channels)
 
     def __enter__(self) -> _AudioSink:
-        self.file = AudioFile(str(self.temporary), "w", samplerate=self.header.sample_rate,
-                              num_channels=self.header.channels)
+        self._files = ExitStack()
+        temporary, = self._files.enter_context(replacing(self.destination))
+        self.file = self._files.enter_context(AudioFile(str(temporary), "w", samplerate=self.header.sample_rate,
+                                                        num_channels=self.header.channels))
         return self
 
     def write(self, block: torch.Tensor) -> None:
         if not block.numel():  # a flush with nothing decoded (after a lost segment) has not even a batch
             return
-        audio = self._channels(block)
+        audio = from_model_channels(block.float().cpu().numpy(), self.header.channels)
         if self.remaining_model is not None:  # drop the codec's padding past the input's end
             audio = audio[:, : self.remaining_model]
             self.remaining_model -= audio.shape[-1]
@@ -408,12 +409,6 @@ class _AudioSink:
             audio = self.resampler.process(np.ascontiguousarray(audio))
         self._emit(audio)
 
-    def _channels(self, block: torch.Tensor) -> np.ndarray:
-        audio = block.float().cpu().numpy()
-        if audio.shape[1] == 1:  # mono model: one stream per channel
-            return audio[:, 0]
-        return audio[0].mean(axis=0, keepdims=True) if self.header.channels == 1 else audio[0]
-
     def _emit(self, audio: np.ndarray) -> None:
         audio = audio[:, : self.remaining]
         self.remaining -= audio.shape[-1]
@@ -421,17 +416,17 @@ class _AudioSink:
             self.file.write(np.ascontiguousarray(audio, dtype=np.float32))
 
     def __exit__(self, kind, error, traceback) -> None:
-        try:
-            if kind is None:
+        """Finish the file and put it in place; on any failure, finishing included, remove it."""
+        if kind is None:
+            try:
                 if self.resampler is not None:
                     self._emit(self.resampler.process(None))
                 if self.remaining > 0:  # a resampler may come up a sample short
                     self._emit(np.zeros((self.header.channels, self.remaining), np.float32))
-            self.file.close()
-            if kind is None:
-                os.replace(self.temporary, self.destination)
-        finally:
-            self.temporary.unlink(missing_ok=True)
+            except BaseException as failure:
+                self._files.__exit__(type(failure), failure, failure.__traceback__)
+                raise
+        self._files.__exit__(kind, error, traceback)
 
 
 # --- description ---------------------------------------------------------------------------------
@@ -444,7 +439,7 @@ def describe_archive(source: str | os.PathLike) -> dict:
         header = ArchiveHeader.from_dict(reader.header)
         segments, truncated = len(reader), reader.truncated
     seconds = header.audio_length / header.sample_rate
-    expected = header.segments if header.segments is not None else segments
+    expected = header.segments
     return {"codec": header.codec, "lm": header.lm, "coding_mode": header.coding_mode,
             "sample_rate": header.sample_rate, "channels": header.channels, "audio_length": header.audio_length,
             "duration_seconds": round(seconds, 3), "model_sample_rate": header.model_sample_rate,

@@ -24,6 +24,7 @@ from torch.nn import functional as F
 
 from encodec_fx import EncodecModel
 from encodec_fx.audio_io import audio_files, check_destination, is_held_out, read_audio
+from encodec_fx.channels import to_model_channels
 from encodec_fx.checkpoints import weights_sha256
 from encodec_fx.devices import add_device_argument, gpu_if_present
 from encodec_fx.validation import check_settings
@@ -52,13 +53,10 @@ class LMTrainingConfig:
 def encode_file(model: EncodecModel, path: Path) -> list[np.ndarray]:
     """Codes [n_q, frames] of each channel the codec sees (a mono codec codes channels separately)."""
     config = model.config
-    audio = torch.from_numpy(read_audio(path, config.sampling_rate))
-    if config.audio_channels == 1:
-        batch = audio.unsqueeze(1)
-    elif audio.shape[0] == 1:
-        batch = audio.expand(2, -1).unsqueeze(0)
-    else:
-        batch = audio[:2].unsqueeze(0)
+    try:
+        batch = torch.from_numpy(to_model_channels(read_audio(path, config.sampling_rate), config))
+    except ValueError as error:  # more channels than a stereo model codes: say which file
+        raise ValueError(f"{path}: {error}") from None
     encoded = model.encode(batch, bandwidth=config.target_bandwidths[-1])
     chunks = list(encoded.audio_codes)
     if encoded.last_frame_pad_length:

@@ -269,6 +269,22 @@ def test_outputs_are_never_overwritten_without_force(files, tmp_path, capsys, mo
     assert run("compress", files / "mono16k.flac", archive, "--model", files / "codec24", "--force") == 0
 
 
+def test_a_decompression_that_fails_midway_leaves_the_old_output_and_no_temporary(files, tmp_path, monkeypatch):
+    archive, output = tmp_path / "m.ecfx", tmp_path / "m.wav"
+    assert run("compress", files / "mono24k.wav", archive, "--model", files / "codec24") == 0
+    output.write_bytes(b"old audio")
+    real = __import__("entropy.compress", fromlist=["decode_audio"]).decode_audio
+
+    def fail_after_a_block(*args):
+        blocks = real(*args)
+        yield next(blocks)
+        raise KeyboardInterrupt
+    monkeypatch.setattr("entropy.compress.decode_audio", fail_after_a_block)
+    assert run("decompress", archive, output, "--model", files / "codec24", "--force") == 130
+    assert output.read_bytes() == b"old audio"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["m.ecfx", "m.wav"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["compress", "missing.wav", "o.ecfx", "--model", "{codec}"], "no audio file at missing.wav"),
     (["compress", "{audio}", "o.ecfx", "--model", "{codec}", "-b", "5"], "bandwidth 5.0 kbps is not supported"),

@@ -22,7 +22,7 @@ import torch
 from ..devices import resolve_device
 from ..model import EncodecModel
 from ..streaming import StreamingDecoder, StreamingEncoder, why_not_streamable
-from .channels import from_model_channels, to_model_channels
+from ..channels import from_model_channels, to_model_channels
 from .codec_stream import DecoderStream, EncoderStream, check_step, default_frames_per_step, stream_latency
 from .codes import Codes
 from .layout import AudioLayout, read_audio, read_block, stream_layout

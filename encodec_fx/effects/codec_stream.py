@@ -23,7 +23,7 @@ import torch
 from ..chunked import ChunkedDecoder, ChunkedEncoder
 from ..model import EncodecModel
 from ..streaming import StreamingEncoder, StreamingLayers, check_frames_per_step, round_trip_latency
-from .channels import from_model_channels, to_model_channels
+from ..channels import from_model_channels, to_model_channels
 from .codes import Codes, frames_per_chunk
 from .layout import AudioLayout
 from .partial_decode import decode_chunk_received, received_embeddings

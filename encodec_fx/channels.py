@@ -1,4 +1,5 @@
-"""How the caller's channels map onto the model's input (batch, model_channels, samples).
+"""How the caller's channels map onto the model's input (batch, model_channels, samples), for the
+effects, archives and LM training alike.
 
 A mono model codes every channel independently, all in one batch, so any channel count works.
 A stereo model codes stereo as stereo; mono is duplicated to stereo and the two decoded channels
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..config import EncodecConfig
+from .config import EncodecConfig
 
 
 def to_model_channels(audio: np.ndarray, config: EncodecConfig) -> np.ndarray:
