@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .model import EncodecModel
+from .model import EncodecModel, crossfade_weight
 
 
 class ChunkedEncoder:
@@ -88,8 +88,7 @@ class ChunkedDecoder:
             raise ValueError(f"chunk of shape {tuple(audio.shape)} after chunks of {tuple(self._sum.shape[:-1])} and at "
                              f"most {len(self._weight)} samples; call reset() to start another stream")
         if self._weight is None:
-            t = torch.linspace(0, 1, length + 2, device=audio.device, dtype=audio.dtype)[1:-1]
-            self._weight = 0.5 - (t - 0.5).abs()
+            self._weight = crossfade_weight(length, audio)
             self._sum = torch.zeros(*audio.shape[:-1], 0, device=audio.device, dtype=audio.dtype)
             self._weight_sum = torch.zeros(0, device=audio.device, dtype=audio.dtype)
         self._extend(length)

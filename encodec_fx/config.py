@@ -151,15 +151,16 @@ class EncodecConfig:
 
     @property
     def chunk_length(self) -> int | None:
-        if self.chunk_length_s is None:
-            return None
-        return int(self.chunk_length_s * self.sampling_rate)
+        return chunk_samples(self.chunk_length_s, self.overlap, self.sampling_rate)[0]
 
     @property
     def chunk_stride(self) -> int | None:
-        if self.chunk_length_s is None or self.overlap is None:
-            return None
-        return max(1, int((1.0 - self.overlap) * self.chunk_length))
+        return chunk_samples(self.chunk_length_s, self.overlap, self.sampling_rate)[1]
+
+    @property
+    def frames_per_chunk(self) -> int | None:
+        """Code frames of one whole chunk (a partial last chunk has fewer); None if unchunked."""
+        return None if self.chunk_length is None else -(-self.chunk_length // self.hop_length)
 
     def num_quantizers_for_bandwidth(self, bandwidth: float) -> int:
         """Codebooks used at `bandwidth` kbps (the references' formula)."""
@@ -202,6 +203,16 @@ class EncodecConfig:
             return cls.from_dict(values)
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
+
+
+def chunk_samples(chunk_length_s: float | None, overlap: float | None, sampling_rate: int
+                  ) -> tuple[int | None, int | None]:
+    """(chunk length, stride) in samples, as transformers computes them for the config and the
+    feature extractor alike; None where chunking is off."""
+    if chunk_length_s is None:
+        return None, None
+    length = int(chunk_length_s * sampling_rate)
+    return length, None if overlap is None else max(1, int((1.0 - overlap) * length))
 
 
 def model_file(source: str | os.PathLike, name: str) -> Path:

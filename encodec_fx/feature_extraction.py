@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .atomic import replacing
-from .config import EncodecConfig, model_directory, model_file
+from .config import EncodecConfig, chunk_samples, model_directory, model_file
 from .validation import check_samples, check_sampling_rate, is_finite_number, is_integer
 
 PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"
@@ -71,13 +71,11 @@ class EncodecFeatureExtractor:
 
     @property
     def chunk_length(self) -> int | None:
-        return None if self.chunk_length_s is None else int(self.chunk_length_s * self.sampling_rate)
+        return chunk_samples(self.chunk_length_s, self.overlap, self.sampling_rate)[0]
 
     @property
     def chunk_stride(self) -> int | None:
-        if self.chunk_length_s is None or self.overlap is None:
-            return None
-        return max(1, int((1.0 - self.overlap) * self.chunk_length))
+        return chunk_samples(self.chunk_length_s, self.overlap, self.sampling_rate)[1]
 
     def __call__(self, raw_audio: np.ndarray | Sequence, padding: bool | str | None = None,
                  truncation: bool = False, max_length: int | None = None, return_tensors: str | None = None,

@@ -374,7 +374,7 @@ def _silence(model: EncodecModel, frames: int, flushed: int) -> int:
     config = model.config
     if config.chunk_length is None:
         return frames * config.hop_length
-    chunks = math.ceil(frames / math.ceil(config.chunk_length / config.hop_length))
+    chunks = math.ceil(frames / config.frames_per_chunk)
     return chunks * config.chunk_stride - flushed
 
 

@@ -24,7 +24,7 @@ from ..chunked import ChunkedDecoder, ChunkedEncoder
 from ..model import EncodecModel
 from ..streaming import StreamingEncoder, StreamingLayers, check_frames_per_step, round_trip_latency
 from ..channels import from_model_channels, to_model_channels
-from .codes import Codes, frames_per_chunk
+from .codes import Codes
 from .layout import AudioLayout
 from .partial_decode import decode_chunk_received, received_embeddings
 from .stream_resample import StreamingResampler
@@ -93,7 +93,7 @@ class EncoderStream:
                 self.encoder.bandwidth = bandwidth
                 chunks = self.encoder.push(batch)
                 codes = torch.stack([chunk for chunk, _ in chunks]) if chunks else \
-                    batch.new_zeros(0, batch.shape[0], num_quantizers, frames_per_chunk(config), dtype=torch.long)
+                    batch.new_zeros(0, batch.shape[0], num_quantizers, config.frames_per_chunk, dtype=torch.long)
                 scales = None if not config.normalize else \
                     torch.cat([scale for _, scale in chunks], dim=1).T if chunks else batch.new_zeros(0, batch.shape[0])
         audio_codes = codes.cpu().numpy().astype(np.int64)

@@ -16,11 +16,6 @@ from ..config import EncodecConfig
 from .layout import AudioLayout
 
 
-def frames_per_chunk(config: EncodecConfig) -> int:
-    """Code frames of one whole chunk of a chunked model."""
-    return -(-config.chunk_length // config.hop_length)
-
-
 @dataclass(frozen=True, eq=False)
 class Codes:
     """EnCodec tokens of one signal, with its provenance.
@@ -102,7 +97,7 @@ class Codes:
         config, indices = self.config, self.frame_indices()
         if config.chunk_length is None:
             return indices * config.hop_length / config.sampling_rate
-        chunks, frames = np.divmod(indices, frames_per_chunk(config))
+        chunks, frames = np.divmod(indices, config.frames_per_chunk)
         return (chunks * config.chunk_stride + frames * config.hop_length) / config.sampling_rate
 
     def with_timeline(self, audio_codes: np.ndarray, received: np.ndarray) -> Codes:
