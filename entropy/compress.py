@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import os
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -448,15 +448,10 @@ def describe_archive(source: str | os.PathLike) -> dict:
             "kbps": round(size * 8 / seconds / 1000, 3)}
 
 
-class _progress_bar:
-    """A tqdm bar in seconds of audio, shown only for inputs longer than PROGRESS_FROM_SECONDS."""
-
-    def __init__(self, seconds: float, enabled: bool, label: str):
-        self.bar = tqdm(total=seconds, desc=label, leave=False, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s",
-                        disable=not enabled or seconds < PROGRESS_FROM_SECONDS)
-
-    def __enter__(self) -> Progress:
-        return lambda seconds: self.bar.update(min(seconds, self.bar.total - self.bar.n))
-
-    def __exit__(self, *exc) -> None:
-        self.bar.close()
+@contextmanager
+def _progress_bar(seconds: float, enabled: bool, label: str) -> Iterator[Progress]:
+    """A tqdm bar in seconds of audio, shown only for inputs longer than PROGRESS_FROM_SECONDS; yields
+    the function that advances it."""
+    with tqdm(total=seconds, desc=label, leave=False, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s",
+              disable=not enabled or seconds < PROGRESS_FROM_SECONDS) as bar:
+        yield lambda advance: bar.update(min(advance, bar.total - bar.n))

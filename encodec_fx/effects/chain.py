@@ -24,7 +24,7 @@ import numpy as np
 import pedalboard
 
 from .codes import Codes
-from .layout import AudioLayout, read_audio, read_block, stream_layout
+from .layout import AudioLayout, read_array, read_block, stream_layout
 from .protocol import AUDIO, CODES, Effect, check_sample_rate
 
 Stage = Effect | pedalboard.Plugin
@@ -154,7 +154,7 @@ class Chain(Effect, MutableSequence):
         check_flow(self._stages)
         kind = self.input_kind
         if kind == AUDIO or (kind is None and isinstance(signal, np.ndarray)):
-            audio, layout = read_audio(signal)  # our checks and pedalboard's conversion, up front
+            audio, layout = read_array(signal)  # our checks and pedalboard's conversion, up front
             signal = layout.restore(audio)
         elif kind == CODES and not isinstance(signal, Codes):
             raise TypeError(f"this chain starts on codes (its first stages take Codes), got {type(signal).__name__}")

@@ -25,7 +25,7 @@ from ..streaming import StreamingDecoder, StreamingEncoder, why_not_streamable
 from ..channels import from_model_channels, to_model_channels
 from .codec_stream import DecoderStream, EncoderStream, check_step, default_frames_per_step, stream_latency
 from .codes import Codes
-from .layout import AudioLayout, read_audio, read_block, stream_layout
+from .layout import AudioLayout, read_array, read_block, stream_layout
 from .model_source import ModelSource, load_effect_model
 from .partial_decode import decode_received
 from .protocol import AUDIO, CODES, Effect, check_sample_rate
@@ -47,7 +47,7 @@ def streams_whole_signal(model: EncodecModel, num_samples: int) -> bool:
 
 def encode_audio(model: EncodecModel, input_array: np.ndarray, sample_rate: int, bandwidth: float) -> Codes:
     """Audio in the caller's layout and rate → `Codes` at `bandwidth` kbps."""
-    audio, layout = read_audio(input_array)
+    audio, layout = read_array(input_array)
     config = model.config
     at_model_rate = resample(audio, sample_rate, config.sampling_rate)
     batch = torch.from_numpy(to_model_channels(at_model_rate, config))

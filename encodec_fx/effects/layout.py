@@ -53,7 +53,7 @@ def as_samples(audio: np.ndarray) -> np.ndarray:
     return samples
 
 
-def read_audio(input_array: np.ndarray) -> tuple[np.ndarray, AudioLayout]:
+def read_array(input_array: np.ndarray) -> tuple[np.ndarray, AudioLayout]:
     """The caller's audio as float32 (channels, samples), with its layout."""
     check_array(input_array)
     if input_array.size == 0:
@@ -74,7 +74,7 @@ def read_audio(input_array: np.ndarray) -> tuple[np.ndarray, AudioLayout]:
 
 
 def stream_layout(first_block: np.ndarray) -> AudioLayout:
-    """The layout all blocks of a stream keep, read from its first block as `read_audio` reads it. An
+    """The layout all blocks of a stream keep, read from its first block as `read_array` reads it. An
     empty first block (an effect upstream still withholding its latency) is read by its non-zero
     dimension: (2, 0) is stereo channels-first, (0, 2) stereo channels-last."""
     if isinstance(first_block, np.ndarray) and first_block.size == 0 and first_block.ndim in (1, 2):
@@ -83,7 +83,7 @@ def stream_layout(first_block: np.ndarray) -> AudioLayout:
         rows, columns = first_block.shape
         if (rows == 0) != (columns == 0):
             return AudioLayout(max(rows, columns), 0, 2, columns == 0)
-    return read_audio(first_block)[1]
+    return read_array(first_block)[1]
 
 
 def read_block(input_array: np.ndarray, stream: AudioLayout) -> tuple[np.ndarray, AudioLayout]:
