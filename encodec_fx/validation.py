@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 import torch
@@ -20,8 +21,14 @@ def is_finite_number(value: object) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
+LOUDEST_PLAUSIBLE_PEAK = 100.0
+"""40 dB above full scale: float audio louder than this is almost surely integer PCM converted
+without scaling (x.astype(np.float32) on int16 peaks near 32768), which the 24 kHz model codes into
+garbage without a word. Warned about, not refused: a normalising model (48 kHz) codes it fine."""
+
+
 def check_samples(samples: np.ndarray | torch.Tensor, what: str = "audio") -> None:
-    """Reject integer dtypes, empty arrays and non-finite samples."""
+    """Reject integer dtypes, empty arrays and non-finite samples; warn about PCM-scale floats."""
     is_tensor = isinstance(samples, torch.Tensor)
     floating = samples.is_floating_point() if is_tensor else np.issubdtype(samples.dtype, np.floating)
     if not floating:
@@ -29,8 +36,13 @@ def check_samples(samples: np.ndarray | torch.Tensor, what: str = "audio") -> No
                          "(convert integer PCM first, e.g. x / 32768)")
     if (samples.numel() if is_tensor else samples.size) == 0:
         raise ValueError(f"{what} is empty (shape {tuple(samples.shape)}); expected at least one sample")
-    if not bool(torch.isfinite(samples).all() if is_tensor else np.isfinite(samples).all()):
+    peak = float(samples.abs().max() if is_tensor else np.abs(samples).max())  # NaN or inf if any sample is
+    if not math.isfinite(peak):
         raise ValueError(f"{what} contains NaN or infinite samples; expected finite values")
+    if peak > LOUDEST_PLAUSIBLE_PEAK:
+        warnings.warn(f"{what} peaks at {peak:g}, {20 * math.log10(peak):.0f} dB above full scale: expected floats "
+                      "in [-1, 1] (integer PCM converted without scaling? divide int16 samples by 32768)",
+                      stacklevel=4)  # the caller of encode or of the feature extractor
 
 
 def check_sampling_rate(sampling_rate: int | None, expected: int) -> None:

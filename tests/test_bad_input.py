@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -68,6 +70,18 @@ def test_last_frame_padding_must_leave_a_frame(model, pad):
     with pytest.raises(ValueError, match=rf"last_frame_pad_length must be an integer from 0 to 3 .*, got {pad}"):
         model.decode(codes, last_frame_pad_length=pad)
     assert model.decode(codes, last_frame_pad_length=3).audio_values.shape[-1] == model.config.hop_length
+
+
+def test_integer_pcm_scale_floats_are_warned_about(model):
+    """int16 audio converted without dividing by 32768: the 24 kHz model codes it into garbage."""
+    loud = np.random.default_rng(0).normal(0, 8000, (1, 1, 1000)).astype(np.float32)
+    with pytest.warns(UserWarning, match=r"input_values peaks at .*dB above full scale: expected floats in "
+                                          r"\[-1, 1\] \(integer PCM converted without scaling\?"):
+        model.encode(loud)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.encode(loud / 32768)  # a hot mix a little over full scale is not warned about
+        model.encode(loud / 1000)
 
 
 def test_a_bandwidth_array_must_hold_one_value(model):
