@@ -62,13 +62,13 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         try:
             return load_file(path)
         except Exception as error:
-            reason = _reason(error) if isinstance(error, OSError) else "it is damaged or cut short"
+            reason = unreadable_reason(error) if isinstance(error, OSError) else "it is damaged or cut short"
             raise ValueError(f"{path} is not a readable safetensors file: {reason}") from None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise ValueError(f"{path} is not a readable checkpoint (safetensors, or a torch state dict .th/.bin/.pt): "
-                         f"{_reason(error)}") from None
+                         f"{unreadable_reason(error)}") from None
     if isinstance(state, dict) and isinstance(state.get("best_state"), dict):
         state = state["best_state"]
     if not isinstance(state, dict) or not state \
@@ -83,7 +83,7 @@ def _is_safetensors(path: Path) -> bool:
         return file.read(9)[8:9] == b"{"
 
 
-def _reason(error: Exception) -> str:
+def unreadable_reason(error: Exception) -> str:
     """One line on why a file could not be read (torch's own message runs over many lines and
     suggests loading untrusted pickles)."""
     message = str(error).strip()
@@ -148,10 +148,10 @@ def infer_config(state: dict[str, torch.Tensor]) -> EncodecConfig:
 
 
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
-    """Load a state dict in our key names, naming every missing or unexpected key and every tensor
-    that is not finite (such weights would silently turn all audio into NaN)."""
-    expected = set(model.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    """Load a state dict in our key names, naming every missing or unexpected key, every tensor that
+    is not finite (such weights would silently turn all audio into NaN) and a tensor of the wrong shape."""
+    expected = model.state_dict()
+    missing, unexpected = sorted(expected.keys() - state.keys()), sorted(state.keys() - expected.keys())
     if missing or unexpected:
         raise ValueError(f"checkpoint does not match the model: missing keys {_names(missing)}; "
                          f"unexpected keys {_names(unexpected)}")
@@ -159,11 +159,12 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
     if damaged:
         raise ValueError(f"checkpoint holds NaN or infinite weights in {_names(damaged)}: the file is damaged "
                          f"or comes from a training run that diverged")
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:
-        mismatch = "; ".join(line.strip() for line in str(error).splitlines()[1:])
-        raise ValueError(f"checkpoint does not match the model's shapes: {mismatch}") from None
+    wrong = [key for key, value in state.items() if value.shape != expected[key].shape]
+    if wrong:  # torch's own error lists every tensor, over as many lines
+        raise ValueError(f"checkpoint does not match the model's shapes: {len(wrong)} tensor(s) differ, e.g. "
+                         f"{wrong[0]} is {tuple(state[wrong[0]].shape)} where the model has "
+                         f"{tuple(expected[wrong[0]].shape)}")
+    model.load_state_dict(state)
 
 
 def _names(keys: list[str], shown: int = 8) -> str:

@@ -221,6 +221,40 @@ def test_ship_refuses_oversize_models_existing_installs_and_bad_names(shipped, r
         ship.install(tmp_path, "tiny", force=True)
 
 
+@pytest.mark.parametrize("max_mb", [float("nan"), float("inf"), 0.0, -1.0])
+def test_ship_refuses_a_size_limit_that_is_not_a_positive_number(monkeypatch, tmp_path, capsys, max_mb):
+    monkeypatch.setattr(pretrained, "ROOT", tmp_path)
+    with pytest.raises(ValueError, match=rf"--max-mb must be a positive number of megabytes .*got {max_mb}"):
+        ship.install(tmp_path, "tiny", max_mb=max_mb)  # refused before the run is even looked at
+    assert ship.main([str(tmp_path), "--name", "tiny", "--max-mb", str(max_mb)]) == 1
+    assert "--max-mb must be a positive number" in capsys.readouterr().err
+
+
+def test_ship_names_the_file_of_bad_card_inputs(monkeypatch, tmp_path):
+    monkeypatch.setattr(pretrained, "ROOT", tmp_path / "root")
+    binary = tmp_path / "LICENSES.md"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(ValueError, match=r"LICENSES.md is not UTF-8 text \(byte 0\): give a text or markdown file"):
+        ship.install(tmp_path, "tiny", corpus_licenses=binary)
+    log = tmp_path / "train.log"
+    log.write_text("start\nstep 2/2 (1.00 s/step): l1 0.4 | validation: si_snr@1.5 abc, mel@1.5 1.5\n")
+    with pytest.raises(ValueError, match=r"train.log, line 2: validation metric 'si_snr@1.5 abc' is not a name and a "
+                                         r"number"):
+        ship.install(tmp_path, "tiny", train_log=log)
+
+
+def test_ship_refuses_a_damaged_training_state_in_one_line(run_dir, monkeypatch, tmp_path):
+    monkeypatch.setattr(pretrained, "ROOT", tmp_path / "root")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model").symlink_to(run_dir / "model")
+    (run / "training_state.pt").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="training_state.pt is damaged or not a train-codec state: it is not a file "
+                                         "of tensors"):
+        ship.install(run, "tiny")
+    assert not (tmp_path / "root").exists()
+
+
 def test_ship_command_line_replaces_with_force(shipped, run_dir, monkeypatch, capsys):
     monkeypatch.setattr(pretrained, "ROOT", shipped)
     assert ship.main([str(run_dir), "--name", "tiny-no-lm", "--force", "--compute", "none"]) == 0

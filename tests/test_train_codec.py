@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from encodec_fx.cli import main
 from encodec_fx.train import (Balancer, CodecTrainer, MultiScaleMelLoss, MultiScaleSTFTDiscriminator,
                               TrainingConfig, export_generator, load_checkpoint, load_exported,
                               quantize_for_training, save_checkpoint, untrained_model)
+from encodec_fx.train.command import train_loop
 from encodec_fx.train.data import centre_segments, random_segments
 from encodec_fx.train.discriminator import (discriminator_hinge_loss, feature_matching_loss,
                                             generator_hinge_loss)
@@ -413,3 +415,189 @@ def test_fresh_models_encode_the_input_not_their_biases():
 def test_training_settings_out_of_range_are_refused(setting, value, message):
     with pytest.raises(ValueError, match=message):
         TrainingConfig(**{setting: value})
+
+
+@pytest.mark.parametrize("seed", [0, 2**64 - 1])
+def test_seeds_that_numpy_and_torch_take_are_accepted(seed):
+    CodecTrainer(untrained_model(tiny_config()), TrainingConfig(segment_seconds=0.2, seed=seed))
+
+
+def test_the_shortest_segment_allowed_trains():
+    config = TrainingConfig(batch_size=2, segment_seconds=0.0854, discriminator_filters=4)
+    trainer = CodecTrainer(untrained_model(tiny_config()), config)
+    assert trainer.segment_length == 2050  # the longest loss and discriminator window is 2048
+    assert np.isfinite(train(trainer, tones(), 1)[0]["total"])
+
+
+def test_learning_rate_given_on_resume_takes_effect(tmp_path):
+    trainer = tiny_trainer()
+    train(trainer, tones(), 1)
+    save_checkpoint(trainer, tmp_path, asdict(trainer.config))
+    model, state = load_checkpoint(tmp_path)
+    resumed = CodecTrainer(model, replace(trainer.config, learning_rate=1e-5))
+    resumed.load_state_dict(state)
+    for optimizer in (resumed.generator_optimizer, resumed.discriminator_optimizer):
+        assert [group["lr"] for group in optimizer.param_groups] == [1e-5]
+
+
+def test_a_diverged_run_stops_without_replacing_the_last_checkpoint(tmp_path):
+    trainer = replace_config(tiny_trainer(), steps=3, checkpoint_every=1, eval_every=100)
+    train_step = trainer.train_step
+
+    def diverging_step(batch):  # from the second step on, the decoder outputs NaN, as a diverged GAN does
+        if trainer.step == 1:
+            with torch.no_grad():
+                trainer.model.decoder.layers[-1].conv.bias.fill_(float("nan"))
+        return train_step(batch)
+    trainer.train_step = diverging_step
+    validation = centre_segments(tones(), trainer.segment_length)
+    with pytest.raises(ValueError, match=r"training diverged at step 2 \(loss .*nan.*\): stopped without saving; "
+                                         r"the last checkpoint in .* \(step 1\) is kept"):
+        train_loop(trainer, tones(), validation, tmp_path, log=lambda line: None)
+    model, state = load_checkpoint(tmp_path)  # still loads: its weights are finite
+    assert state["step"] == 1
+
+
+def replace_config(trainer: CodecTrainer, **settings) -> CodecTrainer:
+    trainer.config = replace(trainer.config, **settings)
+    return trainer
+
+
+# --- bad input: one line, before any audio is loaded ----------------------------------------------
+
+NO_AUDIO = "no-such-audio-folder"  # the checks below come before the audio is read, so none is needed
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    """A run directory at step 1 (tiny model, 4 discriminator filters, seed 0); copy it before changing it."""
+    run = tmp_path_factory.mktemp("saved") / "run"
+    trainer = tiny_trainer()
+    train(trainer, tones(), 1)
+    save_checkpoint(trainer, run, asdict(replace(trainer.config, steps=10)))
+    return run
+
+
+@pytest.fixture
+def run_copy(saved_run, tmp_path):
+    return Path(shutil.copytree(saved_run, tmp_path / "run"))
+
+
+def one_line_error(capsys) -> str:
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1, error
+    return error
+
+
+def damage(state_file: Path, how: str) -> None:
+    state = torch.load(state_file, weights_only=True)
+    if how == "cut short":
+        state_file.write_bytes(state_file.read_bytes()[:5000])
+    elif how == "garbage":
+        state_file.write_bytes(b"not a checkpoint")
+    elif how == "empty":
+        state_file.write_bytes(b"")
+    elif how == "a list":
+        torch.save([1, 2], state_file)
+    elif how == "a missing entry":
+        torch.save({key: value for key, value in state.items() if key != "generator_optimizer"}, state_file)
+    elif how == "an unknown setting":
+        torch.save(state | {"settings": state["settings"] | {"fancy_option": 1}}, state_file)
+    elif how == "a bad optimiser state":
+        torch.save(state | {"discriminator_optimizer": {"state": {}}}, state_file)
+
+
+@pytest.mark.parametrize("how, reason", [
+    ("cut short", "the file is cut short or damaged"), ("garbage", "it is not a file of tensors"),
+    ("empty", "the file is empty or cut short"), ("a list", "it holds a list, not a dict"),
+    ("a missing entry", "it lacks generator_optimizer"),
+    ("an unknown setting", "settings unknown to this version: fancy_option"),
+    ("a bad optimiser state", "no entry 'param_groups'"),
+])
+def test_a_damaged_training_state_is_refused_in_one_line(run_copy, tmp_path, capsys, how, reason):
+    from encodec_fx.train import compact
+    damage(run_copy / "training_state.pt", how)
+    message = f"run/training_state.pt is damaged or not a train-codec state: {reason}"
+    assert main(["train-codec", NO_AUDIO, str(run_copy), "--resume"]) == 1
+    assert message in one_line_error(capsys)
+    if how not in ("an unknown setting", "a bad optimiser state"):  # pack copies those entries unread
+        assert compact.main(["pack", str(run_copy), str(tmp_path / "packed.pt")]) == 1
+        assert message in one_line_error(capsys)
+        assert not (tmp_path / "packed.pt").exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--discriminator-filters", "8", "discriminator_filters cannot change on --resume (the run has 4)"),
+    ("--seed", "5", "seed cannot change on --resume (the run has 0)"),
+    ("--num-filters", "8", "num_filters cannot change on --resume (the run has 4)"),
+])
+def test_settings_that_cannot_change_on_resume_are_refused_first(run_copy, capsys, option, value, message):
+    state_before = (run_copy / "training_state.pt").read_bytes()
+    assert main(["train-codec", NO_AUDIO, str(run_copy), "--resume", option, value]) == 1
+    assert message in one_line_error(capsys)
+    assert (run_copy / "training_state.pt").read_bytes() == state_before
+
+
+def test_resuming_a_run_already_at_its_steps_says_so_and_writes_nothing(run_copy, capsys):
+    files = {path: path.stat().st_mtime_ns for path in run_copy.rglob("*")}
+    assert main(["train-codec", NO_AUDIO, str(run_copy), "--resume", "--steps", "1"]) == 0
+    assert "already at step 1 ≥ --steps 1: nothing to train, nothing written" in capsys.readouterr().out
+    assert {path: path.stat().st_mtime_ns for path in run_copy.rglob("*")} == files
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--num-filters", "0"], "--num-filters must be a positive number of filters (e.g. 32), got 0"),
+    (["--num-filters", "-4"], "--num-filters must be a positive number of filters (e.g. 32), got -4"),
+    (["--seed", str(2**64)], f"seed must be below 2**64 = {2**64}, got {2**64}"),
+    (["--seed", str(10**20)], f"seed must be below 2**64 = {2**64}, got {10**20}"),
+    (["--segment-seconds", "1e-9"], "segment_seconds must be at least 0.0854 (2048 samples at 24000 Hz"),
+    (["--segment-seconds", "0.0001"], "segment_seconds must be at least 0.0854 (2048 samples at 24000 Hz"),
+])
+def test_bad_train_codec_options_are_refused_before_loading_audio(tmp_path, capsys, options, message):
+    assert main(["train-codec", NO_AUDIO, str(tmp_path / "run"), "--num-filters", "2", *options]) == 1
+    assert message in one_line_error(capsys)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_folder_that_cannot_be_made_is_refused_before_loading_audio(tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("")
+    assert main(["train-codec", NO_AUDIO, str(tmp_path / "file.txt"), "--num-filters", "2"]) == 1
+    assert "the run folder" in one_line_error(capsys)
+    assert main(["train-codec", NO_AUDIO, str(tmp_path / "file.txt" / "run"), "--num-filters", "2"]) == 1
+    assert "cannot create the run folder" in one_line_error(capsys)
+
+
+def test_compact_pack_refuses_a_folder_as_destination_and_leaves_nothing(saved_run, tmp_path, capsys):
+    from encodec_fx.train import compact
+    (tmp_path / "folder").mkdir()
+    assert compact.main(["pack", str(saved_run), str(tmp_path / "folder")]) == 1
+    assert "is a folder: give the path of the file to write" in one_line_error(capsys)
+    assert sorted(path.name for path in tmp_path.rglob("*")) == ["folder"]
+    assert compact.main(["pack", str(saved_run), str(tmp_path / "none" / "resume.pt")]) == 1
+    assert "no folder" in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda packed: packed.pop("codec"), "it lacks codec"),
+    (lambda packed: packed.update(format="another format"), "its format is 'another format'"),
+    (lambda packed: packed["config"].update(num_filters=8), "does not match the model's shapes: "),  # the codec
+    (lambda packed: packed["settings"].update(discriminator_filters=8), "does not match the model's shapes: "),
+    (lambda packed: packed["settings"].update(fancy_option=1), "settings unknown to this version: fancy_option"),
+])
+def test_compact_unpack_refuses_crafted_files_in_one_line(saved_run, tmp_path, change, reason):
+    from encodec_fx.train import compact
+    compact.pack(saved_run, tmp_path / "resume.pt")
+    packed = torch.load(tmp_path / "resume.pt", weights_only=True)
+    change(packed)
+    torch.save(packed, tmp_path / "crafted.pt")
+    with pytest.raises(ValueError, match="crafted.pt is damaged or not a compact resume checkpoint") as error:
+        compact.unpack(tmp_path / "crafted.pt", tmp_path / "again")
+    message = str(error.value).replace(str(tmp_path), "")
+    assert reason in message and "\n" not in message and len(message) < 500  # not torch's list of every tensor
+    assert not (tmp_path / "again").exists()
+
+
+def test_the_export_shares_the_list_of_training_statistics():
+    from encodec_fx import checkpoints
+    from encodec_fx.train import export
+    assert export.TRAINING_STATISTICS is checkpoints.TRAINING_STATISTICS

@@ -7,15 +7,20 @@ unless --validation-dir names a separate validation folder (a corpus built by `e
 has train/ and validation/).
 RUN_DIR receives a checkpoint every --checkpoint-every steps and at the end (model/ in the hub layout,
 loadable with `EncodecModel.from_pretrained`, and training_state.pt); --resume continues from it
-exactly, up to --steps in total, with the run's settings except the options given again. The end of training also writes generator-fp16.safetensors, a
-compact export (`encodec_fx.train.export.load_exported`).
+exactly, up to --steps in total, with the run's settings except the options given again. The end of
+training also writes generator-fp16.safetensors, a compact export (`encodec_fx.train.export.load_exported`).
+
+Everything that can be checked is checked before the audio is loaded (settings, the run folder, the
+checkpoint and whether it fits the options), since loading a corpus and training take long. A loss
+that turns NaN or infinite stops the run without saving, so the last checkpoint stays usable.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Callable
 
@@ -23,7 +28,8 @@ import numpy as np
 import torch
 
 from ..config import EncodecConfig
-from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (STATE_FILE, STATE_KIND, damaged, has_checkpoint, load_checkpoint, make_run_dir, restore,
+                         save_checkpoint)
 from ..audio_io import audio_files, is_held_out
 from ..devices import add_device_argument, gpu_if_present
 from .data import centre_segments, load_clip, random_segments
@@ -32,17 +38,22 @@ from .trainer import CodecTrainer, TrainingConfig, untrained_model
 
 EXPORT_NAME = "generator-fp16.safetensors"
 DEFAULT_NUM_FILTERS = 32
+FIXED_ON_RESUME = {"num_filters": "the codec's weights have that size",  # setting → why it cannot change
+                   "discriminator_filters": "the discriminator's weights have that size",
+                   "seed": "the random generators continue from the checkpoint"}
 
 
 def train_loop(trainer: CodecTrainer, training_clips: list[np.ndarray], validation: torch.Tensor,
                run_dir: Path, log: Callable[[str], None] = print) -> None:
     """Step until `config.steps`, logging losses and validation every `eval_every` steps, saving every
-    `checkpoint_every` steps and at the end."""
+    `checkpoint_every` steps and at the end; a loss that turns NaN or infinite stops it unsaved."""
     config = trainer.config
     started, first_step = time.monotonic(), trainer.step
+    saved = trainer.step if has_checkpoint(run_dir) else None
     while trainer.step < config.steps:
         batch = random_segments(training_clips, config.batch_size, trainer.segment_length, trainer.rng)
         losses = trainer.train_step(batch)
+        check_finite(losses, trainer.step, run_dir, saved)
         if trainer.step % config.eval_every == 0 or trainer.step == config.steps:
             seconds = (time.monotonic() - started) / (trainer.step - first_step)
             shown = ", ".join(f"{name} {value:.4g}" for name, value in losses.items())
@@ -50,6 +61,18 @@ def train_loop(trainer: CodecTrainer, training_clips: list[np.ndarray], validati
             log(f"step {trainer.step}/{config.steps} ({seconds:.2f} s/step): {shown} | validation: {metrics}")
         if trainer.step % config.checkpoint_every == 0 or trainer.step == config.steps:
             save_checkpoint(trainer, run_dir, asdict(config))
+            saved = trainer.step
+
+
+def check_finite(losses: dict[str, float], step: int, run_dir: Path, saved: int | None) -> None:
+    """Stop a diverged run before it saves: NaN weights would replace the last good checkpoint, and
+    the run could not be resumed from it."""
+    diverged = [f"{name} {value}" for name, value in losses.items() if not math.isfinite(value)]
+    if diverged:
+        kept = f"the last checkpoint in {run_dir} (step {saved}) is kept" if saved is not None else \
+            "no checkpoint was written"
+        raise ValueError(f"training diverged at step {step} (loss {', '.join(diverged)}): stopped without saving; "
+                         f"{kept}")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -69,32 +92,56 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device_argument(parser, gpu_if_present(), "cuda when there is a GPU, else cpu")
 
 
-def resumed_config(saved: dict, given: dict) -> TrainingConfig:
-    """The run's saved settings, with the options given on the command line instead (each change printed),
-    so that resuming never swaps the recipe for the defaults."""
-    config = TrainingConfig(**(saved | given))
+def resumed_config(saved: dict, given: dict, source: Path) -> TrainingConfig:
+    """The run's saved settings (from `source`), with the options given on the command line instead (each
+    change printed), so that resuming never swaps the recipe for the defaults. Settings whose change
+    would break the run (FIXED_ON_RESUME) are refused."""
+    try:
+        run_config = TrainingConfig.from_settings(saved)
+    except ValueError as error:
+        raise damaged(source, STATE_KIND, error) from None
+    for name in given.keys() & FIXED_ON_RESUME.keys():
+        check_unchanged(name, given[name], getattr(run_config, name))
+    config = replace(run_config, **given)
     for name, value in given.items():
-        if name in saved and saved[name] != value:
-            print(f"resuming with {name} {value} (the run had {saved[name]})")
+        if getattr(run_config, name) != value:
+            print(f"resuming with {name} {value} (the run had {getattr(run_config, name)})")
     return config
+
+
+def check_unchanged(name: str, given: object, run_value: object) -> None:
+    """Refuse an option given on --resume that would break the run (FIXED_ON_RESUME), before any audio loads."""
+    if given is not None and given != run_value:
+        raise ValueError(f"{name} cannot change on --resume (the run has {run_value}): {FIXED_ON_RESUME[name]}")
 
 
 def run(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
+    if args.num_filters is not None and args.num_filters < 1:
+        raise ValueError(f"--num-filters must be a positive number of filters (e.g. {DEFAULT_NUM_FILTERS}), "
+                         f"got {args.num_filters}")
     given = {name: getattr(args, name) for name in asdict(TrainingConfig()) if hasattr(args, name)}
     if args.resume:
         model, state = load_checkpoint(run_dir)
-        if args.num_filters is not None and args.num_filters != model.config.num_filters:
-            raise ValueError(f"--num-filters {args.num_filters} does not match the checkpoint's "
-                             f"{model.config.num_filters}")
-        config = resumed_config(state.get("settings", {}), given)
+        check_unchanged("num_filters", args.num_filters, model.config.num_filters)
+        config = resumed_config(state["settings"], given, run_dir / STATE_FILE)
+        if state["step"] >= config.steps:
+            print(f"the run in {run_dir} is already at step {state['step']} ≥ --steps {config.steps}: nothing to "
+                  f"train, nothing written (give a larger --steps to continue it)")
+            return
     elif has_checkpoint(run_dir):
         raise FileExistsError(f"{run_dir} holds a checkpoint; pass --resume to continue it")
     else:
         config = TrainingConfig(**given)
         torch.manual_seed(config.seed)
-        model = untrained_model(EncodecConfig.encodec_24khz(num_filters=args.num_filters or DEFAULT_NUM_FILTERS))
+        num_filters = DEFAULT_NUM_FILTERS if args.num_filters is None else args.num_filters
+        model = untrained_model(EncodecConfig.encodec_24khz(num_filters=num_filters))
         state = None
+    trainer = CodecTrainer(model, config, args.device)
+    if state is not None:
+        restore(trainer, state, run_dir)
+    else:
+        make_run_dir(run_dir)
     sampling_rate, channels = model.config.sampling_rate, model.config.audio_channels
     training, validation = [], []
     if args.validation_dir is not None:  # a corpus with its own split: train on all of audio_dir
@@ -106,9 +153,6 @@ def run(args: argparse.Namespace) -> None:
             (validation if is_held_out(path, config.held_out_percent) else training).append(clip)
     if not training:
         raise ValueError(f"no training audio in {args.audio_dir}: every file is held out")
-    trainer = CodecTrainer(model, config, args.device)
-    if state is not None:
-        trainer.load_state_dict(state)
     if not validation:
         print("no file falls in the validation split: validating on training files")
     print(f"training on {len(training)} files ({sum(c.shape[-1] for c in training) / sampling_rate:.1f} s), "

@@ -20,20 +20,23 @@ bit-identical to an uninterrupted one; resume from the run directory itself for 
 from __future__ import annotations
 
 import argparse
-import io
-import pickle
 import sys
 from pathlib import Path
 
 import torch
 
+from ..atomic import replacing
+from ..checkpoints import load_state
 from ..config import EncodecConfig
 from ..model import EncodecModel
-from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (CONTENT_ERRORS, damaged, has_checkpoint, load_checkpoint, make_run_dir, read_state,
+                         save_checkpoint)
 from .quantizer import CodebookTraining
 from .trainer import CodecTrainer, TrainingConfig
 
 FORMAT = "encodec-fx compact resume checkpoint 1"
+KIND = f"a compact resume checkpoint ({FORMAT})"
+PACKED_KEYS = ("format", "config", "codec", "discriminator", "step", "balancer", "rng", "torch_generator", "settings")
 EXACT_KEYS = (".cluster_size", ".inited")  # small; kept at full precision
 
 
@@ -44,32 +47,44 @@ def _half(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def pack(run_dir: str | Path, file: str | Path) -> int:
     """Write RUN_DIR's checkpoint to `file` (atomically); returns its size in bytes."""
+    file = Path(file)
+    if file.is_dir():
+        raise IsADirectoryError(f"{file} is a folder: give the path of the file to write, e.g. {file / 'resume.pt'}")
+    if not file.parent.is_dir():
+        raise FileNotFoundError(f"no folder {file.parent} to write {file.name} in")
     model, state = load_checkpoint(run_dir)
     codec = {key: value for key, value in model.state_dict().items() if not key.endswith(".embed_avg")}
     packed = {"format": FORMAT, "config": model.config.to_dict(), "codec": _half(codec),
               "discriminator": _half(state["discriminator"]), "step": state["step"],
               "balancer": state["balancer"], "rng": state["rng"], "torch_generator": state["torch_generator"],
               "settings": state["settings"]}
-    buffer = io.BytesIO()
-    torch.save(packed, buffer)
-    file = Path(file)
-    temporary = file.with_name(f".{file.name}.new")
-    temporary.write_bytes(buffer.getvalue())
-    temporary.replace(file)
-    return len(buffer.getvalue())
+    with replacing(file) as (temporary,):
+        torch.save(packed, temporary)
+    return file.stat().st_size
 
 
 def unpack(file: str | Path, run_dir: str | Path, device: str = "cpu") -> int:
     """Rebuild a run directory from a packed file (fresh Adam moments); returns the step it holds."""
-    run_dir = Path(run_dir)
+    file, run_dir = Path(file), Path(run_dir)
     if has_checkpoint(run_dir):
         raise FileExistsError(f"{run_dir} already holds a checkpoint; unpack into a new folder")
-    try:
-        packed = torch.load(file, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError):
-        packed = None
-    if not isinstance(packed, dict) or packed.get("format") != FORMAT:
-        raise ValueError(f"{file} is not a compact resume checkpoint ({FORMAT})")
+    if not file.is_file():
+        raise FileNotFoundError(f"no compact resume checkpoint at {file}")
+    packed = read_state(file, KIND, PACKED_KEYS)
+    if packed["format"] != FORMAT:
+        raise damaged(file, KIND, f"its format is {packed['format']!r}")
+    try:  # a crafted or damaged file whose entries have the right names: one line, not a traceback
+        trainer = _rebuild(packed, device)
+    except CONTENT_ERRORS as error:
+        raise damaged(file, KIND, error) from None
+    make_run_dir(run_dir)
+    save_checkpoint(trainer, run_dir, packed["settings"])
+    return trainer.step
+
+
+def _rebuild(packed: dict, device: str) -> CodecTrainer:
+    """The trainer a packed file describes: codec (with `embed_avg` rebuilt), discriminator, balancer,
+    random generators and step."""
     model = EncodecModel(EncodecConfig.from_dict(packed["config"]))
     codec = {key: value.float() if value.is_floating_point() else value for key, value in packed["codec"].items()}
     settings = CodebookTraining()
@@ -78,15 +93,15 @@ def unpack(file: str | Path, run_dir: str | Path, device: str = "cpu") -> int:
         total = sizes.sum()
         smoothed = (sizes + settings.epsilon) / (total + sizes.numel() * settings.epsilon) * total
         codec[f"{prefix}.embed_avg"] = embed * smoothed[:, None]
-    model.load_state_dict(codec)
-    trainer = CodecTrainer(model, TrainingConfig(**packed["settings"]), device)
-    trainer.discriminator.load_state_dict({key: value.float() for key, value in packed["discriminator"].items()})
+    load_state(model, codec)
+    trainer = CodecTrainer(model, TrainingConfig.from_settings(packed["settings"]), device)
+    discriminator = {key: value.float() for key, value in packed["discriminator"].items()}
+    load_state(trainer.discriminator, discriminator)
     trainer.balancer.load_state_dict(packed["balancer"])
     trainer.rng.bit_generator.state = packed["rng"]
     trainer.torch_generator.set_state(packed["torch_generator"])
     trainer.step = packed["step"]
-    save_checkpoint(trainer, run_dir, packed["settings"])
-    return trainer.step
+    return trainer
 
 
 def main(argv: list[str] | None = None) -> int:

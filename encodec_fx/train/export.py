@@ -13,11 +13,9 @@ from pathlib import Path
 from safetensors.torch import load_file, safe_open, save_file
 
 from ..atomic import replacing
-from ..checkpoints import load_state, to_hub_keys, to_model_keys
+from ..checkpoints import TRAINING_STATISTICS, load_state, to_hub_keys, to_model_keys
 from ..config import EncodecConfig
 from ..model import EncodecModel
-
-TRAINING_STATISTICS = (".cluster_size", ".embed_avg")
 
 
 def export_generator(model: EncodecModel, path: str | Path) -> None:

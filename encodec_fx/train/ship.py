@@ -24,13 +24,13 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
 from .. import pretrained
 from ..checkpoints import weights_sha256
 from ..feature_extraction import EncodecFeatureExtractor
 from ..model import EncodecModel
+from ..validation import is_finite_number
 from .checkpoint import MODEL_DIR, STATE_FILE
+from .checkpoint import read_training_state as load_training_state
 from .command import EXPORT_NAME
 from .export import export_generator, load_exported
 
@@ -53,23 +53,27 @@ def load_run_model(run_dir: Path) -> EncodecModel:
 
 def read_training_state(run_dir: Path) -> dict:
     """Step and settings of the run's last checkpoint ({} if RUN_DIR has no training_state.pt)."""
-    path = run_dir / STATE_FILE
-    if not path.is_file():
+    if not (run_dir / STATE_FILE).is_file():
         return {}
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    return {"step": state.get("step"), "settings": state.get("settings") or {}}
+    state = load_training_state(run_dir)
+    return {"step": state["step"], "settings": state["settings"]}
 
 
-def last_validation(log_text: str) -> tuple[int, dict[str, float]] | None:
-    """(step, metrics) of the last validation line a `train-codec` log holds, or None."""
+def last_validation(log_text: str, source: str = "the training log") -> tuple[int, dict[str, float]] | None:
+    """(step, metrics) of the last validation line a `train-codec` log holds, or None; a validation
+    line whose metrics are not `NAME NUMBER` is an error naming `source` and the line."""
     found = None
-    for line in log_text.splitlines():
+    for number, line in enumerate(log_text.splitlines(), 1):
         match = VALIDATION_LINE.match(line.strip())
         if match:
             metrics = {}
             for item in match.group(2).split(","):
                 name, _, value = item.strip().rpartition(" ")
-                metrics[name] = float(value)
+                try:
+                    metrics[name] = float(value)
+                except ValueError:
+                    raise ValueError(f"{source}, line {number}: validation metric {item.strip()!r} is not a name "
+                                     f"and a number, as train-codec logs them (e.g. 'si_snr@6 3.250')") from None
             found = int(match.group(1)), metrics
     return found
 
@@ -81,12 +85,18 @@ def install(run_dir: str | Path, name: str = pretrained.DEFAULT_MODEL, lm_file: 
     """Write pretrained/NAME/ from a run; returns the folder. Refuses to replace an installed model
     unless `force`, and a codec whose fp16 weights exceed `max_mb` megabytes."""
     run_dir = Path(run_dir)
+    if not is_finite_number(max_mb) or max_mb <= 0:
+        raise ValueError(f"--max-mb must be a positive number of megabytes (default {MAX_MB:g}), got {max_mb!r}")
     if not pretrained.NAME_PATTERN.fullmatch(name):
         raise ValueError(f"model name {name!r} must be lowercase letters, digits, '.', '_' or '-', e.g. "
                          f"{pretrained.DEFAULT_MODEL}")
     destination = pretrained.ROOT / name
     if (destination / pretrained.WEIGHTS_FILE).exists() and not force:
         raise FileExistsError(f"{destination} already holds a shipped model; pass --force to replace it")
+    texts = {"corpus_licenses": _read(corpus_licenses), "train_log": _read(train_log), "metrics": _read(metrics)}
+    if texts["train_log"] is not None:
+        last_validation(texts["train_log"], str(train_log))  # a bad line is refused before any work
+    training = read_training_state(run_dir)
     model = load_run_model(run_dir)
     staging = pretrained.ROOT / f".{name}.new"
     shutil.rmtree(staging, ignore_errors=True)
@@ -105,9 +115,7 @@ def install(run_dir: str | Path, name: str = pretrained.DEFAULT_MODEL, lm_file: 
         codec_identity = {"name": name, "sha256": weights_sha256(shipped.state_dict())}
         lm_summary = _install_lm(Path(lm_file), staging / pretrained.LM_FILE, shipped, codec_identity) \
             if lm_file is not None else None
-        card = model_card(name, shipped, megabytes, read_training_state(run_dir), lm_summary,
-                          corpus_licenses=_read(corpus_licenses), train_log=_read(train_log), metrics=_read(metrics),
-                          compute=compute, data=data)
+        card = model_card(name, shipped, megabytes, training, lm_summary, **texts, compute=compute, data=data)
         (staging / pretrained.CARD_FILE).write_text(card)
         if destination.exists():
             shutil.rmtree(destination)
@@ -181,12 +189,16 @@ def _install_lm(source: Path, destination: Path, codec: EncodecModel, codec_iden
 
 
 def _read(path: str | Path | None) -> str | None:
+    """The text of a file for the model card (None for None); a missing or non-text file is refused by name."""
     if path is None:
         return None
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no file at {path}")
-    return path.read_text()
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path} is not UTF-8 text (byte {error.start}): give a text or markdown file") from None
 
 
 def model_card(name: str, model: EncodecModel, megabytes: float, training: dict, lm: dict | None, *,

@@ -14,7 +14,7 @@ the trainer owns and checkpoints, so a resumed run continues exactly as an unint
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -53,9 +53,22 @@ class TrainingConfig:
                                        "discriminator_filters", "eval_every", "checkpoint_every"),
                        non_negative=("adversarial_start", "commitment_weight", "seed"),
                        fractions=("discriminator_update_probability",), percents=("held_out_percent",))
+        if self.seed >= SEED_LIMIT:  # numpy takes any size, torch's generators 64 bits
+            raise ValueError(f"seed must be below 2**64 = {SEED_LIMIT}, got {self.seed}")
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> TrainingConfig:
+        """The config a checkpoint saved (`asdict`). A setting this version does not know (a newer
+        version's, or a damaged file's) is refused by name, not left to fail as a TypeError."""
+        known = [setting.name for setting in fields(cls)]
+        unknown = [str(name) for name in settings if name not in known]
+        if unknown:
+            raise ValueError(f"settings unknown to this version: {', '.join(unknown)} (it knows {', '.join(known)})")
+        return cls(**settings)
 
 
 ADAM_BETAS = (0.5, 0.9)
+SEED_LIMIT = 2**64
 
 
 def untrained_model(config: EncodecConfig) -> EncodecModel:
@@ -93,6 +106,17 @@ def preserve_scale(model: nn.Module) -> None:
             module.bias.zero_()
 
 
+def check_segment_length(length: int, sampling_rate: int, seconds: float, windowed: tuple[nn.Module, ...]) -> None:
+    """Refuse segments shorter than the longest window of the losses and the discriminator (2048
+    samples): the model runs on anything down to one sample, but a shorter segment is mostly the zero
+    padding of those windows, and an empty one fails deep inside a convolution."""
+    longest = max(module.window.shape[-1] for module in windowed)
+    if length < longest:
+        shortest = math.ceil(longest / sampling_rate * 1e4) / 1e4
+        raise ValueError(f"segment_seconds must be at least {shortest:g} ({longest} samples at {sampling_rate} Hz, "
+                         f"the longest window of the losses and the discriminator), got {seconds:g}")
+
+
 class CodecTrainer:
     """Owns the model, discriminator, optimisers, balancer and random generators of one run."""
 
@@ -107,6 +131,8 @@ class CodecTrainer:
         self.discriminator = MultiScaleSTFTDiscriminator(model.config.audio_channels,
                                                          config.discriminator_filters).to(self.device)
         self.mel_loss = MultiScaleMelLoss(sampling_rate).to(self.device)
+        check_segment_length(self.segment_length, sampling_rate, config.segment_seconds,
+                             (*self.mel_loss.spectrograms, *self.discriminator.scales))
         self.balancer = Balancer(config.loss_weights)
         self.generator_optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, betas=ADAM_BETAS)
         self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.learning_rate,
@@ -186,10 +212,16 @@ class CodecTrainer:
                 "torch_generator": self.torch_generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
+        """Continue from `state`, at this trainer's learning rate: the optimisers' saved groups carry the
+        rate the run had, which would silently override --learning-rate given on --resume (the rate is
+        constant, there is no schedule to restore)."""
         self.step = state["step"]
         self.generator_optimizer.load_state_dict(state["generator_optimizer"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
+        for optimizer in (self.generator_optimizer, self.discriminator_optimizer):
+            for group in optimizer.param_groups:
+                group["lr"] = self.config.learning_rate
         self.balancer.load_state_dict(state["balancer"])
         self.rng.bit_generator.state = state["rng"]
         self.torch_generator.set_state(state["torch_generator"])
