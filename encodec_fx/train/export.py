@@ -7,14 +7,12 @@ the export can differ from the full-precision model's where two codebook vectors
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from safetensors.torch import load_file, safe_open, save_file
+from safetensors.torch import save_file
 
 from ..atomic import replacing
-from ..checkpoints import TRAINING_STATISTICS, load_state, to_hub_keys, to_model_keys
-from ..config import EncodecConfig
+from ..checkpoints import TRAINING_STATISTICS, to_hub_keys
 from ..model import EncodecModel
 
 
@@ -26,16 +24,6 @@ def export_generator(model: EncodecModel, path: str | Path) -> None:
 
 
 def load_exported(path: str | Path) -> EncodecModel:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no exported codec at {path}")
-    with safe_open(str(path), "pt") as file:
-        metadata = file.metadata() or {}
-    if "config" not in metadata:
-        raise ValueError(f"{path} is not a codec export (no config in its metadata)")
-    model = EncodecModel(EncodecConfig.from_dict(json.loads(metadata["config"])))
-    state = {key: value.float() for key, value in to_model_keys(load_file(str(path))).items()}
-    defaults = model.state_dict()
-    state |= {key: defaults[key] for key in defaults if key.endswith(TRAINING_STATISTICS)}
-    load_state(model, state)
-    return model.eval()
+    """The float32 model of an export: `EncodecModel.from_pretrained` reads the config it carries and
+    fills in the dropped training statistics."""
+    return EncodecModel.from_pretrained(path)
