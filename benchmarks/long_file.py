@@ -6,8 +6,9 @@ Writes a synthetic 44.1 kHz stereo WAV of `--minutes` (and of each `--shorter` l
 folder, then runs, each in a fresh process so that its peak RSS is its own, on a 24 kHz model with
 random weights (full size, or `--num-filters 16` as the shipped default):
 
-* `compress`: `entropy.compress.compress_file` in raw mode at 6 kbps (what `encodec-fx compress`
-  does), the stereo file coded as two streams of the mono model;
+* `compress`: `entropy.compress.compress_file` in raw mode at 6 kbps (random weights have no LM;
+  the coding mode costs little beside the codec), the stereo file coded as two streams of the mono
+  model;
 * `effect`: `encodec_fx.effects.files.process_file` through an `EncodecCompressor` (encode and
   decode, streaming, 8192-sample blocks).
 

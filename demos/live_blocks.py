@@ -62,7 +62,7 @@ def main() -> int:
         else:
             rate = 44100
             audio = test_signal(rate, args.seconds)
-        model = EncodecModel.from_pretrained(args.model).eval() if args.model else None  # None: the default model
+        model = EncodecModel.from_pretrained(args.model) if args.model else None  # None: the default model
         codec = EncodecCompressor(args.bandwidth, model=model, frames_per_step=args.frames_per_step)
         chain = Chain([pedalboard.NoiseGate(threshold_db=-60), codec, pedalboard.Reverb(room_size=0.2, wet_level=0.1)])
     except (OSError, ValueError, TypeError) as error:

@@ -58,7 +58,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the test signal (default 4)")
     args = parser.parse_args()
     try:
-        model = EncodecModel.from_pretrained(args.model).eval() if args.model else None  # None: the default model
+        model = EncodecModel.from_pretrained(args.model) if args.model else None  # None: the default model
         chain = lofi_chain(model, args.bandwidth)
         print(f"chain: {' -> '.join(type(stage).__name__ for stage in chain)}")
         if args.input:

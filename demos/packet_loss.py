@@ -77,7 +77,7 @@ def main() -> int:
     args = parser.parse_args()
     try:
         audio, rate = read(args.input) if args.input else (test_signal(24000, args.seconds), 24000)
-        model = EncodecModel.from_pretrained(args.model).eval() if args.model else None  # None: the default model
+        model = EncodecModel.from_pretrained(args.model) if args.model else None  # None: the default model
         encoder = EncodecEncoder(args.bandwidth, model=model)
         decoder = EncodecDecoder(model=encoder.model)
         loss = PacketLoss(args.loss, packet_frames=args.packet_frames, concealment=args.concealment, seed=args.seed)

@@ -176,6 +176,7 @@ def _names(keys: list[str], shown: int = 8) -> str:
 
 def load_model(model_class: type[EncodecModel], source: str | os.PathLike,
                config: EncodecConfig | None = None, **hub_kwargs: Any) -> EncodecModel:
+    """`model_class.from_pretrained`: any source of the module docstring, in eval mode."""
     from .pretrained import is_shipped, shipped_model_dir
     if not isinstance(source, (str, os.PathLike)) or not str(source):
         given = "no model source given" if source is None or source == "" else \

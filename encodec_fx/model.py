@@ -207,10 +207,9 @@ class EncodecModel(nn.Module):
     @classmethod
     def from_pretrained(cls, source: str | os.PathLike, config: EncodecConfig | None = None, *,
                         device: str | torch.device | None = None, **hub_kwargs: Any) -> EncodecModel:
-        """Load from a hub-layout directory, an original `.th`/state-dict file, or a hub id, onto
-        `device` (default: the CPU).
-
-        See `encodec_fx.checkpoints.load_model` for the accepted sources."""
+        """Load a shipped model by name (`encodec-fx-24khz`), a hub-layout directory, an original
+        `.th`/state-dict file, a training export or a hub id, onto `device` (default: the CPU), in
+        eval mode. The `encodec_fx.checkpoints` docstring details the sources."""
         from .checkpoints import load_model
         target = None if device is None else resolve_device(device)  # checked before the weights are read
         model = load_model(cls, source, config=config, **hub_kwargs)

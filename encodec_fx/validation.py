@@ -1,5 +1,6 @@
-"""Checks on user input, shared by the model and the feature extractor, so each bad input gets one
-clear message naming what is wrong and what is accepted."""
+"""Checks on user input, shared by the model, the feature extractor, the config, the effects and
+the training recipes, so each bad input gets one clear message naming what is wrong and what is
+accepted."""
 
 from __future__ import annotations
 

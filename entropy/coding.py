@@ -88,11 +88,6 @@ class StaticModel:
         mixed = (1 - UNSEEN_SHARE) * self.counts / totals + UNSEEN_SHARE / self.card
         return mixed.astype(np.float32)
 
-    def coded_bits(self) -> float:
-        """What the counted codes cost, in bits, coded with this model (the range coder adds a few
-        bits per payload): with `to_bytes`, tells whether the table pays for itself."""
-        return float(-(self.counts * np.log2(self.probabilities().astype(np.float64))).sum())
-
     def to_bytes(self) -> bytes:
         """Header fields, then the counts bit-packed just wide enough and deflated (mostly zeros)."""
         bits = max(int(self.counts.max()).bit_length(), 1)

@@ -28,7 +28,7 @@ def load_effect_model(source: ModelSource | None, effect_name: str, device: torc
                              "model there (model.to(device)) or leave device unset")
         return source
     if isinstance(source, (str, os.PathLike)):
-        return EncodecModel.from_pretrained(source, device=device).eval()
+        return EncodecModel.from_pretrained(source, device=device)
     raise TypeError(f"{effect_name}: model must be an EncodecModel, a path, a shipped model name or a hub id, "
                     f"got {type(source).__name__}")
 
@@ -37,4 +37,4 @@ def load_effect_model(source: ModelSource | None, effect_name: str, device: torc
 def _shipped(folder: Path, stamp: int, device: torch.device) -> EncodecModel:
     """One shared copy of a shipped model per device (`stamp`, the weights' mtime, makes a reinstall
     load anew)."""
-    return EncodecModel.from_pretrained(folder, device=device).eval()
+    return EncodecModel.from_pretrained(folder, device=device)
