@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 import warnings
 
 import numpy as np
@@ -18,8 +19,10 @@ def is_integer(value: object) -> bool:
 
 
 def is_finite_number(value: object) -> bool:
-    """A finite real number of any kind, but not a bool."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    """A finite real number of any kind, but not a bool (an int of any size is finite, though
+    math.isfinite(10**400) overflows)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and (
+        isinstance(value, numbers.Integral) or math.isfinite(value))
 
 
 LOUDEST_PLAUSIBLE_PEAK = 100.0
@@ -37,13 +40,21 @@ def check_samples(samples: np.ndarray | torch.Tensor, what: str = "audio") -> No
                          "(convert integer PCM first, e.g. x / 32768)")
     if (samples.numel() if is_tensor else samples.size) == 0:
         raise ValueError(f"{what} is empty (shape {tuple(samples.shape)}); expected at least one sample")
-    peak = float(samples.abs().max() if is_tensor else np.abs(samples).max())  # NaN or inf if any sample is
-    if not math.isfinite(peak):
+    low, high = (float(samples.min()), float(samples.max()))  # NaN or inf if any sample is; no copy
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise ValueError(f"{what} contains NaN or infinite samples; expected finite values")
-    if peak > LOUDEST_PLAUSIBLE_PEAK:
-        warnings.warn(f"{what} peaks at {peak:g}, {20 * math.log10(peak):.0f} dB above full scale: expected floats "
-                      "in [-1, 1] (integer PCM converted without scaling? divide int16 samples by 32768)",
-                      stacklevel=4)  # the caller of encode or of the feature extractor
+    if max(-low, high) > LOUDEST_PLAUSIBLE_PEAK:  # a fixed text, so that a stream warns once, not per block
+        warnings.warn(f"{what} peaks more than 40 dB above full scale: expected floats in [-1, 1] (integer PCM "
+                      "converted without scaling? divide int16 samples by 32768)", stacklevel=_callers_level())
+
+
+def _callers_level() -> int:
+    """The `stacklevel` of the first frame outside encodec_fx and torch: the line of the user's code
+    that passed the audio, however deep inside the package it was checked."""
+    frame, level = sys._getframe(2), 2
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in ("encodec_fx", "torch"):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def check_sampling_rate(sampling_rate: int | None, expected: int) -> None:

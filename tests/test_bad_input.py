@@ -75,13 +75,25 @@ def test_last_frame_padding_must_leave_a_frame(model, pad):
 def test_integer_pcm_scale_floats_are_warned_about(model):
     """int16 audio converted without dividing by 32768: the 24 kHz model codes it into garbage."""
     loud = np.random.default_rng(0).normal(0, 8000, (1, 1, 1000)).astype(np.float32)
-    with pytest.warns(UserWarning, match=r"input_values peaks at .*dB above full scale: expected floats in "
-                                          r"\[-1, 1\] \(integer PCM converted without scaling\?"):
+    with pytest.warns(UserWarning, match=r"input_values peaks more than 40 dB above full scale: expected floats "
+                                          r"in \[-1, 1\] \(integer PCM converted without scaling\?") as caught:
         model.encode(loud)
+    assert [warning.filename for warning in caught] == [__file__]  # the caller's line, not the package's
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.encode(loud / 32768)  # a hot mix a little over full scale is not warned about
         model.encode(loud / 1000)
+
+
+def test_a_loud_stream_is_warned_about_once(model):
+    from encodec_fx import StreamingEncoder
+    loud = torch.from_numpy(np.random.default_rng(0).normal(0, 8000, (1, 1, 320)).astype(np.float32))
+    encoder = StreamingEncoder(model, 6.0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        for _ in range(5):
+            encoder.push(loud)
+    assert [(str(w.message).split(" peaks")[0], w.filename) for w in caught] == [("audio block", __file__)]
 
 
 def test_a_bandwidth_array_must_hold_one_value(model):

@@ -411,6 +411,7 @@ def test_fresh_models_encode_the_input_not_their_biases():
     ("adversarial_start", -1, "adversarial_start must be at least 0, got -1"),
     ("learning_rate", float("inf"), "learning_rate must be a finite number, got inf"),  # trained to NaN
     ("commitment_weight", float("nan"), "commitment_weight must be a finite number, got nan"),
+    ("seed", 10**400, "seed must be below 2\\*\\*64"),  # math.isfinite(10**400) overflowed
 ])
 def test_training_settings_out_of_range_are_refused(setting, value, message):
     with pytest.raises(ValueError, match=message):
