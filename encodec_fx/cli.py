@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"encodec-fx {args.command}: interrupted", file=sys.stderr)
         return 130
     except Exception as error:  # a failure no check foresaw: still one line, and the way to the whole story
-        if os.environ.get(TRACEBACK_VARIABLE):
+        if os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
             raise
         reason = (str(error).strip().splitlines() or [""])[0]
         print(f"encodec-fx {args.command}: error: unexpected {type(error).__name__}: {reason} (rerun with "

@@ -22,7 +22,8 @@ from .fast_path import FastPath
 from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
 from .quantizer import ResidualVectorQuantizer
 from .seanet import Decoder, Encoder
-from .validation import check_codes, check_samples, check_sampling_rate, check_scale, is_finite_number, is_integer
+from .validation import (as_number, check_codes, check_samples, check_sampling_rate, check_scale, is_finite_number,
+                         is_integer)
 
 
 class EncodecModel(nn.Module):
@@ -130,9 +131,10 @@ class EncodecModel(nn.Module):
         audio_scales = [self._check_scale(scale, batch, f"audio_scales[{index}]")
                         for index, scale in enumerate(audio_scales)]
         frames = audio_codes.shape[-1]
+        last_frame_pad_length = as_number(last_frame_pad_length)
         if not is_integer(last_frame_pad_length) or not 0 <= last_frame_pad_length < frames:
             raise ValueError(f"last_frame_pad_length must be an integer from 0 to {frames - 1} (padding frames of the last "
-                             f"chunk's {frames}), got {last_frame_pad_length}")
+                             f"chunk's {frames}), got {last_frame_pad_length!r}")
         pieces = [(codes[..., :-last_frame_pad_length] if index == chunks - 1 and last_frame_pad_length > 0
                    else codes, scale) for index, (codes, scale) in enumerate(zip(audio_codes, audio_scales))]
         if self.fast:
@@ -177,13 +179,13 @@ class EncodecModel(nn.Module):
         """Encode then decode (or decode the given codes); the audio has the input's length."""
         if (audio_codes is None) != (audio_scales is None):
             raise ValueError("give both audio_codes and audio_scales, or neither")
+        if input_values is not None and not isinstance(input_values, (torch.Tensor, np.ndarray)):
+            raise ValueError(f"input_values must be a torch.Tensor or numpy array (or None with audio_codes), "
+                             f"got {type(input_values).__name__}")
         if audio_codes is None:
             audio_codes, audio_scales, last_frame_pad_length = self.encode(input_values, padding_mask, bandwidth)
         audio = self.decode(audio_codes, audio_scales, last_frame_pad_length=last_frame_pad_length).audio_values
         if input_values is not None:  # given codes alone, the audio is all they decode to
-            if not isinstance(input_values, (torch.Tensor, np.ndarray)):
-                raise ValueError(f"input_values must be a torch.Tensor or numpy array (or None with audio_codes), "
-                                 f"got {type(input_values).__name__}")
             audio = audio[..., : input_values.shape[-1]]
         output = EncodecOutput(audio_codes, audio)
         return output if return_dict else output.to_tuple()
@@ -196,8 +198,7 @@ class EncodecModel(nn.Module):
         bandwidths = self.config.target_bandwidths
         if bandwidth is None:
             bandwidth = bandwidths[0]
-        if isinstance(bandwidth, (torch.Tensor, np.ndarray)) and bandwidth.ndim == 0:
-            bandwidth = bandwidth.item()
+        bandwidth = as_number(bandwidth)
         if not is_finite_number(bandwidth) or bandwidth not in bandwidths:
             raise ValueError(f"bandwidth {bandwidth!r} kbps is not supported by this model; choose one of {bandwidths}")
         return self.config.num_quantizers_for_bandwidth(bandwidth)
@@ -227,8 +228,10 @@ class EncodecModel(nn.Module):
         if isinstance(audio, np.ndarray):
             if audio.dtype.kind not in "biufc":
                 raise ValueError(f"input_values has dtype {audio.dtype}; expected floating-point samples")
-            # torch takes only the machine's byte order and positive strides (not a reversed view)
-            audio = torch.from_numpy(np.ascontiguousarray(audio, dtype=audio.dtype.newbyteorder("=")))
+            if not audio.flags.c_contiguous or not audio.dtype.isnative:
+                # torch takes only the machine's byte order and positive strides (not a reversed view)
+                audio = audio.astype(audio.dtype.newbyteorder("="), order="C")
+            audio = torch.from_numpy(audio)
         if not isinstance(audio, torch.Tensor):
             raise ValueError(f"input_values must be a torch.Tensor or numpy array, got {type(audio).__name__}")
         channels = self.config.audio_channels

@@ -25,6 +25,14 @@ def is_finite_number(value: object) -> bool:
         isinstance(value, numbers.Integral) or math.isfinite(value))
 
 
+def as_number(value: object) -> object:
+    """A 0-d tensor or array as the number it holds (transformers takes them where it takes numbers);
+    anything else as it is, for the caller's check to judge."""
+    if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 0:
+        return value.item()
+    return value
+
+
 LOUDEST_PLAUSIBLE_PEAK = 100.0
 """40 dB above full scale: float audio louder than this is almost surely integer PCM converted
 without scaling (x.astype(np.float32) on int16 peaks near 32768), which the 24 kHz model codes into

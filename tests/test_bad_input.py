@@ -70,6 +70,7 @@ def test_last_frame_padding_must_leave_a_frame(model, pad):
     with pytest.raises(ValueError, match=rf"last_frame_pad_length must be an integer from 0 to 3 .*, got {pad}"):
         model.decode(codes, last_frame_pad_length=pad)
     assert model.decode(codes, last_frame_pad_length=3).audio_values.shape[-1] == model.config.hop_length
+    assert model.decode(codes, last_frame_pad_length=torch.tensor(3)).audio_values.shape[-1] == model.config.hop_length
 
 
 def test_integer_pcm_scale_floats_are_warned_about(model):

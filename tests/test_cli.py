@@ -48,6 +48,9 @@ def test_an_unforeseen_failure_is_one_line_that_says_how_to_see_the_traceback(tm
     error = capsys.readouterr().err
     assert error == ("encodec-fx convert: error: unexpected RuntimeError: More samples were provided than can be "
                      "buffered! (rerun with ENCODEC_FX_TRACEBACK=1 for the traceback, and please report it)\n")
+    monkeypatch.setenv("ENCODEC_FX_TRACEBACK", "0")
+    assert main(arguments) == 1
+    capsys.readouterr()
     monkeypatch.setenv("ENCODEC_FX_TRACEBACK", "1")
     with pytest.raises(RuntimeError, match="More samples"):
         main(arguments)
