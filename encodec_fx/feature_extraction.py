@@ -143,8 +143,11 @@ class EncodecFeatureExtractor:
     def _frames_by_channels(self, raw_audio: np.ndarray | Sequence) -> list[np.ndarray]:
         """Each item as float32 (samples, channels), checked. Torch tensors are read like numpy arrays
         (transformers reads a list of them as one array: 2-D, or an error for unequal lengths)."""
-        is_batched = isinstance(raw_audio, (list, tuple)) and len(raw_audio) > 0 \
-            and isinstance(raw_audio[0], (np.ndarray, torch.Tensor, list, tuple))
+        first = raw_audio[0] if isinstance(raw_audio, (list, tuple)) and len(raw_audio) > 0 else None
+        # as transformers: a list of arrays or lists is a batch; a list of tensors only when each tensor is
+        # an item (1-D mono, 2-D stereo): [left, right] of a stereo extractor is one stereo item
+        is_batched = isinstance(first, (np.ndarray, list, tuple)) or (
+            isinstance(first, torch.Tensor) and first.dim() == (1 if self.feature_size == 1 else 2))
         examples = list(raw_audio) if is_batched else [raw_audio]
         if not examples:
             raise ValueError("raw_audio is empty; expected an array of samples or a list of arrays")

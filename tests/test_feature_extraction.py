@@ -209,4 +209,15 @@ def test_torch_tensors_read_like_numpy_arrays(preset, lengths):
     for key in expected.keys():
         np.testing.assert_array_equal(got[key], expected[key])
     with pytest.raises(ValueError, match=r"raw_audio\[0\] has dtype torch.int16; expected floating-point"):
-        ours([torch.zeros(10, dtype=torch.int16)])
+        ours([torch.zeros((10,) if preset == "24khz" else (2, 10), dtype=torch.int16)])
+
+
+@pytest.mark.parametrize("preset", ["24khz", "48khz"])
+def test_a_list_of_tensors_that_are_not_items_is_one_item_as_in_transformers(preset):
+    """[left, right] for a stereo extractor, and a list of 0-d tensors for a mono one, are one item."""
+    ours, theirs = extractors(preset)
+    raw = list(torch.randn(2, 100)) if preset == "48khz" else list(torch.randn(50))
+    expected = theirs(raw, sampling_rate=ours.sampling_rate, return_tensors="np")
+    got = ours(raw, sampling_rate=ours.sampling_rate, return_tensors="np")
+    for key in expected.keys():
+        np.testing.assert_array_equal(got[key], expected[key])
