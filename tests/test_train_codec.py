@@ -354,19 +354,23 @@ def test_an_interrupted_save_resumes_from_one_whole_checkpoint(tmp_path, monkeyp
         patch.setattr("encodec_fx.atomic.os.replace", replace_but_the_state)
         with pytest.raises(KeyboardInterrupt):
             save_checkpoint(trainer, run, {})
-    assert (run / "model").is_dir() and (run / ".model.previous").is_dir()
+        assert (run / "model").is_dir() and (run / ".model.previous").is_dir()
+        assert loads(1, old_weights)
+        train(trainer, tones(), 1)  # resumed from it, trained on and interrupted at the same point again:
+        with pytest.raises(KeyboardInterrupt):  # the save must set aside the folder that matches, not the stray
+            save_checkpoint(trainer, run, {})
     assert loads(1, old_weights)
     shutil.rmtree(run / "model")  # as if between moving the old model aside and the new one in
     assert loads(1, old_weights)
 
     save_checkpoint(trainer, run, {})
-    assert not (run / ".model.previous").exists() and loads(2, trainer.model.state_dict())
+    assert not (run / ".model.previous").exists() and loads(3, trainer.model.state_dict())
     shutil.copytree(tmp_path / "old model", run / ".model.previous")  # as if before it was removed
-    assert loads(2, trainer.model.state_dict())
+    assert loads(3, trainer.model.state_dict())
 
     shutil.rmtree(run / "model")
     with pytest.raises(ValueError, match=r"damaged: no model folder holds the weights that "
-                                         r"training_state.pt \(step 2\) was saved with"):
+                                         r"training_state.pt \(step 3\) was saved with"):
         load_checkpoint(run)
 
 

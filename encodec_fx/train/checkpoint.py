@@ -96,6 +96,8 @@ def save_checkpoint(trainer: CodecTrainer, run_dir: str | Path, settings: dict) 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     model_dir, previous, staging = run_dir / MODEL_DIR, run_dir / PREVIOUS_MODEL_DIR, run_dir / STAGING_MODEL_DIR
+    if previous.is_dir() and has_checkpoint(run_dir):
+        _settle(run_dir)
     shutil.rmtree(staging, ignore_errors=True)
     trainer.model.save_pretrained(staging)
     state = {**trainer.state_dict(), "settings": settings,
@@ -109,9 +111,20 @@ def save_checkpoint(trainer: CodecTrainer, run_dir: str | Path, settings: dict) 
     shutil.rmtree(previous, ignore_errors=True)
 
 
-def load_checkpoint(run_dir: str | Path) -> tuple[EncodecModel, dict]:
-    """(model, training state) of a run directory; give the state to `CodecTrainer.load_state_dict`."""
-    run_dir = Path(run_dir)
+def _settle(run_dir: Path) -> None:
+    """After an interrupted save, keep the model folder that matches the state on disk as `model/` and
+    drop the other: the next save then moves aside the one checkpoint that is whole, not a stray."""
+    model_dir, previous = run_dir / MODEL_DIR, run_dir / PREVIOUS_MODEL_DIR
+    _, folder, _ = _matching_model(run_dir)
+    if folder == previous:
+        shutil.rmtree(model_dir, ignore_errors=True)
+        previous.rename(model_dir)
+    else:
+        shutil.rmtree(previous)
+
+
+def _matching_model(run_dir: Path) -> tuple[EncodecModel, Path, dict]:
+    """(model, its folder, training state): the model folder whose weights the state was saved with."""
     if not has_checkpoint(run_dir):
         raise FileNotFoundError(f"no checkpoint in {run_dir}: expected {MODEL_DIR}/ and {STATE_FILE}")
     state = read_training_state(run_dir)
@@ -120,9 +133,15 @@ def load_checkpoint(run_dir: str | Path) -> tuple[EncodecModel, dict]:
         if candidate.is_dir():
             model = EncodecModel.from_pretrained(candidate)
             if expected is None or weights_sha256(model.state_dict()) == expected:
-                return model, state
+                return model, candidate, state
     raise ValueError(f"the checkpoint in {run_dir} is damaged: no model folder holds the weights that "
                      f"{STATE_FILE} (step {state.get('step')}) was saved with")
+
+
+def load_checkpoint(run_dir: str | Path) -> tuple[EncodecModel, dict]:
+    """(model, training state) of a run directory; give the state to `CodecTrainer.load_state_dict`."""
+    model, _, state = _matching_model(Path(run_dir))
+    return model, state
 
 
 def restore(trainer: CodecTrainer, state: dict, run_dir: str | Path) -> None:

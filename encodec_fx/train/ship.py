@@ -29,8 +29,7 @@ from ..checkpoints import weights_sha256
 from ..feature_extraction import EncodecFeatureExtractor
 from ..model import EncodecModel
 from ..validation import is_finite_number
-from .checkpoint import MODEL_DIR, STATE_FILE
-from .checkpoint import read_training_state as load_training_state
+from .checkpoint import MODEL_DIR, STATE_FILE, has_checkpoint, load_checkpoint
 from .command import EXPORT_NAME
 from .export import export_generator, load_exported
 
@@ -39,24 +38,20 @@ PROJECT_LICENSE = "MIT"
 VALIDATION_LINE = re.compile(r"^step (\d+)/\d+ .*\| validation: (.*)$")
 
 
-def load_run_model(run_dir: Path) -> EncodecModel:
-    """The codec of a run: RUN_DIR/model/ (full precision), else RUN_DIR/generator-fp16.safetensors, or
-    RUN_DIR itself when it is a model directory."""
+def load_run(run_dir: Path) -> tuple[EncodecModel, dict]:
+    """The codec of a run with the step and settings of its checkpoint ({} without one): a train-codec
+    run's checkpoint (its model folder that matches the state, as `--resume` takes it), else
+    RUN_DIR/model/, RUN_DIR itself when it is a model directory, or RUN_DIR/generator-fp16.safetensors."""
+    if has_checkpoint(run_dir):
+        model, state = load_checkpoint(run_dir)
+        return model, {"step": state["step"], "settings": state["settings"]}
     for source in (run_dir / MODEL_DIR, run_dir):
         if (source / "config.json").is_file():
-            return EncodecModel.from_pretrained(source)
+            return EncodecModel.from_pretrained(source), {}
     if (run_dir / EXPORT_NAME).is_file():
-        return load_exported(run_dir / EXPORT_NAME)
-    raise FileNotFoundError(f"no trained codec in {run_dir}: expected {MODEL_DIR}/config.json (a train-codec run), "
-                            f"{EXPORT_NAME}, or config.json with model.safetensors")
-
-
-def read_training_state(run_dir: Path) -> dict:
-    """Step and settings of the run's last checkpoint ({} if RUN_DIR has no training_state.pt)."""
-    if not (run_dir / STATE_FILE).is_file():
-        return {}
-    state = load_training_state(run_dir)
-    return {"step": state["step"], "settings": state["settings"]}
+        return load_exported(run_dir / EXPORT_NAME), {}
+    raise FileNotFoundError(f"no trained codec in {run_dir}: expected {MODEL_DIR}/ and {STATE_FILE} (a train-codec "
+                            f"run), {EXPORT_NAME}, or config.json with model.safetensors")
 
 
 def last_validation(log_text: str, source: str = "the training log") -> tuple[int, dict[str, float]] | None:
@@ -96,8 +91,7 @@ def install(run_dir: str | Path, name: str = pretrained.DEFAULT_MODEL, lm_file: 
     texts = {"corpus_licenses": _read(corpus_licenses), "train_log": _read(train_log), "metrics": _read(metrics)}
     if texts["train_log"] is not None:
         last_validation(texts["train_log"], str(train_log))  # a bad line is refused before any work
-    training = read_training_state(run_dir)
-    model = load_run_model(run_dir)
+    model, training = load_run(run_dir)
     staging = pretrained.ROOT / f".{name}.new"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
