@@ -23,7 +23,7 @@ import torch
 from torch.nn import functional as F
 
 from encodec_fx import EncodecModel
-from encodec_fx.audio_io import audio_files, check_destination, is_held_out, read_audio
+from encodec_fx.audio_io import audio_files, check_destination, is_held_out, open_audio, read_audio
 from encodec_fx.channels import to_model_channels
 from encodec_fx.checkpoints import weights_sha256
 from encodec_fx.devices import add_device_argument, gpu_if_present
@@ -161,8 +161,15 @@ def run(args: argparse.Namespace) -> None:
     config = LMTrainingConfig(**{name: getattr(args, name) for name in asdict(LMTrainingConfig())})
     torch.manual_seed(config.seed)
     codec = EncodecModel.from_pretrained(args.model)
+    files = audio_files(args.audio_dir)
+    if codec.config.audio_channels == 2:  # refused now, not after encoding the files before it
+        for path in files:
+            with open_audio(path) as file:
+                if file.num_channels > 2:
+                    raise ValueError(f"{path} has {file.num_channels} channels; this stereo codec codes 1 or 2: "
+                                     "mix it down or leave it out")
     train, held_out = [], []
-    for path in audio_files(args.audio_dir):
+    for path in files:
         sequences = [s for s in encode_file(codec, path) if s.shape[-1] >= 2]
         (held_out if is_held_out(path, config.held_out_percent) else train).extend(sequences)
     if not train:

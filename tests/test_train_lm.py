@@ -94,3 +94,17 @@ def test_cli_refuses_an_output_folder_that_does_not_exist_before_encoding_anythi
     output = tmp_path / "missing" / "lm.safetensors"
     assert main(["train-lm", str(tmp_path), str(output), "--model", "encodec-fx-24khz"]) == 1
     assert f"cannot write {output}: there is no folder {output.parent}" in capsys.readouterr().err
+
+
+def test_a_stereo_codec_refuses_a_file_of_more_channels_before_encoding_anything(tmp_path, capsys, monkeypatch):
+    """It used to code the first two channels without a word, as compress and the effects never do."""
+    codec = tmp_path / "codec48"
+    EncodecModel(EncodecConfig.encodec_48khz(num_filters=4)).save_pretrained(codec)
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for name, channels in [("a.wav", 2), ("b.wav", 3)]:
+        with AudioFile(str(audio / name), "w", samplerate=48_000, num_channels=channels) as file:
+            file.write(np.zeros((channels, 4800), np.float32))
+    monkeypatch.setattr("entropy.train.encode_file", lambda *args: pytest.fail("encoded before refusing"))
+    assert main(["train-lm", str(audio), str(tmp_path / "lm.safetensors"), "--model", str(codec)]) == 1
+    assert f"{audio / 'b.wav'} has 3 channels; this stereo codec codes 1 or 2" in capsys.readouterr().err
