@@ -600,9 +600,3 @@ def test_compact_unpack_refuses_crafted_files_in_one_line(saved_run, tmp_path, c
     message = str(error.value).replace(str(tmp_path), "")
     assert reason in message and "\n" not in message and len(message) < 500  # not torch's list of every tensor
     assert not (tmp_path / "again").exists()
-
-
-def test_the_export_shares_the_list_of_training_statistics():
-    from encodec_fx import checkpoints
-    from encodec_fx.train import export
-    assert export.TRAINING_STATISTICS is checkpoints.TRAINING_STATISTICS
