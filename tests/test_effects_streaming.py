@@ -13,7 +13,8 @@ from encodec_fx.effects import (BandwidthSchedule, Chain, CodebookTruncation, En
                                 EncodecEncoder, PacketLoss, TokenSubstitution)
 from encodec_fx.effects.codec_stream import default_frames_per_step
 from encodec_fx.effects.stream_resample import StreamingResampler
-from encodec_fx.streaming import StreamingLayers, round_trip_latency
+from encodec_fx.streaming import round_trip_latency
+from encodec_fx.streaming_layers import StreamingLayers
 
 from effects_models import noise, tiny_model
 

@@ -22,7 +22,8 @@ import torch
 
 from ..chunked import ChunkedDecoder, ChunkedEncoder
 from ..model import EncodecModel
-from ..streaming import StreamingEncoder, StreamingLayers, check_frames_per_step, round_trip_latency
+from ..streaming import StreamingEncoder, check_frames_per_step, round_trip_latency
+from ..streaming_layers import StreamingLayers
 from ..channels import from_model_channels, to_model_channels
 from .codes import Codes
 from .layout import AudioLayout
