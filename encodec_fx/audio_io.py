@@ -56,18 +56,25 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> np.nd
     """The whole file as float32 (channels, samples), resampled to `sample_rate` if given."""
     with open_audio(path) as file:
         reader = file if sample_rate is None else resampled(file, sample_rate)
-        audio = reader.read(reader.frames)
-    if audio.shape[-1] == 0:
-        raise ValueError(f"{path} holds no audio samples")
-    return audio
+        if reader.frames == 0:  # checked first: pedalboard refuses to read 0 frames, with a misleading message
+            at_rate = f" at {sample_rate} Hz" if file.frames else ""
+            raise ValueError(f"{path} holds no audio samples{at_rate}")
+        return reader.read(reader.frames)
 
 
-def check_destination(path: str | os.PathLike, overwrite: bool, suffixes: set[str] | None = None) -> Path:
+def check_destination(path: str | os.PathLike, overwrite: bool, suffixes: set[str] | None = None,
+                      source: str | os.PathLike | None = None) -> Path:
     """An output path that can be written: checked before any work, so a long job does not fail at
-    its end. `suffixes`, if given, are the accepted file types."""
+    its end. `suffixes`, if given, are the accepted file types; `source` is the input, which the
+    output must never replace, --force or not."""
     path = Path(path)
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise ValueError(f"cannot write {path}: expected one of {', '.join(sorted(suffixes))}")
+    if path.is_dir():
+        raise IsADirectoryError(f"cannot write {path}: it is a folder; give a file name")
+    if isinstance(source, (str, os.PathLike)) and path.exists() and Path(source).exists() \
+            and os.path.samefile(path, source):
+        raise ValueError(f"cannot write {path}: it is the input file; give another output name")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass --force to overwrite it")
     if not path.parent.is_dir():

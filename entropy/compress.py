@@ -34,7 +34,7 @@ from encodec_fx.chunked import ChunkedDecoder, ChunkedEncoder
 from encodec_fx.model import EncodecModel
 from encodec_fx.streaming import StreamingDecoder, StreamingEncoder
 
-from .archive import ArchiveHeader, ArchiveReader, ArchiveWriter, Segment, Unit
+from .archive import ARCHIVE_SUFFIX, ArchiveHeader, ArchiveReader, ArchiveWriter, Segment, Unit
 from .coding import CODING_MODES, StaticModel, decode_many, encode_many
 from .lm import EntropyLM
 from .portable_lm import PortableLM
@@ -105,7 +105,7 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
     if mode == "lm" and lm is None:
         raise ValueError("coding mode 'lm' needs an LM; pass one, or use mode 'static' or 'raw'")
     model.num_quantizers_for_bandwidth(bandwidth)  # fail on a bad bandwidth before reading anything
-    check_destination(destination, overwrite)
+    check_destination(destination, overwrite, {ARCHIVE_SUFFIX}, source=source)
     config = model.config
     with open_audio(source) as file, torch.inference_mode():
         sample_rate, channels, length = int(file.samplerate), file.num_channels, file.frames
@@ -246,7 +246,7 @@ def decompress_file(source: str | os.PathLike, destination: str | os.PathLike, m
 
     Damaged or missing segments raise, naming the segment; with `recover`, they become silence and
     are returned instead."""
-    destination = check_destination(destination, overwrite, AUDIO_SUFFIXES)
+    destination = check_destination(destination, overwrite, AUDIO_SUFFIXES, source=source)
     with ArchiveReader(source) as reader:
         header = ArchiveHeader.from_dict(reader.header)
         check_identity("codec", header.codec, model, "--model")

@@ -293,3 +293,17 @@ def test_bad_config_file_names_the_file_and_the_field(tmp_path, model):
         EncodecConfig.from_pretrained(tmp_path)
     with pytest.raises(ValueError, match=r"an EnCodec config is a dict of fields, got NoneType"):
         EncodecConfig.from_dict(None)
+
+
+def test_reading_a_file_with_no_samples_says_so(tmp_path):
+    """pedalboard refuses to read 0 frames with a message about reading whole files at once."""
+    from pedalboard.io import AudioFile
+
+    from encodec_fx.audio_io import read_audio
+    for name, frames in [("empty.wav", 0), ("one.wav", 1)]:
+        with AudioFile(str(tmp_path / name), "w", samplerate=24_000, num_channels=1) as file:
+            file.write(np.zeros((1, frames), np.float32))
+    with pytest.raises(ValueError, match=r"empty.wav holds no audio samples$"):
+        read_audio(tmp_path / "empty.wav")
+    with pytest.raises(ValueError, match=r"one.wav holds no audio samples at 8000 Hz$"):  # 1 sample resamples to 0
+        read_audio(tmp_path / "one.wav", 8000)

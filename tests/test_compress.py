@@ -269,6 +269,18 @@ def test_outputs_are_never_overwritten_without_force(files, tmp_path, capsys, mo
     assert run("compress", files / "mono16k.flac", archive, "--model", files / "codec24", "--force") == 0
 
 
+def test_compress_never_writes_over_its_input_nor_under_another_name(files, tmp_path, capsys):
+    """`compress a.wav a.wav --force` replaced the audio with its archive; other names hid archives."""
+    audio = tmp_path / "a.wav"
+    audio.write_bytes((files / "mono24k.wav").read_bytes())
+    for destination in (audio, tmp_path / "b.wav", tmp_path / "b"):
+        assert run("compress", audio, destination, "--model", files / "codec24", "--force") == 1
+        assert f"cannot write {destination}: expected one of .ecfx" in capsys.readouterr().err
+    assert audio.read_bytes() == (files / "mono24k.wav").read_bytes()
+    assert run("compress", audio, tmp_path, "--model", files / "codec24", "--force") == 1  # a folder
+    assert "expected one of .ecfx" in capsys.readouterr().err
+
+
 def test_a_decompression_that_fails_midway_leaves_the_old_output_and_no_temporary(files, tmp_path, monkeypatch):
     archive, output = tmp_path / "m.ecfx", tmp_path / "m.wav"
     assert run("compress", files / "mono24k.wav", archive, "--model", files / "codec24") == 0

@@ -108,6 +108,19 @@ def test_block_size_must_be_a_positive_integer(tmp_path, block_size):
     assert not (tmp_path / "out.wav").exists()
 
 
+def test_the_input_is_never_the_output_and_an_empty_input_is_refused(tmp_path, capsys):
+    audio = noise(2, 3000)
+    write(tmp_path / "in.wav", audio)
+    assert main(["fx", str(tmp_path / "in.wav"), str(tmp_path / "in.wav"), "--chain", "gain(-1)", "--force",
+                 "--quiet"]) == 1
+    assert f"cannot write {tmp_path / 'in.wav'}: it is the input file" in capsys.readouterr().err
+    np.testing.assert_array_equal(read(tmp_path / "in.wav"), audio)
+    write(tmp_path / "empty.wav", np.zeros((2, 0), np.float32))
+    assert main(["fx", str(tmp_path / "empty.wav"), str(tmp_path / "out.wav"), "--chain", "gain(-1)", "--quiet"]) == 1
+    assert "empty.wav holds no audio samples" in capsys.readouterr().err
+    assert not (tmp_path / "out.wav").exists()
+
+
 def test_a_chain_that_overflows_writes_nothing(tmp_path, capsys):
     write(tmp_path / "in.wav", noise(2, 20000))
     assert main(["fx", str(tmp_path / "in.wav"), str(tmp_path / "out.wav"), "--chain", "gain(gain_db=1e10)",

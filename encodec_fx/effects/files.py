@@ -32,7 +32,7 @@ def process_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
     """Stream `input_path` through `chain` (an effect, a `Chain` or a native plugin) into `output_path`,
     with the input's rate, channels and length. WAV is written as 32-bit float; other formats with
     pedalboard's defaults. Refuses to overwrite unless `overwrite`."""
-    output_path = check_destination(output_path, overwrite, AUDIO_SUFFIXES)
+    output_path = check_destination(output_path, overwrite, AUDIO_SUFFIXES, source=input_path)
     if not is_integer(block_size) or block_size < 1:
         raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
     chain = chain if isinstance(chain, Chain) else Chain([chain])
@@ -40,6 +40,8 @@ def process_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
         raise ValueError("a chain for a file must take and give audio: put an EncodecDecoder after an EncodecEncoder")
     with open_audio(input_path) as source:
         rate, channels, frames = int(source.samplerate), source.num_channels, source.frames
+        if frames == 0:  # as compress refuses it: an empty output would report success for nothing
+            raise ValueError(f"{input_path} holds no audio samples")
         if rate != source.samplerate:
             raise ValueError(f"{input_path} has a sample rate of {source.samplerate} Hz; expected a whole number")
         try:
