@@ -33,6 +33,7 @@ from encodec_fx.checkpoints import weights_sha256
 from encodec_fx.chunked import ChunkedDecoder, ChunkedEncoder
 from encodec_fx.model import EncodecModel
 from encodec_fx.streaming import StreamingDecoder, StreamingEncoder
+from encodec_fx.validation import as_number
 
 from .archive import ARCHIVE_SUFFIX, ArchiveHeader, ArchiveReader, ArchiveWriter, Segment, Unit
 from .coding import CODING_MODES, StaticModel, decode_many, encode_many
@@ -79,6 +80,15 @@ def check_identity(kind: str, needed: dict, module: torch.nn.Module | None, opti
                          f"pass the right one with {option}")
 
 
+def check_modules(model: object, lm: object, model_optional: bool = False) -> None:
+    """The codec and LM given from Python are models, not names: load them first."""
+    if not isinstance(model, EncodecModel) and not (model_optional and model is None):
+        raise TypeError(f"model must be an EncodecModel (EncodecModel.from_pretrained(name or path)), "
+                        f"got {type(model).__name__}")
+    if lm is not None and not isinstance(lm, EntropyLM):
+        raise TypeError(f"lm must be an EntropyLM (entropy.load_lm(name or path)) or None, got {type(lm).__name__}")
+
+
 def check_fits(header: ArchiveHeader, model: EncodecModel) -> None:
     """Refuse a header whose codec facts are not the model's (only a hand-made archive has them)."""
     config = model.config
@@ -104,7 +114,15 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
         raise ValueError(f"coding mode {mode!r} is not one of {', '.join((*CODING_MODES, AUTO))}")
     if mode == "lm" and lm is None:
         raise ValueError("coding mode 'lm' needs an LM; pass one, or use mode 'static' or 'raw'")
-    model.num_quantizers_for_bandwidth(bandwidth)  # fail on a bad bandwidth before reading anything
+    check_modules(model, lm)
+    if not isinstance(model_name, (str, os.PathLike)) or not str(model_name):
+        raise ValueError(f"model_name is how the archive names its codec (a shipped name or a path), got {model_name!r}")
+    n_q = model.num_quantizers_for_bandwidth(bandwidth)  # fail on a bad bandwidth before reading anything
+    bandwidth = float(as_number(bandwidth) if bandwidth is not None else model.config.target_bandwidths[0])
+    if lm is not None and (lm.config.card != model.config.codebook_size or lm.config.n_q < n_q):
+        raise ValueError(f"the LM predicts {lm.config.n_q} codebooks of {lm.config.card} codes, but this codec "
+                         f"gives {n_q} of {model.config.codebook_size} at {bandwidth:g} kbps: pass the LM trained "
+                         "for this codec")
     check_destination(destination, overwrite, {ARCHIVE_SUFFIX}, source=source)
     config = model.config
     with open_audio(source) as file, torch.inference_mode():
@@ -132,7 +150,7 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
     table = 4 * math.ceil(len(static.to_bytes()) / 3) if static is not None else 0
     mode = min(candidates, key=lambda candidate: coded[candidate][1] + (table if candidate == "static" else 0))
     header = ArchiveHeader(
-        codec=identity(model_name, model), lm=identity(lm_name or "lm", lm) if mode == "lm" else None,
+        codec=identity(str(model_name), model), lm=identity(lm_name or "lm", lm) if mode == "lm" else None,
         coding_mode=mode, sample_rate=sample_rate, channels=channels, audio_length=length,
         model_sample_rate=config.sampling_rate, bandwidth=bandwidth, n_q=units[0].codes.shape[1],
         frame_rate=config.frame_rate, chunk_length=config.chunk_length, chunk_stride=config.chunk_stride,
@@ -246,6 +264,7 @@ def decompress_file(source: str | os.PathLike, destination: str | os.PathLike, m
 
     Damaged or missing segments raise, naming the segment; with `recover`, they become silence and
     are returned instead."""
+    check_modules(model, lm, model_optional=True)
     destination = check_destination(destination, overwrite, AUDIO_SUFFIXES, source=source)
     with ArchiveReader(source) as reader:
         header = ArchiveHeader.from_dict(reader.header)

@@ -281,6 +281,28 @@ def test_compress_never_writes_over_its_input_nor_under_another_name(files, tmp_
     assert "expected one of .ecfx" in capsys.readouterr().err
 
 
+def test_the_python_api_checks_its_arguments_before_coding(files, tmp_path, monkeypatch):
+    from entropy.compress import compress_file, decompress_file
+    model = EncodecModel.from_pretrained(files / "codec24")
+    source, archive = files / "mono24k.wav", tmp_path / "p.ecfx"
+    header = compress_file(source, archive, model, bandwidth=np.float32(3.0), model_name=files / "codec24",
+                           progress=False)  # a numpy bandwidth met the header's JSON; a Path name its check
+    assert header.bandwidth == 3.0 and type(header.bandwidth) is float and header.codec["name"] == str(files / "codec24")
+    monkeypatch.setattr("entropy.compress.code_units", lambda *args: pytest.fail("coded before refusing"))
+    small_lm = EntropyLM(LMConfig(n_q=2, dim=8, num_heads=2, num_layers=1))
+    for arguments, error, message in [
+        ({"model": "codec24"}, TypeError, "model must be an EncodecModel"),
+        ({"lm": "lm.safetensors"}, TypeError, "lm must be an EntropyLM"),
+        ({"model_name": None}, ValueError, "model_name is how the archive names its codec"),
+        ({"lm": small_lm}, ValueError, "the LM predicts 2 codebooks of 1024 codes, but this codec gives 4 of 1024"),
+    ]:
+        given = {"model": model, "bandwidth": 3.0, "model_name": "codec24", "overwrite": True} | arguments
+        with pytest.raises(error, match=message):
+            compress_file(source, archive, given.pop("model"), **given)
+    with pytest.raises(TypeError, match="model must be an EncodecModel"):
+        decompress_file(archive, tmp_path / "p.wav", "codec24")
+
+
 def test_a_decompression_that_fails_midway_leaves_the_old_output_and_no_temporary(files, tmp_path, monkeypatch):
     archive, output = tmp_path / "m.ecfx", tmp_path / "m.wav"
     assert run("compress", files / "mono24k.wav", archive, "--model", files / "codec24") == 0
