@@ -117,6 +117,20 @@ def test_refused_changes_leave_the_chain_as_it_was(model):
     assert len(chain) == 4
 
 
+def test_an_effect_object_is_used_once_in_a_chain(model):
+    """Chain([compressor, compressor]) streamed garbage (0.09 off the batch result) without a word."""
+    compressor = EncodecCompressor(6.0, model=model)
+    for stages in ([compressor, compressor], [compressor, Chain([compressor])]):
+        with pytest.raises(ValueError, match=r"EncodecCompressor object .* appears twice in the chain: .* "
+                                             r"use a second instance"):
+            Chain(stages)
+    chain = Chain([compressor])
+    with pytest.raises(ValueError, match="appears twice"):
+        chain.append(compressor)
+    assert list(chain) == [compressor]
+    Chain([compressor, EncodecCompressor(6.0, model=model)])  # two instances sharing a model are fine
+
+
 def test_a_chain_cannot_contain_itself(model):
     chain = Chain([pedalboard.Gain(0)])
     with pytest.raises(ValueError, match="a Chain cannot contain itself"):  # a RecursionError when run

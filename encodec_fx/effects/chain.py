@@ -17,7 +17,7 @@ still, which `process_file` flushes by counting samples.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, MutableSequence
+from collections.abc import Iterable, Iterator, MutableSequence
 from typing import Any
 
 import numpy as np
@@ -44,6 +44,26 @@ def _describe(index: int, stage: Stage) -> str:
 def _holds(stage: Stage, chain: Chain) -> bool:
     """Whether `stage` is `chain` or a Chain that holds it, at any depth."""
     return stage is chain or (isinstance(stage, Chain) and any(_holds(inner, chain) for inner in stage._stages))
+
+
+def _leaves(stages: Iterable[Stage]) -> Iterator[Stage]:
+    """Every stage, nested Chains opened."""
+    for stage in stages:
+        if isinstance(stage, Chain):
+            yield from _leaves(stage._stages)
+        else:
+            yield stage
+
+
+def check_distinct(stages: list[Stage]) -> None:
+    """One object, one place: a stream keeps its state in the effect object, so an object used twice
+    (here or in a nested Chain) would mix two places' streams and silently garble the audio."""
+    seen: set[int] = set()
+    for stage in _leaves(stages):
+        if id(stage) in seen:
+            raise ValueError(f"{type(stage).__name__} object {stage!r} appears twice in the chain: a stream keeps "
+                             "its state in the object, so use a second instance (or copy.deepcopy) instead")
+        seen.add(id(stage))
 
 
 def check_flow(stages: list[Stage]) -> None:
@@ -117,6 +137,7 @@ class Chain(Effect, MutableSequence):
     def _commit(self, stages: list[Stage]) -> None:
         if any(_holds(stage, self) for stage in stages):
             raise ValueError("a Chain cannot contain itself, directly or through a nested Chain")
+        check_distinct(stages)
         check_flow(stages)
         self._stages = stages
         self._segments = native_segments(stages)
