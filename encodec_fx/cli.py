@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "reverb(room_size=0.3)\" (see docs/effects.md)")
     command.add_argument("--model", default=DEFAULT_MODEL,
                          help=f"codec for encodec/encode/decode stages without model= (default {DEFAULT_MODEL})")
-    command.add_argument("--block-size", type=int, default=8192, help="samples per block (default 8192)")
+    command.add_argument("--block-size", type=int, default=8192, help="samples per block, 1 to 4194304 (default 8192)")
     command.add_argument("--quiet", action="store_true", help="no progress bar")
     add_device_argument(command, "cpu", "cpu")
     command.add_argument("--force", action="store_true", help="overwrite an existing output")

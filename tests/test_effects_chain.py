@@ -138,7 +138,7 @@ def test_a_chain_cannot_contain_itself(model):
     with pytest.raises(ValueError, match="a Chain cannot contain itself"):
         chain.insert(0, Chain([Chain([chain])]))
     assert len(chain) == 1
-    with pytest.raises(ValueError, match="sample_rate must be a positive whole number"):
+    with pytest.raises(ValueError, match="sample_rate must be a whole number of Hz from 1000 to 768000"):
         chain.latency_at(0)
 
 

@@ -23,6 +23,7 @@ from ..validation import is_integer
 from .chain import Chain
 from .protocol import AUDIO, Effect
 
+MAX_BLOCK_SIZE = 2**22  # 95 s at 44.1 kHz: larger blocks only cost memory (10**9 was a MemoryError)
 MAX_NATIVE_LATENCY_S = 10.0  # how much silence beyond the reported latency the flush may take
 
 
@@ -33,8 +34,8 @@ def process_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
     with the input's rate, channels and length. WAV is written as 32-bit float; other formats with
     pedalboard's defaults. Refuses to overwrite unless `overwrite`."""
     output_path = check_destination(output_path, overwrite, AUDIO_SUFFIXES, source=input_path)
-    if not is_integer(block_size) or block_size < 1:
-        raise ValueError(f"block_size must be a positive integer, got {block_size!r}")
+    if not is_integer(block_size) or not 1 <= block_size <= MAX_BLOCK_SIZE:
+        raise ValueError(f"block_size must be an integer from 1 to {MAX_BLOCK_SIZE} samples, got {block_size!r}")
     chain = chain if isinstance(chain, Chain) else Chain([chain])
     if chain.input_kind not in (AUDIO, None) or chain.output_kind not in (AUDIO, None):
         raise ValueError("a chain for a file must take and give audio: put an EncodecDecoder after an EncodecEncoder")

@@ -78,10 +78,16 @@ class Effect(ABC):
         """Forget the stream's state (effects that keep some override this)."""
 
 
+SAMPLE_RATES = (1_000, 768_000)
+"""The sample rates taken, in Hz. Resampling to the model's rate builds filters of 20 x max(up, down)
+taps, so a rate from a corrupt header (123456789 Hz) or a kHz mix-up (8 for 8000) asked for gigabytes."""
+
+
 def check_sample_rate(sample_rate: float) -> int:
-    """A positive whole number of Hz (resampling needs an exact rational ratio)."""
-    if not is_finite_number(sample_rate) or sample_rate <= 0 or sample_rate != int(sample_rate):
-        raise ValueError(f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+    """A whole number of Hz within SAMPLE_RATES (resampling needs an exact rational ratio)."""
+    low, high = SAMPLE_RATES
+    if not is_finite_number(sample_rate) or not low <= sample_rate <= high or sample_rate != int(sample_rate):
+        raise ValueError(f"sample_rate must be a whole number of Hz from {low} to {high}, got {sample_rate!r}")
     return int(sample_rate)
 
 
