@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .model import EncodecModel, crossfade_weight
+from .validation import check_samples, tensor_of
 
 
 class ChunkedEncoder:
@@ -53,7 +54,10 @@ class ChunkedEncoder:
         if self._buffer is not None and audio.shape[0] != self._buffer.shape[0]:
             raise ValueError(f"audio block has batch {audio.shape[0]}, but this stream has batch "
                              f"{self._buffer.shape[0]}; call reset() to start another stream")
-        return torch.as_tensor(audio)
+        audio = tensor_of(audio, "audio block") if isinstance(audio, np.ndarray) else audio
+        if audio.shape[-1]:  # checked as it comes, not once a chunk is complete (an empty block is fine)
+            check_samples(audio, "audio block")
+        return audio
 
     def _encode_next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         config = self.model.config

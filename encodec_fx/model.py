@@ -23,7 +23,7 @@ from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
 from .quantizer import ResidualVectorQuantizer
 from .seanet import Decoder, Encoder
 from .validation import (as_number, check_codes, check_samples, check_sampling_rate, check_scale, is_finite_number,
-                         is_integer)
+                         is_integer, tensor_of)
 
 
 class EncodecModel(nn.Module):
@@ -226,12 +226,7 @@ class EncodecModel(nn.Module):
     def _audio_tensor(self, audio: torch.Tensor | np.ndarray, sampling_rate: int | None) -> torch.Tensor:
         check_sampling_rate(sampling_rate, self.config.sampling_rate)
         if isinstance(audio, np.ndarray):
-            if audio.dtype.kind not in "biufc":
-                raise ValueError(f"input_values has dtype {audio.dtype}; expected floating-point samples")
-            if not audio.flags.c_contiguous or not audio.dtype.isnative:
-                # torch takes only the machine's byte order and positive strides (not a reversed view)
-                audio = audio.astype(audio.dtype.newbyteorder("="), order="C")
-            audio = torch.from_numpy(audio)
+            audio = tensor_of(audio, "input_values")
         if not isinstance(audio, torch.Tensor):
             raise ValueError(f"input_values must be a torch.Tensor or numpy array, got {type(audio).__name__}")
         channels = self.config.audio_channels

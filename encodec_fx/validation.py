@@ -33,6 +33,16 @@ def as_number(value: object) -> object:
     return value
 
 
+def tensor_of(audio: np.ndarray, what: str) -> torch.Tensor:
+    """A numpy array of samples as a tensor, copied only when torch cannot share it: torch takes only
+    the machine's byte order and positive strides (not a reversed view)."""
+    if audio.dtype.kind not in "biufc":
+        raise ValueError(f"{what} has dtype {audio.dtype}; expected floating-point samples")
+    if not audio.flags.c_contiguous or not audio.dtype.isnative:
+        audio = audio.astype(audio.dtype.newbyteorder("="), order="C")
+    return torch.from_numpy(audio)
+
+
 LOUDEST_PLAUSIBLE_PEAK = 100.0
 """40 dB above full scale: float audio louder than this is almost surely integer PCM converted
 without scaling (x.astype(np.float32) on int16 peaks near 32768), which the 24 kHz model codes into

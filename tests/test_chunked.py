@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -40,6 +41,19 @@ def test_equals_whole_input(model, length, sizes):
     decoded = model.decode(whole.audio_codes, whole.audio_scales,
                            last_frame_pad_length=whole.last_frame_pad_length).audio_values
     assert torch.equal(torch.cat(pieces, dim=-1), decoded)
+
+
+def test_foreign_numpy_blocks_code_like_native_ones_and_bad_samples_are_refused_at_once(model):
+    audio = (0.1 * torch.randn(1, 2, 50_000, generator=torch.Generator().manual_seed(3))).numpy()
+    encoder = ChunkedEncoder(model, 6.0)
+    native = encoder.push(audio) + encoder.flush()
+    for foreign in (audio.astype(">f4"), np.ascontiguousarray(audio[..., ::-1])[..., ::-1]):  # torch refused both
+        coded = encoder.push(foreign) + encoder.flush()
+        assert all(torch.equal(a[0], b[0]) for a, b in zip(coded, native)) and len(coded) == len(native)
+    for bad, message in [(np.zeros((1, 2, 10), np.int16), "has dtype torch.int16"),  # accepted until a chunk
+                         (np.full((1, 2, 10), np.nan, np.float32), "contains NaN or infinite")]:
+        with pytest.raises(ValueError, match="audio block " + message):
+            encoder.push(bad)
 
 
 def test_unchunked_model_is_refused():
