@@ -43,16 +43,13 @@ def round_trip_latency(model: EncodecModel, frames_per_step: int = 1) -> int:
     check_streamable(model.config)
     check_frames_per_step(frames_per_step)
     encoder, decoder = StreamingLayers(model.encoder.layers), StreamingLayers(model.decoder.layers)
-    step, latency, input_length = frames_per_step * model.config.hop_length, 0, 0
-    steady_from = None  # the input length from which every layer has started: lags then repeat every step
-    while steady_from is None or input_length < steady_from + step:
-        input_length += 1
-        pushed = input_length - input_length % step
+    step, latency, pushed = frames_per_step * model.config.hop_length, 0, 0
+    while True:  # a step at a time: within one the output waits, so the lag peaks at its last sample
         output_length = decoder.output_length(encoder.output_length(pushed))
-        latency = max(latency, input_length - output_length)
-        if output_length and steady_from is None:
-            steady_from = input_length
-    return latency
+        latency = max(latency, pushed + step - 1 - output_length)
+        if output_length:  # every layer has started: lags repeat every step from here
+            return latency
+        pushed += step
 
 
 def check_frames_per_step(frames_per_step: int) -> None:
