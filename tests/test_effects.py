@@ -82,6 +82,12 @@ def test_bad_sample_rate_is_named(compressor, rate):
         compressor.latency_at(rate)
 
 
+@pytest.mark.parametrize("reset", [None, 0, "no"])
+def test_reset_must_be_a_bool(compressor, reset):
+    with pytest.raises(ValueError, match=r"reset must be True \(a whole signal\) or False"):  # None streamed
+        compressor(noise(2400), 24000, reset=reset)
+
+
 def test_latency_at_takes_a_whole_float_rate_as_processing_does(compressor):
     assert compressor.latency_at(44100.0) == compressor.latency_at(44100)
 

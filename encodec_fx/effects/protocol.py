@@ -17,6 +17,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+import numpy as np
+
 from ..validation import is_finite_number, is_integer
 
 AUDIO = "audio"
@@ -38,6 +40,8 @@ class Effect(ABC):
         """A whole signal (`reset=True`) or the next block of a stream (`reset=False`).
         `buffer_size` only matters to native plugins inside a `Chain`."""
         sample_rate, buffer_size = check_sample_rate(sample_rate), check_buffer_size(buffer_size)
+        if not isinstance(reset, (bool, np.bool_)):  # None (a forgotten argument) would stream
+            raise ValueError(f"reset must be True (a whole signal) or False (the next block of a stream), got {reset!r}")
         if reset:
             self.reset()
             return self._process(input_array, sample_rate, buffer_size)
