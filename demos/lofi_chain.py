@@ -1,25 +1,32 @@
 """A lo-fi chain of codec artefacts: EnCodec at a low bit rate, a few bit errors and native pedalboard
 plugins around it, over an audio file (or a synthesised test signal), written as a WAV.
 
-    python demos/lofi_chain.py [INPUT] [--output lofi.wav] [--bandwidth 1.5] [--model PATH_OR_NAME]
+    python demos/lofi_chain.py [INPUT] [--output lofi.wav] [--force] [--bandwidth 1.5] [--model PATH_OR_NAME]
 
 A file is streamed through the chain block by block (`process_file`, constant memory); the
 synthesised signal is processed in one batch call. Both give output aligned with the input and of
-its length. Without --model the package's default model is used.
+its length. An existing output is overwritten only with --force, the input never. Without --model
+the package's default model is used.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import pedalboard
 from pedalboard.io import AudioFile
 
 from encodec_fx import EncodecModel
+from encodec_fx.atomic import replacing
+from encodec_fx.audio_io import AUDIO_SUFFIXES, check_destination, open_audio
 from encodec_fx.effects import Chain, EncodecDecoder, EncodecEncoder, TokenSubstitution
 from encodec_fx.effects.files import process_file
+
+MAX_SECONDS = 3600.0  # of test signal
 
 
 def test_signal(rate: int, seconds: float) -> np.ndarray:
@@ -49,29 +56,56 @@ def lofi_chain(model: EncodecModel | None, bandwidth: float) -> Chain:
     ])
 
 
-def main() -> int:
+def check_arguments(args: argparse.Namespace) -> Path:
+    """Bad arguments refused before any work; the output path, which is not the input and is
+    overwritten only with --force."""
+    if not (math.isfinite(args.seconds) and 0.01 <= args.seconds <= MAX_SECONDS):
+        raise ValueError(f"--seconds must be from 0.01 to {MAX_SECONDS:g}, got {args.seconds:g}")
+    if args.input:
+        if Path(args.output).resolve() == Path(args.input).resolve():
+            raise ValueError(f"{args.output} is the input file; write the output to another file")
+        with open_audio(args.input) as file:  # a missing, unreadable or empty input is refused now, not later
+            if file.frames == 0:
+                raise ValueError(f"{args.input} holds no audio samples")
+    return check_destination(args.output, args.force, AUDIO_SUFFIXES)
+
+
+def write(path: Path, audio: np.ndarray, rate: int) -> None:
+    """WAV as 32-bit float, other formats with pedalboard's defaults."""
+    options = {"bit_depth": 32} if path.suffix.lower() == ".wav" else {}
+    with AudioFile(str(path), "w", samplerate=rate, num_channels=audio.shape[0], **options) as file:
+        file.write(audio)
+
+
+def run(args: argparse.Namespace) -> None:
+    output = check_arguments(args)
+    model = EncodecModel.from_pretrained(args.model) if args.model else None  # None: the default model
+    chain = lofi_chain(model, args.bandwidth)
+    print(f"chain: {' -> '.join(type(stage).__name__ for stage in chain)}")
+    if args.input:
+        process_file(args.input, output, chain, block_size=4096, overwrite=args.force, progress=True)
+    else:
+        rate = 44100
+        audio = chain(test_signal(rate, args.seconds), rate)
+        with replacing(output) as (temporary,):  # the output appears only once complete
+            write(temporary, audio, rate)
+    print(f"wrote {output}")
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("input", nargs="?", help="audio file (wav, flac, ogg, mp3, aiff); default: a test signal")
-    parser.add_argument("--output", default="lofi.wav", help="WAV to write (default lofi.wav)")
+    parser.add_argument("--output", default="lofi.wav", help="audio file to write (default lofi.wav)")
+    parser.add_argument("--force", action="store_true", help="overwrite an existing output (never the input)")
     parser.add_argument("--bandwidth", type=float, default=1.5, help="codec kbps (default 1.5, the lowest)")
     parser.add_argument("--model", help="model directory, checkpoint, shipped name or hub id (default: the package's)")
     parser.add_argument("--seconds", type=float, default=4.0, help="length of the test signal (default 4)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     try:
-        model = EncodecModel.from_pretrained(args.model) if args.model else None  # None: the default model
-        chain = lofi_chain(model, args.bandwidth)
-        print(f"chain: {' -> '.join(type(stage).__name__ for stage in chain)}")
-        if args.input:
-            process_file(args.input, args.output, chain, block_size=4096, overwrite=True, progress=True)
-        else:
-            rate = 44100
-            output = chain(test_signal(rate, args.seconds), rate)
-            with AudioFile(args.output, "w", samplerate=rate, num_channels=output.shape[0], bit_depth=32) as file:
-                file.write(output)
-    except (OSError, ValueError, TypeError) as error:
+        run(args)
+    except (OSError, ValueError) as error:  # bad input: one line, no traceback
         print(f"lofi_chain: error: {error}", file=sys.stderr)
         return 1
-    print(f"wrote {args.output}")
     return 0
 
 

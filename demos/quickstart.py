@@ -7,6 +7,7 @@ Run: python demos/quickstart.py [AUDIO_FILE] [--model PATH_OR_NAME]
 from __future__ import annotations
 
 import argparse
+import sys
 
 import numpy as np
 import torch
@@ -24,11 +25,7 @@ def chord(sampling_rate: int, seconds: float) -> np.ndarray:
     return (tone * np.sin(np.pi * t / seconds))[None].astype(np.float32)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("audio", nargs="?", help="an audio file (default: a synthetic chord)")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model name, directory or checkpoint (default {DEFAULT_MODEL})")
-    args = parser.parse_args()
+def run(args: argparse.Namespace) -> None:
     model = EncodecModel.from_pretrained(args.model)
     rate = model.config.sampling_rate
     audio = read_audio(args.audio, rate)[:1] if args.audio else chord(rate, 3.0)
@@ -49,5 +46,18 @@ def main() -> None:
               f"{si_snr(torch.from_numpy(out)[None], x).item():5.1f} dB")
 
 
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("audio", nargs="?", help="an audio file (default: a synthetic chord)")
+    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model name, directory or checkpoint (default {DEFAULT_MODEL})")
+    args = parser.parse_args(argv)
+    try:
+        run(args)
+    except (OSError, ValueError) as error:  # bad input: one line, no traceback
+        print(f"quickstart: error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,9 +1,12 @@
-"""The effects demos run as a user runs them (a subprocess, `python demos/NAME.py`) and write sane output.
+"""The effects demos run as a user runs them (a subprocess, `python demos/NAME.py`) and write sane output;
+bad input gets a one-line error before any work, and no output is left partial or overwritten unasked.
 
-They get a tiny random-weight model saved to disk and a short input, so each takes seconds."""
+They get a tiny random-weight model saved to disk and a short input, so each takes seconds. The error
+cases call a demo's `main(argv)` in this process, which is quicker than starting one."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -105,3 +108,143 @@ def test_quickstart_codes_with_the_shipped_model_and_fidelity_grows_with_bandwid
     snr = [float(line.rsplit("SI-SNR", 1)[1].split()[0]) for line in printed.splitlines() if "kbps: codes" in line]
     assert len(snr) == 5 and snr[-1] > snr[0] + 2, printed
     assert "packet loss | decoder: (1, 72000) float32" in printed
+
+
+# --- bad input: one line on stderr, exit status 1, before any work -----------------------------------
+
+
+def demo_module(name: str):
+    """demos/NAME.py loaded afresh as a module (the demos are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"demo_{name}", DEMOS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def demo_main(name: str):
+    return demo_module(name).main
+
+
+def assert_refused(name: str, *arguments: str, capsys) -> str:
+    """Runs the demo, which must refuse with one line on stderr and print nothing else; the message."""
+    assert demo_main(name)(list(arguments)) == 1
+    out, err = capsys.readouterr()
+    assert err.count("\n") == 1 and err.startswith(f"{name}: error: "), err
+    assert out == "", out  # refused before any work
+    return err[len(f"{name}: error: "):].rstrip("\n")
+
+
+def write_wav(path: Path, frames: int, rate: int = 24000) -> Path:
+    with AudioFile(str(path), "w", samplerate=rate, num_channels=1, bit_depth=32) as file:
+        if frames:
+            file.write(noise(1, frames))
+    return path
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["missing.wav"], "no audio file at missing.wav"),
+    (["in.ecfx"], "cannot read in.ecfx as audio"),
+    (["empty.wav"], "empty.wav holds no audio samples"),
+])
+def test_quickstart_refuses_bad_input_in_one_line(tmp_path, model_dir, monkeypatch, capsys, arguments, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in.ecfx").write_bytes(b"ECFX not audio")
+    write_wav(tmp_path / "empty.wav", 0)
+    assert message in assert_refused("quickstart", *arguments, "--model", str(model_dir), capsys=capsys)
+
+
+def test_quickstart_refuses_a_missing_model_in_one_line(tmp_path, capsys):
+    assert "no model at" in assert_refused("quickstart", "--model", str(tmp_path / "none"), capsys=capsys)
+
+
+@pytest.mark.parametrize("name", ["lofi_chain", "packet_loss", "live_blocks"])
+@pytest.mark.parametrize("seconds", ["nan", "inf", "0", "-1"])
+def test_demos_refuse_a_test_signal_of_no_finite_positive_length(tmp_path, model_dir, monkeypatch, capsys, name,
+                                                                 seconds):
+    monkeypatch.chdir(tmp_path)
+    message = assert_refused(name, "--model", str(model_dir), "--seconds", seconds, capsys=capsys)
+    assert message.startswith("--seconds must be from")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("flag", ["--bandwidth", "--later-bandwidth"])
+def test_live_blocks_checks_both_bandwidths_before_running(model_dir, capsys, flag):
+    message = assert_refused("live_blocks", "--model", str(model_dir), "--seconds", "0.1", flag, "7", capsys=capsys)
+    assert message.startswith(f"{flag}: bandwidth 7.0 kbps is not supported by this model; choose one of")
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--threads", "100000"], "--threads must be from 1 to"),  # torch crashes on so many
+    (["--threads", "0"], "--threads must be from 1 to"),
+    (["--block", "0"], "--block must be from 1 to"),
+])
+def test_live_blocks_bounds_threads_and_block(model_dir, capsys, arguments, message):
+    assert assert_refused("live_blocks", "--model", str(model_dir), *arguments, capsys=capsys).startswith(message)
+
+
+@pytest.mark.parametrize("name, arguments, message", [
+    ("live_blocks", ["--output", "nodir/x.wav"], "cannot write nodir/x.wav: there is no folder nodir"),
+    ("live_blocks", ["--output", "x.txt"], "cannot write x.txt: expected one of"),
+    ("packet_loss", ["--prefix", "nodir/p"], "cannot write nodir/p_clean.wav: there is no folder nodir"),
+    ("lofi_chain", ["--output", "nodir/x.wav"], "cannot write nodir/x.wav: there is no folder nodir"),
+])
+def test_demos_check_where_they_write_before_running(tmp_path, model_dir, monkeypatch, capsys, name, arguments,
+                                                     message):
+    monkeypatch.chdir(tmp_path)
+    assert message in assert_refused(name, "--model", str(model_dir), *arguments, capsys=capsys)
+
+
+@pytest.mark.parametrize("name, output", [("lofi_chain", "--output"), ("live_blocks", "--output"),
+                                          ("packet_loss", "--prefix")])
+def test_demos_refuse_an_empty_input(tmp_path, model_dir, monkeypatch, capsys, name, output):
+    monkeypatch.chdir(tmp_path)
+    write_wav(tmp_path / "empty.wav", 0)
+    message = assert_refused(name, "empty.wav", "--model", str(model_dir), output, "out.wav", capsys=capsys)
+    assert message == "empty.wav holds no audio samples"
+    assert [path.name for path in tmp_path.iterdir()] == ["empty.wav"]
+
+
+@pytest.mark.parametrize("name, arguments", [
+    ("lofi_chain", ["in.wav", "--output", "in.wav"]),
+    ("lofi_chain", ["in.wav", "--output", "./in.wav"]),
+    ("live_blocks", ["in.wav", "--output", "in.wav"]),
+    ("packet_loss", ["in_clean.wav", "--prefix", "in"]),
+])
+def test_demos_never_overwrite_their_input_even_with_force(tmp_path, model_dir, monkeypatch, capsys, name, arguments):
+    monkeypatch.chdir(tmp_path)
+    data = write_wav(tmp_path / arguments[0], 2400).read_bytes()
+    assert "is the input file" in assert_refused(name, *arguments, "--force", "--model", str(model_dir), capsys=capsys)
+    assert (tmp_path / arguments[0]).read_bytes() == data
+
+
+def test_lofi_chain_overwrites_an_existing_output_only_with_force(tmp_path, model_dir, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lofi.wav").write_bytes(b"keep me")
+    arguments = ["--model", str(model_dir), "--seconds", "0.1"]
+    assert assert_refused("lofi_chain", *arguments, capsys=capsys) == "lofi.wav exists; pass --force to overwrite it"
+    assert (tmp_path / "lofi.wav").read_bytes() == b"keep me"
+    assert demo_main("lofi_chain")([*arguments, "--force"]) == 0
+    assert read(tmp_path / "lofi.wav")[0].shape == (2, 4410)
+
+
+def test_demo_outputs_appear_whole_or_not_at_all(tmp_path, model_dir, monkeypatch, capsys):
+    """A failure while writing leaves no output, partial or temporary: the lo-fi WAV, and none of
+    packet_loss's three files when the last of them fails."""
+    monkeypatch.chdir(tmp_path)
+
+    def failing(position: int):
+        """A writer that fails half way, having written part of the file its argument `position` names."""
+        def fail(*arguments):
+            Path(arguments[position]).write_bytes(b"partial")
+            raise OSError("disk full")
+        return fail
+
+    packet_loss = demo_module("packet_loss")
+    monkeypatch.setattr(packet_loss, "pyplot", lambda: object())  # as if matplotlib were there, and failed
+    monkeypatch.setattr(packet_loss, "plot", failing(1))
+    assert packet_loss.main(["--model", str(model_dir), "--seconds", "0.1", "--prefix", "pl"]) == 1
+    lofi_chain = demo_module("lofi_chain")
+    monkeypatch.setattr(lofi_chain, "write", failing(0))
+    assert lofi_chain.main(["--model", str(model_dir), "--seconds", "0.1"]) == 1
+    assert capsys.readouterr().err.splitlines() == ["packet_loss: error: disk full", "lofi_chain: error: disk full"]
+    assert not list(tmp_path.iterdir())
