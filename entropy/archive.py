@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import io
 import json
 import math
 import numbers
@@ -18,9 +19,11 @@ import os
 import re
 import struct
 import uuid
+import weakref
 import zlib
 from dataclasses import MISSING, asdict, dataclass, fields
-from typing import Any, Iterator, Mapping
+from fractions import Fraction
+from typing import Any, BinaryIO, Iterator, Mapping
 
 ARCHIVE_SUFFIX = ".ecfx"
 ARCHIVE_MAGIC = b"ECFX"
@@ -43,6 +46,7 @@ _MARKERS = re.compile(re.escape(SEGMENT_MARKER) + b"|" + re.escape(INDEX_MARKER)
 _FRAME_TOLERANCE = 1e-6
 """Frames by which a time may miss a frame boundary and still count as on it, so that times
 computed as frame / frame_rate find that frame despite float rounding."""
+_SOURCES = "bytes, a bytearray, a memoryview, a path or a binary file object opened for reading"
 
 
 class ArchiveError(ValueError):
@@ -208,46 +212,79 @@ class ArchiveWriter:
     """Writes an `.ecfx` archive atomically: nothing appears at `path` until `close()` succeeds.
 
     Use it as a context manager: an exception inside the `with` leaves neither the archive nor the
-    temporary file. Segments must come in order: numbers 0, 1, 2... covering frames contiguously
-    from frame 0. An existing `path` is replaced only with `overwrite=True`.
+    temporary file. Without `with`, a `write_segment` or `close` that raises discards the archive
+    (the writer is then spent, and `close()` says so), `discard()` abandons it, and a writer dropped
+    unclosed removes its temporary file when it is garbage-collected (or at exit). Segments must come
+    in order: numbers 0, 1, 2... covering frames contiguously from frame 0. An existing `path` is
+    replaced only with `overwrite=True`.
     """
 
     def __init__(self, path: str | os.PathLike, header: Mapping[str, Any] | ArchiveHeader, *,
                  overwrite: bool = False) -> None:
-        self.path = os.fspath(path)
+        if not isinstance(path, (str, bytes, os.PathLike)):
+            raise TypeError(f"the archive path must be a str or os.PathLike, got {type(path).__name__}")
+        self.path = os.fsdecode(os.fspath(path))
         self.overwrite = overwrite
+        self._file = None
+        self._failure: str | None = None  # why the archive was discarded, if an error did it
         header_json = _header_json(header.to_dict() if isinstance(header, ArchiveHeader) else header)
-        self._refuse_existing()
         directory, name = os.path.split(os.path.abspath(self.path))
+        if os.path.isdir(self.path):
+            raise IsADirectoryError(f"cannot write {self.path}: it is a folder; give a file name")
+        self._refuse_existing()
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(f"cannot write {self.path}: there is no folder {directory}")
         self._directory = directory
         self._temporary_path = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        self._file = os.fdopen(os.open(self._temporary_path, flags, 0o666), "wb")
+        try:
+            descriptor = os.open(self._temporary_path, flags, 0o666)
+        except OSError as error:  # named after the destination: the temporary name means nothing to the caller
+            raise type(error)(error.errno, f"cannot write {self.path}: {error.strerror}") from None
+        self._file = os.fdopen(descriptor, "wb")
+        # Removes the temporary file if the writer is dropped without close() or discard().
+        self._cleanup = weakref.finalize(self, _remove_temporary, self._file, self._temporary_path)
         self._offset = 0
         self._entries: list[tuple[int, int, int]] = []  # offset, first frame, frames
         self._next_frame = 0
         preamble = _PREAMBLE.pack(ARCHIVE_MAGIC, ARCHIVE_VERSION, len(header_json)) + header_json
-        self._write(preamble + _crc(preamble))
+        try:
+            self._write(preamble + _crc(preamble))
+        except BaseException as error:
+            self._fail(error)
+            raise
 
     def write_segment(self, segment: Segment) -> None:
-        if self._file is None:
-            raise ValueError(f"the archive writer for {self.path} is closed")
-        expected = len(self._entries)
-        if segment.number != expected:
-            raise ValueError(f"segments must be written in order: expected segment {expected}, got {segment.number}")
-        if segment.first_frame != self._next_frame:
-            raise ValueError(
-                f"segment {expected} must start at frame {self._next_frame}, where the previous one ends, "
-                f"got first_frame {segment.first_frame}"
-            )
-        data = _segment_bytes(segment)
-        self._entries.append((self._offset, segment.first_frame, segment.frames))
+        """Appends `segment`; if that fails, the archive is discarded (nothing appears at `path`)."""
+        self._check_open()
+        try:
+            if not isinstance(segment, Segment):
+                raise TypeError(f"write_segment takes a Segment, got {type(segment).__name__}")
+            expected = len(self._entries)
+            if segment.number != expected:
+                raise ValueError(
+                    f"segments must be written in order: expected segment {expected}, got {segment.number}"
+                )
+            if segment.first_frame != self._next_frame:
+                raise ValueError(
+                    f"segment {expected} must start at frame {self._next_frame}, where the previous one ends, "
+                    f"got first_frame {segment.first_frame}"
+                )
+            offset = self._offset
+            self._write(_segment_bytes(segment))
+        except BaseException as error:
+            self._fail(error)
+            raise
+        self._entries.append((offset, segment.first_frame, segment.frames))
         self._next_frame += segment.frames
-        self._write(data)
 
     def close(self) -> None:
-        """Writes the index and footer and moves the archive into place (once; later calls do nothing)."""
+        """Writes the index and footer and moves the archive into place (once; later calls do nothing,
+        except after a failed write or close, which they report again: nothing was written)."""
         if self._file is None:
+            if self._failure is not None:
+                raise ValueError(f"the archive writer for {self.path} was discarded after an error "
+                                 f"({self._failure}): nothing was written")
             return
         try:
             index_offset = self._offset
@@ -259,9 +296,10 @@ class ArchiveWriter:
             self._file.close()
             self._refuse_existing()
             os.replace(self._temporary_path, self.path)
-        except BaseException:
-            self.discard()
+        except BaseException as error:
+            self._fail(error)
             raise
+        self._cleanup.detach()
         self._file = None
         _fsync_directory(self._directory)
 
@@ -269,12 +307,8 @@ class ArchiveWriter:
         """Abandons the archive: the temporary file is removed and `path` is left as it was."""
         if self._file is None:
             return
-        self._file.close()
         self._file = None
-        try:
-            os.remove(self._temporary_path)
-        except FileNotFoundError:
-            pass
+        self._cleanup()
 
     def __enter__(self) -> ArchiveWriter:
         return self
@@ -288,6 +322,16 @@ class ArchiveWriter:
     def _write(self, data: bytes) -> None:
         self._file.write(data)
         self._offset += len(data)
+
+    def _check_open(self) -> None:
+        if self._failure is not None:
+            raise ValueError(f"the archive writer for {self.path} was discarded after an error ({self._failure})")
+        if self._file is None:
+            raise ValueError(f"the archive writer for {self.path} is closed")
+
+    def _fail(self, error: BaseException) -> None:
+        self._failure = f"{type(error).__name__}: {error}"
+        self.discard()
 
     def _refuse_existing(self) -> None:
         if not self.overwrite and os.path.lexists(self.path):
@@ -305,22 +349,40 @@ class _Entry:
 
 
 class ArchiveReader:
-    """Reads an `.ecfx` archive from its bytes or a path, seeking through the index.
+    """Reads an `.ecfx` archive from its bytes, a path or a binary file object, seeking through the index.
 
     Opening reads the header (`.header`, a dict) and the index; when the index is missing or damaged
     (`.indexed` is False) it scans the segments instead. Segments are read, and CRC-checked, only
-    when asked for. A path stays open until `close()`: use the reader as a context manager.
+    when asked for. A path stays open until `close()`: use the reader as a context manager. A file
+    object holds the archive from its current position to its end; a seekable one is read as
+    segments are asked for (and moved about), another is read whole at once; it is left open.
     """
 
-    def __init__(self, source: bytes | bytearray | memoryview | str | os.PathLike) -> None:
+    def __init__(self, source: bytes | bytearray | memoryview | str | os.PathLike | BinaryIO) -> None:
+        self._data: bytes | None = None
+        self._file: BinaryIO | None = None
+        self._owns_file = False
+        self._start = 0  # where the archive starts in the file
         if isinstance(source, (bytes, bytearray, memoryview)):
-            self._data: bytes | None = bytes(source)
-            self._file = None
-            self._size = len(self._data)
-        else:
-            self._data = None
+            self._data = bytes(source)
+        elif isinstance(source, (str, os.PathLike)):
             self._file = open(source, "rb")
+            self._owns_file = True
+        elif isinstance(source, io.TextIOBase):
+            raise TypeError(f"an archive source must be {_SOURCES}, got a text stream: open the file with 'rb'")
+        elif callable(getattr(source, "read", None)):  # file descriptors (ints) are refused below
+            if _seekable(source):
+                self._file, self._start = source, source.tell()
+            else:
+                self._data = _bytes_read(source.read(), "read()")
+        else:
+            raise TypeError(f"an archive source must be {_SOURCES}, got {type(source).__name__}")
+        if self._data is not None:
+            self._size = len(self._data)
+        elif self._owns_file:
             self._size = os.fstat(self._file.fileno()).st_size
+        else:
+            self._size = self._file.seek(0, io.SEEK_END) - self._start
         try:
             self.header, self._segments_start = self._read_header()
             index_offset = self._find_index()
@@ -351,6 +413,9 @@ class ArchiveReader:
 
     def segment(self, index: int) -> Segment:
         """Segment `index`, CRC-checked; a `DamagedSegmentError` naming it if it cannot be read."""
+        if isinstance(index, bool) or not isinstance(index, numbers.Integral):
+            raise TypeError(f"a segment index must be an integer, got {index!r}")
+        index = int(index)
         if not 0 <= index < len(self._slots):
             if index >= len(self._slots) and self._truncation is not None:
                 raise self._truncation_error()
@@ -418,16 +483,33 @@ class ArchiveReader:
         raise ValueError(f"frame {frame} is past the end of the archive, which holds frames [0, {end})")
 
     def segment_at_time(self, seconds: float) -> Segment:
-        """The segment playing at `seconds` from the start: frame floor(seconds * frame_rate)."""
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds < math.inf:
+        """The segment playing at `seconds` from the start: frame floor(seconds * frame_rate).
+
+        `seconds` is any finite real number: int, float, Fraction, a numpy scalar (not a bool)."""
+        if isinstance(seconds, bool) or not isinstance(seconds, numbers.Real):
+            raise TypeError(f"seconds must be a real number (int, float, Fraction or numpy scalar), got {seconds!r}")
+        if isinstance(seconds, numbers.Integral):
+            value: int | Fraction | float = int(seconds)
+        elif isinstance(seconds, numbers.Rational):
+            value = Fraction(seconds)  # exact: Fraction(1, 75) finds frame 1 at 75 frames per second
+        else:
+            value = float(seconds)  # a numpy float computes in its own, narrower precision otherwise
+        if (isinstance(value, float) and not math.isfinite(value)) or value < 0:
             raise ValueError(f"seconds must be a finite non-negative number, got {seconds!r}")
-        position = seconds * self.header["frame_rate"]
+        try:
+            position = value * self.header["frame_rate"]
+        except OverflowError:  # an int too large for a float
+            position = math.inf
+        if position == math.inf:
+            end = self._located[-1][0] + self._located[-1][2] if self._located else 0
+            raise ValueError(f"{seconds!r} s is past the end of the archive, which holds frames [0, {end})")
         nearest = round(position)
-        on_boundary = math.isclose(position, nearest, rel_tol=0.0, abs_tol=_FRAME_TOLERANCE)
+        on_boundary = abs(position - nearest) <= _FRAME_TOLERANCE
         return self.segment_for_frame(nearest if on_boundary else math.floor(position))
 
     def close(self) -> None:
-        if self._file is not None:
+        """Closes the file the reader opened (a file object it was given stays open)."""
+        if self._file is not None and self._owns_file:
             self._file.close()
 
     def __enter__(self) -> ArchiveReader:
@@ -439,8 +521,17 @@ class ArchiveReader:
     def _read_at(self, offset: int, size: int) -> bytes:
         if self._data is not None:
             return self._data[offset:offset + size]
-        self._file.seek(offset)
-        return self._file.read(size)
+        self._file.seek(self._start + offset)
+        if self._owns_file:
+            return self._file.read(size)
+        pieces, got = [], 0
+        while got < size:  # a raw stream may return fewer bytes than asked for
+            piece = _bytes_read(self._file.read(size - got), "read()")
+            if not piece:
+                break
+            pieces.append(piece)
+            got += len(piece)
+        return b"".join(pieces)
 
     def _truncation_error(self) -> TruncatedArchiveError:
         """A fresh copy each time, so raising it again does not pile up tracebacks."""
@@ -741,6 +832,28 @@ def _checked_uint(value: int, bits: int, name: str, minimum: int = 0) -> int:
     if not _is_int(value) or not minimum <= value < 1 << bits:
         raise ValueError(f"{name} must be an integer in [{minimum}, 2**{bits}), got {value!r}")
     return int(value)
+
+
+def _seekable(file: Any) -> bool:
+    try:
+        return bool(file.seekable())
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def _bytes_read(data: object, call: str) -> bytes:
+    if not isinstance(data, (bytes, bytearray)):
+        raise TypeError(f"the archive source's {call} returned {type(data).__name__}, not bytes: give {_SOURCES}")
+    return bytes(data)
+
+
+def _remove_temporary(file: Any, path: str) -> None:
+    """Closes and removes an unfinished archive's temporary file (holds no reference to its writer)."""
+    file.close()
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
 
 
 def _fsync_directory(directory: str) -> None:

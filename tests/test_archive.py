@@ -4,12 +4,17 @@ Layout facts are checked against docs/archive-format.md with `struct` directly, 
 module, so the document and the code cannot drift apart unnoticed.
 """
 
+import gc
+import io
 import math
 import os
 import random
+import re
 import struct
 import zlib
+from fractions import Fraction
 
+import numpy as np
 import pytest
 
 from entropy.archive import (ArchiveError, ArchiveHeader, ArchiveReader, ArchiveWriter, DamagedSegmentError,
@@ -489,3 +494,148 @@ def test_header_values_that_no_archive_holds_are_refused(change, message):
     """A CRC-valid header can still be hand-made or foreign; each field is checked when read."""
     with pytest.raises(ValueError, match="the archive header's " + message):
         ArchiveHeader.from_dict(HEADER | change)
+
+
+# --- input validation ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source, detail", [
+    (True, "got bool"),
+    (None, "got NoneType"),
+    (io.StringIO("ECFX"), "got a text stream: open the file with 'rb'"),
+    (object(), "got object"),
+])
+def test_reader_says_what_sources_it_takes(source, detail):
+    with pytest.raises(TypeError, match="an archive source must be bytes, a bytearray, a memoryview, a path or a "
+                                        f"binary file object opened for reading, {detail}"):
+        ArchiveReader(source)
+
+
+def test_reader_refuses_file_descriptors_and_leaves_them_open():
+    read_end, write_end = os.pipe()
+    try:
+        with pytest.raises(TypeError, match="got int"):
+            ArchiveReader(read_end)
+        os.fstat(read_end)  # still open: ArchiveReader(0) must not close stdin
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+class NotSeekable(io.RawIOBase):
+    """A pipe-like stream that returns at most 7 bytes per read."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        piece = self._data.read(min(7, len(buffer)))
+        buffer[:len(piece)] = piece
+        return len(piece)
+
+
+def test_reader_takes_binary_file_objects(archive, tmp_path):
+    """From the file's position to its end; the caller's file object stays open."""
+    embedded = io.BytesIO(b"prefix" + archive)
+    embedded.seek(len(b"prefix"))
+    path = tmp_path / "copy.ecfx"
+    path.write_bytes(archive)
+    with open(path, "rb") as file:
+        for source in (embedded, file, NotSeekable(archive), io.BufferedReader(NotSeekable(archive))):
+            with ArchiveReader(source) as reader:
+                assert reader.header == HEADER and reader.indexed
+                assert_same_segment(reader.segment_at_time(160 / FRAME_RATE), SEGMENTS[3])
+                for read, written in zip(reader, SEGMENTS, strict=True):
+                    assert_same_segment(read, written)
+            assert not source.closed
+    _, offsets, _ = layout(archive)
+    with ArchiveReader(io.BytesIO(archive[:offsets[2] + 10])) as reader:  # no index: scans, on demand
+        assert not reader.indexed and reader.truncated and len(reader) == 2
+        assert_same_segment(reader.segment(1), SEGMENTS[1])
+
+
+@pytest.mark.parametrize("seconds, number", [
+    (np.float32(0.1), 1),  # frame 7
+    (np.float64(157 / FRAME_RATE), 2),
+    (np.int64(2), 1),  # frame 150, in segment 1 (frames 7 to 156)
+    (Fraction(7, FRAME_RATE), 1),  # exactly on a boundary
+    (Fraction(1, 2 * FRAME_RATE), 0),
+])
+def test_seek_by_time_takes_any_real_number(archive, seconds, number):
+    assert ArchiveReader(archive).segment_at_time(seconds).number == number
+
+
+@pytest.mark.parametrize("seconds, error, message", [
+    ("0.1", TypeError, r"seconds must be a real number \(int, float, Fraction or numpy scalar\), got '0.1'"),
+    (None, TypeError, "seconds must be a real number"),
+    (True, TypeError, "seconds must be a real number"),
+    (math.nan, ValueError, "seconds must be a finite non-negative number, got nan"),
+    (-math.inf, ValueError, "finite non-negative"),
+    (Fraction(-1, 3), ValueError, "finite non-negative"),
+    (10**400, ValueError, r"is past the end of the archive, which holds frames \[0, 198\)"),
+    (1e300, ValueError, r"is past the end of the archive"),
+])
+def test_seek_by_time_refuses_what_is_no_time(archive, seconds, error, message):
+    with pytest.raises(error, match=message):
+        ArchiveReader(archive).segment_at_time(seconds)
+
+
+@pytest.mark.parametrize("index", ["0", None, 1.0, True])
+def test_segment_index_must_be_an_integer(archive, index):
+    with pytest.raises(TypeError, match=f"^a segment index must be an integer, got {re.escape(repr(index))}$"):
+        ArchiveReader(archive).segment(index)
+
+
+def test_segment_index_may_be_a_numpy_integer(archive):
+    assert_same_segment(ArchiveReader(archive).segment(np.int64(2)), SEGMENTS[2])
+
+
+def test_failed_write_without_with_leaves_nothing(tmp_path):
+    writer = ArchiveWriter(tmp_path / "out.ecfx", HEADER)
+    writer.write_segment(SEGMENTS[0])
+    with pytest.raises(ValueError, match="expected segment 1, got 2"):
+        writer.write_segment(SEGMENTS[2])
+    assert os.listdir(tmp_path) == []
+    with pytest.raises(ValueError, match=r"discarded after an error \(ValueError: segments must be written in order"):
+        writer.write_segment(SEGMENTS[1])
+    with pytest.raises(ValueError, match="discarded after an error .*: nothing was written"):
+        writer.close()
+    assert os.listdir(tmp_path) == []
+    writer = ArchiveWriter(tmp_path / "out.ecfx", HEADER)
+    with pytest.raises(TypeError, match="write_segment takes a Segment, got dict"):
+        writer.write_segment({"number": 0})
+    assert os.listdir(tmp_path) == []
+
+
+def test_caught_write_error_inside_with_is_not_reported_as_success(tmp_path):
+    with pytest.raises(ValueError, match="discarded after an error"):
+        with ArchiveWriter(tmp_path / "out.ecfx", HEADER) as writer:
+            try:
+                writer.write_segment(SEGMENTS[1])
+            except ValueError:
+                pass
+    assert os.listdir(tmp_path) == []
+
+
+def test_writer_dropped_unclosed_removes_its_temporary(tmp_path):
+    writer = ArchiveWriter(tmp_path / "out.ecfx", HEADER)
+    writer.write_segment(SEGMENTS[0])
+    assert len(os.listdir(tmp_path)) == 1
+    del writer
+    gc.collect()
+    assert os.listdir(tmp_path) == []
+
+
+def test_writer_errors_name_the_destination(tmp_path):
+    missing = tmp_path / "no such folder" / "out.ecfx"
+    with pytest.raises(FileNotFoundError, match=f"^cannot write {re.escape(str(missing))}: there is no folder "
+                                                f"{re.escape(str(missing.parent))}$"):
+        ArchiveWriter(missing, HEADER)
+    with pytest.raises(IsADirectoryError, match="it is a folder; give a file name"):
+        ArchiveWriter(tmp_path, HEADER, overwrite=True)
+    with pytest.raises(TypeError, match="the archive path must be a str or os.PathLike, got int"):
+        ArchiveWriter(3, HEADER)
+    assert os.listdir(tmp_path) == []

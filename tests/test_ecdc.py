@@ -3,6 +3,9 @@
 import io
 from dataclasses import replace
 import json
+import math
+import os
+from pathlib import Path
 import struct
 import sys
 import types
@@ -274,3 +277,193 @@ def test_writer_rejects_inconsistent_content():
             ecdc_bytes(bad_content)
     with pytest.raises(ValueError, match="does not normalise audio: scales must be None"):
         ecdc_bytes(replace(random_content("encodec_24khz", 1_000), scales=[1.0]))
+
+
+# --- input validation ------------------------------------------------------------------------------
+
+
+def crafted_header(model_name: str, audio_length: int, num_codebooks: int = 4) -> bytes:
+    metadata = json.dumps({"m": model_name, "al": audio_length, "nc": num_codebooks, "lm": False}).encode()
+    return struct.pack("!4sBI", b"ECDC", 0, len(metadata)) + metadata
+
+
+class OneByteAtATime(io.RawIOBase):
+    """A non-seekable stream (a pipe, a socket) that hands out a byte per read."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        piece = self._data.read(min(1, len(buffer)))
+        buffer[:len(piece)] = piece
+        return len(piece)
+
+
+def test_absurd_audio_length_is_refused_at_once(tmp_path):
+    """A few crafted bytes claiming 10**15 samples: no list of 2e10 chunks, no 15 TB read buffer."""
+    chunked = crafted_header("encodec_48khz", 10**15)
+    assert len(chunked) == 77
+    message = (r"truncated .ecdc data: the scale of chunk 0 of 21043771044 needs 4 bytes, only 0 left "
+               r"\(the metadata's audio length of 1000000000000000 samples makes 21043771044 chunk")
+    for source in (chunked, io.BytesIO(chunked)):
+        with pytest.raises(ValueError, match=message):
+            read_ecdc(source)
+    with pytest.raises(ValueError, match="the scale of chunk 0 of 21043771044 needs 4 bytes, only 0 left$"):
+        read_ecdc(OneByteAtATime(chunked))  # size unknown: read chunk by chunk, stops at the first missing byte
+    path = tmp_path / "crafted.ecdc"
+    path.write_bytes(crafted_header("encodec_24khz", 10**15) + bytes(20))
+    with open(path, "rb") as file, pytest.raises(ValueError, match="the codes of chunk 0 of 1 needs 15625000000000 "
+                                                                   "bytes, only 20 left"):
+        read_ecdc(file)
+
+
+def test_stream_returning_short_reads_is_read_whole():
+    content = random_content("encodec_48khz", 50_000)
+    assert_same_content(read_ecdc(OneByteAtATime(ecdc_bytes(content))), content)
+
+
+GEOMETRY = dict(sample_rate=24_000, frame_rate=75, channels=1, normalize=False)
+
+
+@pytest.mark.parametrize("changes, error, message", [
+    (dict(sample_rate=0), ValueError, r"sample_rate must be a positive integer \(samples per second\), got 0"),
+    (dict(sample_rate="24000"), TypeError, "sample_rate must be a positive integer.*got '24000'"),
+    (dict(frame_rate=0), ValueError, r"frame_rate must be a positive integer \(code frames per second\), got 0"),
+    (dict(frame_rate=75.0), TypeError, "frame_rate must be a positive integer"),
+    (dict(channels=True), TypeError, "channels must be a positive integer"),
+    (dict(normalize="yes"), TypeError, "normalize must be True or False"),
+    (dict(bits_per_code=33), ValueError, "bits_per_code must be an integer from 1 to 32, got 33"),
+    (dict(chunk_length=480, chunk_stride=0), ValueError, r"chunk_stride must be a positive integer \(samples\) or None"),
+    (dict(chunk_length=-1, chunk_stride=1), ValueError, "chunk_length must be a positive integer"),
+])
+def test_geometry_fields_are_checked(changes, error, message):
+    with pytest.raises(error, match=f"^EcdcGeometry {message}"):
+        EcdcGeometry(**GEOMETRY | changes)
+
+
+def test_geometry_takes_numpy_integers_as_ints():
+    geometry = EcdcGeometry(sample_rate=np.int64(24_000), frame_rate=np.int32(75), channels=1, normalize=np.bool_(0))
+    assert geometry == EcdcGeometry(**GEOMETRY) and type(geometry.sample_rate) is int
+
+
+def test_geometry_argument_must_be_a_geometry():
+    content = random_content("encodec_24khz", 1_000)
+    data = ecdc_bytes(content)
+    for call in (lambda: read_ecdc(data, geometry=GEOMETRY), lambda: ecdc_bytes(content, GEOMETRY)):
+        with pytest.raises(TypeError, match="geometry must be an EcdcGeometry or None, got dict"):
+            call()
+
+
+@pytest.mark.parametrize("source, detail", [
+    (None, "got NoneType"),
+    (5, "got int"),  # not a file descriptor
+    (io.StringIO("ECDC"), "got a text stream: open the file with 'rb'"),
+    (memoryview(np.zeros(40, dtype=np.int16)), "got a memoryview of format 'h'"),
+])
+def test_reader_says_what_sources_it_takes(source, detail):
+    with pytest.raises(TypeError, match="source must be bytes, a bytearray, a byte memoryview, a path or a binary "
+                                        f"file object opened for reading, {detail}"):
+        read_ecdc(source)
+
+
+def test_reader_takes_bytearray_and_byte_memoryview():
+    content = random_content("encodec_24khz", 1_000)
+    data = ecdc_bytes(content)
+    for source in (bytearray(data), memoryview(data), memoryview(bytearray(data)).cast("b")):
+        assert_same_content(read_ecdc(source), content)
+
+
+@pytest.mark.parametrize("scale, error, message", [
+    (float("nan"), ValueError, "must be a finite positive number that float32 holds .*, got nan$"),
+    (-0.5, ValueError, "must be a finite positive number .*, got -0.5$"),
+    (0.0, ValueError, "must be a finite positive number .*, got 0.0$"),
+    (1e50, ValueError, "must be a finite positive number that float32 holds .*, got 1e[+]50$"),  # float32 overflows
+    (1e-50, ValueError, "must be a finite positive number that float32 holds .*, got 1e-50$"),  # float32 rounds to 0
+    ("a", TypeError, r"must be a real number \(or a size-1 array or tensor\), got 'a'"),
+    (None, TypeError, "must be a real number"),
+    (True, TypeError, "must be a real number"),
+    (np.array([0.5, 0.25]), ValueError, r"must be one number, got an array of shape \[2\]"),
+    (torch.ones(2), ValueError, r"must be one number, got a tensor of shape \[2\]"),
+])
+def test_writer_refuses_scales_that_are_not_finite_positive_numbers(scale, error, message):
+    content = random_content("encodec_48khz", 50_000)
+    with pytest.raises(error, match=f"^the scale of chunk 1 {message}"):
+        ecdc_bytes(replace(content, scales=[content.scales[0], scale]))
+
+
+def test_scales_may_be_numpy_scalars_arrays_or_tensors():
+    """What encoders hand out (the original's scale is a [1, 1] tensor, 1e-8 + the chunk's RMS)."""
+    content = random_content("encodec_48khz", 50_000)
+    expected = ecdc_bytes(content)
+    first, second = content.scales
+    for scales in ([np.float32(first), np.float64(second)], [np.array([[first]]), np.array(second)],
+                   [torch.tensor([[first]]), torch.tensor(second, dtype=torch.float64)], np.array([first, second])):
+        assert ecdc_bytes(replace(content, scales=scales)) == expected
+
+
+@pytest.mark.parametrize("bad_scale", [float("nan"), -1.0, 0.0, float("inf")])
+def test_reader_refuses_a_scale_no_encoder_writes(bad_scale):
+    data = bytearray(ecdc_bytes(random_content("encodec_48khz", 50_000)))
+    metadata_end = 9 + struct.unpack("!I", data[5:9])[0]
+    data[metadata_end:metadata_end + 4] = struct.pack("!f", bad_scale)
+    with pytest.raises(ValueError, match=f"the scale of chunk 0 of 2 is {bad_scale}: scales must be finite and positive"):
+        read_ecdc(bytes(data))
+
+
+def test_writer_checks_content_before_listing_absurd_chunk_counts():
+    content = random_content("encodec_48khz", 50_000)
+    with pytest.raises(ValueError, match=r"10000000000000000 samples make 210437710438 chunk\(s\)"):
+        ecdc_bytes(replace(content, audio_length=10**16))
+    for bad, error, message in [(dict(codes=None), TypeError, "codes must be a list"),
+                                (dict(model_name=48), TypeError, "model name must be a string")]:
+        with pytest.raises(error, match=message):
+            ecdc_bytes(replace(content, **bad))
+    with pytest.raises(TypeError, match="content must be an EcdcContent, got dict"):
+        ecdc_bytes({"model_name": "encodec_48khz"})
+
+
+def test_writer_never_overwrites_unless_asked(tmp_path):
+    content = random_content("encodec_24khz", 1_000)
+    path = tmp_path / "audio.ecdc"
+    path.write_bytes(b"precious")
+    with pytest.raises(FileExistsError, match="audio.ecdc already exists: pass overwrite=True to replace it"):
+        write_ecdc(content, path)
+    assert path.read_bytes() == b"precious"
+    write_ecdc(content, path, overwrite=True)
+    assert path.read_bytes() == ecdc_bytes(content) and os.listdir(tmp_path) == ["audio.ecdc"]
+
+
+def test_writer_is_atomic(tmp_path, monkeypatch):
+    """A write that fails half-way (a full disk) leaves the old file and no temporary."""
+    path = tmp_path / "audio.ecdc"
+    path.write_bytes(b"precious")
+
+    def half_written(self, data):
+        with open(self, "wb") as file:
+            file.write(data[: len(data) // 2])
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", half_written)
+    with pytest.raises(OSError, match="No space left"):
+        write_ecdc(random_content("encodec_24khz", 1_000), path, overwrite=True)
+    assert path.read_bytes() == b"precious" and os.listdir(tmp_path) == ["audio.ecdc"]
+
+
+def test_writer_destination_errors_name_the_destination(tmp_path):
+    content = random_content("encodec_24khz", 1_000)
+    missing = tmp_path / "no such folder" / "audio.ecdc"
+    with pytest.raises(FileNotFoundError, match=f"^cannot write {missing}: there is no folder {missing.parent}$"):
+        write_ecdc(content, missing)
+    with pytest.raises(IsADirectoryError, match="it is a folder; give a file name"):
+        write_ecdc(content, tmp_path)
+    for destination, detail in [(io.StringIO(), r"a text stream \(open it with 'wb'\)"), (None, "NoneType"),
+                                (3, "int")]:
+        with pytest.raises(TypeError, match=f"destination must be a path or a binary file object opened for "
+                                            f"writing, got {detail}"):
+            write_ecdc(content, destination)
+    with pytest.raises(ValueError, match="scale"):  # refused before anything is created
+        write_ecdc(replace(random_content("encodec_48khz", 50_000), scales=[1.0, math.nan]), tmp_path / "x.ecdc")
+    assert os.listdir(tmp_path) == []
