@@ -27,11 +27,9 @@ from pathlib import Path
 import numpy as np
 import pedalboard
 import torch
-from pedalboard.io import AudioFile
 
 from encodec_fx import DEFAULT_MODEL, EncodecModel
-from encodec_fx.atomic import replacing
-from encodec_fx.audio_io import AUDIO_SUFFIXES, check_destination, open_audio
+from encodec_fx.audio_io import AUDIO_SUFFIXES, check_destination, open_audio, write_audio
 from encodec_fx.effects import Chain, EncodecCompressor
 
 MAX_BLOCK = 65536  # samples
@@ -59,9 +57,7 @@ def check_arguments(args: argparse.Namespace) -> Path | None:
         raise ValueError(f"--seconds must be from 0.01 to {MAX_SECONDS:g}, got {args.seconds:g}")
     if not args.output:
         return None
-    if args.input and Path(args.output).resolve() == Path(args.input).resolve():
-        raise ValueError(f"{args.output} is the input file; write the output to another file")
-    return check_destination(args.output, args.force, AUDIO_SUFFIXES)
+    return check_destination(args.output, args.force, AUDIO_SUFFIXES, source=args.input)
 
 
 def read(path: str) -> tuple[np.ndarray, int]:
@@ -69,13 +65,6 @@ def read(path: str) -> tuple[np.ndarray, int]:
         if file.frames == 0:
             raise ValueError(f"{path} holds no audio samples")
         return file.read(file.frames), int(file.samplerate)
-
-
-def write(path: Path, audio: np.ndarray, rate: int) -> None:
-    """WAV as 32-bit float, other formats with pedalboard's defaults."""
-    options = {"bit_depth": 32} if path.suffix.lower() == ".wav" else {}
-    with AudioFile(str(path), "w", samplerate=rate, num_channels=audio.shape[0], **options) as file:
-        file.write(audio)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -117,8 +106,7 @@ def run(args: argparse.Namespace) -> None:
           f"average, slowest {1000 * max(times):.2f} ms; {late} of {len(times)} blocks took longer than their "
           f"{1000 * block / rate:.1f} ms)")
     if output_path:
-        with replacing(output_path) as (temporary,):  # the output appears only once complete
-            write(temporary, output, rate)
+        write_audio(output_path, output, rate, overwrite=args.force)  # appears only once complete
         print(f"wrote {output_path} ({output.shape[-1]} samples, aligned with the input)")
 
 

@@ -18,11 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import pedalboard
-from pedalboard.io import AudioFile
 
 from encodec_fx import EncodecModel
-from encodec_fx.atomic import replacing
-from encodec_fx.audio_io import AUDIO_SUFFIXES, check_destination, open_audio
+from encodec_fx.audio_io import AUDIO_SUFFIXES, check_destination, open_audio, write_audio
 from encodec_fx.effects import Chain, EncodecDecoder, EncodecEncoder, TokenSubstitution
 from encodec_fx.effects.files import process_file
 
@@ -62,19 +60,10 @@ def check_arguments(args: argparse.Namespace) -> Path:
     if not (math.isfinite(args.seconds) and 0.01 <= args.seconds <= MAX_SECONDS):
         raise ValueError(f"--seconds must be from 0.01 to {MAX_SECONDS:g}, got {args.seconds:g}")
     if args.input:
-        if Path(args.output).resolve() == Path(args.input).resolve():
-            raise ValueError(f"{args.output} is the input file; write the output to another file")
         with open_audio(args.input) as file:  # a missing, unreadable or empty input is refused now, not later
             if file.frames == 0:
                 raise ValueError(f"{args.input} holds no audio samples")
-    return check_destination(args.output, args.force, AUDIO_SUFFIXES)
-
-
-def write(path: Path, audio: np.ndarray, rate: int) -> None:
-    """WAV as 32-bit float, other formats with pedalboard's defaults."""
-    options = {"bit_depth": 32} if path.suffix.lower() == ".wav" else {}
-    with AudioFile(str(path), "w", samplerate=rate, num_channels=audio.shape[0], **options) as file:
-        file.write(audio)
+    return check_destination(args.output, args.force, AUDIO_SUFFIXES, source=args.input)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -86,9 +75,7 @@ def run(args: argparse.Namespace) -> None:
         process_file(args.input, output, chain, block_size=4096, overwrite=args.force, progress=True)
     else:
         rate = 44100
-        audio = chain(test_signal(rate, args.seconds), rate)
-        with replacing(output) as (temporary,):  # the output appears only once complete
-            write(temporary, audio, rate)
+        write_audio(output, chain(test_signal(rate, args.seconds), rate), rate, overwrite=args.force)
     print(f"wrote {output}")
 
 

@@ -23,7 +23,7 @@ from pedalboard.io import AudioFile
 
 from encodec_fx import EncodecModel
 from encodec_fx.atomic import replacing
-from encodec_fx.audio_io import check_destination, open_audio
+from encodec_fx.audio_io import check_destination, open_audio, write_options
 from encodec_fx.effects import Chain, EncodecDecoder, EncodecEncoder, PacketLoss, TokenSubstitution
 
 MAX_SECONDS = 3600.0  # of test signal
@@ -46,7 +46,7 @@ def read(path: str) -> tuple[np.ndarray, int]:
 
 
 def write(path: Path, audio: np.ndarray, rate: int) -> None:
-    with AudioFile(str(path), "w", samplerate=rate, num_channels=audio.shape[0], bit_depth=32) as file:
+    with AudioFile(str(path), "w", samplerate=rate, num_channels=audio.shape[0], **write_options(path)) as file:
         file.write(audio)
 
 
@@ -79,10 +79,7 @@ def check_arguments(args: argparse.Namespace, plt) -> list[Path]:
     if not (math.isfinite(args.seconds) and 0.01 <= args.seconds <= MAX_SECONDS):
         raise ValueError(f"--seconds must be from 0.01 to {MAX_SECONDS:g}, got {args.seconds:g}")
     outputs = [f"{args.prefix}_clean.wav", f"{args.prefix}_damaged.wav"] + ([f"{args.prefix}.png"] if plt else [])
-    for output in outputs:
-        if args.input and Path(output).resolve() == Path(args.input).resolve():
-            raise ValueError(f"{output} is the input file; choose another --prefix")
-    return [check_destination(output, args.force) for output in outputs]
+    return [check_destination(output, args.force, source=args.input) for output in outputs]
 
 
 def run(args: argparse.Namespace) -> None:

@@ -82,11 +82,18 @@ def check_destination(path: str | os.PathLike, overwrite: bool, suffixes: set[st
     return path
 
 
+def write_options(path: str | os.PathLike) -> dict:
+    """How an output file is written: WAV as 32-bit float (the codec's output is not rounded to 16
+    bits), other formats with pedalboard's defaults."""
+    return {"bit_depth": 32} if Path(path).suffix.lower() == ".wav" else {}
+
+
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, overwrite: bool = False) -> None:
-    """Write (channels, samples) float audio; the file appears only once complete."""
+    """Write (channels, samples) float audio (see `write_options`); the file appears only once complete."""
     path = check_destination(path, overwrite, AUDIO_SUFFIXES)
     with replacing(path) as (temporary,):
-        with AudioFile(str(temporary), "w", samplerate=sample_rate, num_channels=audio.shape[0]) as file:
+        with AudioFile(str(temporary), "w", samplerate=sample_rate, num_channels=audio.shape[0],
+                       **write_options(path)) as file:
             file.write(np.ascontiguousarray(audio, dtype=np.float32))
 
 

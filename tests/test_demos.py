@@ -234,7 +234,7 @@ def test_demo_outputs_appear_whole_or_not_at_all(tmp_path, model_dir, monkeypatc
 
     def failing(position: int):
         """A writer that fails half way, having written part of the file its argument `position` names."""
-        def fail(*arguments):
+        def fail(*arguments, **options):
             Path(arguments[position]).write_bytes(b"partial")
             raise OSError("disk full")
         return fail
@@ -244,7 +244,7 @@ def test_demo_outputs_appear_whole_or_not_at_all(tmp_path, model_dir, monkeypatc
     monkeypatch.setattr(packet_loss, "plot", failing(1))
     assert packet_loss.main(["--model", str(model_dir), "--seconds", "0.1", "--prefix", "pl"]) == 1
     lofi_chain = demo_module("lofi_chain")
-    monkeypatch.setattr(lofi_chain, "write", failing(0))
+    monkeypatch.setattr("encodec_fx.audio_io.AudioFile", failing(0))  # the file write_audio opens
     assert lofi_chain.main(["--model", str(model_dir), "--seconds", "0.1"]) == 1
     assert capsys.readouterr().err.splitlines() == ["packet_loss: error: disk full", "lofi_chain: error: disk full"]
     assert not list(tmp_path.iterdir())

@@ -18,7 +18,7 @@ from pedalboard.io import AudioFile
 from tqdm import tqdm
 
 from ..atomic import replacing
-from ..audio_io import AUDIO_SUFFIXES, check_destination, open_audio
+from ..audio_io import AUDIO_SUFFIXES, check_destination, open_audio, write_options
 from ..validation import is_integer
 from .chain import Chain
 from .protocol import AUDIO, Effect
@@ -46,9 +46,9 @@ def process_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
         if rate != source.samplerate:
             raise ValueError(f"{input_path} has a sample rate of {source.samplerate} Hz; expected a whole number")
         try:
-            options = {"bit_depth": 32} if output_path.suffix.lower() == ".wav" else {}
             with replacing(output_path) as (temporary,), \
-                    AudioFile(str(temporary), "w", samplerate=rate, num_channels=channels, **options) as sink, \
+                    AudioFile(str(temporary), "w", samplerate=rate, num_channels=channels,
+                              **write_options(output_path)) as sink, \
                     tqdm(total=frames, unit="sample", unit_scale=True, disable=not progress,
                          desc=Path(input_path).name) as bar:
                 chain.reset()
