@@ -6,6 +6,7 @@ which the benchmark scripts use too; tests import them from here (`from conftest
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 
@@ -23,7 +24,22 @@ finally:
     sys.path.remove(_BENCHMARKS)
 
 __all__ = ["PRESETS", "import_original_encodec", "original_model", "randomize",  # what tests import from here
-           "transformers_model", "model_trio", "sample_codes", "peaked"]
+           "transformers_model", "model_trio", "sample_codes", "peaked", "Trickle"]
+
+
+class Trickle(io.RawIOBase):
+    """A non-seekable stream (a pipe, a socket) that hands out at most `per_read` bytes per read."""
+
+    def __init__(self, data: bytes, per_read: int) -> None:
+        self._data, self._per_read = io.BytesIO(data), per_read
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        piece = self._data.read(min(self._per_read, len(buffer)))
+        buffer[:len(piece)] = piece
+        return len(piece)
 
 
 def transformers_model(ours: EncodecModel):

@@ -20,6 +20,8 @@ import pytest
 from entropy.archive import (ArchiveError, ArchiveHeader, ArchiveReader, ArchiveWriter, DamagedSegmentError,
                              Segment, TruncatedArchiveError, Unit)
 
+from conftest import Trickle
+
 FRAME_RATE = 75
 SEGMENT_FRAMES = [7, 150, 1, 40]
 HEADER = ArchiveHeader(
@@ -522,21 +524,6 @@ def test_reader_refuses_file_descriptors_and_leaves_them_open():
         os.close(write_end)
 
 
-class NotSeekable(io.RawIOBase):
-    """A pipe-like stream that returns at most 7 bytes per read."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        piece = self._data.read(min(7, len(buffer)))
-        buffer[:len(piece)] = piece
-        return len(piece)
-
-
 def test_reader_takes_binary_file_objects(archive, tmp_path):
     """From the file's position to its end; the caller's file object stays open."""
     embedded = io.BytesIO(b"prefix" + archive)
@@ -544,7 +531,7 @@ def test_reader_takes_binary_file_objects(archive, tmp_path):
     path = tmp_path / "copy.ecfx"
     path.write_bytes(archive)
     with open(path, "rb") as file:
-        for source in (embedded, file, NotSeekable(archive), io.BufferedReader(NotSeekable(archive))):
+        for source in (embedded, file, Trickle(archive, 7), io.BufferedReader(Trickle(archive, 7))):
             with ArchiveReader(source) as reader:
                 assert reader.header == HEADER and reader.indexed
                 assert_same_segment(reader.segment_at_time(160 / FRAME_RATE), SEGMENTS[3])

@@ -17,6 +17,8 @@ import torch
 from entropy.bitpack import pack_bits, packed_size, unpack_bits
 from entropy.ecdc import OFFICIAL_GEOMETRIES, EcdcContent, EcdcGeometry, ecdc_bytes, read_ecdc, write_ecdc
 
+from conftest import Trickle
+
 
 def import_original_encodec():
     """The original `encodec` package, importable without torchaudio.
@@ -287,21 +289,6 @@ def crafted_header(model_name: str, audio_length: int, num_codebooks: int = 4) -
     return struct.pack("!4sBI", b"ECDC", 0, len(metadata)) + metadata
 
 
-class OneByteAtATime(io.RawIOBase):
-    """A non-seekable stream (a pipe, a socket) that hands out a byte per read."""
-
-    def __init__(self, data: bytes) -> None:
-        self._data = io.BytesIO(data)
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        piece = self._data.read(min(1, len(buffer)))
-        buffer[:len(piece)] = piece
-        return len(piece)
-
-
 def test_absurd_audio_length_is_refused_at_once(tmp_path):
     """A few crafted bytes claiming 10**15 samples: no list of 2e10 chunks, no 15 TB read buffer."""
     chunked = crafted_header("encodec_48khz", 10**15)
@@ -312,7 +299,7 @@ def test_absurd_audio_length_is_refused_at_once(tmp_path):
         with pytest.raises(ValueError, match=message):
             read_ecdc(source)
     with pytest.raises(ValueError, match="the scale of chunk 0 of 21043771044 needs 4 bytes, only 0 left$"):
-        read_ecdc(OneByteAtATime(chunked))  # size unknown: read chunk by chunk, stops at the first missing byte
+        read_ecdc(Trickle(chunked, 1))  # size unknown: read chunk by chunk, stops at the first missing byte
     path = tmp_path / "crafted.ecdc"
     path.write_bytes(crafted_header("encodec_24khz", 10**15) + bytes(20))
     with open(path, "rb") as file, pytest.raises(ValueError, match="the codes of chunk 0 of 1 needs 15625000000000 "
@@ -322,7 +309,7 @@ def test_absurd_audio_length_is_refused_at_once(tmp_path):
 
 def test_stream_returning_short_reads_is_read_whole():
     content = random_content("encodec_48khz", 50_000)
-    assert_same_content(read_ecdc(OneByteAtATime(ecdc_bytes(content))), content)
+    assert_same_content(read_ecdc(Trickle(ecdc_bytes(content), 1)), content)
 
 
 GEOMETRY = dict(sample_rate=24_000, frame_rate=75, channels=1, normalize=False)
