@@ -7,6 +7,7 @@ which the benchmark scripts use too; tests import them from here (`from conftest
 from __future__ import annotations
 
 import io
+import math
 import sys
 from pathlib import Path
 
@@ -24,7 +25,26 @@ finally:
     sys.path.remove(_BENCHMARKS)
 
 __all__ = ["PRESETS", "import_original_encodec", "original_model", "randomize",  # what tests import from here
-           "transformers_model", "model_trio", "sample_codes", "peaked", "Trickle"]
+           "transformers_model", "model_trio", "sample_codes", "peaked", "Trickle",
+           "summation_order_tolerance", "probability_tolerance"]
+
+
+def summation_order_tolerance(magnitude: float, reduction: int, layers: int, compared: int) -> float:
+    """How far two float32 computations of the same values may differ when only the order of their
+    sums differs (batched against stepwise, one CPU kernel against another).
+
+    Each rounding error is at most half an ulp of the running sum; over a sum of `reduction` terms they
+    add like a random walk, about sqrt(reduction) * eps * magnitude, and the layers' errors add up.
+    The largest of `compared` such near-Gaussian differences lies about sqrt(2 ln compared) standard
+    deviations out. Nothing here depends on the CPU: the bound follows from the arithmetic alone."""
+    epsilon = torch.finfo(torch.float32).eps
+    return magnitude * epsilon * math.sqrt(reduction) * layers * math.sqrt(2 * math.log(max(compared, 2)))
+
+
+def probability_tolerance(logits: torch.Tensor, reduction: int, layers: int) -> float:
+    """`summation_order_tolerance` carried through a softmax: a change dz in the logits moves each
+    probability by p·(dz_i − Σ p_j dz_j), at most half of max |dz|."""
+    return 0.5 * summation_order_tolerance(logits.abs().max().item(), reduction, layers, logits.numel())
 
 
 class Trickle(io.RawIOBase):
