@@ -22,7 +22,7 @@ from encodec_fx.train.data import centre_segments, random_segments
 from encodec_fx.train.discriminator import (discriminator_hinge_loss, feature_matching_loss,
                                             generator_hinge_loss)
 from encodec_fx.train.losses import mel_filterbank, si_snr
-from encodec_fx.train.quantizer import CodebookTraining, update_codebook
+from encodec_fx.train.quantizer import CodebookTraining, initialise_codebook, update_codebook
 
 SAMPLE_RATE = 24_000
 
@@ -179,6 +179,30 @@ def test_dead_codes_move_to_batch_vectors_and_stay_there():
     total = codebook.cluster_size.sum()
     smoothed = (codebook.cluster_size + settings.epsilon) / (total + 64 * settings.epsilon) * total
     torch.testing.assert_close(codebook.embed_avg / smoothed[:, None], codebook.embed)
+
+
+@pytest.mark.parametrize("vectors_per_step", [16, 640])  # fewer than the codes (our batch of 8), and many more
+def test_a_batch_smaller_than_the_codebook_keeps_its_codes_alive(vectors_per_step):
+    """Codes used as often as an average code must not be declared dead, whatever the batch size. An
+    absolute threshold of 2 vectors a step (the reference's, for 4800 vectors over 1024 codes) made every
+    code dead at every step with fewer vectors than codes, which turned the codec into a low-pass."""
+    codebook = untrained_model(tiny_config()).quantizer.layers[0].codebook
+    generator, settings = torch.Generator().manual_seed(0), CodebookTraining()
+    centres = torch.randn(codebook.embed.shape[0], 16, generator=generator) * 4  # one cluster per code
+    initialise_codebook(codebook, centres, settings, generator)
+
+    def batch() -> torch.Tensor:
+        picks = torch.randint(0, len(centres), (vectors_per_step,), generator=generator)
+        return centres[picks] + 0.1 * torch.randn(vectors_per_step, 16, generator=generator)
+
+    for _ in range(300):  # three EMA time constants
+        vectors = batch()
+        update_codebook(codebook, vectors, codebook.encode(vectors), settings, generator)
+    before = codebook.embed.clone()
+    vectors = batch()
+    update_codebook(codebook, vectors, codebook.encode(vectors), settings, generator)
+    replaced = (codebook.embed - before).abs().amax(dim=1) > 1.0  # EMA steps move a code by ~0.01
+    assert replaced.float().mean() < 0.1, f"{int(replaced.sum())} of {len(replaced)} codes replaced in one step"
 
 
 # --- training ---------------------------------------------------------------------------------
