@@ -11,6 +11,10 @@ to the model's rate). SI-SNR is in dB (higher is better); the mel distance is th
 `MultiScaleMelLoss` (lower is better). PESQ (wide band, 16 kHz) and STOI are added for speech when the
 `pesq` and `pystoi` packages are importable (synthesised and recorded speech alike). Prints a markdown table of the means per group on
 standard output (progress and notes go to standard error), ready for `ship --metrics`.
+
+Then the spectral-balance gate (`encodec_fx.train.spectral_gate`) at each bandwidth: band energy out
+over in per octave on pink noise, a sine sweep and the first file of each group; `--gate 6` makes the
+exit status 1 when the model fails it at 6 kbps (the shipping rule: ±3 dB per octave, ±6 dB above 8 kHz).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from encodec_fx import DEFAULT_MODEL, EncodecModel
 from encodec_fx.audio_io import AUDIO_SUFFIXES, read_audio
 from encodec_fx.effects.resample import resample
 from encodec_fx.train.losses import MultiScaleMelLoss, si_snr
+from encodec_fx.train.spectral_gate import GateResult, spectral_gate
 
 GROUPS = {"speech": "speech", "voices": "voices", "music": "music", "recordings": "music", "mixtures": "mixtures"}
 SPEECH_GROUPS = ("speech", "voices")
@@ -125,6 +130,17 @@ def evaluate(files: list[Path], model: EncodecModel, bandwidths: list[float], op
     return results
 
 
+def gate(files: list[Path], model: EncodecModel, bandwidth: float) -> GateResult:
+    """The spectral gate at `bandwidth` on its synthetic signals and the first file of each group."""
+    rate = model.config.sampling_rate
+    firsts = {}
+    for path in files:
+        firsts.setdefault(group_of(path), path)
+    recordings = {f"{group} ({path.name})": read_audio(path, rate).mean(axis=0).astype(np.float32)
+                  for group, path in firsts.items()}
+    return spectral_gate(lambda audio: codec_round_trip(model, audio, bandwidth), rate, recordings)
+
+
 def markdown_table(results: Results) -> str:
     """One row per system, per group: mean SI-SNR and mel distance (and PESQ/STOI where computed)."""
     groups = [g for g in ("speech", "voices", "music", "mixtures") if any(key[1] == g for key in results)]
@@ -176,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bandwidths", type=float, nargs="*", help="default: all of the model's")
     parser.add_argument("--opus", type=float, nargs="*", default=[6.0, 12.0], help="Opus kbps (default 6 12)")
     parser.add_argument("--seconds", type=float, help="use only the first SECONDS of each file")
+    parser.add_argument("--gate", type=float, metavar="KBPS",
+                        help="exit with status 1 when the spectral gate fails at KBPS (e.g. 6 before shipping)")
     args = parser.parse_args(argv)
     if not Path(args.audio_dir).is_dir():
         parser.error(f"AUDIO_DIR {args.audio_dir} is not a folder")
@@ -194,7 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.model} on {args.audio_dir}" + (f", first {args.seconds:g} s of each file" if args.seconds else "")
           + ":\n")
     print(markdown_table(results))
-    return 0
+    failed = False
+    for bandwidth in sorted(set(bandwidths) | ({args.gate} if args.gate is not None else set())):
+        result = gate(files, model, bandwidth)
+        verdict = "passes" if result.passed else "fails"
+        print(f"\nSpectral balance at {bandwidth:g} kbps (dB, out over in; gate ±3 dB, ±6 dB above 8 kHz): "
+              f"{verdict}\n\n{result.table()}")
+        failed |= bandwidth == args.gate and not result.passed
+    return 1 if failed else 0
 
 
 def _importable(name: str) -> bool:
