@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from pedalboard.io import AudioFile
 
-from encodec_fx import EncodecModel
+from encodec_fx import EncodecModel, load_lm
+from encodec_fx.compress import compress_file, decompress_file
 from entropy.archive import ArchiveHeader, ArchiveReader
-from entropy.compress import compress_file, decompress_file
-from entropy.lm import EntropyLM, load_lm
+from entropy.lm import EntropyLM
 from entropy.portable_lm import PortableLM
 from entropy.train import lm_config_for
 
@@ -107,7 +107,9 @@ def main() -> None:
         model = EncodecModel.from_pretrained(args.model)
     else:
         model = random_model()
-    lm = load_lm(args.lm) if args.lm else EntropyLM(lm_config_for(model, "paper", intra_frame=False)).eval()
+    config = model.config
+    lm = load_lm(args.lm) if args.lm else EntropyLM(lm_config_for(
+        config.num_quantizers, config.codebook_size, config.frame_rate, "paper", intra_frame=False)).eval()
     with tempfile.TemporaryDirectory() as directory:
         directory = Path(directory)
         files = args.audio or [directory / "synthetic.wav"]

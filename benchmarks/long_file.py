@@ -6,7 +6,7 @@ Writes a synthetic 44.1 kHz stereo WAV of `--minutes` (and of each `--shorter` l
 folder, then runs, each in a fresh process so that its peak RSS is its own, on a 24 kHz model with
 random weights (full size, or `--num-filters 16` as the shipped default):
 
-* `compress`: `entropy.compress.compress_file` in raw mode at 6 kbps (random weights have no LM;
+* `compress`: `encodec_fx.compress.compress_file` in raw mode at 6 kbps (random weights have no LM;
   the coding mode costs little beside the codec), the stereo file coded as two streams of the mono
   model;
 * `effect`: `encodec_fx.effects.files.process_file` through an `EncodecCompressor` (encode and
@@ -56,7 +56,7 @@ def child(task: str, source: Path, threads: int, num_filters: int) -> None:
     model = random_model(EncodecConfig.encodec_24khz(num_filters=num_filters))
     start = time.perf_counter()
     if task == "compress":
-        from entropy.compress import compress_file
+        from encodec_fx.compress import compress_file
         compress_file(source, source.with_suffix(".ecfx"), model, bandwidth=6.0, mode="raw",
                       model_name="random-24khz", overwrite=True, progress=False)
     else:

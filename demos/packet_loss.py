@@ -22,7 +22,7 @@ import numpy as np
 from pedalboard.io import AudioFile
 
 from encodec_fx import EncodecModel
-from encodec_fx.atomic import replacing
+from entropy.atomic import replacing
 from encodec_fx.audio_io import check_destination, open_audio, write_options
 from encodec_fx.effects import Chain, EncodecDecoder, EncodecEncoder, PacketLoss, TokenSubstitution
 

@@ -1,10 +1,12 @@
 """encodec-fx: the EnCodec neural audio codec, exact with the reference models."""
 
 from .chunked import ChunkedDecoder, ChunkedEncoder
+from .compress import LostSegment, compress_file, decompress_file
 from .config import EncodecConfig
 from .effects import (BandwidthSchedule, Chain, CodebookTruncation, Codes, EncodecCompressor, EncodecDecoder,
                       EncodecEncoder, PacketLoss, TokenSubstitution)
 from .feature_extraction import EncodecFeatureExtractor
+from .lm import load_lm
 from .model import EncodecModel
 from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
 from .pretrained import DEFAULT_MODEL
@@ -27,9 +29,13 @@ __all__ = [
     "EncodecFeatureExtractor",
     "EncodecModel",
     "EncodecOutput",
+    "LostSegment",
     "PacketLoss",
     "StreamingDecoder",
     "StreamingEncoder",
     "TokenSubstitution",
+    "compress_file",
+    "decompress_file",
+    "load_lm",
     "round_trip_latency",
 ]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from pedalboard.io import AudioFile
 
-from .atomic import replacing
+from entropy.atomic import replacing
 
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
 

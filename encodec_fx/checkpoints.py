@@ -29,7 +29,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from .atomic import replacing
+from entropy.atomic import replacing
+
 from .config import CONFIG_NAME, EncodecConfig, model_directory
 from .feature_extraction import PREPROCESSOR_CONFIG_NAME, EncodecFeatureExtractor
 

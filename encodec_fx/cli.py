@@ -46,8 +46,8 @@ def load_codec(source: str | None, device: torch.device, named: str | None = Non
 
 def compress(args: argparse.Namespace) -> None:
     """Compress an audio file into a .ecfx archive."""
-    from entropy.compress import compress_file
-    from entropy.lm import load_lm
+    from .compress import compress_file
+    from .lm import load_lm
     model = load_codec(args.model, args.device)
     wants_lm = not args.no_lm and args.coding in (None, "lm")
     lm_name = (args.lm or default_lm(args.model)) if wants_lm else None  # a shipped codec's LM by default
@@ -64,8 +64,9 @@ def compress(args: argparse.Namespace) -> None:
 def decompress(args: argparse.Namespace) -> None:
     """Decode a .ecfx archive to an audio file with the original rate, channels and length."""
     from entropy.archive import ArchiveHeader, ArchiveReader
-    from entropy.compress import decompress_file
-    from entropy.lm import load_lm
+
+    from .compress import decompress_file
+    from .lm import load_lm
     with ArchiveReader(args.input) as reader:
         header = ArchiveHeader.from_dict(reader.header)  # a nonsensical header is refused here
     model = load_codec(args.model, args.device, header.codec["name"])
@@ -81,7 +82,7 @@ def decompress(args: argparse.Namespace) -> None:
 
 def info(args: argparse.Namespace) -> None:
     """Describe a .ecfx archive."""
-    from entropy.compress import describe_archive
+    from entropy.describe import describe_archive
     description = describe_archive(args.archive)
     if not description["complete"]:
         print(f"encodec-fx info: warning: the archive is cut short: {description['segments']} of "
@@ -160,11 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     command.add_argument("--json", action="store_true", help="print JSON")
     command.set_defaults(run=info)
 
-    from entropy import train
+    from .train import lm_tokens
     command = commands.add_parser("train-lm", help="train the entropy-coding LM on a folder of audio",
-                                  description=train.__doc__.split("\n\n")[0])
-    train.add_arguments(command)
-    command.set_defaults(run=train.run)
+                                  description=lm_tokens.__doc__.split("\n\n")[0])
+    lm_tokens.add_arguments(command)
+    command.set_defaults(run=lm_tokens.run)
 
     from .train import command as train_codec
     command = commands.add_parser("train-codec", help="train an EnCodec codec on a folder of audio",

@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .atomic import replacing
+from entropy.atomic import replacing
+
 from .validation import is_finite_number, is_integer
 
 CONFIG_NAME = "config.json"

@@ -17,7 +17,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from .atomic import replacing
+from entropy.atomic import replacing
+
 from .config import EncodecConfig, chunk_samples, model_directory, model_file
 from .validation import check_samples, check_sampling_rate, is_finite_number, is_integer
 

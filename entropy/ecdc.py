@@ -24,7 +24,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from encodec_fx.atomic import replacing
+from entropy.atomic import replacing
 from entropy.bitpack import MAX_BITS, pack_bits, packed_size, unpack_bits
 
 ECDC_MAGIC = b"ECDC"

@@ -18,8 +18,8 @@ bit-identical on every machine. `EntropyLM.forward` runs whole sequences for tra
 
 Parameter names follow the original `encodec.model.LMModel`, so its checkpoints load
 as they are (`load_original_lm`); our own weights travel as safetensors with the
-config in the file's metadata (`save_lm`, `load_lm`) and are identified, like the codec, by
-`encodec_fx.checkpoints.weights_sha256`.
+config in the file's metadata (`save_lm`, `load_lm`). Shipped LMs are found by name in
+`encodec_fx` (`encodec_fx.load_lm`), which this package never imports.
 """
 from __future__ import annotations
 
@@ -34,8 +34,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from encodec_fx.atomic import replacing
-from encodec_fx.pretrained import DEFAULT_MODEL, LM_SUFFIX, is_shipped_lm, shipped_lm_path
+from entropy.atomic import replacing
 
 
 @dataclass(frozen=True)
@@ -370,13 +369,11 @@ def read_lm_metadata(path: str | Path) -> dict:
     return json.loads(_file_metadata(path)[0].get("metadata", "{}"))
 
 
-def load_lm(source: str | Path) -> EntropyLM:
-    """An LM file written by `save_lm`, or a shipped LM by its archive name ("encodec-fx-24khz-lm");
-    the model comes back in eval mode."""
-    path = shipped_lm_path(source) if is_shipped_lm(source) else Path(source)
+def load_lm(path: str | Path) -> EntropyLM:
+    """An LM file written by `save_lm`, in eval mode."""
+    path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no LM file at {source}: pass an LM written by `encodec-fx train-lm`, or the "
-                                f"name of a shipped one such as {DEFAULT_MODEL}{LM_SUFFIX}")
+        raise FileNotFoundError(f"no LM file at {path}: pass an LM written by `encodec-fx train-lm`")
     metadata, state = _file_metadata(path, tensors=True)
     if "config" not in metadata:
         raise ValueError(f"{path} has no LM config in its safetensors metadata: it is not an LM file")

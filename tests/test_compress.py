@@ -14,6 +14,7 @@ import pytest
 import torch
 from pedalboard.io import AudioFile
 
+import encodec_fx
 from encodec_fx import DEFAULT_MODEL, EncodecConfig, EncodecModel
 from encodec_fx.cli import main
 from entropy.archive import ArchiveHeader, ArchiveReader, ArchiveWriter
@@ -153,7 +154,7 @@ def test_a_file_that_is_not_an_lm_is_refused_in_one_line(files, tmp_path, capsys
 
 
 def test_shipped_lm_loads_by_its_archive_name():
-    assert load_lm(f"{DEFAULT_MODEL}-lm").config.n_q == EncodecModel.from_pretrained(DEFAULT_MODEL).config.num_quantizers
+    assert encodec_fx.load_lm(f"{DEFAULT_MODEL}-lm").config.n_q == EncodecModel.from_pretrained(DEFAULT_MODEL).config.num_quantizers
 
 
 def flip_byte_in_segment(path, number):
@@ -262,7 +263,7 @@ def test_outputs_are_never_overwritten_without_force(files, tmp_path, capsys, mo
     archive = tmp_path / "o.ecfx"
     archive.write_bytes(b"keep me")
     with monkeypatch.context() as patch:  # refused before any audio is coded, not after
-        patch.setattr("entropy.compress.code_units", lambda *args: pytest.fail("coded before refusing"))
+        patch.setattr("encodec_fx.compress.code_units", lambda *args: pytest.fail("coded before refusing"))
         assert run("compress", files / "mono16k.flac", archive, "--model", files / "codec24") == 1
     assert "o.ecfx exists; pass --force to overwrite it" in capsys.readouterr().err
     assert archive.read_bytes() == b"keep me"
@@ -282,13 +283,13 @@ def test_compress_never_writes_over_its_input_nor_under_another_name(files, tmp_
 
 
 def test_the_python_api_checks_its_arguments_before_coding(files, tmp_path, monkeypatch):
-    from entropy.compress import compress_file, decompress_file
+    from encodec_fx.compress import compress_file, decompress_file
     model = EncodecModel.from_pretrained(files / "codec24")
     source, archive = files / "mono24k.wav", tmp_path / "p.ecfx"
     header = compress_file(source, archive, model, bandwidth=np.float32(3.0), model_name=files / "codec24",
                            progress=False)  # a numpy bandwidth met the header's JSON; a Path name its check
     assert header.bandwidth == 3.0 and type(header.bandwidth) is float and header.codec["name"] == str(files / "codec24")
-    monkeypatch.setattr("entropy.compress.code_units", lambda *args: pytest.fail("coded before refusing"))
+    monkeypatch.setattr("encodec_fx.compress.code_units", lambda *args: pytest.fail("coded before refusing"))
     small_lm = EntropyLM(LMConfig(n_q=2, dim=8, num_heads=2, num_layers=1))
     for arguments, error, message in [
         ({"model": "codec24"}, TypeError, "model must be an EncodecModel"),
@@ -307,13 +308,13 @@ def test_a_decompression_that_fails_midway_leaves_the_old_output_and_no_temporar
     archive, output = tmp_path / "m.ecfx", tmp_path / "m.wav"
     assert run("compress", files / "mono24k.wav", archive, "--model", files / "codec24") == 0
     output.write_bytes(b"old audio")
-    real = __import__("entropy.compress", fromlist=["decode_audio"]).decode_audio
+    real = __import__("encodec_fx.compress", fromlist=["decode_audio"]).decode_audio
 
     def fail_after_a_block(*args):
         blocks = real(*args)
         yield next(blocks)
         raise KeyboardInterrupt
-    monkeypatch.setattr("entropy.compress.decode_audio", fail_after_a_block)
+    monkeypatch.setattr("encodec_fx.compress.decode_audio", fail_after_a_block)
     assert run("decompress", archive, output, "--model", files / "codec24", "--force") == 130
     assert output.read_bytes() == b"old audio"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["m.ecfx", "m.wav"]
@@ -361,8 +362,7 @@ def test_a_file_too_short_for_the_models_rate(files, tmp_path, capsys, samples, 
 
 def test_auto_coding_with_an_lm_keeps_the_smallest_archive(files, tmp_path):
     """The LM is not always smallest: on steady tones static coding won by 11 % (shipped LM, 6 kbps)."""
-    from entropy.compress import compress_file
-    from entropy.lm import load_lm
+    from encodec_fx.compress import compress_file
     from encodec_fx.pretrained import default_lm, shipped_lm_path
     tones = tmp_path / "tones.wav"
     time = np.arange(11 * 24_000) / 24_000
@@ -385,7 +385,7 @@ def test_auto_coding_with_an_lm_keeps_the_smallest_archive(files, tmp_path):
 
 
 def test_auto_coding_picks_the_smaller_of_static_and_raw(files, tmp_path):
-    from entropy.compress import compress_file
+    from encodec_fx.compress import compress_file
     quiet = tmp_path / "quiet.wav"  # 20 s of near-silence: few distinct codes, the table pays for itself
     with AudioFile(str(quiet), "w", samplerate=24_000, num_channels=1) as file:
         file.write(np.full((1, 20 * 24_000), 1e-4, dtype=np.float32))

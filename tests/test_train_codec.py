@@ -375,7 +375,7 @@ def test_an_interrupted_save_resumes_from_one_whole_checkpoint(tmp_path, monkeyp
             raise KeyboardInterrupt
         replace(source, destination)
     with monkeypatch.context() as patch:  # the new model is in place, the old state not yet replaced
-        patch.setattr("encodec_fx.atomic.os.replace", replace_but_the_state)
+        patch.setattr("entropy.atomic.os.replace", replace_but_the_state)
         with pytest.raises(KeyboardInterrupt):
             save_checkpoint(trainer, run, {})
         assert (run / "model").is_dir() and (run / ".model.previous").is_dir()

@@ -8,10 +8,10 @@ from pedalboard.io import AudioFile
 
 from encodec_fx import EncodecConfig, EncodecModel
 from encodec_fx.checkpoints import weights_sha256
-from entropy.lm import load_lm, read_lm_metadata
-from encodec_fx.cli import main
 from encodec_fx.audio_io import audio_files
-from entropy.train import encode_file
+from encodec_fx.cli import main
+from encodec_fx.train.lm_tokens import encode_file
+from entropy.lm import load_lm, read_lm_metadata
 
 from conftest import randomize
 
@@ -75,13 +75,13 @@ def test_missing_folder_and_empty_folder(tmp_path):
     ("held_out_percent", 101, "held_out_percent must be from 0 to 100, got 101"),
 ])
 def test_training_settings_out_of_range_are_refused(setting, value, message):
-    from entropy.train import LMTrainingConfig
+    from entropy.train_settings import LMTrainingConfig
     with pytest.raises(ValueError, match=message):
         LMTrainingConfig(**{setting: value})
 
 
 def test_cli_refuses_a_bad_setting_before_encoding_anything(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr("entropy.train.encode_file", lambda *args: pytest.fail("encoded before refusing"))
+    monkeypatch.setattr("encodec_fx.train.lm_tokens.encode_file", lambda *args: pytest.fail("encoded before refusing"))
     assert main(["train-lm", str(tmp_path), str(tmp_path / "lm.safetensors"), "--model", "encodec-fx-24khz",
                  "--steps", "0"]) == 1
     assert "steps must be positive, got 0" in capsys.readouterr().err
@@ -90,7 +90,7 @@ def test_cli_refuses_a_bad_setting_before_encoding_anything(tmp_path, capsys, mo
 
 def test_cli_refuses_an_output_folder_that_does_not_exist_before_encoding_anything(tmp_path, capsys, monkeypatch):
     """Checked first: the LM is written only after all the training steps."""
-    monkeypatch.setattr("entropy.train.encode_file", lambda *args: pytest.fail("encoded before refusing"))
+    monkeypatch.setattr("encodec_fx.train.lm_tokens.encode_file", lambda *args: pytest.fail("encoded before refusing"))
     output = tmp_path / "missing" / "lm.safetensors"
     assert main(["train-lm", str(tmp_path), str(output), "--model", "encodec-fx-24khz"]) == 1
     assert f"cannot write {output}: there is no folder {output.parent}" in capsys.readouterr().err
@@ -105,6 +105,6 @@ def test_a_stereo_codec_refuses_a_file_of_more_channels_before_encoding_anything
     for name, channels in [("a.wav", 2), ("b.wav", 3)]:
         with AudioFile(str(audio / name), "w", samplerate=48_000, num_channels=channels) as file:
             file.write(np.zeros((channels, 4800), np.float32))
-    monkeypatch.setattr("entropy.train.encode_file", lambda *args: pytest.fail("encoded before refusing"))
+    monkeypatch.setattr("encodec_fx.train.lm_tokens.encode_file", lambda *args: pytest.fail("encoded before refusing"))
     assert main(["train-lm", str(audio), str(tmp_path / "lm.safetensors"), "--model", str(codec)]) == 1
     assert f"{audio / 'b.wav'} has 3 channels; this stereo codec codes 1 or 2" in capsys.readouterr().err

@@ -17,7 +17,8 @@ import pedalboard
 from pedalboard.io import AudioFile
 from tqdm import tqdm
 
-from ..atomic import replacing
+from entropy.atomic import replacing
+
 from ..audio_io import AUDIO_SUFFIXES, check_destination, open_audio, write_options
 from ..validation import is_integer
 from .chain import Chain

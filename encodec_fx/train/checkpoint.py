@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import replacing
+from entropy.atomic import replacing
+
 from ..checkpoints import unreadable_reason, weights_sha256
 from ..model import EncodecModel
 from .trainer import CodecTrainer

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import torch
 
-from ..atomic import replacing
+from entropy.atomic import replacing
+
 from ..checkpoints import load_state
 from ..config import EncodecConfig
 from ..model import EncodecModel

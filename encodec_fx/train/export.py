@@ -11,7 +11,8 @@ from pathlib import Path
 
 from safetensors.torch import save_file
 
-from ..atomic import replacing
+from entropy.atomic import replacing
+
 from ..checkpoints import TRAINING_STATISTICS, to_hub_keys
 from ..model import EncodecModel
 

@@ -10,6 +10,8 @@ whichever mode's archive comes out smallest.
 
 Channels: a mono model codes each channel of the input as its own stream; a stereo model codes a
 mono input duplicated (and decodes it back to mono) and refuses more than two channels.
+
+Describing an archive needs none of this: `entropy.describe.describe_archive` reads its header alone.
 """
 
 from __future__ import annotations
@@ -26,19 +28,19 @@ import torch
 from pedalboard.io import AudioFile, StreamResampler
 from tqdm import tqdm
 
-from encodec_fx.atomic import replacing
-from encodec_fx.audio_io import AUDIO_SUFFIXES, check_destination, open_audio, resampled
-from encodec_fx.channels import from_model_channels, to_model_channels
-from encodec_fx.checkpoints import weights_sha256
-from encodec_fx.chunked import ChunkedDecoder, ChunkedEncoder
-from encodec_fx.model import EncodecModel
-from encodec_fx.streaming import StreamingDecoder, StreamingEncoder
-from encodec_fx.validation import as_number
+from entropy.archive import ARCHIVE_SUFFIX, ArchiveHeader, ArchiveReader, ArchiveWriter, Segment, Unit
+from entropy.atomic import replacing
+from entropy.coding import CODING_MODES, StaticModel, decode_many, encode_many
+from entropy.lm import EntropyLM
+from entropy.portable_lm import PortableLM
 
-from .archive import ARCHIVE_SUFFIX, ArchiveHeader, ArchiveReader, ArchiveWriter, Segment, Unit
-from .coding import CODING_MODES, StaticModel, decode_many, encode_many
-from .lm import EntropyLM
-from .portable_lm import PortableLM
+from .audio_io import AUDIO_SUFFIXES, check_destination, open_audio, resampled
+from .channels import from_model_channels, to_model_channels
+from .checkpoints import weights_sha256
+from .chunked import ChunkedDecoder, ChunkedEncoder
+from .model import EncodecModel
+from .streaming import StreamingDecoder, StreamingEncoder
+from .validation import as_number
 
 SEGMENT_SECONDS = 5.0
 LM_GROUP_ROWS = 32
@@ -86,7 +88,7 @@ def check_modules(model: object, lm: object, model_optional: bool = False) -> No
         raise TypeError(f"model must be an EncodecModel (EncodecModel.from_pretrained(name or path)), "
                         f"got {type(model).__name__}")
     if lm is not None and not isinstance(lm, EntropyLM):
-        raise TypeError(f"lm must be an EntropyLM (entropy.load_lm(name or path)) or None, got {type(lm).__name__}")
+        raise TypeError(f"lm must be an EntropyLM (encodec_fx.load_lm(name or path)) or None, got {type(lm).__name__}")
 
 
 def check_fits(header: ArchiveHeader, model: EncodecModel) -> None:
@@ -446,25 +448,6 @@ class _AudioSink:
                 self._files.__exit__(type(failure), failure, failure.__traceback__)
                 raise
         self._files.__exit__(kind, error, traceback)
-
-
-# --- description ---------------------------------------------------------------------------------
-
-
-def describe_archive(source: str | os.PathLike) -> dict:
-    """What an archive holds, for `encodec-fx info`."""
-    size = Path(source).stat().st_size
-    with ArchiveReader(source) as reader:
-        header = ArchiveHeader.from_dict(reader.header)
-        segments, truncated = len(reader), reader.truncated
-    seconds = header.audio_length / header.sample_rate
-    expected = header.segments
-    return {"codec": header.codec, "lm": header.lm, "coding_mode": header.coding_mode,
-            "sample_rate": header.sample_rate, "channels": header.channels, "audio_length": header.audio_length,
-            "duration_seconds": round(seconds, 3), "model_sample_rate": header.model_sample_rate,
-            "bandwidth_kbps": header.bandwidth, "n_q": header.n_q, "segments": segments,
-            "segments_expected": expected, "complete": not truncated and segments == expected, "bytes": size,
-            "kbps": round(size * 8 / seconds / 1000, 3)}
 
 
 @contextmanager
