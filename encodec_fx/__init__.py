@@ -1,41 +1,20 @@
-"""encodec-fx: the EnCodec neural audio codec, exact with the reference models."""
+"""encodec-fx: the EnCodec neural audio codec, exact with the reference models.
 
-from .chunked import ChunkedDecoder, ChunkedEncoder
-from .compress import LostSegment, compress_file, decompress_file
-from .config import EncodecConfig
-from .effects import (BandwidthSchedule, Chain, CodebookTruncation, Codes, EncodecCompressor, EncodecDecoder,
-                      EncodecEncoder, PacketLoss, TokenSubstitution)
-from .feature_extraction import EncodecFeatureExtractor
-from .lm import load_lm
-from .model import EncodecModel
-from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
-from .pretrained import DEFAULT_MODEL
-from .streaming import StreamingDecoder, StreamingEncoder, round_trip_latency
+Public names are imported on first use, so that the command line can answer `--help` and `info`
+without importing torch."""
 
-__all__ = [
-    "BandwidthSchedule",
-    "Chain",
-    "ChunkedDecoder",
-    "ChunkedEncoder",
-    "CodebookTruncation",
-    "Codes",
-    "DEFAULT_MODEL",
-    "EncodecCompressor",
-    "EncodecConfig",
-    "EncodecDecoder",
-    "EncodecDecoderOutput",
-    "EncodecEncoder",
-    "EncodecEncoderOutput",
-    "EncodecFeatureExtractor",
-    "EncodecModel",
-    "EncodecOutput",
-    "LostSegment",
-    "PacketLoss",
-    "StreamingDecoder",
-    "StreamingEncoder",
-    "TokenSubstitution",
-    "compress_file",
-    "decompress_file",
-    "load_lm",
-    "round_trip_latency",
-]
+from entropy.lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    ".chunked": ("ChunkedDecoder", "ChunkedEncoder"),
+    ".compress": ("LostSegment", "compress_file", "decompress_file"),
+    ".config": ("EncodecConfig",),
+    ".effects": ("BandwidthSchedule", "Chain", "CodebookTruncation", "Codes", "EncodecCompressor", "EncodecDecoder",
+                 "EncodecEncoder", "PacketLoss", "TokenSubstitution"),
+    ".feature_extraction": ("EncodecFeatureExtractor",),
+    ".lm": ("load_lm",),
+    ".model": ("EncodecModel",),
+    ".outputs": ("EncodecDecoderOutput", "EncodecEncoderOutput", "EncodecOutput"),
+    ".pretrained": ("DEFAULT_MODEL",),
+    ".streaming": ("StreamingDecoder", "StreamingEncoder", "round_trip_latency"),
+})

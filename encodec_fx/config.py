@@ -12,7 +12,7 @@ from pathlib import Path
 
 from entropy.atomic import replacing
 
-from .validation import is_finite_number, is_integer
+from .number_checks import is_finite_number, is_integer
 
 CONFIG_NAME = "config.json"
 POSITIVE_INTS = ("sampling_rate", "audio_channels", "hidden_size", "num_filters", "num_residual_layers",

@@ -1,17 +1,24 @@
 """The device a model runs on, named by the user and checked where it is given, so that a typo or a
-missing GPU is a one-line error before any work starts rather than a traceback deep inside torch."""
+missing GPU is a one-line error before any work starts rather than a traceback deep inside torch.
+
+torch is imported only where a device is resolved: the command line declares `--device` (and `--help`
+shows it) without importing torch."""
 
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:
+    import torch
 
 ACCEPTED = "cpu, cuda, cuda:N or mps"
+GPU_IF_PRESENT = "cuda if present"  # a default that `device_argument` resolves to `gpu_if_present()`
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """`device` as a `torch.device` that this machine has."""
+    import torch
     try:
         resolved = torch.device(device)
     except (RuntimeError, TypeError):
@@ -37,16 +44,18 @@ def resolve_device(device: str | torch.device) -> torch.device:
 def device_argument(text: str) -> torch.device:
     """`resolve_device` as an argparse type: a bad device is a usage error that names the accepted ones."""
     try:
-        return resolve_device(text)
+        return resolve_device(gpu_if_present() if text == GPU_IF_PRESENT else text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def add_device_argument(parser: argparse.ArgumentParser, default: str, default_text: str) -> None:
+    """`--device`, resolved when the command line is parsed; `default` may be GPU_IF_PRESENT."""
     parser.add_argument("--device", type=device_argument, default=default,
                         help=f"where the model runs: {ACCEPTED} (default: {default_text})")
 
 
 def gpu_if_present() -> str:
     """The default where a GPU helps most (training, GPU benchmarks): cuda when there is one."""
+    import torch
     return "cuda" if torch.cuda.is_available() else "cpu"

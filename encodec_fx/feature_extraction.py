@@ -20,7 +20,8 @@ import torch
 from entropy.atomic import replacing
 
 from .config import EncodecConfig, chunk_samples, model_directory, model_file
-from .validation import check_samples, check_sampling_rate, is_finite_number, is_integer
+from .number_checks import is_finite_number, is_integer
+from .validation import check_samples, check_sampling_rate
 
 PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"
 

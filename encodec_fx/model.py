@@ -19,11 +19,11 @@ from torch.nn import functional as F
 from .config import EncodecConfig
 from .devices import resolve_device
 from .fast_path import FastPath
+from .number_checks import is_finite_number, is_integer
 from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
 from .quantizer import ResidualVectorQuantizer
 from .seanet import Decoder, Encoder
-from .validation import (as_number, check_codes, check_samples, check_sampling_rate, check_scale, is_finite_number,
-                         is_integer, tensor_of)
+from .validation import as_number, check_codes, check_samples, check_sampling_rate, check_scale, tensor_of
 
 
 class EncodecModel(nn.Module):

@@ -20,8 +20,9 @@ import torch
 
 from .config import EncodecConfig
 from .model import EncodecModel
+from .number_checks import is_integer
 from .streaming_layers import StreamingLayers
-from .validation import check_codes, check_samples, is_integer
+from .validation import check_codes, check_samples
 
 # Code frames (or their audio, at the encoder) that go through the layers in one pass; longer pushes
 # are split. A pass holds every layer's intermediate tensors, about 0.5 MB a frame per stream with 16

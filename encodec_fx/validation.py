@@ -1,28 +1,15 @@
-"""Checks on user input, shared by the model, the feature extractor, the config, the effects and
-the training recipes, so each bad input gets one clear message naming what is wrong and what is
-accepted."""
+"""Checks on user input: audio, codes and scales, shared by the model, the feature extractor, the
+streaming and chunked coders and file compression, so each bad input gets one clear message naming what
+is wrong and what is accepted. Checks on plain numbers and settings are in `number_checks`."""
 
 from __future__ import annotations
 
 import math
-import numbers
 import sys
 import warnings
 
 import numpy as np
 import torch
-
-
-def is_integer(value: object) -> bool:
-    """An integer of any kind (numpy's too), but not a bool."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
-
-
-def is_finite_number(value: object) -> bool:
-    """A finite real number of any kind, but not a bool (an int of any size is finite, though
-    math.isfinite(10**400) overflows)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and (
-        isinstance(value, numbers.Integral) or math.isfinite(value))
 
 
 def as_number(value: object) -> object:
@@ -112,19 +99,3 @@ def check_scale(scale: object, batch: int, what: str) -> torch.Tensor:
         raise ValueError(f"{what} is {shape}; expected the finite, positive float tensor (batch, 1) = ({batch}, 1) "
                          "that encode returned")
     return scale
-
-
-def check_settings(settings: object, *, positive: tuple[str, ...] = (), non_negative: tuple[str, ...] = (),
-                   fractions: tuple[str, ...] = (), percents: tuple[str, ...] = ()) -> None:
-    """A training recipe's numbers where they make sense: finite (an infinite learning rate or weight
-    trains to NaN), and positive (steps, sizes, rates), non-negative, fractions from 0 to 1 or
-    percents from 0 to 100."""
-    rules = [(positive, lambda v: v > 0, "positive"), (non_negative, lambda v: v >= 0, "at least 0"),
-             (fractions, lambda v: 0 <= v <= 1, "from 0 to 1"), (percents, lambda v: 0 <= v <= 100, "from 0 to 100")]
-    for names, valid, accepted in rules:
-        for name in names:
-            value = getattr(settings, name)
-            if not is_finite_number(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-            if not valid(value):
-                raise ValueError(f"{name} must be {accepted}, got {value!r}")

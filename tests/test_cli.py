@@ -5,8 +5,10 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
+from pedalboard.io import AudioFile
 
 from encodec_fx import EncodecModel
 from encodec_fx.cli import main
@@ -54,3 +56,32 @@ def test_an_unforeseen_failure_is_one_line_that_says_how_to_see_the_traceback(tm
     monkeypatch.setenv("ENCODEC_FX_TRACEBACK", "1")
     with pytest.raises(RuntimeError, match="More samples"):
         main(arguments)
+
+
+NO_TORCH_PROBE = """
+import sys
+from encodec_fx.cli import main
+for arguments in {commands!r}:
+    try:
+        assert main(arguments) == 0, arguments
+    except SystemExit as exit:  # --help
+        assert exit.code == 0, (arguments, exit.code)
+print(sorted(module for module in sys.modules if module.partition(".")[0] == "torch"))
+"""
+
+
+def test_help_and_info_answer_without_importing_torch(tmp_path):
+    """Torch takes seconds to import: the parser and `info` (which reads the header alone) do without it."""
+    from encodec_fx import EncodecConfig, compress_file
+    audio, archive = tmp_path / "tone.wav", tmp_path / "tone.ecfx"
+    with AudioFile(str(audio), "w", samplerate=24_000, num_channels=1) as file:
+        file.write((0.3 * np.sin(np.arange(12_000) / 10))[None].astype(np.float32))
+    compress_file(audio, archive, EncodecModel(EncodecConfig(num_filters=4)), bandwidth=1.5, model_name="tiny",
+                  mode="raw", progress=False)
+    commands = [["--help"], *([command, "--help"] for command in
+                              ("convert", "compress", "decompress", "fx", "info", "train-lm", "train-codec")),
+                ["info", str(archive)], ["info", str(archive), "--json"]]
+    result = subprocess.run([sys.executable, "-c", NO_TORCH_PROBE.format(commands=commands)], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+    assert '"coding_mode": "raw"' in result.stdout and result.stdout.splitlines()[-1] == "[]"

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from entropy.atomic import replacing
 
 from ..audio_io import AUDIO_SUFFIXES, check_destination, open_audio, write_options
-from ..validation import is_integer
+from ..number_checks import is_integer
 from .chain import Chain
 from .protocol import AUDIO, Effect
 

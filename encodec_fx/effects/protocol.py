@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..validation import is_finite_number, is_integer
+from ..number_checks import is_finite_number, is_integer
 
 AUDIO = "audio"
 CODES = "codes"

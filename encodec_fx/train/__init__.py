@@ -1,13 +1,17 @@
-"""Training the EnCodec codec (paper recipe): losses, MS-STFT discriminator, balancer, EMA quantiser."""
+"""Training the EnCodec codec (paper recipe): losses, MS-STFT discriminator, balancer, EMA quantiser.
 
-from .balancer import Balancer
-from .checkpoint import load_checkpoint, save_checkpoint
-from .discriminator import MultiScaleSTFTDiscriminator
-from .export import export_generator, load_exported
-from .losses import MultiScaleMelLoss, si_snr
-from .quantizer import CodebookTraining, quantize_for_training, reset_codebooks
-from .trainer import CodecTrainer, TrainingConfig, untrained_model
+Public names are imported on first use: the command line reads the recipe's settings
+(`encodec_fx.train.settings`) without importing torch."""
 
-__all__ = ["Balancer", "CodebookTraining", "CodecTrainer", "MultiScaleMelLoss", "MultiScaleSTFTDiscriminator",
-           "TrainingConfig", "export_generator", "load_checkpoint", "load_exported", "quantize_for_training",
-           "reset_codebooks", "save_checkpoint", "si_snr", "untrained_model"]
+from entropy.lazy import lazy_exports
+
+__all__, __getattr__, __dir__ = lazy_exports(__name__, {
+    ".balancer": ("Balancer",),
+    ".checkpoint": ("load_checkpoint", "save_checkpoint"),
+    ".discriminator": ("MultiScaleSTFTDiscriminator",),
+    ".export": ("export_generator", "load_exported"),
+    ".losses": ("MultiScaleMelLoss", "si_snr"),
+    ".quantizer": ("CodebookTraining", "quantize_for_training", "reset_codebooks"),
+    ".settings": ("TrainingConfig",),
+    ".trainer": ("CodecTrainer", "untrained_model"),
+})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-PAPER_WEIGHTS = {"time": 0.1, "mel": 1.0, "adversarial": 3.0, "feature": 3.0}
+from .settings import PAPER_WEIGHTS
 
 
 class Balancer:

@@ -31,13 +31,12 @@ from ..config import EncodecConfig
 from .checkpoint import (STATE_FILE, STATE_KIND, damaged, has_checkpoint, load_checkpoint, make_run_dir, restore,
                          save_checkpoint)
 from ..audio_io import audio_files, is_held_out
-from ..devices import add_device_argument, gpu_if_present
 from .data import centre_segments, load_clip, random_segments
 from .export import export_generator
-from .trainer import CodecTrainer, TrainingConfig, untrained_model
+from .settings import DEFAULT_NUM_FILTERS, TrainingConfig
+from .trainer import CodecTrainer, untrained_model
 
 EXPORT_NAME = "generator-fp16.safetensors"
-DEFAULT_NUM_FILTERS = 32
 FIXED_ON_RESUME = {"num_filters": "the codec's weights have that size",  # setting → why it cannot change
                    "discriminator_filters": "the discriminator's weights have that size",
                    "seed": "the random generators continue from the checkpoint"}
@@ -75,23 +74,6 @@ def check_finite(losses: dict[str, float], step: int, run_dir: Path, saved: int 
                          f"{kept}")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = TrainingConfig()
-    parser.add_argument("audio_dir", help="folder of audio files (searched recursively)")
-    parser.add_argument("run_dir", help="folder for checkpoints and the final export")
-    parser.add_argument("--num-filters", type=int, default=None,
-                        help=f"model width (default {DEFAULT_NUM_FILTERS}, or the checkpoint's on --resume)")
-    for name, value in asdict(defaults).items():  # absent unless given: --resume keeps the run's own
-        if not isinstance(value, dict):
-            parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=argparse.SUPPRESS,
-                                help=f"default {value:g}, or the checkpoint's on --resume")
-    parser.add_argument("--validation-dir", default=None,
-                        help="folder of validation audio (e.g. a corpus's validation/); then every file of "
-                             "AUDIO_DIR trains and --held-out-percent is unused")
-    parser.add_argument("--resume", action="store_true", help="continue the checkpoint in RUN_DIR")
-    add_device_argument(parser, gpu_if_present(), "cuda when there is a GPU, else cpu")
-
-
 def resumed_config(saved: dict, given: dict, source: Path) -> TrainingConfig:
     """The run's saved settings (from `source`), with the options given on the command line instead (each
     change printed), so that resuming never swaps the recipe for the defaults. Settings whose change
@@ -116,6 +98,7 @@ def check_unchanged(name: str, given: object, run_value: object) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    """The `train-codec` command, its options as `encodec_fx.cli.training` declares them."""
     run_dir = Path(args.run_dir)
     if args.num_filters is not None and args.num_filters < 1:
         raise ValueError(f"--num-filters must be a positive number of filters (e.g. {DEFAULT_NUM_FILTERS}), "

@@ -33,7 +33,8 @@ from ..model import EncodecModel
 from .checkpoint import (CONTENT_ERRORS, damaged, has_checkpoint, load_checkpoint, make_run_dir, read_state,
                          save_checkpoint)
 from .quantizer import CodebookTraining
-from .trainer import CodecTrainer, TrainingConfig
+from .settings import TrainingConfig
+from .trainer import CodecTrainer
 
 FORMAT = "encodec-fx compact resume checkpoint 1"
 KIND = f"a compact resume checkpoint ({FORMAT})"

@@ -24,7 +24,6 @@ from entropy.train_settings import LMTrainingConfig
 from ..audio_io import audio_files, check_destination, is_held_out, open_audio, read_audio
 from ..channels import to_model_channels
 from ..checkpoints import weights_sha256
-from ..devices import add_device_argument, gpu_if_present
 from ..model import EncodecModel
 
 
@@ -44,24 +43,8 @@ def encode_file(model: EncodecModel, path: Path) -> list[np.ndarray]:
     return [sequence.numpy().astype(np.int16) for sequence in codes]
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = LMTrainingConfig()
-    parser.add_argument("audio_dir", help="folder of audio files (searched recursively)")
-    parser.add_argument("output", help="where to write the LM (.safetensors)")
-    parser.add_argument("--model", required=True, help="the codec: model directory, checkpoint or hub id")
-    parser.add_argument("--size", choices=["paper", "small"], default="paper",
-                        help="paper: 5 layers, dim 200 (default); small: 2 layers, dim 64")
-    parser.add_argument("--intra-frame", action=argparse.BooleanOptionalAction, default=True,
-                        help="heads also see the frame's coarser codes (default; --no-intra-frame: "
-                             "the paper's LM, which predicts a frame's codebooks independently)")
-    for name, value in asdict(defaults).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
-    add_device_argument(parser, gpu_if_present(), "cuda when there is a GPU, else cpu")
-    parser.add_argument("--force", action="store_true", help="overwrite an existing output file")
-
-
 def run(args: argparse.Namespace) -> None:
-    """The `train-lm` command, its options as `add_arguments` declares them."""
+    """The `train-lm` command, its options as `encodec_fx.cli.training` declares them."""
     output = check_destination(args.output, args.force)
     config = LMTrainingConfig(**{name: getattr(args, name) for name in asdict(LMTrainingConfig())})
     torch.manual_seed(config.seed)

@@ -28,7 +28,7 @@ from .. import pretrained
 from ..checkpoints import weights_sha256
 from ..feature_extraction import EncodecFeatureExtractor
 from ..model import EncodecModel
-from ..validation import is_finite_number
+from ..number_checks import is_finite_number
 from .checkpoint import MODEL_DIR, STATE_FILE, has_checkpoint, load_checkpoint
 from .command import EXPORT_NAME
 from .export import export_generator, load_exported

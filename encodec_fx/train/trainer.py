@@ -14,7 +14,6 @@ the trainer owns and checkpoints, so a resumed run continues exactly as an unint
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
 
 import numpy as np
 import torch
@@ -24,51 +23,15 @@ from torch.nn.utils import parametrize
 
 from ..config import EncodecConfig
 from ..model import EncodecModel
-from ..validation import check_settings
-from .balancer import PAPER_WEIGHTS, Balancer
+from .balancer import Balancer
 from .discriminator import (MultiScaleSTFTDiscriminator, discriminator_hinge_loss, feature_matching_loss,
                             generator_hinge_loss)
 from .losses import MultiScaleMelLoss, si_snr
 from .quantizer import CodebookTraining, TrainingQuantization, quantize_for_training, reset_codebooks
-
-
-@dataclass
-class TrainingConfig:
-    steps: int = 300_000
-    batch_size: int = 8
-    segment_seconds: float = 1.0
-    learning_rate: float = 3e-4
-    discriminator_filters: int = 32
-    discriminator_update_probability: float = 2 / 3
-    adversarial_start: int = 0  # steps of reconstruction-only warm-up (time + mel) before the GAN joins
-    commitment_weight: float = 1.0
-    held_out_percent: int = 10
-    eval_every: int = 1000
-    checkpoint_every: int = 5000
-    seed: int = 0
-    loss_weights: dict[str, float] = field(default_factory=lambda: dict(PAPER_WEIGHTS))
-
-    def __post_init__(self) -> None:
-        check_settings(self, positive=("steps", "batch_size", "segment_seconds", "learning_rate",
-                                       "discriminator_filters", "eval_every", "checkpoint_every"),
-                       non_negative=("adversarial_start", "commitment_weight", "seed"),
-                       fractions=("discriminator_update_probability",), percents=("held_out_percent",))
-        if self.seed >= SEED_LIMIT:  # numpy takes any size, torch's generators 64 bits
-            raise ValueError(f"seed must be below 2**64 = {SEED_LIMIT}, got {self.seed}")
-
-    @classmethod
-    def from_settings(cls, settings: dict) -> TrainingConfig:
-        """The config a checkpoint saved (`asdict`). A setting this version does not know (a newer
-        version's, or a damaged file's) is refused by name, not left to fail as a TypeError."""
-        known = [setting.name for setting in fields(cls)]
-        unknown = [str(name) for name in settings if name not in known]
-        if unknown:
-            raise ValueError(f"settings unknown to this version: {', '.join(unknown)} (it knows {', '.join(known)})")
-        return cls(**settings)
+from .settings import TrainingConfig
 
 
 ADAM_BETAS = (0.5, 0.9)
-SEED_LIMIT = 2**64
 
 
 def untrained_model(config: EncodecConfig) -> EncodecModel:

@@ -1,0 +1,44 @@
+"""The `encodec-fx` command line. Errors are one line on stderr and a non-zero exit status, unexpected
+ones too (ENCODEC_FX_TRACEBACK=1 shows their traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import archive, codec, fx, training
+
+TRACEBACK_VARIABLE = "ENCODEC_FX_TRACEBACK"
+COMMANDS = (codec.add_convert, archive.add_compress, archive.add_decompress, fx.add_fx, archive.add_info,
+            training.add_train_lm, training.add_train_codec)  # in the order `--help` lists them
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command's options. Building them imports no torch (each command imports the codec, LM or
+    trainer only when it runs), so `--help` and `info` answer at once."""
+    parser = argparse.ArgumentParser(prog="encodec-fx", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in COMMANDS:
+        add(commands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (OSError, ValueError) as error:
+        print(f"encodec-fx {args.command}: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"encodec-fx {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # a failure no check foresaw: still one line, and the way to the whole story
+        if os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
+            raise
+        reason = (str(error).strip().splitlines() or [""])[0]
+        print(f"encodec-fx {args.command}: error: unexpected {type(error).__name__}: {reason} (rerun with "
+              f"{TRACEBACK_VARIABLE}=1 for the traceback, and please report it)", file=sys.stderr)
+        return 1
+    return 0

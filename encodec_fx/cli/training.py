@@ -1,0 +1,63 @@
+"""`encodec-fx train-lm` and `train-codec`: their options come from the recipes' settings, which need
+no torch; the trainers are imported when a command runs."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import asdict
+
+from entropy.train_settings import LMTrainingConfig
+
+from ..devices import GPU_IF_PRESENT, add_device_argument
+from ..train.settings import DEFAULT_NUM_FILTERS, TrainingConfig
+
+GPU_IF_PRESENT_TEXT = "cuda when there is a GPU, else cpu"
+
+
+def train_lm(args: argparse.Namespace) -> None:
+    """Train the entropy-coding LM on a codec's tokens of a folder of audio."""
+    from ..train.lm_tokens import run
+    run(args)
+
+
+def train_codec(args: argparse.Namespace) -> None:
+    """Train an EnCodec codec on a folder of audio, with the paper's losses, balancer and discriminator."""
+    from ..train.command import run
+    run(args)
+
+
+def add_train_lm(commands: argparse._SubParsersAction) -> None:
+    command = commands.add_parser("train-lm", help="train the entropy-coding LM on a folder of audio",
+                                  description=train_lm.__doc__)
+    command.add_argument("audio_dir", help="folder of audio files (searched recursively)")
+    command.add_argument("output", help="where to write the LM (.safetensors)")
+    command.add_argument("--model", required=True, help="the codec: model directory, checkpoint or hub id")
+    command.add_argument("--size", choices=["paper", "small"], default="paper",
+                         help="paper: 5 layers, dim 200 (default); small: 2 layers, dim 64")
+    command.add_argument("--intra-frame", action=argparse.BooleanOptionalAction, default=True,
+                         help="heads also see the frame's coarser codes (default; --no-intra-frame: "
+                              "the paper's LM, which predicts a frame's codebooks independently)")
+    for name, value in asdict(LMTrainingConfig()).items():
+        command.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+    add_device_argument(command, GPU_IF_PRESENT, GPU_IF_PRESENT_TEXT)
+    command.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    command.set_defaults(run=train_lm)
+
+
+def add_train_codec(commands: argparse._SubParsersAction) -> None:
+    command = commands.add_parser("train-codec", help="train an EnCodec codec on a folder of audio",
+                                  description=train_codec.__doc__)
+    command.add_argument("audio_dir", help="folder of audio files (searched recursively)")
+    command.add_argument("run_dir", help="folder for checkpoints and the final export")
+    command.add_argument("--num-filters", type=int, default=None,
+                         help=f"model width (default {DEFAULT_NUM_FILTERS}, or the checkpoint's on --resume)")
+    for name, value in asdict(TrainingConfig()).items():  # absent unless given: --resume keeps the run's own
+        if not isinstance(value, dict):
+            command.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=argparse.SUPPRESS,
+                                 help=f"default {value:g}, or the checkpoint's on --resume")
+    command.add_argument("--validation-dir", default=None,
+                         help="folder of validation audio (e.g. a corpus's validation/); then every file of "
+                              "AUDIO_DIR trains and --held-out-percent is unused")
+    command.add_argument("--resume", action="store_true", help="continue the checkpoint in RUN_DIR")
+    add_device_argument(command, GPU_IF_PRESENT, GPU_IF_PRESENT_TEXT)
+    command.set_defaults(run=train_codec)

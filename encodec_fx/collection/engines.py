@@ -1,0 +1,247 @@
+"""Where the work of a collection run happens: in this process, in local worker processes, or in Ray actors.
+
+Every engine runs the same `Job` the same way: `setup()` once per worker (models load once), then
+`process(job, item)` per input, so the three give byte-identical outputs. Workers use one torch thread
+each (they share the cores among themselves, not within one file). A worker that dies mid-file (killed,
+out of memory) costs only that file: it is reported failed, a new worker takes its place, the run goes on.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterable, Iterator
+from multiprocessing.connection import Connection, wait
+from typing import Any, Protocol
+
+from .inputs import WorkItem
+from .journal import DONE, FAILED, fingerprint, sha256_of
+
+Result = tuple[WorkItem, str, dict[str, Any]]  # item, DONE or FAILED, journal fields
+
+
+class Job(Protocol):
+    """What a collection command does to one input. Picklable: only options travel to the workers."""
+
+    suffix: str  # of the outputs
+    input_suffixes: set[str]
+
+    def options(self) -> dict[str, Any]:
+        """Settings that decide the output bytes: a record made with others is redone."""
+
+    def setup(self) -> None:
+        """Load models; runs once in each worker before its first input."""
+
+    def run(self, item: WorkItem) -> dict[str, Any]:
+        """Make `item.output` whole or not at all; return what the journal records of it."""
+
+    def is_whole(self, item: WorkItem, record: dict[str, Any]) -> bool:
+        """Whether the output an earlier run recorded is still there and intact."""
+
+
+def one_line(error: BaseException) -> str:
+    """An error as the CLI states it: checked errors by their message, others by their type too."""
+    reason = (str(error).strip().splitlines() or [""])[0]
+    return reason if isinstance(error, (OSError, ValueError)) else f"unexpected {type(error).__name__}: {reason}"
+
+
+def process(job: Job, item: WorkItem) -> tuple[str, dict[str, Any]]:
+    """Run one input; any error becomes a failed record, so one bad file never stops a run."""
+    try:
+        source = {"path": str(item.source), **fingerprint(item.source), "sha256": sha256_of(item.source)}
+        item.output.parent.mkdir(parents=True, exist_ok=True)
+        return DONE, {"source": source, **job.run(item)}
+    except Exception as error:
+        return FAILED, {"source": {"path": str(item.source)}, "error": one_line(error)}
+
+
+def run_serial(job: Job, items: Iterable[WorkItem]) -> Iterator[Result]:
+    job.setup()
+    for item in items:
+        yield (item, *process(job, item))
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+# --- local worker processes -------------------------------------------------------------------
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+    torch.set_num_threads(threads)
+
+
+def _worker_main(job: Job, connection: Connection, threads: int) -> None:
+    """A worker: Ctrl-C is the parent's to handle; SIGTERM unwinds, so outputs in progress are removed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    _set_threads(threads)
+    try:
+        job.setup()
+    except Exception as error:
+        connection.send(("setup", one_line(error)))
+        return
+    connection.send(("ready", None))
+    while (item := connection.recv()) is not None:
+        connection.send(process(job, item))
+
+
+class _Worker:
+    def __init__(self, context: Any, job: Job, threads: int):
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(job, child, threads), daemon=True)
+        self.process.start()
+        child.close()
+        self.item: WorkItem | None = None
+        self.ready = False
+
+
+def _death(process: Any) -> str:
+    code = process.exitcode
+    if code is not None and code < 0:
+        return f"the worker died on signal {signal.Signals(-code).name} while coding it"
+    return f"the worker exited (status {code}) while coding it"
+
+
+def run_local(job: Job, items: Iterable[WorkItem], workers: int, threads: int = 1) -> Iterator[Result]:
+    """Runs items on `workers` spawned processes, one item at a time each, yielding results as they come."""
+    context = multiprocessing.get_context("spawn")  # no forked torch state; the same on every platform
+    pending = list(items)
+    pending.reverse()
+    pool = [_Worker(context, job, threads) for _ in range(min(workers, len(pending)))]
+    try:
+        while pool:
+            for worker in pool:
+                if worker.ready and worker.item is None:
+                    if pending:
+                        worker.item = pending.pop()
+                        worker.connection.send(worker.item)
+            busy = [w for w in pool if w.item is not None or not w.ready]
+            if not busy:
+                break
+            waiting = {w.connection: w for w in busy} | {w.process.sentinel: w for w in busy}
+            for ready in wait(list(waiting)):
+                worker = waiting[ready]
+                if worker not in pool:
+                    continue
+                message = None
+                if ready is worker.connection:
+                    try:
+                        message = worker.connection.recv()
+                    except (EOFError, OSError):
+                        message = None
+                if message is None:  # died: its file is lost, a fresh worker goes on
+                    worker.process.join()
+                    pool.remove(worker)
+                    if worker.item is not None:
+                        yield worker.item, FAILED, {"source": {"path": str(worker.item.source)},
+                                                    "error": _death(worker.process)}
+                    if not worker.ready:
+                        raise RuntimeError(f"a worker could not start: {_death(worker.process)}")
+                    if pending:
+                        pool.append(_Worker(context, job, threads))
+                elif message[0] == "setup":
+                    raise RuntimeError(message[1])
+                elif message[0] == "ready":
+                    worker.ready = True
+                else:
+                    item, worker.item = worker.item, None
+                    yield (item, *message)
+    finally:
+        for worker in pool:
+            if worker.process.is_alive():
+                if worker.item is None and worker.ready:
+                    worker.connection.send(None)
+                else:
+                    worker.process.terminate()
+        for worker in pool:
+            worker.process.join(timeout=10)
+            if worker.process.is_alive():
+                worker.process.kill()
+
+
+# --- Ray --------------------------------------------------------------------------------------
+
+
+class _RayWorker:
+    def __init__(self, job: Job, threads: int):
+        _set_threads(threads)
+        job.setup()
+        self.job = job
+
+    def ready(self) -> bool:
+        return True
+
+    def process(self, item: WorkItem) -> tuple[str, dict[str, Any]]:
+        return process(self.job, item)
+
+
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ValueError("--engine ray needs Ray: pip install 'encodec-fx[ray]'") from None
+    return ray
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Refuse an unreachable cluster address at once, before Ray retries it for minutes."""
+    if address == "auto":
+        return
+    host_port = address.split("://", 1)[-1]
+    host, _, port = host_port.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
+            pass
+    except (OSError, ValueError) as error:
+        raise ValueError(f"no Ray cluster answers at --address {address} ({one_line(error)}): "
+                         "give the head node's HOST:PORT, or leave --address out for a local cluster") from None
+
+
+def run_ray(job: Job, items: Iterable[WorkItem], workers: int, address: str | None = None,
+            gpus_per_worker: float = 0.0, threads: int = 1) -> Iterator[Result]:
+    """Runs items on `workers` Ray actors (each loads the models once), on the cluster at `address`, on
+    one Ray already started in this process, or on a local one started for the run and stopped after."""
+    ray = _import_ray()
+    started_here = False
+    if not ray.is_initialized():
+        if address is not None:
+            check_reachable(address)
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 **({} if address else {"num_cpus": workers}))
+        started_here = True
+    actor_class = ray.remote(num_cpus=threads, num_gpus=gpus_per_worker)(_RayWorker)
+    pending = list(items)
+    pending.reverse()
+    actors = [actor_class.remote(job, threads) for _ in range(min(workers, len(pending)))]
+    running: dict[Any, tuple[Any, WorkItem]] = {}
+    try:
+        try:
+            ray.get([actor.ready.remote() for actor in actors])
+        except ray.exceptions.RayActorError as error:  # the models did not load: no file would code
+            cause = getattr(error, "cause", None) or error
+            raise RuntimeError(f"a Ray worker could not start: {one_line(cause)}") from None
+        while pending or running:
+            for actor in actors:
+                if pending and actor not in {a for a, _ in running.values()}:
+                    item = pending.pop()
+                    running[actor.process.remote(item)] = (actor, item)
+            (done,), _ = ray.wait(list(running), num_returns=1)
+            actor, item = running.pop(done)
+            try:
+                yield (item, *ray.get(done))
+            except ray.exceptions.RayActorError as error:
+                actors.remove(actor)
+                actors.append(actor_class.remote(job, threads))
+                yield item, FAILED, {"source": {"path": str(item.source)},
+                                     "error": f"the Ray worker died while coding it ({one_line(error)})"}
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+        if started_here:
+            ray.shutdown()

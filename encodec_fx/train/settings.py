@@ -1,0 +1,47 @@
+"""The codec training recipe's settings, apart from the training code: the command line offers them
+as options (with their defaults) without importing torch, and a checkpoint stores them (`asdict`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from ..number_checks import check_settings
+
+PAPER_WEIGHTS = {"time": 0.1, "mel": 1.0, "adversarial": 3.0, "feature": 3.0}
+SEED_LIMIT = 2**64
+DEFAULT_NUM_FILTERS = 32  # the model width of a new run (`train-codec --num-filters`)
+
+
+@dataclass
+class TrainingConfig:
+    steps: int = 300_000
+    batch_size: int = 8
+    segment_seconds: float = 1.0
+    learning_rate: float = 3e-4
+    discriminator_filters: int = 32
+    discriminator_update_probability: float = 2 / 3
+    adversarial_start: int = 0  # steps of reconstruction-only warm-up (time + mel) before the GAN joins
+    commitment_weight: float = 1.0
+    held_out_percent: int = 10
+    eval_every: int = 1000
+    checkpoint_every: int = 5000
+    seed: int = 0
+    loss_weights: dict[str, float] = field(default_factory=lambda: dict(PAPER_WEIGHTS))
+
+    def __post_init__(self) -> None:
+        check_settings(self, positive=("steps", "batch_size", "segment_seconds", "learning_rate",
+                                       "discriminator_filters", "eval_every", "checkpoint_every"),
+                       non_negative=("adversarial_start", "commitment_weight", "seed"),
+                       fractions=("discriminator_update_probability",), percents=("held_out_percent",))
+        if self.seed >= SEED_LIMIT:  # numpy takes any size, torch's generators 64 bits
+            raise ValueError(f"seed must be below 2**64 = {SEED_LIMIT}, got {self.seed}")
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> TrainingConfig:
+        """The config a checkpoint saved (`asdict`). A setting this version does not know (a newer
+        version's, or a damaged file's) is refused by name, not left to fail as a TypeError."""
+        known = [setting.name for setting in fields(cls)]
+        unknown = [str(name) for name in settings if name not in known]
+        if unknown:
+            raise ValueError(f"settings unknown to this version: {', '.join(unknown)} (it knows {', '.join(known)})")
+        return cls(**settings)

@@ -1,0 +1,206 @@
+"""Collection runs: inputs and outputs, the journal and resuming, local workers, a killed worker, Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+
+import numpy as np
+import pytest
+from pedalboard.io import AudioFile
+
+from encodec_fx.collection.compress import CompressJob
+from encodec_fx.collection.inputs import WorkItem, check_output_dir, find_inputs, plan
+from encodec_fx.collection.journal import JOURNAL_NAME
+from encodec_fx.collection.run import run_collection
+
+AUDIO = {".wav", ".flac"}
+# rate, channels, seconds: mono to 6 channels, 8 to 48 kHz
+SHAPES = {"a.wav": (16_000, 1, 1.0), "sub/b.flac": (44_100, 2, 1.5), "sub/deeper/c.wav": (48_000, 6, 0.5),
+          "d.wav": (8_000, 1, 1.2)}
+
+
+def write_tone(path, rate: int, channels: int, seconds: float, seed: int = 0) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    time = np.arange(round(rate * seconds)) / rate
+    rng = np.random.default_rng(seed)
+    audio = 0.2 * np.sin(2 * np.pi * 330 * time)[None] + 0.02 * rng.standard_normal((channels, len(time)))
+    with AudioFile(str(path), "w", samplerate=rate, num_channels=channels) as file:
+        file.write(audio.astype(np.float32))
+
+
+@pytest.fixture
+def collection(tmp_path):
+    root = tmp_path / "in"
+    for number, (name, shape) in enumerate(SHAPES.items()):
+        write_tone(root / name, *shape, seed=number)
+    (root / "junk.wav").write_bytes(b"RIFF, but not audio")
+    return root
+
+
+def job(**changes) -> CompressJob:
+    return CompressJob(**({"model": "encodec-fx-24khz", "bandwidth": 1.5, "coding": "static"} | changes))
+
+
+def journal(output_dir) -> list[dict]:
+    return [json.loads(line) for line in (output_dir / JOURNAL_NAME).read_text().splitlines()]
+
+
+def archives(output_dir) -> dict[str, bytes]:
+    return {p.relative_to(output_dir).as_posix(): p.read_bytes() for p in sorted(output_dir.rglob("*.ecfx"))}
+
+
+# --- inputs and outputs -------------------------------------------------------------------------
+
+
+def test_folders_mirror_their_tree_and_manifests_list_files(collection, tmp_path):
+    items = plan(find_inputs([collection], AUDIO), tmp_path / "out", ".ecfx")
+    assert [item.key for item in items] == ["a.ecfx", "d.ecfx", "junk.ecfx", "sub/b.ecfx", "sub/deeper/c.ecfx"]
+    (collection / "list.txt").write_text("# a comment\nsub/b.flac\n\n" + str(collection / "a.wav") + "\n")
+    (collection / "list.jsonl").write_text(json.dumps({"path": "d.wav", "speaker": 3}) + "\n")
+    listed = find_inputs([collection / "list.txt", collection / "list.jsonl"], AUDIO)
+    assert [relative.as_posix() for _, relative in listed] == ["sub/b.flac", "a.wav", "d.wav"]
+
+
+def test_two_inputs_for_one_output_are_refused_naming_both(collection, tmp_path):
+    other = tmp_path / "other"
+    write_tone(other / "a.flac", 16_000, 1, 0.2)
+    with pytest.raises(ValueError, match=r"a\.wav and .*other/a\.flac would both write"):
+        plan(find_inputs([collection, other], AUDIO), tmp_path / "out", ".ecfx")
+    with pytest.raises(ValueError, match="listed twice"):
+        plan(find_inputs([collection / "a.wav", collection / "a.wav"], AUDIO), tmp_path / "out", ".ecfx")
+
+
+@pytest.mark.parametrize("inside", ["", "out", "sub/out"])
+def test_an_output_folder_in_an_input_folder_is_refused(collection, inside):
+    with pytest.raises(ValueError, match="inside input folder"):
+        check_output_dir(collection / inside, [collection])
+
+
+def test_missing_inputs_and_bad_manifests_are_named(collection, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no file or folder at .*nothing"):
+        find_inputs([tmp_path / "nothing"], AUDIO)
+    (tmp_path / "bad.jsonl").write_text('{"file": "a.wav"}\n')
+    with pytest.raises(ValueError, match=r"bad\.jsonl:1: each line must be an object with a \"path\""):
+        find_inputs([tmp_path / "bad.jsonl"], AUDIO)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="holds no input files"):
+        find_inputs([tmp_path / "empty"], AUDIO)
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+
+def test_workers_give_the_same_bytes_and_a_bad_file_is_recorded_not_fatal(collection, tmp_path):
+    one = run_collection(job(), [collection], tmp_path / "one", workers=1, progress=False)
+    two = run_collection(job(), [collection], tmp_path / "two", workers=2, progress=False)
+    for summary in (one, two):
+        assert (summary.done, summary.skipped, summary.failed) == (4, 0, 1)
+        assert summary.failures[0][0] == "junk.ecfx" and "cannot read" in summary.failures[0][1]
+    assert archives(tmp_path / "one") == archives(tmp_path / "two") and len(archives(tmp_path / "one")) == 4
+    records = {record["output"]: record for record in journal(tmp_path / "two")}
+    c = records["sub/deeper/c.ecfx"]
+    assert (c["status"], c["sample_rate"], c["channels"], c["duration_seconds"]) == ("done", 48_000, 6, 0.5)
+    assert c["output_bytes"] == (tmp_path / "two/sub/deeper/c.ecfx").stat().st_size
+    assert len(c["source"]["sha256"]) == 64 and c["codec"]["name"] == "encodec-fx-24khz"
+    assert records["junk.ecfx"]["status"] == "failed" and "cannot read" in records["junk.ecfx"]["error"]
+    assert "4 done, 0 already done, 1 failed" in two.line() and JOURNAL_NAME in two.line()
+
+
+def test_a_rerun_skips_what_is_done_and_redoes_what_changed(collection, tmp_path):
+    out = tmp_path / "out"
+    run_collection(job(), [collection], out, workers=1, progress=False)
+    before = archives(out)
+    again = run_collection(job(), [collection], out, workers=1, progress=False)
+    assert (again.done, again.skipped, again.failed) == (0, 4, 1)  # the junk file is retried, and fails again
+    write_tone(collection / "a.wav", 16_000, 1, 1.0, seed=99)  # changed input
+    damaged = out / "sub/b.ecfx"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))  # damaged output: its CRC fails
+    (out / "d.ecfx").unlink()  # lost output
+    redo = run_collection(job(), [collection], out, workers=1, progress=False)
+    assert (redo.done, redo.skipped) == (3, 1)
+    assert archives(out)["sub/b.ecfx"] == before["sub/b.ecfx"] and archives(out)["a.ecfx"] != before["a.ecfx"]
+    other = run_collection(job(bandwidth=3.0), [collection], out, workers=1, progress=False)
+    assert (other.done, other.skipped) == (4, 0)  # other options: everything is redone
+
+
+def test_an_output_the_journal_did_not_write_is_kept_unless_forced(collection, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.ecfx").write_bytes(b"someone else's file")
+    summary = run_collection(job(), [collection / "a.wav"], out, workers=1, progress=False)
+    assert summary.failed == 1 and "--force" in summary.failures[0][1]
+    assert (out / "a.ecfx").read_bytes() == b"someone else's file"
+    forced = run_collection(job(), [collection / "a.wav"], out, workers=1, overwrite=True, progress=False)
+    assert forced.done == 1 and (out / "a.ecfx").read_bytes()[:4] != b"some"
+
+
+class KilledOnC(CompressJob):
+    """The real job, whose worker process is killed by SIGKILL when it reaches c.wav."""
+
+    def run(self, item: WorkItem) -> dict:
+        if item.source.name == "c.wav":
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().run(item)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+def test_a_killed_worker_costs_only_its_file_and_the_next_run_redoes_it(collection, tmp_path):
+    out = tmp_path / "out"
+    killed = run_collection(KilledOnC(model="encodec-fx-24khz", bandwidth=1.5, coding="static"), [collection],
+                            out, workers=2, progress=False)
+    assert killed.done == 3 and sorted(key for key, _ in killed.failures) == ["junk.ecfx", "sub/deeper/c.ecfx"]
+    assert "SIGKILL" in dict(killed.failures)["sub/deeper/c.ecfx"]
+    assert not (out / "sub/deeper/c.ecfx").exists()
+    assert not [p for p in out.rglob("*") if p.is_file() and p.name.startswith(".")]  # no temporary left
+    resumed = run_collection(job(), [collection], out, workers=2, progress=False)
+    assert (resumed.done, resumed.skipped) == (1, 3) and (out / "sub/deeper/c.ecfx").exists()
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"engine": "spark"}, "engine must be one of local, ray"),
+    ({"workers": 0}, "workers must be a whole number"),
+    ({"address": "127.0.0.1:1"}, "--address names a Ray cluster"),
+])
+def test_bad_run_options_are_refused_before_any_work(collection, tmp_path, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        run_collection(job(), [collection], tmp_path / "out", progress=False, **arguments)
+    assert not (tmp_path / "out").exists()
+
+
+# --- Ray ----------------------------------------------------------------------------------------
+
+
+def test_without_ray_the_error_names_the_extra(collection, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what an environment without Ray gives import
+    with pytest.raises(ValueError, match=r"pip install 'encodec-fx\[ray\]'"):
+        run_collection(job(), [collection], tmp_path / "out", engine="ray", progress=False)
+
+
+def test_an_unreachable_ray_cluster_is_named_before_any_work(collection, tmp_path):
+    ray = pytest.importorskip("ray", reason="Ray is in the test extras; this runs where they are installed")
+    assert not ray.is_initialized()
+    with pytest.raises(ValueError, match=r"no Ray cluster answers at --address 127\.0\.0\.1:9"):
+        run_collection(job(), [collection], tmp_path / "out", engine="ray", address="127.0.0.1:9", progress=False)
+    assert not list((tmp_path / "out").rglob("*.ecfx"))
+
+
+@pytest.fixture
+def ray_cluster():
+    """A real local Ray cluster of two CPUs, started and stopped by the test."""
+    ray = pytest.importorskip("ray", reason="Ray is in the test extras; this runs where they are installed")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_actors_give_the_same_bytes_as_local_workers(collection, tmp_path, ray_cluster):
+    local = run_collection(job(), [collection], tmp_path / "local", workers=1, progress=False)
+    on_ray = run_collection(job(), [collection], tmp_path / "ray", workers=2, engine="ray", progress=False)
+    assert (on_ray.done, on_ray.failed) == (local.done, local.failed) == (4, 1)
+    assert archives(tmp_path / "ray") == archives(tmp_path / "local")
+    assert ray_cluster.is_initialized()  # a cluster the caller started is left running
