@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import resource
 import signal
 import socket
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
@@ -49,13 +51,22 @@ def one_line(error: BaseException) -> str:
 
 
 def process(job: Job, item: WorkItem) -> tuple[str, dict[str, Any]]:
-    """Run one input; any error becomes a failed record, so one bad file never stops a run."""
+    """Run one input; any error becomes a failed record, so one bad file never stops a run. Records
+    also say how long the job itself took and the worker's peak memory so far."""
     try:
         source = {"path": str(item.source), **fingerprint(item.source), "sha256": sha256_of(item.source)}
         item.output.parent.mkdir(parents=True, exist_ok=True)
-        return DONE, {"source": source, **job.run(item)}
+        started = time.perf_counter()
+        fields = job.run(item)
+        return DONE, {"source": source, **fields, "job_seconds": round(time.perf_counter() - started, 4),
+                      "worker_peak_rss_mb": _peak_rss_mb()}
     except Exception as error:
         return FAILED, {"source": {"path": str(item.source)}, "error": one_line(error)}
+
+
+def _peak_rss_mb() -> float:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def run_serial(job: Job, items: Iterable[WorkItem]) -> Iterator[Result]:
@@ -142,7 +153,9 @@ def run_local(job: Job, items: Iterable[WorkItem], workers: int, threads: int = 
                         yield worker.item, FAILED, {"source": {"path": str(worker.item.source)},
                                                     "error": _death(worker.process)}
                     if not worker.ready:
-                        raise RuntimeError(f"a worker could not start: {_death(worker.process)}")
+                        raise RuntimeError(f"a worker process could not start (exit status {worker.process.exitcode}); "
+                                           "called from a script, the call must sit under "
+                                           "`if __name__ == \"__main__\":`, since workers import the script")
                     if pending:
                         pool.append(_Worker(context, job, threads))
                 elif message[0] == "setup":

@@ -34,10 +34,16 @@ class Summary:
         return len(self.failures)
 
     def line(self) -> str:
-        hours = self.audio_seconds / 3600
         text = f"{self.done:,} done, {self.skipped:,} already done, {self.failed:,} failed"
-        text += f" ({hours:.2f} h of audio in {self.wall_seconds:.1f} s)"
+        text += f" ({duration(self.audio_seconds)} of audio in {duration(self.wall_seconds)})"
         return text + (f": see {self.journal}" if self.failures else "")
+
+
+def duration(seconds: float) -> str:
+    """Seconds, minutes or hours, whichever reads best."""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.2f} h"
 
 
 def run_collection(job: Job, sources: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
@@ -97,8 +103,8 @@ def run_collection(job: Job, sources: Sequence[str | os.PathLike], output_dir: s
                 summary.failures.append((item.key, fields["error"]))
                 bar.write(f"failed: {item.source}: {fields['error']}")
             elapsed = time.monotonic() - started
-            bar.set_postfix_str(f"{summary.audio_seconds / 3600:.2f} h audio, "
-                                f"{summary.audio_seconds / max(elapsed, 1e-9):.0f}× real time")
+            bar.set_postfix_str(f"{duration(summary.audio_seconds)} of audio, "
+                                f"{summary.audio_seconds / max(elapsed, 1e-9):.1f}× real time")
             bar.update()
     finally:
         bar.close()
