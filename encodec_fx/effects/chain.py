@@ -25,6 +25,7 @@ import pedalboard
 
 from .codes import Codes
 from .layout import AudioLayout, read_array, read_block, stream_layout
+from .portable import portable, rebuilt
 from .protocol import AUDIO, CODES, Effect, check_sample_rate
 
 Stage = Effect | pedalboard.Plugin
@@ -144,6 +145,13 @@ class Chain(Effect, MutableSequence):
         self._native_streams = {}
 
     # --- list protocol -------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict:
+        """The stages, native plugins as parameters; a stream in progress does not travel."""
+        return {"stages": [portable(stage) for stage in self._stages]}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__([rebuilt(stage) for stage in state["stages"]])
 
     def __getitem__(self, index: int | slice) -> Any:
         return self._stages[index]

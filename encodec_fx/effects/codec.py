@@ -26,7 +26,7 @@ from ..channels import from_model_channels, to_model_channels
 from .codec_stream import DecoderStream, EncoderStream, check_step, default_frames_per_step, stream_latency
 from .codes import Codes
 from .layout import AudioLayout, read_array, read_block, stream_layout
-from .model_source import ModelSource, load_effect_model
+from .model_source import ModelSource, load_effect_model, source_of
 from .partial_decode import decode_received
 from .protocol import AUDIO, CODES, Effect, check_sample_rate
 from .resample import resample
@@ -123,6 +123,18 @@ class _CodecEffect(Effect):
         self._latencies: dict[tuple[int, int], int] = {}  # by (sample rate, frames per step)
         self._default_step: int | None = None  # default_frames_per_step of this model, once asked
         self.reset()  # a stream's state belongs to the model that made it
+
+    def __getstate__(self) -> dict:
+        """Settings and the model's source, not its weights when it was named (a worker loads it once);
+        a stream in progress does not travel."""
+        state = {name: value for name, value in self.__dict__.items()
+                 if name not in ("_model", "_encoding", "_decoding", "_latencies", "_default_step")}
+        return state | {"model_source": source_of(self._model)}
+
+    def __setstate__(self, state: dict) -> None:
+        source = state.pop("model_source")
+        self.__dict__.update(state)
+        self.model = source
 
     @property
     def default_rate(self) -> int:
