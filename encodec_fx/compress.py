@@ -287,6 +287,25 @@ def decompress_file(source: str | os.PathLike, destination: str | os.PathLike, m
     return lost
 
 
+def check_archive_codes(source: str | os.PathLike, lm: EntropyLM | None = None) -> tuple[ArchiveHeader, list[LostSegment]]:
+    """Read every segment (CRCs) and entropy-decode every frame's codes, writing no audio; the header and
+    the segments that are damaged, missing or do not decode (`verify`)."""
+    with ArchiveReader(source) as reader:
+        header = ArchiveHeader.from_dict(reader.header)
+        if header.coding_mode == "lm":
+            check_identity("LM", header.lm, lm, "--lm")
+        static = StaticModel.from_bytes(header.static_model) if header.static_model else None
+        lost: list[LostSegment] = []
+        segments = list(_numbered(reader.scan(recover=True), header, True, lost))
+        whole = next((segment for _, segment in segments if segment is not None), None)
+        streams = len(whole.units[0].payloads) if whole is not None else 1
+        coder = PortableLM(lm) if header.coding_mode == "lm" else None
+        for _ in _decoded(segments, header, 1 if streams > 1 or header.channels == 1 else 2, coder, static, True,
+                          lost):
+            pass
+    return header, sorted(lost, key=lambda segment: segment.number)
+
+
 def _numbered(scan: Iterable, header: ArchiveHeader, recover: bool, lost: list[LostSegment]
              ) -> Iterator[tuple[int, Segment | None]]:
     """(number, segment) for every segment the header announces, None for one the scan lost (damaged

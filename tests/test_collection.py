@@ -204,3 +204,39 @@ def test_ray_actors_give_the_same_bytes_as_local_workers(collection, tmp_path, r
     assert (on_ray.done, on_ray.failed) == (local.done, local.failed) == (4, 1)
     assert archives(tmp_path / "ray") == archives(tmp_path / "local")
     assert ray_cluster.is_initialized()  # a cluster the caller started is left running
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+def cli(*args: str) -> int:
+    from encodec_fx.cli import main
+    return main([*map(str, args), "--quiet"])
+
+
+def test_the_commands_run_over_folders_resume_verify_and_decode(collection, tmp_path, capsys):
+    archives_dir, audio_dir = tmp_path / "archives", tmp_path / "audio"
+    assert cli("compress", collection, "-o", archives_dir, "-b", "1.5", "--coding", "static", "--workers", "1") == 1
+    assert "4 done, 0 already done, 1 failed" in capsys.readouterr().out  # the junk file: status 1
+    assert cli("compress", collection / "a.wav", collection / "d.wav", "-o", archives_dir, "-b", "1.5",
+               "--coding", "static", "--workers", "1") == 0
+    assert "0 done, 2 already done, 0 failed" in capsys.readouterr().out
+    assert cli("verify", archives_dir, "--workers", "1") == 0
+    assert cli("decompress", archives_dir, "-o", audio_dir, "--format", "flac", "--workers", "1") == 0
+    with AudioFile(str(audio_dir / "sub/deeper/c.flac")) as file:
+        assert (file.samplerate, file.num_channels, file.frames) == (48_000, 6, 24_000)
+    damaged = archives_dir / "a.ecfx"
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside a segment
+    damaged.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert cli("verify", archives_dir, "--workers", "1") == 1
+    out = capsys.readouterr().out
+    assert "failed: " in out and "a.ecfx" in out and "3 done, 0 already done, 1 failed" in out
+
+
+def test_one_file_keeps_its_form_and_a_wrong_form_is_one_line(collection, tmp_path, capsys):
+    assert cli("compress", collection / "a.wav", tmp_path / "a.ecfx", "-b", "1.5") == 0
+    assert (tmp_path / "a.ecfx").exists()
+    assert cli("compress", collection / "a.wav", collection / "d.wav", tmp_path / "x.ecfx") == 1
+    assert "give INPUT OUTPUT.ecfx for one file, or inputs and -o/--output-dir" in capsys.readouterr().err

@@ -7,11 +7,11 @@ import argparse
 import os
 import sys
 
-from . import archive, codec, fx, training
+from . import archive, codec, collections, fx, training
 
 TRACEBACK_VARIABLE = "ENCODEC_FX_TRACEBACK"
 COMMANDS = (codec.add_convert, archive.add_compress, archive.add_decompress, fx.add_fx, archive.add_info,
-            training.add_train_lm, training.add_train_codec)  # in the order `--help` lists them
+            collections.add_tokenize, collections.add_verify, training.add_train_lm, training.add_train_codec)  # in the order `--help` lists them
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        status = args.run(args)  # commands over many files return 1 when some failed
     except (OSError, ValueError) as error:
         print(f"encodec-fx {args.command}: error: {error}", file=sys.stderr)
         return 1
@@ -41,4 +41,4 @@ def main(argv: list[str] | None = None) -> int:
         print(f"encodec-fx {args.command}: error: unexpected {type(error).__name__}: {reason} (rerun with "
               f"{TRACEBACK_VARIABLE}=1 for the traceback, and please report it)", file=sys.stderr)
         return 1
-    return 0
+    return status or 0

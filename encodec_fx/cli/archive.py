@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..devices import add_device_argument
 from ..pretrained import DEFAULT_MODEL, default_lm, is_shipped, is_shipped_lm
+from .collections import add_run_arguments
 
 if TYPE_CHECKING:
     import torch
@@ -31,15 +32,34 @@ def load_codec(source: str | None, device: torch.device, named: str | None = Non
     return EncodecModel.from_pretrained(source, device=device)
 
 
-def compress(args: argparse.Namespace) -> None:
-    """Compress an audio file into a .ecfx archive."""
+def single_or_many(args: argparse.Namespace, output_kind: str) -> bool:
+    """Whether the command runs over many inputs (-o given); else it takes INPUT OUTPUT, as it always has."""
+    if args.output_dir is not None:
+        args.inputs = args.paths
+        return True
+    if len(args.paths) != 2:
+        raise ValueError(f"give INPUT {output_kind} for one file, or inputs and -o/--output-dir for many "
+                         f"(got {len(args.paths)} path(s) and no -o)")
+    args.input, args.output = args.paths
+    return False
+
+
+def compress(args: argparse.Namespace) -> int:
+    """Compress audio into .ecfx archives: one file (INPUT OUTPUT.ecfx), or files, folders and manifests
+    into a mirrored tree (-o OUTPUT_DIR), resumable through the folder's journal."""
     from ..compress import compress_file
     from ..lm import load_lm
-    model = load_codec(args.model, args.device)
+    many = single_or_many(args, "OUTPUT.ecfx")
     wants_lm = not args.no_lm and args.coding in (None, "lm")
     lm_name = (args.lm or default_lm(args.model)) if wants_lm else None  # a shipped codec's LM by default
-    lm = load_lm(lm_name) if lm_name else None
     mode = args.coding or "auto"  # the smallest archive of the modes there is a model for
+    if many:
+        from ..collection import CompressJob
+        from .collections import run_and_report
+        job = CompressJob(model=args.model, bandwidth=args.bandwidth, coding=mode, lm=lm_name, device=str(args.device))
+        return run_and_report(job, args.inputs, args.output_dir, args)
+    model = load_codec(args.model, args.device)
+    lm = load_lm(lm_name) if lm_name else None
     header = compress_file(args.input, args.output, model, bandwidth=args.bandwidth, mode=mode,
                            model_name=args.model, lm=lm, lm_name=lm_name, overwrite=args.force)
     size = Path(args.output).stat().st_size
@@ -48,12 +68,19 @@ def compress(args: argparse.Namespace) -> None:
           f"{size} bytes = {size * 8 / seconds / 1000:.2f} kbps")
 
 
-def decompress(args: argparse.Namespace) -> None:
-    """Decode a .ecfx archive to an audio file with the original rate, channels and length."""
+def decompress(args: argparse.Namespace) -> int:
+    """Decode .ecfx archives to audio with the original rate, channels and length: one (INPUT OUTPUT), or
+    files and folders of archives into a mirrored tree (-o OUTPUT_DIR, --format wav or flac)."""
     from entropy.archive import ArchiveHeader, ArchiveReader
 
     from ..compress import decompress_file
     from ..lm import load_lm
+    if single_or_many(args, "OUTPUT.wav"):
+        from ..collection.decompress import DecompressJob
+        from .collections import run_and_report
+        job = DecompressJob(model=args.model, lm=args.lm, device=str(args.device), recover=args.recover,
+                            suffix=f".{args.format}")
+        return run_and_report(job, args.inputs, args.output_dir, args)
     with ArchiveReader(args.input) as reader:
         header = ArchiveHeader.from_dict(reader.header)  # a nonsensical header is refused here
     model = load_codec(args.model, args.device, header.codec["name"])
@@ -83,9 +110,11 @@ def info(args: argparse.Namespace) -> None:
 
 
 def add_compress(commands: argparse._SubParsersAction) -> None:
-    command = commands.add_parser("compress", help=compress.__doc__, description=compress.__doc__)
-    command.add_argument("input", help="audio file (wav, flac, ogg, mp3, aiff), any rate and channel count")
-    command.add_argument("output", help="archive to write (.ecfx)")
+    command = commands.add_parser("compress", help=compress.__doc__.split("\n")[0], description=compress.__doc__)
+    command.add_argument("paths", nargs="+", metavar="PATH",
+                         help="INPUT OUTPUT.ecfx for one audio file (wav, flac, ogg, mp3, aiff; any rate and channel "
+                              "count); with -o, the audio files, folders and manifests (.txt, .jsonl) to compress")
+    command.add_argument("-o", "--output-dir", help="compress many inputs into this folder, mirroring their tree")
     command.add_argument("-b", "--bandwidth", type=float, default=6.0, help="kbps of codes (default 6)")
     command.add_argument("--model", default=DEFAULT_MODEL,
                          help=f"codec: shipped model name, model directory, checkpoint or hub id "
@@ -98,18 +127,24 @@ def add_compress(commands: argparse._SubParsersAction) -> None:
                               "(default: each of them there is a model for, keeping the smallest archive)")
     add_device_argument(command, "cpu", "cpu; a GPU's rounding may pick another code where two nearly tie")
     command.add_argument("--force", action="store_true", help="overwrite an existing output")
+    add_run_arguments(command)
     command.set_defaults(run=compress)
 
 
 def add_decompress(commands: argparse._SubParsersAction) -> None:
-    command = commands.add_parser("decompress", help=decompress.__doc__, description=decompress.__doc__)
-    command.add_argument("input", help="archive (.ecfx)")
-    command.add_argument("output", help="audio file to write (wav, flac, ogg, mp3, aiff)")
+    command = commands.add_parser("decompress", help=decompress.__doc__.split("\n")[0],
+                                  description=decompress.__doc__)
+    command.add_argument("paths", nargs="+", metavar="PATH",
+                         help="INPUT.ecfx OUTPUT for one archive (output: wav, flac, ogg, mp3, aiff); with -o, the "
+                              "archives and folders of archives to decode")
+    command.add_argument("-o", "--output-dir", help="decode many archives into this folder, mirroring their tree")
+    command.add_argument("--format", choices=["wav", "flac"], default="wav", help="with -o: output format (default wav)")
     command.add_argument("--model", help="codec, if the archive's cannot be found by its name")
     command.add_argument("--lm", help="LM file, if the archive's cannot be found by its name")
     command.add_argument("--recover", action="store_true", help="write damaged segments as silence")
     add_device_argument(command, "cpu", "cpu")
     command.add_argument("--force", action="store_true", help="overwrite an existing output")
+    add_run_arguments(command)
     command.set_defaults(run=decompress)
 
 

@@ -153,13 +153,13 @@ def run_local(job: Job, items: Iterable[WorkItem], workers: int, threads: int = 
                         yield worker.item, FAILED, {"source": {"path": str(worker.item.source)},
                                                     "error": _death(worker.process)}
                     if not worker.ready:
-                        raise RuntimeError(f"a worker process could not start (exit status {worker.process.exitcode}); "
+                        raise ValueError(f"a worker process could not start (exit status {worker.process.exitcode}); "
                                            "called from a script, the call must sit under "
                                            "`if __name__ == \"__main__\":`, since workers import the script")
                     if pending:
                         pool.append(_Worker(context, job, threads))
-                elif message[0] == "setup":
-                    raise RuntimeError(message[1])
+                elif message[0] == "setup":  # the models did not load: no file would code
+                    raise ValueError(message[1])
                 elif message[0] == "ready":
                     worker.ready = True
                 else:
@@ -238,7 +238,7 @@ def run_ray(job: Job, items: Iterable[WorkItem], workers: int, address: str | No
             ray.get([actor.ready.remote() for actor in actors])
         except ray.exceptions.RayActorError as error:  # the models did not load: no file would code
             cause = getattr(error, "cause", None) or error
-            raise RuntimeError(f"a Ray worker could not start: {one_line(cause)}") from None
+            raise ValueError(f"a Ray worker could not start: {one_line(cause)}") from None
         while pending or running:
             for actor in actors:
                 if pending and actor not in {a for a, _ in running.values()}:

@@ -36,7 +36,7 @@ class Summary:
     def line(self) -> str:
         text = f"{self.done:,} done, {self.skipped:,} already done, {self.failed:,} failed"
         text += f" ({duration(self.audio_seconds)} of audio in {duration(self.wall_seconds)})"
-        return text + (f": see {self.journal}" if self.failures else "")
+        return text + (f": see {self.journal}" if self.failures and self.journal else "")
 
 
 def duration(seconds: float) -> str:

@@ -1,0 +1,106 @@
+"""Decompressing and verifying collections of `.ecfx` archives, with the codecs and LMs they name
+loaded once per worker (an archive names its codec and LM; `model`/`lm` override them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from entropy.archive import ARCHIVE_SUFFIX, ArchiveHeader, ArchiveReader
+
+from ..pretrained import is_shipped, is_shipped_lm
+from .inputs import WorkItem
+
+
+@dataclass
+class _Models:
+    """The codecs and LMs archives name, each loaded once per worker."""
+
+    model: str | None = None
+    lm: str | None = None
+    device: str = "cpu"
+
+    def setup(self) -> None:
+        self._codecs: dict[str, Any] = {}
+        self._lms: dict[str, Any] = {}
+
+    def codec_for(self, header: ArchiveHeader):
+        from ..model import EncodecModel
+        source = self.model or header.codec["name"]
+        if self.model is None and not (is_shipped(source) or Path(source).exists()):
+            raise ValueError(f"the archive needs codec {source!r}, which is not here: pass --model")
+        if source not in self._codecs:
+            self._codecs[source] = EncodecModel.from_pretrained(source, device=self.device)
+        return self._codecs[source]
+
+    def lm_for(self, header: ArchiveHeader):
+        from ..lm import load_lm
+        if header.coding_mode != "lm":
+            return None
+        source = self.lm or header.lm["name"]
+        if self.lm is None and not (is_shipped_lm(source) or Path(source).is_file()):
+            raise ValueError(f"the archive needs LM {source!r}, which is not here: pass --lm")
+        if source not in self._lms:
+            self._lms[source] = load_lm(source)
+        return self._lms[source]
+
+
+def _header(path: Path) -> ArchiveHeader:
+    with ArchiveReader(path) as reader:
+        return ArchiveHeader.from_dict(reader.header)
+
+
+@dataclass
+class DecompressJob(_Models):
+    """`encodec-fx decompress` for many archives; `recover` writes damaged segments as silence."""
+
+    recover: bool = False
+    suffix: str = ".wav"
+    input_suffixes: set[str] = field(default_factory=lambda: {ARCHIVE_SUFFIX})
+
+    def options(self) -> dict[str, Any]:
+        return {"command": "decompress", "model": self.model, "lm": self.lm, "recover": self.recover,
+                "format": self.suffix}
+
+    def run(self, item: WorkItem) -> dict[str, Any]:
+        from ..compress import decompress_file
+        header = _header(item.source)
+        lost = decompress_file(item.source, item.output, self.codec_for(header), lm=self.lm_for(header),
+                               overwrite=True, recover=self.recover, progress=False)
+        return {"duration_seconds": round(header.audio_length / header.sample_rate, 6),
+                "sample_rate": header.sample_rate, "channels": header.channels,
+                "output_bytes": item.output.stat().st_size, "lost_segments": [segment.number for segment in lost]}
+
+    def is_whole(self, item: WorkItem, record: dict[str, Any]) -> bool:
+        try:
+            return item.output.stat().st_size == record.get("output_bytes")
+        except OSError:
+            return False
+
+
+@dataclass
+class VerifyJob(_Models):
+    """`encodec-fx verify`: every segment's CRC and the entropy decoding of every frame, no audio written.
+    A damaged archive is a failure whose error names the segments."""
+
+    suffix: str = ".verified"  # journal keys only: verify writes no files
+    input_suffixes: set[str] = field(default_factory=lambda: {ARCHIVE_SUFFIX})
+
+    def options(self) -> dict[str, Any]:
+        return {"command": "verify", "lm": self.lm}
+
+    def run(self, item: WorkItem) -> dict[str, Any]:
+        from ..compress import check_archive_codes
+        header = _header(item.source)
+        header, lost = check_archive_codes(item.source, self.lm_for(header))
+        if lost:
+            numbers = ", ".join(f"{segment.number} ({segment.reason})" for segment in lost[:5])
+            more = f" and {len(lost) - 5} more" if len(lost) > 5 else ""
+            raise ValueError(f"{len(lost)} of {header.segments} segment(s) damaged: {numbers}{more}")
+        return {"duration_seconds": round(header.audio_length / header.sample_rate, 6),
+                "sample_rate": header.sample_rate, "channels": header.channels, "segments": header.segments,
+                "coding_mode": header.coding_mode}
+
+    def is_whole(self, item: WorkItem, record: dict[str, Any]) -> bool:
+        return False  # archives are checked on every run: that is the point of verifying
