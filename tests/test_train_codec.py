@@ -330,6 +330,12 @@ def test_train_codec_command_trains_resumes_and_exports(audio_dir, tmp_path, cap
     assert main(arguments + ["--steps", "4", "--resume", "--adversarial-start", "0"]) == 0
     assert "resuming with adversarial_start 0 (the run had 7)" in capsys.readouterr().out
     assert load_checkpoint(run_dir)[1]["settings"]["adversarial_start"] == 0
+    # a time budget ends the run with a checkpoint, far short of --steps
+    assert main(arguments + ["--steps", "100000", "--resume", "--minutes", "0.0001"]) == 0
+    assert "stopped at step 5 after 0.0001 minutes" in capsys.readouterr().out
+    assert load_checkpoint(run_dir)[1]["step"] == 5
+    assert main(arguments + ["--resume", "--minutes", "0"]) == 1
+    assert "--minutes must be a positive number" in capsys.readouterr().err
 
 
 def test_warm_up_trains_reconstruction_only_then_the_discriminator_joins():

@@ -59,5 +59,7 @@ def add_train_codec(commands: argparse._SubParsersAction) -> None:
                          help="folder of validation audio (e.g. a corpus's validation/); then every file of "
                               "AUDIO_DIR trains and --held-out-percent is unused")
     command.add_argument("--resume", action="store_true", help="continue the checkpoint in RUN_DIR")
+    command.add_argument("--minutes", type=float,
+                         help="stop after this much wall time with a checkpoint (a GPU lent for a fixed time)")
     add_device_argument(command, GPU_IF_PRESENT, GPU_IF_PRESENT_TEXT)
     command.set_defaults(run=train_codec)

@@ -43,24 +43,30 @@ FIXED_ON_RESUME = {"num_filters": "the codec's weights have that size",  # setti
 
 
 def train_loop(trainer: CodecTrainer, training_clips: list[np.ndarray], validation: torch.Tensor,
-               run_dir: Path, log: Callable[[str], None] = print) -> None:
-    """Step until `config.steps`, logging losses and validation every `eval_every` steps, saving every
-    `checkpoint_every` steps and at the end; a loss that turns NaN or infinite stops it unsaved."""
+               run_dir: Path, log: Callable[[str], None] = print, minutes: float | None = None) -> None:
+    """Step until `config.steps` (or for `minutes` of wall time, then evaluate and save: a GPU lent for
+    a fixed time ends with a checkpoint), logging losses and validation every `eval_every` steps, saving
+    every `checkpoint_every` steps and at the end; a loss that turns NaN or infinite stops it unsaved."""
     config = trainer.config
     started, first_step = time.monotonic(), trainer.step
+    deadline = started + 60 * minutes if minutes is not None else math.inf
     saved = trainer.step if has_checkpoint(run_dir) else None
     while trainer.step < config.steps:
         batch = random_segments(training_clips, config.batch_size, trainer.segment_length, trainer.rng)
         losses = trainer.train_step(batch)
         check_finite(losses, trainer.step, run_dir, saved)
-        if trainer.step % config.eval_every == 0 or trainer.step == config.steps:
+        out_of_time = time.monotonic() >= deadline
+        if trainer.step % config.eval_every == 0 or trainer.step == config.steps or out_of_time:
             seconds = (time.monotonic() - started) / (trainer.step - first_step)
             shown = ", ".join(f"{name} {value:.4g}" for name, value in losses.items())
             metrics = ", ".join(f"{name} {value:.3f}" for name, value in trainer.evaluate(validation).items())
             log(f"step {trainer.step}/{config.steps} ({seconds:.2f} s/step): {shown} | validation: {metrics}")
-        if trainer.step % config.checkpoint_every == 0 or trainer.step == config.steps:
+        if trainer.step % config.checkpoint_every == 0 or trainer.step == config.steps or out_of_time:
             save_checkpoint(trainer, run_dir, asdict(config))
             saved = trainer.step
+        if out_of_time:
+            log(f"stopped at step {trainer.step} after {minutes:g} minutes (--minutes)")
+            return
 
 
 def check_finite(losses: dict[str, float], step: int, run_dir: Path, saved: int | None) -> None:
@@ -103,6 +109,8 @@ def run(args: argparse.Namespace) -> None:
     if args.num_filters is not None and args.num_filters < 1:
         raise ValueError(f"--num-filters must be a positive number of filters (e.g. {DEFAULT_NUM_FILTERS}), "
                          f"got {args.num_filters}")
+    if args.minutes is not None and not args.minutes > 0:
+        raise ValueError(f"--minutes must be a positive number of minutes, got {args.minutes:g}")
     given = {name: getattr(args, name) for name in asdict(TrainingConfig()) if hasattr(args, name)}
     if args.resume:
         model, state = load_checkpoint(run_dir)
@@ -140,6 +148,7 @@ def run(args: argparse.Namespace) -> None:
         print("no file falls in the validation split: validating on training files")
     print(f"training on {len(training)} files ({sum(c.shape[-1] for c in training) / sampling_rate:.1f} s), "
           f"validating on {len(validation or training)}, from step {trainer.step}, device {trainer.device}")
-    train_loop(trainer, training, centre_segments(validation or training, trainer.segment_length), run_dir)
+    train_loop(trainer, training, centre_segments(validation or training, trainer.segment_length), run_dir,
+               minutes=args.minutes)
     export_generator(trainer.model, run_dir / EXPORT_NAME)
     print(f"wrote {run_dir / 'model'} and {run_dir / EXPORT_NAME}")
