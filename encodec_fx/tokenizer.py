@@ -33,7 +33,8 @@ class EncodecTokenizer:
                  sampling_rate_column: str = "sampling_rate", sampling_rate: int | None = None,
                  device: str = "cpu"):
         self.model_source, self.bandwidth, self.device = model, bandwidth, device
-        self.audio_column, self.sampling_rate_column, self.sampling_rate = audio_column, sampling_rate_column, sampling_rate
+        self.audio_column, self.sampling_rate_column = audio_column, sampling_rate_column
+        self.sampling_rate = sampling_rate
         self._model = None
 
     def __getstate__(self) -> dict:

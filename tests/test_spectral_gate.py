@@ -11,8 +11,14 @@ from scipy import signal
 
 from encodec_fx import DEFAULT_MODEL, EncodecModel
 from encodec_fx.audio_io import read_audio
-from encodec_fx.train.spectral_gate import (OCTAVE_BANDS, band_balance, pink_noise, sine_sweep, spectral_gate,
-                                            within_tolerance)
+from encodec_fx.train.spectral_gate import (
+    OCTAVE_BANDS,
+    band_balance,
+    pink_noise,
+    sine_sweep,
+    spectral_gate,
+    within_tolerance,
+)
 
 RATE = 24_000
 SPEECH = Path(__file__).parent / "data" / "speech-nl-fillets.flac"

@@ -9,13 +9,12 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
+from test_collection import write_tone
 
 from encodec_fx import DEFAULT_MODEL, EncodecModel
 from encodec_fx.audio_io import read_audio
 from encodec_fx.collection import TokenizeJob, run_collection
 from encodec_fx.tokenizer import EncodecTokenizer
-
-from test_collection import write_tone
 
 RATE = 24_000
 
@@ -32,7 +31,8 @@ def alone(model, audio: np.ndarray, bandwidth: float) -> np.ndarray:
 
 def clips(seed: int = 0) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    return [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (24_000, 7_001, 15_360, 321, 640)]  # 3 of whole frames
+    lengths = (24_000, 7_001, 15_360, 321, 640)  # three of whole frames (320 samples)
+    return [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in lengths]
 
 
 def test_a_padded_batch_gives_each_item_its_own_codes(model):

@@ -10,8 +10,9 @@ import sys
 from . import archive, codec, collections, fx, training
 
 TRACEBACK_VARIABLE = "ENCODEC_FX_TRACEBACK"
+# in the order `--help` lists them
 COMMANDS = (codec.add_convert, archive.add_compress, archive.add_decompress, fx.add_fx, archive.add_info,
-            collections.add_tokenize, collections.add_verify, training.add_train_lm, training.add_train_codec)  # in the order `--help` lists them
+            collections.add_tokenize, collections.add_verify, training.add_train_lm, training.add_train_codec)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -56,7 +56,8 @@ def compress(args: argparse.Namespace) -> int:
     if many:
         from ..collection import CompressJob
         from .collections import run_and_report
-        job = CompressJob(model=args.model, bandwidth=args.bandwidth, coding=mode, lm=lm_name, device=str(args.device))
+        job = CompressJob(model=args.model, bandwidth=args.bandwidth, coding=mode, lm=lm_name,
+                          device=str(args.device))
         return run_and_report(job, args.inputs, args.output_dir, args)
     model = load_codec(args.model, args.device)
     lm = load_lm(lm_name) if lm_name else None
@@ -138,7 +139,8 @@ def add_decompress(commands: argparse._SubParsersAction) -> None:
                          help="INPUT.ecfx OUTPUT for one archive (output: wav, flac, ogg, mp3, aiff); with -o, the "
                               "archives and folders of archives to decode")
     command.add_argument("-o", "--output-dir", help="decode many archives into this folder, mirroring their tree")
-    command.add_argument("--format", choices=["wav", "flac"], default="wav", help="with -o: output format (default wav)")
+    command.add_argument("--format", choices=["wav", "flac"], default="wav",
+                         help="with -o: output format (default wav)")
     command.add_argument("--model", help="codec, if the archive's cannot be found by its name")
     command.add_argument("--lm", help="LM file, if the archive's cannot be found by its name")
     command.add_argument("--recover", action="store_true", help="write damaged segments as silence")

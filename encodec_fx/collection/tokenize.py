@@ -44,6 +44,7 @@ class TokenizeJob:
     def run(self, item: WorkItem) -> dict[str, Any]:
         import pyarrow as pa
         import pyarrow.parquet as pq
+
         from entropy.atomic import replacing
         codes, scales, (rate, channels, length) = stream_codes(self._model, item.source, self.bandwidth)
         config = self._model.config

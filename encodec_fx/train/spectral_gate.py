@@ -71,7 +71,8 @@ class GateResult:
         lines = ["| signal | " + " | ".join(names) + " | within gate |", "|---" * (width + 2) + "|"]
         for signal_name, balance in self.balances.items():
             cells = [f"{value:+.1f}" for value in balance] + ["–"] * (width - len(balance))
-            lines.append(f"| {signal_name} | " + " | ".join(cells) + f" | {'yes' if within_tolerance(balance) else 'no'} |")
+            verdict = "yes" if within_tolerance(balance) else "no"
+            lines.append(f"| {signal_name} | " + " | ".join(cells) + f" | {verdict} |")
         return "\n".join(lines)
 
 
