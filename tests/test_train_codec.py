@@ -18,6 +18,7 @@ from encodec_fx.train import (Balancer, CodecTrainer, MultiScaleMelLoss, MultiSc
                               TrainingConfig, export_generator, load_checkpoint, load_exported,
                               quantize_for_training, save_checkpoint, untrained_model)
 from encodec_fx.train.command import train_loop
+from encodec_fx.train.settings import PAPER_WEIGHTS
 from encodec_fx.train.data import centre_segments, random_segments
 from encodec_fx.train.discriminator import (discriminator_hinge_loss, feature_matching_loss,
                                             generator_hinge_loss)
@@ -336,6 +337,10 @@ def test_train_codec_command_trains_resumes_and_exports(audio_dir, tmp_path, cap
     assert load_checkpoint(run_dir)[1]["step"] == 5
     assert main(arguments + ["--resume", "--minutes", "0"]) == 1
     assert "--minutes must be a positive number" in capsys.readouterr().err
+    assert main(arguments + ["--steps", "6", "--resume", "--loss-weight", "time=0"]) == 0
+    assert load_checkpoint(run_dir)[1]["settings"]["loss_weights"] == {**PAPER_WEIGHTS, "time": 0.0}
+    assert main(arguments + ["--steps", "7", "--resume", "--loss-weight", "pitch=1"]) == 1
+    assert "--loss-weight takes NAME=WEIGHT with NAME one of time, mel" in capsys.readouterr().err
 
 
 def test_warm_up_trains_reconstruction_only_then_the_discriminator_joins():

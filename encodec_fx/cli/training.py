@@ -59,6 +59,9 @@ def add_train_codec(commands: argparse._SubParsersAction) -> None:
                          help="folder of validation audio (e.g. a corpus's validation/); then every file of "
                               "AUDIO_DIR trains and --held-out-percent is unused")
     command.add_argument("--resume", action="store_true", help="continue the checkpoint in RUN_DIR")
+    command.add_argument("--loss-weight", action="append", default=[], metavar="NAME=WEIGHT",
+                         help="change one loss's weight, e.g. time=0 (the paper's: time 0.1, mel 1, adversarial 3, "
+                              "feature 3; on --resume, the run's); repeat for several")
     command.add_argument("--minutes", type=float,
                          help="stop after this much wall time with a checkpoint (a GPU lent for a fixed time)")
     add_device_argument(command, GPU_IF_PRESENT, GPU_IF_PRESENT_TEXT)

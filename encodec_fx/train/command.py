@@ -33,7 +33,7 @@ from .checkpoint import (STATE_FILE, STATE_KIND, damaged, has_checkpoint, load_c
 from ..audio_io import audio_files, is_held_out
 from .data import centre_segments, load_clip, random_segments
 from .export import export_generator
-from .settings import DEFAULT_NUM_FILTERS, TrainingConfig
+from .settings import DEFAULT_NUM_FILTERS, PAPER_WEIGHTS, TrainingConfig
 from .trainer import CodecTrainer, untrained_model
 
 EXPORT_NAME = "generator-fp16.safetensors"
@@ -67,6 +67,22 @@ def train_loop(trainer: CodecTrainer, training_clips: list[np.ndarray], validati
         if out_of_time:
             log(f"stopped at step {trainer.step} after {minutes:g} minutes (--minutes)")
             return
+
+
+def loss_weight_changes(given: list[str]) -> dict[str, float]:
+    """`--loss-weight time=0` options as {loss: weight}, checked against the losses there are."""
+    changes = {}
+    for text in given:
+        name, _, value = text.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = math.nan
+        if name not in PAPER_WEIGHTS or not math.isfinite(weight) or weight < 0:
+            raise ValueError(f"--loss-weight takes NAME=WEIGHT with NAME one of {', '.join(PAPER_WEIGHTS)} and a "
+                             f"weight of 0 or more, got {text!r}")
+        changes[name] = weight
+    return changes
 
 
 def check_finite(losses: dict[str, float], step: int, run_dir: Path, saved: int | None) -> None:
@@ -112,9 +128,12 @@ def run(args: argparse.Namespace) -> None:
     if args.minutes is not None and not args.minutes > 0:
         raise ValueError(f"--minutes must be a positive number of minutes, got {args.minutes:g}")
     given = {name: getattr(args, name) for name in asdict(TrainingConfig()) if hasattr(args, name)}
+    weights = loss_weight_changes(getattr(args, "loss_weight", []))
     if args.resume:
         model, state = load_checkpoint(run_dir)
         check_unchanged("num_filters", args.num_filters, model.config.num_filters)
+        if weights:
+            given["loss_weights"] = dict(state["settings"].get("loss_weights", PAPER_WEIGHTS)) | weights
         config = resumed_config(state["settings"], given, run_dir / STATE_FILE)
         if state["step"] >= config.steps:
             print(f"the run in {run_dir} is already at step {state['step']} ≥ --steps {config.steps}: nothing to "
@@ -123,7 +142,7 @@ def run(args: argparse.Namespace) -> None:
     elif has_checkpoint(run_dir):
         raise FileExistsError(f"{run_dir} holds a checkpoint; pass --resume to continue it")
     else:
-        config = TrainingConfig(**given)
+        config = TrainingConfig(**given, **({"loss_weights": PAPER_WEIGHTS | weights} if weights else {}))
         torch.manual_seed(config.seed)
         num_filters = DEFAULT_NUM_FILTERS if args.num_filters is None else args.num_filters
         model = untrained_model(EncodecConfig.encodec_24khz(num_filters=num_filters))
