@@ -235,6 +235,17 @@ def test_the_commands_run_over_folders_resume_verify_and_decode(collection, tmp_
     assert "failed: " in out and "a.ecfx" in out and "3 done, 0 already done, 1 failed" in out
 
 
+def test_fx_runs_a_chain_over_a_folder(collection, tmp_path, capsys):
+    out = tmp_path / "fx"
+    assert cli("fx", collection, "-o", out, "--chain", "gain(-6) | encodec(bandwidth=1.5)", "--format", "flac",
+               "--workers", "1") == 1  # the junk file
+    assert "4 done, 0 already done, 1 failed" in capsys.readouterr().out
+    with AudioFile(str(out / "sub/b.flac")) as file:
+        assert (file.samplerate, file.num_channels, file.frames) == (44_100, 2, 66_150)
+    assert cli("fx", collection, "-o", tmp_path / "other", "--chain", "nonsense(3)") == 1
+    assert "unknown effect 'nonsense'" in capsys.readouterr().err and not (tmp_path / "other").exists()
+
+
 def test_one_file_keeps_its_form_and_a_wrong_form_is_one_line(collection, tmp_path, capsys):
     assert cli("compress", collection / "a.wav", tmp_path / "a.ecfx", "-b", "1.5") == 0
     assert (tmp_path / "a.ecfx").exists()
