@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One GPU session of codec training, prepared so that the device's minutes go to training, not set-up:
 # resume from training/codec16-resume.pt, train with the full recipe (the MS-STFT discriminator from
-# the first step, the paper's batch of 64) for MINUTES of wall time, evaluate with the spectral gate
+# the first step, the paper's batch of 64 and loss weights) for MINUTES of wall time, evaluate with the spectral gate
 # and the quality table, and leave a new compact resume checkpoint in $OUT.
 #
 # Here, once:  python training/pack_gpu_corpus.py corpus/ training/gpu   (audio + wheels, ~45 MB)
@@ -25,7 +25,7 @@ step=$("$python" -c "import torch,sys; print(torch.load(sys.argv[1], weights_onl
 device=$("$python" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
 echo "resuming at step $step on $device for $minutes minutes" | tee "$out/gpu_run.log"
 "$python" -m encodec_fx.cli train-codec training/gpu/corpus "$run" --resume --validation-dir training/gpu/validation \
-    --batch-size "$batch" --adversarial-start "$step" --steps 1000000 --eval-every 100 --checkpoint-every 100 \
+    --batch-size "$batch" --adversarial-start "$step" --loss-weight time=0.1 --steps 1000000 --eval-every 100 --checkpoint-every 100 \
     --minutes "$minutes" --device "$device" 2>&1 | tee -a "$out/gpu_run.log"
 "$python" -m encodec_fx.train.compact pack "$run" "$out/codec16-resume.pt" | tee -a "$out/gpu_run.log"
 "$python" benchmarks/quality.py training/gpu/validation --model "$run/model" --opus --bandwidths 1.5 6 24 \
