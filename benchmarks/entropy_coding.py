@@ -150,7 +150,8 @@ def main() -> None:
         for bandwidth in model.config.target_bandwidths:
             kbps = {mode: bits[bandwidth, mode] / total_seconds / 1000 for mode in ("raw", "static", "lm")}
             paper = PAPER_LM_KBPS.get(bandwidth)
-            paper_text = f" (paper: {bandwidth:g} → {paper:g} kbps, {100 * (1 - paper / bandwidth):.0f} %)" if paper else ""
+            paper_text = (f" (paper: {bandwidth:g} → {paper:g} kbps, {100 * (1 - paper / bandwidth):.0f} %)"
+                          if paper else "")
             print(f"{name} {bandwidth:>5g} kbps: raw {kbps['raw']:.2f}, static {kbps['static']:.2f}, "
                   f"lm {kbps['lm']:.2f}; saving {100 * (1 - kbps['lm'] / kbps['raw']):.1f} %{paper_text}")
     step_speeds(lm, model.num_quantizers_for_bandwidth(6.0))

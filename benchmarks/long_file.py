@@ -51,8 +51,9 @@ def child(task: str, source: Path, threads: int, num_filters: int) -> None:
     """Run one task and print {"seconds", "peak_rss_mib"} as JSON."""
     import torch
     torch.set_num_threads(threads)
-    from common import random_model
     from encodec_fx import EncodecConfig
+
+    from common import random_model
     model = random_model(EncodecConfig.encodec_24khz(num_filters=num_filters))
     start = time.perf_counter()
     if task == "compress":
@@ -84,7 +85,8 @@ def main() -> None:
     parser.add_argument("--shorter", type=float, nargs="*", default=[5.0, 15.0],
                         help="shorter lengths in minutes, to show that time grows linearly")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--num-filters", type=int, default=32, help="32: the official model's size; 16: the shipped default's")
+    parser.add_argument("--num-filters", type=int, default=32,
+                        help="32: the official model's size; 16: the shipped default's")
     parser.add_argument("--tasks", nargs="+", choices=["compress", "effect"], default=["compress", "effect"])
     parser.add_argument("--keep", type=Path, help="write the files here and keep them")
     parser.add_argument("--child", nargs=2, metavar=("TASK", "FILE"), help=argparse.SUPPRESS)
@@ -103,8 +105,10 @@ def main() -> None:
             write_synthetic(source, minutes)
             for task in args.tasks:
                 result = measure(task, source, args.threads, args.num_filters)
-                print(f"{task:8s} {minutes:6g} min: {result['seconds']:8.1f} s (RTF {result['seconds'] / (60 * minutes):.3f}, "
-                      f"{result['seconds'] / minutes:6.1f} s per minute of audio), peak RSS {result['peak_rss_mib']:.0f} MiB",
+                print(f"{task:8s} {minutes:6g} min: {result['seconds']:8.1f} s "
+                      f"(RTF {result['seconds'] / (60 * minutes):.3f}, "
+                      f"{result['seconds'] / minutes:6.1f} s per minute of audio), "
+                      f"peak RSS {result['peak_rss_mib']:.0f} MiB",
                       flush=True)
             if not args.keep:
                 for path in folder.glob(f"synthetic-{minutes:g}min*"):

@@ -9,8 +9,9 @@ file is read at the model's rate in mono, coded at each of the model's bandwidth
 Opus (Debian's opus-tools: opusenc --hard-cbr at 48 kHz, opusdec, which removes the pre-skip, and back
 to the model's rate). SI-SNR is in dB (higher is better); the mel distance is the training loss
 `MultiScaleMelLoss` (lower is better). PESQ (wide band, 16 kHz) and STOI are added for speech when the
-`pesq` and `pystoi` packages are importable (synthesised and recorded speech alike). Prints a markdown table of the means per group on
-standard output (progress and notes go to standard error), ready for `ship --metrics`.
+`pesq` and `pystoi` packages are importable (synthesised and recorded speech alike). Prints a markdown
+table of the means per group on standard output (progress and notes go to standard error), ready for
+`ship --metrics`.
 
 Then the spectral-balance gate (`encodec_fx.train.spectral_gate`) at each bandwidth: band energy out
 over in per octave on pink noise, a sine sweep and the first file of each group; `--gate 6` makes the
@@ -200,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted(p for p in Path(args.audio_dir).iterdir()
                    if p.suffix.lower() in AUDIO_SUFFIXES and group_of(p) is not None)
     if not files:
-        print(f"no speech-*, voices-*, music-*, recordings-* or mixtures-* audio files in {args.audio_dir}", file=sys.stderr)
+        print(f"no speech-*, voices-*, music-*, recordings-* or mixtures-* audio files in {args.audio_dir}",
+              file=sys.stderr)
         return 1
     model = EncodecModel.from_pretrained(args.model)
     bandwidths = args.bandwidths or list(model.config.target_bandwidths)

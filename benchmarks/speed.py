@@ -101,7 +101,8 @@ def convolution_flops(model: EncodecModel, audio: torch.Tensor, bandwidth: float
     """Multiply-adds × 2 of every convolution in one encode and decode of `audio` by `model`'s modules."""
     total = [0]
 
-    def count(module: torch.nn.Conv1d | torch.nn.ConvTranspose1d, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    def count(module: torch.nn.Conv1d | torch.nn.ConvTranspose1d, inputs: tuple[torch.Tensor, ...],
+              output: torch.Tensor) -> None:
         if isinstance(module, torch.nn.ConvTranspose1d):
             total[0] += inputs[0].numel() * module.out_channels * module.kernel_size[0] // module.groups
         else:
@@ -143,7 +144,8 @@ def check_outputs(instances: dict, bandwidth: float, audio: torch.Tensor) -> str
     if not torch.equal(codes, plain_codes) or gap > 1e-5:
         raise AssertionError(f"fast and plain paths differ: codes equal {torch.equal(codes, plain_codes)}, "
                              f"audio gap {gap:.2e}")
-    same = {name: torch.equal(codes, other) for name, (other, _) in results.items() if name not in ("ours", "ours (plain)")}
+    same = {name: torch.equal(codes, other) for name, (other, _) in results.items()
+            if name not in ("ours", "ours (plain)")}
     return (f"fast == plain (audio gap {gap:.1e}); same codes as "
             + ", ".join(f"{name}: {'yes' if equal else 'NO'}" for name, equal in same.items()))
 

@@ -86,7 +86,8 @@ def main() -> None:
                 decode()  # warm up, as encode was above
                 encode_time, decode_time = best_of(args.runs, encode), best_of(args.runs, decode)
             seconds = batch * args.seconds
-            print(f"  batch {batch:4d}: encode {seconds / 3600 / encode_time:8.3f} h/s ({seconds / encode_time:6.0f}x real time)"
+            print(f"  batch {batch:4d}: encode {seconds / 3600 / encode_time:8.3f} h/s "
+                  f"({seconds / encode_time:6.0f}x real time)"
                   f"  decode {seconds / 3600 / decode_time:8.3f} h/s ({seconds / decode_time:6.0f}x)"
                   f"  peak memory {peak_memory_mib(device)}")
 

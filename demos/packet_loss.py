@@ -22,9 +22,9 @@ import numpy as np
 from pedalboard.io import AudioFile
 
 from encodec_fx import EncodecModel
-from entropy.atomic import replacing
 from encodec_fx.audio_io import check_destination, open_audio, write_options
 from encodec_fx.effects import Chain, EncodecDecoder, EncodecEncoder, PacketLoss, TokenSubstitution
+from entropy.atomic import replacing
 
 MAX_SECONDS = 3600.0  # of test signal
 

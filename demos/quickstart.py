@@ -12,8 +12,7 @@ import sys
 import numpy as np
 import torch
 
-from encodec_fx import (DEFAULT_MODEL, Chain, EncodecCompressor, EncodecDecoder, EncodecEncoder, EncodecModel,
-                        PacketLoss)
+from encodec_fx import DEFAULT_MODEL, Chain, EncodecCompressor, EncodecDecoder, EncodecEncoder, EncodecModel, PacketLoss
 from encodec_fx.audio_io import read_audio
 from encodec_fx.train.losses import si_snr
 
@@ -49,7 +48,8 @@ def run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("audio", nargs="?", help="an audio file (default: a synthetic chord)")
-    parser.add_argument("--model", default=DEFAULT_MODEL, help=f"model name, directory or checkpoint (default {DEFAULT_MODEL})")
+    parser.add_argument("--model", default=DEFAULT_MODEL,
+                        help=f"model name, directory or checkpoint (default {DEFAULT_MODEL})")
     args = parser.parse_args(argv)
     try:
         run(args)

@@ -136,7 +136,8 @@ def infer_config(state: dict[str, torch.Tensor]) -> EncodecConfig:
     embed = state.get("quantizer.layers.0.codebook.embed")
     if first is None or embed is None or first.dim() != 3 or embed.dim() != 2:
         raise ValueError("cannot infer the model configuration from this checkpoint (no first encoder conv "
-                         "or codebook of the usual shape); pass config=EncodecConfig(...) (encodec-fx convert: --config)")
+                         "or codebook of the usual shape); pass config=EncodecConfig(...) "
+                         "(encodec-fx convert: --config)")
     has_norm = any(".norm." in key for key in state)
     preset = EncodecConfig.encodec_48khz if has_norm or first.shape[1] == 2 else EncodecConfig.encodec_24khz
     config = preset(audio_channels=first.shape[1], num_filters=first.shape[0], hidden_size=embed.shape[1],
@@ -195,7 +196,8 @@ def load_model(model_class: type[EncodecModel], source: str | os.PathLike,
     if path.is_dir():
         weights = next((path / name for name in WEIGHTS_NAMES if (path / name).is_file()), None)
         if weights is None:
-            inside = next((sub for sub in sorted(path.iterdir()) if sub.is_dir() and (sub / CONFIG_NAME).is_file()), None)
+            inside = next((sub for sub in sorted(path.iterdir())
+                           if sub.is_dir() and (sub / CONFIG_NAME).is_file()), None)
             hint = f" (did you mean {inside}?)" if inside is not None else ""
             raise FileNotFoundError(f"{path} holds no {' or '.join(WEIGHTS_NAMES)}: a model directory needs "
                                     f"{HUB_FILES_HINT}{hint}")
@@ -219,7 +221,8 @@ def load_model(model_class: type[EncodecModel], source: str | os.PathLike,
         elif beside.is_file():
             config = EncodecConfig.from_pretrained(beside)
         else:
-            raise FileNotFoundError(f"no {CONFIG_NAME} beside {weights}: put it there or pass config=EncodecConfig(...) (encodec-fx convert: --config)")
+            raise FileNotFoundError(f"no {CONFIG_NAME} beside {weights}: put it there or pass "
+                                    "config=EncodecConfig(...) (encodec-fx convert: --config)")
     model = model_class(config)
     state = {key: value.float() if value.dtype in (torch.float16, torch.bfloat16) else value
              for key, value in state.items()}

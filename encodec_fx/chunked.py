@@ -89,8 +89,8 @@ class ChunkedDecoder:
         lost tokens); returns the audio before the next chunk's start."""
         length = audio.shape[-1]
         if self._sum is not None and (audio.shape[:-1] != self._sum.shape[:-1] or length > len(self._weight)):
-            raise ValueError(f"chunk of shape {tuple(audio.shape)} after chunks of {tuple(self._sum.shape[:-1])} and at "
-                             f"most {len(self._weight)} samples; call reset() to start another stream")
+            raise ValueError(f"chunk of shape {tuple(audio.shape)} after chunks of {tuple(self._sum.shape[:-1])} "
+                             f"and at most {len(self._weight)} samples; call reset() to start another stream")
         if self._weight is None:
             self._weight = crossfade_weight(length, audio)
             self._sum = torch.zeros(*audio.shape[:-1], 0, device=audio.device, dtype=audio.dtype)

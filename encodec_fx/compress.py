@@ -118,7 +118,8 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
         raise ValueError("coding mode 'lm' needs an LM; pass one, or use mode 'static' or 'raw'")
     check_modules(model, lm)
     if not isinstance(model_name, (str, os.PathLike)) or not str(model_name):
-        raise ValueError(f"model_name is how the archive names its codec (a shipped name or a path), got {model_name!r}")
+        raise ValueError("model_name is how the archive names its codec (a shipped name or a path), "
+                         f"got {model_name!r}")
     n_q = model.num_quantizers_for_bandwidth(bandwidth)  # fail on a bad bandwidth before reading anything
     bandwidth = float(as_number(bandwidth) if bandwidth is not None else model.config.target_bandwidths[0])
     if lm is not None and (lm.config.card != model.config.codebook_size or lm.config.n_q < n_q):
@@ -287,7 +288,8 @@ def decompress_file(source: str | os.PathLike, destination: str | os.PathLike, m
     return lost
 
 
-def check_archive_codes(source: str | os.PathLike, lm: EntropyLM | None = None) -> tuple[ArchiveHeader, list[LostSegment]]:
+def check_archive_codes(source: str | os.PathLike,
+                        lm: EntropyLM | None = None) -> tuple[ArchiveHeader, list[LostSegment]]:
     """Read every segment (CRCs) and entropy-decode every frame's codes, writing no audio; the header and
     the segments that are damaged, missing or do not decode (`verify`)."""
     with ArchiveReader(source) as reader:

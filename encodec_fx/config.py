@@ -193,7 +193,8 @@ class EncodecConfig:
         """Read a `config.json`, given the file, the directory that holds it or a shipped model's name."""
         path = model_file(path, CONFIG_NAME)
         if not path.is_file():
-            raise FileNotFoundError(f"no EnCodec config at {path}: expected a config.json file or a directory holding one")
+            raise FileNotFoundError(f"no EnCodec config at {path}: expected a config.json file "
+                                    "or a directory holding one")
         try:
             values = json.loads(path.read_text())
         except (json.JSONDecodeError, UnicodeDecodeError) as error:

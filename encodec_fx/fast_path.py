@@ -27,8 +27,15 @@ from torch import nn
 from torch.nn import functional as F
 
 from .conv import NormConv1d, NormConvTranspose1d, pad1d
-from .kernels import (few_output_conv, interleave_phases, pad_into, pads_into_buffer, pointwise_conv,
-                      polyphase_weights, tap_weights)
+from .kernels import (
+    few_output_conv,
+    interleave_phases,
+    pad_into,
+    pads_into_buffer,
+    pointwise_conv,
+    polyphase_weights,
+    tap_weights,
+)
 from .seanet import ResidualUnit
 from .tensor_state import TensorState
 

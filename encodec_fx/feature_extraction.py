@@ -52,7 +52,8 @@ class EncodecFeatureExtractor:
             raise ValueError(f"sampling_rate must be a positive integer (Hz), got {sampling_rate!r}")
         if not is_finite_number(padding_value):
             raise ValueError(f"padding_value must be a finite number, got {padding_value!r}")
-        if chunk_length_s is not None and not (is_finite_number(chunk_length_s) and chunk_length_s * sampling_rate >= 1):
+        if chunk_length_s is not None and not (is_finite_number(chunk_length_s)
+                                               and chunk_length_s * sampling_rate >= 1):
             raise ValueError(f"chunk_length_s must be None or seconds holding at least one sample "
                              f"(>= {1 / sampling_rate:g}), got {chunk_length_s!r}")
         if overlap is not None and not (is_finite_number(overlap) and 0 <= overlap < 1):

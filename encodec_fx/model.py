@@ -127,14 +127,15 @@ class EncodecModel(nn.Module):
         if audio_scales is None:
             audio_scales = [None] * chunks
         if len(audio_scales) != chunks:
-            raise ValueError(f"got {len(audio_scales)} audio_scales for {chunks} chunks of codes; expected one per chunk")
+            raise ValueError(f"got {len(audio_scales)} audio_scales for {chunks} chunks of codes; "
+                             "expected one per chunk")
         audio_scales = [self._check_scale(scale, batch, f"audio_scales[{index}]")
                         for index, scale in enumerate(audio_scales)]
         frames = audio_codes.shape[-1]
         last_frame_pad_length = as_number(last_frame_pad_length)
         if not is_integer(last_frame_pad_length) or not 0 <= last_frame_pad_length < frames:
-            raise ValueError(f"last_frame_pad_length must be an integer from 0 to {frames - 1} (padding frames of the last "
-                             f"chunk's {frames}), got {last_frame_pad_length!r}")
+            raise ValueError(f"last_frame_pad_length must be an integer from 0 to {frames - 1} (padding frames "
+                             f"of the last chunk's {frames}), got {last_frame_pad_length!r}")
         pieces = [(codes[..., :-last_frame_pad_length] if index == chunks - 1 and last_frame_pad_length > 0
                    else codes, scale) for index, (codes, scale) in enumerate(zip(audio_codes, audio_scales))]
         if self.fast:

@@ -18,7 +18,6 @@ from .conv import NormConv1d, NormConvTranspose1d, pad1d
 from .kernels import few_output_conv, tap_weights
 from .seanet import ResidualUnit, SkipLSTM
 
-
 WINDOWS_BELOW, STRIDED_WINDOWS_BELOW = 128, 512
 """How a streaming convolution computes a block, chosen per call from its stride and number of
 outputs. Below these many outputs (stride 1, strided): one matrix product of the input's windows by

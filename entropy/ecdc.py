@@ -338,7 +338,8 @@ def _scale_value(scale: object, index: int) -> float:
         value = value.item()
     elif isinstance(value, np.ndarray):
         if value.size != 1:
-            raise ValueError(f"the scale of chunk {index} must be one number, got an array of shape {list(value.shape)}")
+            raise ValueError(f"the scale of chunk {index} must be one number, "
+                             f"got an array of shape {list(value.shape)}")
         value = value.item()
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"the scale of chunk {index} must be a real number (or a size-1 array or tensor), "

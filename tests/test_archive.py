@@ -17,8 +17,16 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from entropy.archive import (ArchiveError, ArchiveHeader, ArchiveReader, ArchiveWriter, DamagedSegmentError,
-                             Segment, TruncatedArchiveError, Unit)
+from entropy.archive import (
+    ArchiveError,
+    ArchiveHeader,
+    ArchiveReader,
+    ArchiveWriter,
+    DamagedSegmentError,
+    Segment,
+    TruncatedArchiveError,
+    Unit,
+)
 
 from conftest import Trickle
 

@@ -175,7 +175,8 @@ def test_codes_of_any_integer_type_decode_like_long(model, dtype):
 
 
 @pytest.mark.parametrize("scale, message", [
-    (torch.ones(3, 1), r"audio_scales\[0\] is \(3, 1\); expected the finite, positive float tensor \(batch, 1\) = \(1, 1\)"),
+    (torch.ones(3, 1), r"audio_scales\[0\] is \(3, 1\); expected the finite, positive float tensor "
+                       r"\(batch, 1\) = \(1, 1\)"),
     (torch.tensor([[float("nan")]]), r"audio_scales\[0\] is \(1, 1\); expected the finite, positive"),  # was NaN audio
     (torch.zeros(1, 1), r"finite, positive"),
     (2.0, r"audio_scales\[0\] is float; expected"),
@@ -192,7 +193,8 @@ def test_decode_chunk_checks_codes_and_scale_like_decode(stereo_model):
         stereo_model.decode_chunk(codes[0])  # was decoded unscaled, silently
     with pytest.raises(ValueError, match=r"codes holds indices from \d+ to 1024; expected 0 to 1023"):
         stereo_model.decode_chunk(torch.cat([codes[0], torch.full_like(codes[0], 1024)], dim=-1), scales[0])
-    with pytest.raises(ValueError, match=r"codes is \(2, 2\) torch.int64; expected an integer tensor \[batch, n_q, frames\]"):
+    with pytest.raises(ValueError,
+                       match=r"codes is \(2, 2\) torch.int64; expected an integer tensor \[batch, n_q, frames\]"):
         stereo_model.decode_chunk(codes[0, 0], scales[0])
 
 

@@ -13,8 +13,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from encodec_fx import DEFAULT_MODEL, EncodecConfig, EncodecModel
-from encodec_fx import checkpoints
+from encodec_fx import DEFAULT_MODEL, EncodecConfig, EncodecModel, checkpoints
 from encodec_fx.checkpoints import to_hub_keys
 
 from conftest import PRESETS, original_model, randomize
@@ -189,7 +188,8 @@ def test_a_source_that_names_nothing_is_refused(source, message):
 
 def test_hub_id_without_hub_extra_says_how_to_get_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)
-    with pytest.raises(FileNotFoundError, match=r"pip install encodec-fx\[hub\].*huggingface.co/facebook/encodec_24khz"):
+    with pytest.raises(FileNotFoundError,
+                       match=r"pip install encodec-fx\[hub\].*huggingface.co/facebook/encodec_24khz"):
         EncodecModel.from_pretrained("facebook/encodec_24khz")
 
 
@@ -244,7 +244,8 @@ def test_checkpoint_files_are_told_apart_by_content(model, tmp_path):
     model.config.save_pretrained(tmp_path)
     assert_same_weights(EncodecModel.from_pretrained(tmp_path / "pytorch_model.bin"), model)
     (tmp_path / "cut.safetensors").write_bytes((tmp_path / "pytorch_model.bin").read_bytes()[:1000])
-    with pytest.raises(ValueError, match="cut.safetensors is not a readable safetensors file: it is damaged or cut short"):
+    with pytest.raises(ValueError,
+                       match="cut.safetensors is not a readable safetensors file: it is damaged or cut short"):
         EncodecModel.from_pretrained(tmp_path / "cut.safetensors", config=model.config)
 
 

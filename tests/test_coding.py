@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import peaked, sample_codes
-
 from entropy.coding import CODING_MODES, StaticModel, decode_codes, decode_many, encode_codes, encode_many
 from entropy.lm import EntropyLM, LMConfig
 from entropy.portable_lm import PortableLM
+
+from conftest import peaked, sample_codes
 
 CARD = 1024
 SMALL_LM = LMConfig(n_q=8, dim=32, num_heads=4, num_layers=2, past_context=16)

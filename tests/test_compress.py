@@ -154,7 +154,8 @@ def test_a_file_that_is_not_an_lm_is_refused_in_one_line(files, tmp_path, capsys
 
 
 def test_shipped_lm_loads_by_its_archive_name():
-    assert encodec_fx.load_lm(f"{DEFAULT_MODEL}-lm").config.n_q == EncodecModel.from_pretrained(DEFAULT_MODEL).config.num_quantizers
+    assert (encodec_fx.load_lm(f"{DEFAULT_MODEL}-lm").config.n_q
+            == EncodecModel.from_pretrained(DEFAULT_MODEL).config.num_quantizers)
 
 
 def flip_byte_in_segment(path, number):
@@ -288,7 +289,8 @@ def test_the_python_api_checks_its_arguments_before_coding(files, tmp_path, monk
     source, archive = files / "mono24k.wav", tmp_path / "p.ecfx"
     header = compress_file(source, archive, model, bandwidth=np.float32(3.0), model_name=files / "codec24",
                            progress=False)  # a numpy bandwidth met the header's JSON; a Path name its check
-    assert header.bandwidth == 3.0 and type(header.bandwidth) is float and header.codec["name"] == str(files / "codec24")
+    assert header.bandwidth == 3.0 and type(header.bandwidth) is float
+    assert header.codec["name"] == str(files / "codec24")
     monkeypatch.setattr("encodec_fx.compress.code_units", lambda *args: pytest.fail("coded before refusing"))
     small_lm = EntropyLM(LMConfig(n_q=2, dim=8, num_heads=2, num_layers=1))
     for arguments, error, message in [
@@ -327,8 +329,10 @@ def test_a_decompression_that_fails_midway_leaves_the_old_output_and_no_temporar
     (["compress", "{audio}", "o.ecfx", "--model", "{codec}", "--coding", "lm"], "coding mode 'lm' needs an LM"),
     (["decompress", "missing.ecfx", "o.wav"], "missing.ecfx"),
     (["info", "missing.ecfx"], "missing.ecfx"),
-    (["compress", "{audio}", "nowhere/o.ecfx", "--model", "{codec}"], "cannot write nowhere/o.ecfx: there is no folder nowhere"),
-    (["fx", "{audio}", "nowhere/o.wav", "--chain", "gain(-1)"], "cannot write nowhere/o.wav: there is no folder nowhere"),
+    (["compress", "{audio}", "nowhere/o.ecfx", "--model", "{codec}"],
+     "cannot write nowhere/o.ecfx: there is no folder nowhere"),
+    (["fx", "{audio}", "nowhere/o.wav", "--chain", "gain(-1)"],
+     "cannot write nowhere/o.wav: there is no folder nowhere"),
 ])
 def test_cli_errors_are_one_line(files, tmp_path, args, message):
     args = [a.format(codec=files / "codec24", audio=files / "mono16k.flac") for a in args]
@@ -367,7 +371,8 @@ def test_auto_coding_with_an_lm_keeps_the_smallest_archive(files, tmp_path):
     tones = tmp_path / "tones.wav"
     time = np.arange(11 * 24_000) / 24_000
     with AudioFile(str(tones), "w", samplerate=24_000, num_channels=1) as file:
-        file.write((0.3 * np.sin(2 * np.pi * 220 * time) + 0.2 * np.sin(2 * np.pi * 331 * time))[None].astype(np.float32))
+        file.write((0.3 * np.sin(2 * np.pi * 220 * time)
+                    + 0.2 * np.sin(2 * np.pi * 331 * time))[None].astype(np.float32))
     speech = Path(__file__).parent / "data" / "speech-nl-fillets.flac"
     model, lm = EncodecModel.from_pretrained(DEFAULT_MODEL), load_lm(shipped_lm_path(default_lm(DEFAULT_MODEL)))
     chosen = set()

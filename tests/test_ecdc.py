@@ -1,14 +1,14 @@
 """`.ecdc` files byte-identical to the original `encodec.compress(..., use_lm=False)`, and bit packing."""
 
 import io
-from dataclasses import replace
 import json
 import math
 import os
-from pathlib import Path
 import struct
 import sys
 import types
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -323,7 +323,8 @@ GEOMETRY = dict(sample_rate=24_000, frame_rate=75, channels=1, normalize=False)
     (dict(channels=True), TypeError, "channels must be a positive integer"),
     (dict(normalize="yes"), TypeError, "normalize must be True or False"),
     (dict(bits_per_code=33), ValueError, "bits_per_code must be an integer from 1 to 32, got 33"),
-    (dict(chunk_length=480, chunk_stride=0), ValueError, r"chunk_stride must be a positive integer \(samples\) or None"),
+    (dict(chunk_length=480, chunk_stride=0), ValueError,
+     r"chunk_stride must be a positive integer \(samples\) or None"),
     (dict(chunk_length=-1, chunk_stride=1), ValueError, "chunk_length must be a positive integer"),
 ])
 def test_geometry_fields_are_checked(changes, error, message):
@@ -396,7 +397,8 @@ def test_reader_refuses_a_scale_no_encoder_writes(bad_scale):
     data = bytearray(ecdc_bytes(random_content("encodec_48khz", 50_000)))
     metadata_end = 9 + struct.unpack("!I", data[5:9])[0]
     data[metadata_end:metadata_end + 4] = struct.pack("!f", bad_scale)
-    with pytest.raises(ValueError, match=f"the scale of chunk 0 of 2 is {bad_scale}: scales must be finite and positive"):
+    with pytest.raises(ValueError,
+                       match=f"the scale of chunk 0 of 2 is {bad_scale}: scales must be finite and positive"):
         read_ecdc(bytes(data))
 
 

@@ -6,8 +6,7 @@ import numpy as np
 import pedalboard
 import pytest
 
-from encodec_fx.effects import (Chain, CodebookTruncation, EncodecCompressor, EncodecDecoder, EncodecEncoder,
-                                PacketLoss)
+from encodec_fx.effects import Chain, CodebookTruncation, EncodecCompressor, EncodecDecoder, EncodecEncoder, PacketLoss
 from encodec_fx.effects.chain import native_segments
 
 from effects_models import noise, tiny_model

@@ -9,8 +9,16 @@ import torch
 from scipy.signal import resample_poly
 
 from encodec_fx import EncodecConfig, EncodecModel
-from encodec_fx.effects import (BandwidthSchedule, Chain, CodebookTruncation, EncodecCompressor, EncodecDecoder,
-                                EncodecEncoder, PacketLoss, TokenSubstitution)
+from encodec_fx.effects import (
+    BandwidthSchedule,
+    Chain,
+    CodebookTruncation,
+    EncodecCompressor,
+    EncodecDecoder,
+    EncodecEncoder,
+    PacketLoss,
+    TokenSubstitution,
+)
 from encodec_fx.effects.codec_stream import default_frames_per_step
 from encodec_fx.effects.stream_resample import StreamingResampler
 from encodec_fx.streaming import round_trip_latency
@@ -128,7 +136,8 @@ def test_the_default_step_is_the_largest_that_adds_no_latency():
     model = tiny_model("24khz")
     assert default_frames_per_step(model) == 7  # the first output waits for 7 frames anyway
     for rate in (24000, 44100):
-        default, one = EncodecCompressor(model=model).latency_at(rate), EncodecCompressor(model=model, frames_per_step=1).latency_at(rate)
+        default = EncodecCompressor(model=model).latency_at(rate)
+        one = EncodecCompressor(model=model, frames_per_step=1).latency_at(rate)
         assert default == one
         assert EncodecCompressor(model=model, frames_per_step=3).latency_at(rate) > one  # 9 frames: two more
         assert EncodecCompressor(model=model, frames_per_step=8).latency_at(rate) > one
@@ -137,7 +146,8 @@ def test_the_default_step_is_the_largest_that_adds_no_latency():
 
 def test_frames_per_step_must_match_between_encoder_and_decoder():
     model = tiny_model("24khz")
-    matched = Chain([EncodecEncoder(6.0, model=model, frames_per_step=4), EncodecDecoder(model=model, frames_per_step=4)])
+    matched = Chain([EncodecEncoder(6.0, model=model, frames_per_step=4),
+                     EncodecDecoder(model=model, frames_per_step=4)])
     audio = noise(2, 12000)
     latency = matched.latency_at(24000)
     np.testing.assert_allclose(stream(matched, audio, 24000, CONSTANT, latency),

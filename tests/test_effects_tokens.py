@@ -7,8 +7,14 @@ import dataclasses
 import numpy as np
 import pytest
 
-from encodec_fx.effects import (BandwidthSchedule, CodebookTruncation, EncodecDecoder, EncodecEncoder,
-                                PacketLoss, TokenSubstitution)
+from encodec_fx.effects import (
+    BandwidthSchedule,
+    CodebookTruncation,
+    EncodecDecoder,
+    EncodecEncoder,
+    PacketLoss,
+    TokenSubstitution,
+)
 
 from effects_models import noise, tiny_model
 

@@ -9,11 +9,10 @@ import torch
 from pedalboard.io import AudioFile
 from scipy.io import wavfile
 
-from encodec_fx.cli import main
-from encodec_fx.effects import Chain, EncodecCompressor
-from encodec_fx.effects.files import process_file
 from encodec_fx import pretrained
-from encodec_fx.effects import spec
+from encodec_fx.cli import main
+from encodec_fx.effects import Chain, EncodecCompressor, spec
+from encodec_fx.effects.files import process_file
 from encodec_fx.effects.spec import MAX_STAGES, parse_chain
 
 from effects_models import noise, tiny_model
@@ -159,9 +158,12 @@ def test_existing_output_needs_force(tmp_path, capsys):
     ("gain | truncate(2)", r"stage 1 \(CodebookTruncation\) takes codes"),
     ("truncate(num_codebooks=2)", "must take and give audio"),
     ("convolution('no-such-impulse.wav')", r"stage 0 .*Unable to load impulse response.*; Convolution accepts"),
-    ("reverb(room_size=0.3, room_size=0.4)", r"stage 0 \(reverb\(room_size=0.3, room_size=0.4\)\): room_size given twice$"),
-    ("gain(1) | encodec(bandwidth=6, bandwidth=3)", r"stage 1 \(encodec\(bandwidth=6, bandwidth=3\)\): bandwidth given twice$"),
-    (" | ".join(["gain"] * 3000), rf"cannot parse chain: too long or too deeply nested \(at most {MAX_STAGES} stages\)$"),
+    ("reverb(room_size=0.3, room_size=0.4)", r"stage 0 \(reverb\(room_size=0.3, room_size=0.4\)\): "
+                                             "room_size given twice$"),
+    ("gain(1) | encodec(bandwidth=6, bandwidth=3)", r"stage 1 \(encodec\(bandwidth=6, bandwidth=3\)\): "
+                                                    "bandwidth given twice$"),
+    (" | ".join(["gain"] * 3000), "cannot parse chain: too long or too deeply nested "
+                                  rf"\(at most {MAX_STAGES} stages\)$"),
     ("gain(" + "-" * 100000 + "1)", "cannot parse chain: too long or too deeply nested"),  # a MemoryError in the parser
 ])
 def test_bad_chains_are_one_line_errors_and_write_nothing(tmp_path, capsys, spec, message):
@@ -213,7 +215,8 @@ def test_at_most_max_stages():
     ("gain(1) | encode(bandwidth=7) | decode", r"stage 1 \(encode\(bandwidth=7\)\): bandwidth 7 kbps"),
     ("encode | truncate(0) | decode", r"stage 1 \(truncate\(0\)\): CodebookTruncation.num_codebooks must be an "
                                       "integer of at least 1, got 0"),
-    ("encode | packetloss(rate=2) | decode", r"stage 1 \(packetloss\(rate=2\)\): PacketLoss.rate must be a probability"),
+    ("encode | packetloss(rate=2) | decode", r"stage 1 \(packetloss\(rate=2\)\): PacketLoss.rate must be a "
+                                             "probability"),
     ("encode | packetloss(seed=1.5) | decode", r"stage 1 .*: PacketLoss.seed must be None or an integer"),
     ("encode | substitute(rate=-1) | decode", r"stage 1 .*: TokenSubstitution.rate must be a probability"),
     ("encode | schedule([]) | decode", r"stage 1 \(schedule\(\[\]\)\): BandwidthSchedule.schedule must be a non-empty"),

@@ -1,10 +1,11 @@
 """The entropy-coding LM against the original `encodec.model.LMModel`."""
 import pytest
 import torch
-from conftest import import_original_encodec, peaked, probability_tolerance
 
 from encodec_fx.checkpoints import weights_sha256
 from entropy.lm import LM_24KHZ, EntropyLM, LMConfig, LMState, load_lm, load_original_lm, save_lm
+
+from conftest import import_original_encodec, peaked, probability_tolerance
 
 PAST_CONTEXT = 8  # small, so that 40 frames run well past the attention window
 N_FRAMES = 40

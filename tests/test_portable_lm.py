@@ -14,13 +14,22 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import peaked, sample_codes
-
 from encodec_fx import DEFAULT_MODEL, EncodecModel, pretrained
 from encodec_fx.audio_io import read_audio
 from entropy.lm import EntropyLM, LMConfig, load_lm
-from entropy.portable_lm import (ACTIVATION_LEVELS, EXACT_FLOAT32, WEIGHT_LEVELS, IntegerLinear, PortableLM,
-                                 exp_table, int8_products_are_exact, normal_cdf_table, sin_cos)
+from entropy.portable_lm import (
+    ACTIVATION_LEVELS,
+    EXACT_FLOAT32,
+    WEIGHT_LEVELS,
+    IntegerLinear,
+    PortableLM,
+    exp_table,
+    int8_products_are_exact,
+    normal_cdf_table,
+    sin_cos,
+)
+
+from conftest import peaked, sample_codes
 
 SHIPPED_LM = pretrained.ROOT / DEFAULT_MODEL / pretrained.LM_FILE
 RECORDING = Path(__file__).resolve().parent / "data" / "speech-nl-fillets.flac"

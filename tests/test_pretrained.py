@@ -278,7 +278,8 @@ def test_an_lm_is_added_to_an_already_shipped_codec(shipped, run_dir, monkeypatc
         (root / "later" / path.name).write_bytes(path.read_bytes())
     monkeypatch.setattr(pretrained, "ROOT", root)
     weights = (root / "later" / "model.safetensors").read_bytes()
-    with pytest.raises(ValueError, match="trained on another codec's tokens"):  # the run's fp32 codec, not the shipped one
+    # the run's fp32 codec, not the shipped one
+    with pytest.raises(ValueError, match="trained on another codec's tokens"):
         ship.install_lm(run_dir / "lm.safetensors", "later")
     assert not (root / "later" / "lm.safetensors").exists()
     lm_file = tmp_path / "lm.safetensors"

@@ -7,9 +7,10 @@ import random
 
 import pytest
 import torch
-from conftest import randomize
 
 from encodec_fx import EncodecConfig, EncodecModel, StreamingDecoder, StreamingEncoder, round_trip_latency
+
+from conftest import randomize
 
 ATOL = 1e-5
 LENGTH = 2_987  # ten frames, the last one partial: past the start-up of seven frames

@@ -9,12 +9,13 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import torch
-from test_collection import write_tone
 
 from encodec_fx import DEFAULT_MODEL, EncodecModel
 from encodec_fx.audio_io import read_audio
 from encodec_fx.collection import TokenizeJob, run_collection
 from encodec_fx.tokenizer import EncodecTokenizer
+
+from test_collection import write_tone
 
 RATE = 24_000
 

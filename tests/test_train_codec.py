@@ -14,16 +14,25 @@ from pedalboard.io import AudioFile
 
 from encodec_fx import EncodecConfig, EncodecModel
 from encodec_fx.cli import main
-from encodec_fx.train import (Balancer, CodecTrainer, MultiScaleMelLoss, MultiScaleSTFTDiscriminator,
-                              TrainingConfig, export_generator, load_checkpoint, load_exported,
-                              quantize_for_training, save_checkpoint, untrained_model)
+from encodec_fx.train import (
+    Balancer,
+    CodecTrainer,
+    MultiScaleMelLoss,
+    MultiScaleSTFTDiscriminator,
+    TrainingConfig,
+    export_generator,
+    load_checkpoint,
+    load_exported,
+    quantize_for_training,
+    save_checkpoint,
+    untrained_model,
+)
 from encodec_fx.train.command import train_loop
-from encodec_fx.train.settings import PAPER_WEIGHTS
 from encodec_fx.train.data import centre_segments, random_segments
-from encodec_fx.train.discriminator import (discriminator_hinge_loss, feature_matching_loss,
-                                            generator_hinge_loss)
+from encodec_fx.train.discriminator import discriminator_hinge_loss, feature_matching_loss, generator_hinge_loss
 from encodec_fx.train.losses import mel_filterbank, si_snr
 from encodec_fx.train.quantizer import CodebookTraining, initialise_codebook, update_codebook
+from encodec_fx.train.settings import PAPER_WEIGHTS
 
 SAMPLE_RATE = 24_000
 
@@ -283,7 +292,8 @@ def test_fp16_export_is_compact_and_decodes_like_the_model(tmp_path):
     model = trainer.model.eval()
     model.save_pretrained(tmp_path / "full")
     export_generator(model, tmp_path / "codec.safetensors")
-    assert (tmp_path / "codec.safetensors").stat().st_size < 0.6 * (tmp_path / "full" / "model.safetensors").stat().st_size
+    assert ((tmp_path / "codec.safetensors").stat().st_size
+            < 0.6 * (tmp_path / "full" / "model.safetensors").stat().st_size)
     shipped = load_exported(tmp_path / "codec.safetensors")
     assert shipped.config == model.config
     audio = centre_segments(tones(), 4800)

@@ -7,8 +7,8 @@ import pytest
 from pedalboard.io import AudioFile
 
 from encodec_fx import EncodecConfig, EncodecModel
-from encodec_fx.checkpoints import weights_sha256
 from encodec_fx.audio_io import audio_files
+from encodec_fx.checkpoints import weights_sha256
 from encodec_fx.cli import main
 from encodec_fx.train.lm_tokens import encode_file
 from entropy.lm import load_lm, read_lm_metadata
@@ -19,7 +19,8 @@ from conftest import randomize
 @pytest.fixture(scope="module")
 def codec_dir(tmp_path_factory):
     directory = tmp_path_factory.mktemp("codec")
-    randomize(EncodecModel(EncodecConfig(num_filters=4, target_bandwidths=[1.5, 3.0])), seed=2).save_pretrained(directory)
+    model = randomize(EncodecModel(EncodecConfig(num_filters=4, target_bandwidths=[1.5, 3.0])), seed=2)
+    model.save_pretrained(directory)
     return directory
 
 

@@ -122,7 +122,8 @@ def add_compress(commands: argparse._SubParsersAction) -> None:
                               f"(default {DEFAULT_MODEL})")
     command.add_argument("--lm", help="entropy-coding LM (.safetensors from train-lm, or a shipped LM's name); "
                                       "default: the LM shipped with the codec, if any")
-    command.add_argument("--no-lm", action="store_true", help="do not use an LM (static or raw coding, whichever is smaller)")
+    command.add_argument("--no-lm", action="store_true",
+                         help="do not use an LM (static or raw coding, whichever is smaller)")
     command.add_argument("--coding", choices=["lm", "static", "raw"],
                          help="lm: usually smallest, slowest; static: per-codebook distribution; raw: 10-bit codes "
                               "(default: each of them there is a model for, keeping the smallest archive)")

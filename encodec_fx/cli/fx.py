@@ -38,8 +38,8 @@ def add_fx(commands: argparse._SubParsersAction) -> None:
     command.add_argument("--format", choices=["wav", "flac"], default="wav",
                          help="with -o: output format (default wav)")
     command.add_argument("--chain", required=True,
-                         help="stages separated by |, e.g. \"highpass(cutoff_frequency_hz=80) | encodec(bandwidth=1.5) | "
-                              "reverb(room_size=0.3)\" (see docs/effects.md)")
+                         help="stages separated by |, e.g. \"highpass(cutoff_frequency_hz=80) | "
+                              "encodec(bandwidth=1.5) | reverb(room_size=0.3)\" (see docs/effects.md)")
     command.add_argument("--model", default=DEFAULT_MODEL,
                          help=f"codec for encodec/encode/decode stages without model= (default {DEFAULT_MODEL})")
     command.add_argument("--block-size", type=int, default=8192, help="samples per block, 1 to 4194304 (default 8192)")

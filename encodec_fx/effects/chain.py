@@ -222,7 +222,8 @@ class Chain(Effect, MutableSequence):
         while stream.piece is not None and audio.shape[-1] - start > channels:
             end = min(start + stream.piece, audio.shape[-1])
             out = board(np.ascontiguousarray(audio[:, start:end]), sample_rate, buffer_size, False)
-            pieces.append(out if out.shape[0] == channels else out.T)  # a short output comes back as (samples, channels)
+            # a short output comes back as (samples, channels)
+            pieces.append(out if out.shape[0] == channels else out.T)
             start = end
         stream.waiting = audio[:, start:]
         out = np.concatenate(pieces, axis=-1) if pieces else np.zeros((channels, 0), dtype=np.float32)

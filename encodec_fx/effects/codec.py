@@ -19,10 +19,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..channels import from_model_channels, to_model_channels
 from ..devices import resolve_device
 from ..model import EncodecModel
 from ..streaming import StreamingDecoder, StreamingEncoder, why_not_streamable
-from ..channels import from_model_channels, to_model_channels
 from .codec_stream import DecoderStream, EncoderStream, check_step, default_frames_per_step, stream_latency
 from .codes import Codes
 from .layout import AudioLayout, read_array, read_block, stream_layout
@@ -30,7 +30,6 @@ from .model_source import ModelSource, load_effect_model, source_of
 from .partial_decode import decode_received
 from .protocol import AUDIO, CODES, Effect, check_sample_rate
 from .resample import resample
-
 
 STREAMED_FROM_SECONDS = 20.0
 """A model that can stream (the causal 24 kHz one) codes a longer signal through its streaming
@@ -185,7 +184,8 @@ class EncodecCompressor(_CodecEffect):
     def __init__(self, bandwidth: float = 6.0, model: ModelSource | None = None, frames_per_step: int | None = None,
                  device: str | torch.device | None = None):
         super().__init__(model, frames_per_step, device)
-        self.model.num_quantizers_for_bandwidth(bandwidth)  # checked now, not when audio comes (and again then: it may change)
+        # checked now, not when audio comes (and again then: it may change)
+        self.model.num_quantizers_for_bandwidth(bandwidth)
         self.bandwidth = bandwidth
 
     def _process(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> np.ndarray:
@@ -210,7 +210,8 @@ class EncodecEncoder(_CodecEffect):
     def __init__(self, bandwidth: float = 6.0, model: ModelSource | None = None, frames_per_step: int | None = None,
                  device: str | torch.device | None = None):
         super().__init__(model, frames_per_step, device)
-        self.model.num_quantizers_for_bandwidth(bandwidth)  # checked now, not when audio comes (and again then: it may change)
+        # checked now, not when audio comes (and again then: it may change)
+        self.model.num_quantizers_for_bandwidth(bandwidth)
         self.bandwidth = bandwidth
 
     def _process(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> Codes:

@@ -20,11 +20,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..channels import from_model_channels, to_model_channels
 from ..chunked import ChunkedDecoder, ChunkedEncoder
 from ..model import EncodecModel
 from ..streaming import StreamingEncoder, check_frames_per_step, round_trip_latency
 from ..streaming_layers import StreamingLayers
-from ..channels import from_model_channels, to_model_channels
 from .codes import Codes
 from .layout import AudioLayout
 from .partial_decode import decode_chunk_received, received_embeddings
@@ -40,7 +40,8 @@ def stream_latency(model: EncodecModel, sample_rate: int, frames_per_step: int =
     """
     config = model.config
     check_step(model, frames_per_step)
-    into, out_of = StreamingResampler(sample_rate, config.sampling_rate), StreamingResampler(config.sampling_rate, sample_rate)
+    into = StreamingResampler(sample_rate, config.sampling_rate)
+    out_of = StreamingResampler(config.sampling_rate, sample_rate)
     codec = round_trip_latency(model, frames_per_step) if config.chunk_length is None else config.chunk_length - 1
     return -(-(into.latency + codec) * sample_rate // config.sampling_rate) + out_of.latency
 
@@ -150,7 +151,8 @@ class DecoderStream:
     def _decode(self, codes: Codes) -> torch.Tensor:
         """The model-rate audio (batch, channels, samples) that these codes complete."""
         device = self.model.device
-        audio_codes, received = torch.from_numpy(codes.audio_codes).to(device), torch.from_numpy(codes.received).to(device)
+        audio_codes = torch.from_numpy(codes.audio_codes).to(device)
+        received = torch.from_numpy(codes.received).to(device)
         config = self.model.config
         empty = torch.zeros(codes.audio_codes.shape[1], config.audio_channels, 0, device=device)
         if isinstance(self.decoder, StreamingLayers):

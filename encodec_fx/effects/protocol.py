@@ -41,7 +41,8 @@ class Effect(ABC):
         `buffer_size` only matters to native plugins inside a `Chain`."""
         sample_rate, buffer_size = check_sample_rate(sample_rate), check_buffer_size(buffer_size)
         if not isinstance(reset, (bool, np.bool_)):  # None (a forgotten argument) would stream
-            raise ValueError(f"reset must be True (a whole signal) or False (the next block of a stream), got {reset!r}")
+            raise ValueError("reset must be True (a whole signal) or False (the next block of a stream), "
+                             f"got {reset!r}")
         if reset:
             self.reset()
             return self._process(input_array, sample_rate, buffer_size)

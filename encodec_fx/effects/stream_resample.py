@@ -55,7 +55,8 @@ class StreamingResampler:
         end = -(-self.inputs * self.up // self.down)  # outputs whose taps stop within the input received
         offset = self.buffer_start * self.up // self.down
         from scipy.signal import upfirdn  # imported on first use (cached by Python after)
-        filtered = upfirdn(self.taps, self.buffer, self.up, self.down, axis=-1)[..., self.next_output - offset: end - offset]
+        filtered = upfirdn(self.taps, self.buffer, self.up, self.down, axis=-1)
+        filtered = filtered[..., self.next_output - offset: end - offset]
         first_kept = max(self.next_output, self.latency)
         out = filtered[..., first_kept - self.next_output:].astype(np.float32, copy=False)
         self.next_output = end

@@ -33,7 +33,8 @@ class Balancer:
         for name, loss in losses.items():
             gradient, = torch.autograd.grad(loss, output, retain_graph=True)
             norm = self._average_norm(name, float(gradient.flatten(1).norm(dim=1).mean()))
-            balanced[name] = gradient * (self.reference_norm * self.weights[name] / total_weight / (norm + self.epsilon))
+            balanced[name] = gradient * (self.reference_norm * self.weights[name] / total_weight
+                                         / (norm + self.epsilon))
         return balanced
 
     def backward(self, losses: dict[str, torch.Tensor], output: torch.Tensor,

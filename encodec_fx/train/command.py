@@ -27,10 +27,18 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..config import EncodecConfig
-from .checkpoint import (STATE_FILE, STATE_KIND, damaged, has_checkpoint, load_checkpoint, make_run_dir, restore,
-                         save_checkpoint)
 from ..audio_io import audio_files, is_held_out
+from ..config import EncodecConfig
+from .checkpoint import (
+    STATE_FILE,
+    STATE_KIND,
+    damaged,
+    has_checkpoint,
+    load_checkpoint,
+    make_run_dir,
+    restore,
+    save_checkpoint,
+)
 from .data import centre_segments, load_clip, random_segments
 from .export import export_generator
 from .settings import DEFAULT_NUM_FILTERS, PAPER_WEIGHTS, TrainingConfig

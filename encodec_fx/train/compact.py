@@ -30,8 +30,15 @@ from entropy.atomic import replacing
 from ..checkpoints import load_state
 from ..config import EncodecConfig
 from ..model import EncodecModel
-from .checkpoint import (CONTENT_ERRORS, damaged, has_checkpoint, load_checkpoint, make_run_dir, read_state,
-                         save_checkpoint)
+from .checkpoint import (
+    CONTENT_ERRORS,
+    damaged,
+    has_checkpoint,
+    load_checkpoint,
+    make_run_dir,
+    read_state,
+    save_checkpoint,
+)
 from .quantizer import CodebookTraining
 from .settings import TrainingConfig
 from .trainer import CodecTrainer

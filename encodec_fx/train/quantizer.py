@@ -10,11 +10,11 @@ Everything lives in the `Codebook` buffers `inited`, `cluster_size`, `embed` and
 `encodec_fx.quantizer`, so a trained model saves and loads with `save_pretrained`/`from_pretrained`.
 
 Three deliberate departures from the original: dead codes are judged against the average count
-(a share of it), not an absolute count that only fits the original's batch size; a replaced dead code also gets a matching `embed_avg`
-(the original rewrites `embed` from the stale average in the same step, undoing the replacement),
-and k-means sets `embed_avg = embed · cluster_size` (the original stores `embed`, shrinking every
-code at the first update). Later residuals are taken from the detached codes, so every layer's
-commitment term reaches the encoder.
+(a share of it), not an absolute count that only fits the original's batch size; a replaced dead code
+also gets a matching `embed_avg` (the original rewrites `embed` from the stale average in the same
+step, undoing the replacement), and k-means sets `embed_avg = embed · cluster_size` (the original
+stores `embed`, shrinking every code at the first update). Later residuals are taken from the
+detached codes, so every layer's commitment term reaches the encoder.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import torch
 from torch.nn import functional as F
 
 from ..quantizer import Codebook, ResidualVectorQuantizer
-
 
 REFERENCE_DEAD_CODE_THRESHOLD = 2.0  # the original recipe: vectors per step, absolute
 REFERENCE_BATCH_FRAMES = 64 * 75  # its batch: 64 one-second items at 75 frames a second

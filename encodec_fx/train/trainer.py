@@ -5,7 +5,8 @@ dropout) → decoder; time L1, multi-scale mel, adversarial hinge and relative f
 go through the balancer, the commitment loss beside it. The discriminator is updated first, on the
 detached reconstruction, with probability `discriminator_update_probability` (the paper: 2/3 at
 24 kHz, so that it does not overpower the generator). With `adversarial_start` > 0 the first steps train
-on the reconstruction losses alone (a warm-up for small compute budgets; 0 is the paper's recipe). Adam, lr 3e-4, betas (0.5, 0.9) for both.
+on the reconstruction losses alone (a warm-up for small compute budgets; 0 is the paper's recipe).
+Adam, lr 3e-4, betas (0.5, 0.9) for both.
 
 All randomness (segments, bandwidths, discriminator coin, codebook sampling) comes from generators
 the trainer owns and checkpoints, so a resumed run continues exactly as an uninterrupted one.
@@ -24,12 +25,15 @@ from torch.nn.utils import parametrize
 from ..config import EncodecConfig
 from ..model import EncodecModel
 from .balancer import Balancer
-from .discriminator import (MultiScaleSTFTDiscriminator, discriminator_hinge_loss, feature_matching_loss,
-                            generator_hinge_loss)
+from .discriminator import (
+    MultiScaleSTFTDiscriminator,
+    discriminator_hinge_loss,
+    feature_matching_loss,
+    generator_hinge_loss,
+)
 from .losses import MultiScaleMelLoss, si_snr
 from .quantizer import CodebookTraining, TrainingQuantization, quantize_for_training, reset_codebooks
 from .settings import TrainingConfig
-
 
 ADAM_BETAS = (0.5, 0.9)
 
@@ -116,7 +120,8 @@ class CodecTrainer:
         self.model.train()
         audio = audio.to(self.device)
         bandwidth = float(self.rng.choice(self.model.config.target_bandwidths))
-        reconstruction, quantization = self.reconstruct(audio, self.model.config.num_quantizers_for_bandwidth(bandwidth))
+        n_q = self.model.config.num_quantizers_for_bandwidth(bandwidth)
+        reconstruction, quantization = self.reconstruct(audio, n_q)
         logged = {"bandwidth": bandwidth}
         losses = {"time": F.l1_loss(reconstruction, audio), "mel": self.mel_loss(reconstruction, audio)}
         if self.step >= self.config.adversarial_start:

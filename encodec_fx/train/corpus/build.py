@@ -159,7 +159,8 @@ def licenses_markdown(rows: list[dict], seed: int, versions: dict[str, str]) -> 
               "| package | version | license |", "|---|---|---|"]
     lines += [f"| {name} | {version} | {PACKAGE_LICENSES.get(name, 'tool')} |" for name, version in versions.items()]
     lines += ["", "Synthesis tools (espeak-ng, flite, festival, fluidsynth) are programs; their licenses do not "
-              "extend to the audio they produce. GPL-2+ and GFDL-1.3 recordings are redistributable with their license texts.", "",
+              "extend to the audio they produce. GPL-2+ and GFDL-1.3 recordings are redistributable with their "
+              "license texts.", "",
               "Reserved for independent evaluation and never used here: SuperTuxKart's data, the ALSA and "
               "freedesktop sound files (alsa-utils, sound-theme-freedesktop) and recordings shipped inside "
               "Python packages.", ""]
