@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from entropy.atomic import replacing
-
-from .number_checks import is_finite_number, is_integer
+from entropy.number_checks import is_finite_number, is_integer
 
 CONFIG_NAME = "config.json"
 POSITIVE_INTS = ("sampling_rate", "audio_channels", "hidden_size", "num_filters", "num_residual_layers",

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from entropy.atomic import replacing
+from entropy.number_checks import is_finite_number, is_integer
 
 from .config import EncodecConfig, chunk_samples, model_directory, model_file
-from .number_checks import is_finite_number, is_integer
 from .validation import check_samples, check_sampling_rate
 
 PREPROCESSOR_CONFIG_NAME = "preprocessor_config.json"

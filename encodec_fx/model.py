@@ -16,10 +16,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from entropy.number_checks import is_finite_number, is_integer
+
 from .config import EncodecConfig
 from .devices import resolve_device
 from .fast_path import FastPath
-from .number_checks import is_finite_number, is_integer
 from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
 from .quantizer import ResidualVectorQuantizer
 from .seanet import Decoder, Encoder

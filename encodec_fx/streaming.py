@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import torch
 
+from entropy.number_checks import is_integer
+
 from .config import EncodecConfig
 from .model import EncodecModel
-from .number_checks import is_integer
 from .streaming_layers import StreamingLayers
 from .validation import check_codes, check_samples
 

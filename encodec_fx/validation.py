@@ -1,6 +1,6 @@
 """Checks on user input: audio, codes and scales, shared by the model, the feature extractor, the
 streaming and chunked coders and file compression, so each bad input gets one clear message naming what
-is wrong and what is accepted. Checks on plain numbers and settings are in `number_checks`."""
+is wrong and what is accepted. Checks on plain numbers and settings are in `entropy.number_checks`."""
 
 from __future__ import annotations
 

@@ -3,13 +3,9 @@ as options (with their defaults) without importing torch."""
 
 from __future__ import annotations
 
-import math
-import numbers
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
-POSITIVE = ("steps", "batch_size", "crop_frames", "learning_rate", "eval_every")
-NON_NEGATIVE = ("weight_decay", "warmup_steps", "seed")
-PERCENTS = ("held_out_percent",)
+from .number_checks import check_settings
 
 
 @dataclass
@@ -27,19 +23,5 @@ class LMTrainingConfig:
     def __post_init__(self) -> None:
         """Refuse a setting that cannot train (an infinite learning rate trains to NaN, no steps to
         nothing), naming it and what is accepted."""
-        rules = [(POSITIVE, lambda v: v > 0, "positive"), (NON_NEGATIVE, lambda v: v >= 0, "at least 0"),
-                 (PERCENTS, lambda v: 0 <= v <= 100, "from 0 to 100")]
-        settings = asdict(self)
-        for names, valid, accepted in rules:
-            for name in names:
-                value = settings[name]
-                if not _is_finite_number(value):
-                    raise ValueError(f"{name} must be a finite number, got {value!r}")
-                if not valid(value):
-                    raise ValueError(f"{name} must be {accepted}, got {value!r}")
-
-
-def _is_finite_number(value: object) -> bool:
-    """A finite real number of any kind, but not a bool (math.isfinite overflows on a huge int)."""
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and (
-        isinstance(value, numbers.Integral) or math.isfinite(value))
+        check_settings(self, positive=("steps", "batch_size", "crop_frames", "learning_rate", "eval_every"),
+                       non_negative=("weight_decay", "warmup_steps", "seed"), percents=("held_out_percent",))

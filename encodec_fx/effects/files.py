@@ -18,9 +18,9 @@ from pedalboard.io import AudioFile
 from tqdm import tqdm
 
 from entropy.atomic import replacing
+from entropy.number_checks import is_integer
 
 from ..audio_io import AUDIO_SUFFIXES, check_destination, open_audio, write_options
-from ..number_checks import is_integer
 from .chain import Chain
 from .protocol import AUDIO, Effect
 

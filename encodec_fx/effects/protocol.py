@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..number_checks import is_finite_number, is_integer
+from entropy.number_checks import is_finite_number, is_integer
 
 AUDIO = "audio"
 CODES = "codes"

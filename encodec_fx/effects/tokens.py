@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..number_checks import is_finite_number, is_integer
+from entropy.number_checks import is_finite_number, is_integer
+
 from .codes import Codes
 from .frame_random import fresh_seed, uniform
 from .protocol import CODES, Effect

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 
-from ..number_checks import check_settings
+from entropy.number_checks import check_settings
 
 PAPER_WEIGHTS = {"time": 0.1, "mel": 1.0, "adversarial": 3.0, "feature": 3.0}
 SEED_LIMIT = 2**64

@@ -24,11 +24,12 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from entropy.number_checks import is_finite_number
+
 from .. import pretrained
 from ..checkpoints import weights_sha256
 from ..feature_extraction import EncodecFeatureExtractor
 from ..model import EncodecModel
-from ..number_checks import is_finite_number
 from .checkpoint import MODEL_DIR, STATE_FILE, has_checkpoint, load_checkpoint
 from .command import EXPORT_NAME
 from .export import export_generator, load_exported

@@ -1,6 +1,7 @@
-"""Checks on plain numbers and settings, shared by the config, the effects and the training recipes,
-so each bad value gets one clear message naming what is wrong and what is accepted. Free of torch:
-the command line builds its options from the training settings without importing it."""
+"""Checks on plain numbers and settings, shared by the codec's config, the effects and both training
+recipes (codec and LM), so each bad value gets one clear message naming what is wrong and what is
+accepted. Here, in the lower layer, because `entropy` may import nothing from `encodec_fx`; free of
+torch, because the command line builds its options from the training settings without importing it."""
 
 from __future__ import annotations
 
