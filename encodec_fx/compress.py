@@ -38,6 +38,7 @@ from .audio_io import AUDIO_SUFFIXES, check_destination, open_audio, resampled
 from .channels import from_model_channels, to_model_channels
 from .checkpoints import weights_sha256
 from .chunked import ChunkedDecoder, ChunkedEncoder
+from .config import EncodecConfig
 from .model import EncodecModel
 from .streaming import StreamingDecoder, StreamingEncoder
 from .validation import as_number
@@ -130,15 +131,7 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
     config = model.config
     with open_audio(source) as file, torch.inference_mode():
         sample_rate, channels, length = int(file.samplerate), file.num_channels, file.frames
-        if length == 0:
-            raise ValueError(f"{source} holds no audio samples")
-        if config.audio_channels == 2 and channels > 2:
-            raise ValueError(f"{source} has {channels} channels; this stereo model codes 1 or 2")
-        reader = resampled(file, config.sampling_rate)
-        if reader.frames == 0:
-            raise ValueError(f"{source} is too short to code: its {length} sample(s) at {sample_rate} Hz give "
-                             f"none at the model's {config.sampling_rate} Hz")
-        blocks = _ModelBlocks(reader, config)
+        blocks = ModelBlocks(model_reader(file, source, config), config)
         with _progress_bar(length / sample_rate, progress, "compress") as advance:
             units = list(code_units(model, bandwidth, blocks, advance))
     units_per_segment = _units_per_segment(model)
@@ -234,11 +227,29 @@ def _segment_seconds(model: EncodecModel) -> float:
     return _units_per_segment(model) * config.chunk_stride / config.sampling_rate
 
 
-class _ModelBlocks:
-    """The input a second at a time as the model's streams (streams, model channels, n), counting samples."""
+def model_reader(file: AudioFile, source: str | os.PathLike, config: EncodecConfig):
+    """`file` read at the model's rate; refused when it holds nothing to code, or more channels than a
+    stereo model codes."""
+    length, sample_rate, channels = file.frames, int(file.samplerate), file.num_channels
+    if length == 0:
+        raise ValueError(f"{source} holds no audio samples")
+    if config.audio_channels == 2 and channels > 2:
+        raise ValueError(f"{source} has {channels} channels; this stereo model codes 1 or 2")
+    reader = resampled(file, config.sampling_rate)
+    if reader.frames == 0:
+        raise ValueError(f"{source} is too short to code: its {length} sample(s) at {sample_rate} Hz give "
+                         f"none at the model's {config.sampling_rate} Hz")
+    return reader
 
-    def __init__(self, reader, config):
-        self.reader, self.config, self.samples = reader, config, 0
+
+class ModelBlocks:
+    """The input a second at a time as the model's streams (streams, model channels, n), counting samples;
+    `to_streams` maps (channels, n) audio to them (by default each channel its own stream for a mono
+    model, stereo as stereo: `to_model_channels`)."""
+
+    def __init__(self, reader, config: EncodecConfig,
+                 to_streams: Callable[[np.ndarray, EncodecConfig], np.ndarray] = to_model_channels):
+        self.reader, self.config, self.to_streams, self.samples = reader, config, to_streams, 0
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         while True:
@@ -246,7 +257,7 @@ class _ModelBlocks:
             if audio.shape[-1] == 0:
                 return
             self.samples += audio.shape[-1]
-            yield torch.from_numpy(to_model_channels(audio, self.config))
+            yield torch.from_numpy(self.to_streams(audio, self.config))
 
 
 # --- decompression -------------------------------------------------------------------------------
@@ -279,7 +290,8 @@ def decompress_file(source: str | os.PathLike, destination: str | os.PathLike, m
         lost: list[LostSegment] = []
         numbered = _numbered(reader.scan(recover=True), header, recover, lost)
         coder = PortableLM(lm) if header.coding_mode == "lm" else None
-        decoded = _decoded(numbered, header, model.config.audio_channels, coder, static, recover, lost)
+        decoded = _decoded(numbered, header, _streams(header, model.config.audio_channels), coder, static, recover,
+                           lost)
         with torch.inference_mode(), _AudioSink(destination, header) as sink, \
                 _progress_bar(header.audio_length / header.sample_rate, progress, "decompress") as advance:
             for audio in decode_audio(model, header, decoded):
@@ -300,10 +312,9 @@ def check_archive_codes(source: str | os.PathLike,
         lost: list[LostSegment] = []
         segments = list(_numbered(reader.scan(recover=True), header, True, lost))
         whole = next((segment for _, segment in segments if segment is not None), None)
-        streams = len(whole.units[0].payloads) if whole is not None else 1
+        streams = len(whole.units[0].payloads) if whole is not None else 1  # no codec here to say how many
         coder = PortableLM(lm) if header.coding_mode == "lm" else None
-        for _ in _decoded(segments, header, 1 if streams > 1 or header.channels == 1 else 2, coder, static, True,
-                          lost):
+        for _ in _decoded(segments, header, streams, coder, static, True, lost):
             pass
     return header, sorted(lost, key=lambda segment: segment.number)
 
@@ -335,13 +346,17 @@ def _lose(lost: list[LostSegment], number: int, header: ArchiveHeader, reason: s
     lost.append(LostSegment(number, number * seconds, (number + 1) * seconds, reason))
 
 
-def _decoded(numbered: Iterable[tuple[int, Segment | None]], header: ArchiveHeader, model_channels: int,
+def _streams(header: ArchiveHeader, model_channels: int) -> int:
+    """Code streams per unit: one per channel for a mono model, one in all for a stereo one."""
+    return header.channels if model_channels == 1 else 1
+
+
+def _decoded(numbered: Iterable[tuple[int, Segment | None]], header: ArchiveHeader, streams: int,
              lm: PortableLM | None, static: StaticModel | None, recover: bool, lost: list[LostSegment]
              ) -> Iterator[tuple[Segment, list[np.ndarray]] | int]:
-    """Per segment in order: the segment and its units' codes [streams, n_q, frames], or the number of
-    code frames it held if it is lost. Payloads LM-coded together are decoded together, as rows in
-    the order they were coded; a lost segment keeps its rows' places."""
-    streams = header.channels if model_channels == 1 else 1
+    """Per segment in order: the segment and its units' `streams` codes [streams, n_q, frames], or the
+    number of code frames it held if it is lost. Payloads LM-coded together are decoded together, as
+    rows in the order they were coded; a lost segment keeps its rows' places."""
     units_per_segment = -(-header.units // header.segments)
     group: list[tuple[int, Segment | None]] = []
     for item in numbered:
@@ -391,7 +406,7 @@ def decode_audio(model: EncodecModel, header: ArchiveHeader,
                  decoded: Iterable[tuple[Segment, list[np.ndarray]] | int]) -> Iterator[torch.Tensor]:
     """Decoded segments (or frame counts of lost ones) → audio blocks (streams, model channels, n) at
     the model's rate; a lost segment is silence, and the decoder starts afresh after it."""
-    streams = header.channels if model.config.audio_channels == 1 else 1
+    streams = _streams(header, model.config.audio_channels)
     decoder = ChunkedDecoder(model) if header.chunk_length is not None else StreamingDecoder(model)
     for item in decoded:
         if isinstance(item, int):

@@ -79,38 +79,21 @@ def _schema():
 
 def stream_codes(model, path: Path, bandwidth: float) -> tuple[np.ndarray, list[float], tuple[int, int, int]]:
     """Codes [n_q, frames] (int16) of a file, the chunks' scales (chunked models), and the file's (rate,
-    channels, samples); the file is read and coded a second at a time."""
+    channels, samples); the file is read and coded a second at a time, as `compress` codes it."""
     import torch
 
-    from ..audio_io import open_audio, resampled
-    from ..chunked import ChunkedEncoder
-    from ..streaming import StreamingEncoder
-    config = model.config
-    chunked = config.chunk_length is not None
-    encoder = ChunkedEncoder(model, bandwidth) if chunked else StreamingEncoder(model, bandwidth)
-    pieces, scales = [], []
-
-    def collect(output) -> None:
-        if chunked:
-            for codes, scale in output:
-                pieces.append(codes[0])
-                scales.extend(scale.view(-1).float().tolist())
-        else:
-            pieces.append(output[0])
-
+    from ..audio_io import open_audio
+    from ..compress import ModelBlocks, code_units, model_reader
     with open_audio(path) as file, torch.inference_mode():
         rate, channels, length = int(file.samplerate), file.num_channels, file.frames
-        if length == 0:
-            raise ValueError(f"{path} holds no audio samples")
-        if config.audio_channels == 2 and channels > 2:
-            raise ValueError(f"{path} has {channels} channels; this stereo model codes 1 or 2")
-        reader = resampled(file, config.sampling_rate)
-        while (audio := reader.read(config.sampling_rate)).shape[-1]:
-            if config.audio_channels == 1:
-                audio = audio.mean(axis=0, keepdims=True)
-            else:
-                audio = np.broadcast_to(audio, (2, audio.shape[-1]))
-            collect(encoder.push(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None]))
-        collect(encoder.flush())
-    codes = torch.cat(pieces, dim=-1)
-    return codes.cpu().numpy().astype(np.int16), scales, (rate, channels, length)
+        blocks = ModelBlocks(model_reader(file, path, model.config), model.config, to_streams=one_stream)
+        units = list(code_units(model, bandwidth, blocks))
+    codes = np.concatenate([unit.codes[0] for unit in units], axis=-1)
+    scales = [float(scale) for unit in units if unit.scales is not None for scale in unit.scales]
+    return codes, scales, (rate, channels, length)
+
+
+def one_stream(audio: np.ndarray, config) -> np.ndarray:
+    """(channels, n) → one stream (1, model channels, n): a mono model codes the mix."""
+    from ..channels import to_model_channels
+    return to_model_channels(audio.mean(axis=0, keepdims=True) if config.audio_channels == 1 else audio, config)
