@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..devices import add_device_argument
 from ..pretrained import DEFAULT_MODEL, default_lm, is_shipped, is_shipped_lm
-from .collections import add_run_arguments
+from .collections import add_paths, add_run_arguments, single_or_many
 
 if TYPE_CHECKING:
     import torch
@@ -30,18 +30,6 @@ def load_codec(source: str | None, device: torch.device, named: str | None = Non
         raise ValueError(f"no codec given{needed}: pass --model with a model directory, checkpoint, shipped "
                          "model name or hub id")
     return EncodecModel.from_pretrained(source, device=device)
-
-
-def single_or_many(args: argparse.Namespace, output_kind: str) -> bool:
-    """Whether the command runs over many inputs (-o given); else it takes INPUT OUTPUT, as it always has."""
-    if args.output_dir is not None:
-        args.inputs = args.paths
-        return True
-    if len(args.paths) != 2:
-        raise ValueError(f"give INPUT {output_kind} for one file, or inputs and -o/--output-dir for many "
-                         f"(got {len(args.paths)} path(s) and no -o)")
-    args.input, args.output = args.paths
-    return False
 
 
 def compress(args: argparse.Namespace) -> int:
@@ -112,10 +100,9 @@ def info(args: argparse.Namespace) -> None:
 
 def add_compress(commands: argparse._SubParsersAction) -> None:
     command = commands.add_parser("compress", help=compress.__doc__.split("\n")[0], description=compress.__doc__)
-    command.add_argument("paths", nargs="+", metavar="PATH",
-                         help="INPUT OUTPUT.ecfx for one audio file (wav, flac, ogg, mp3, aiff; any rate and channel "
-                              "count); with -o, the audio files, folders and manifests (.txt, .jsonl) to compress")
-    command.add_argument("-o", "--output-dir", help="compress many inputs into this folder, mirroring their tree")
+    add_paths(command, one="INPUT OUTPUT.ecfx for one audio file (wav, flac, ogg, mp3, aiff; any rate and channel "
+                           "count)", many="the audio files, folders and manifests (.txt, .jsonl) to compress",
+              verb="compress many inputs")
     command.add_argument("-b", "--bandwidth", type=float, default=6.0, help="kbps of codes (default 6)")
     command.add_argument("--model", default=DEFAULT_MODEL,
                          help=f"codec: shipped model name, model directory, checkpoint or hub id "
@@ -136,12 +123,8 @@ def add_compress(commands: argparse._SubParsersAction) -> None:
 def add_decompress(commands: argparse._SubParsersAction) -> None:
     command = commands.add_parser("decompress", help=decompress.__doc__.split("\n")[0],
                                   description=decompress.__doc__)
-    command.add_argument("paths", nargs="+", metavar="PATH",
-                         help="INPUT.ecfx OUTPUT for one archive (output: wav, flac, ogg, mp3, aiff); with -o, the "
-                              "archives and folders of archives to decode")
-    command.add_argument("-o", "--output-dir", help="decode many archives into this folder, mirroring their tree")
-    command.add_argument("--format", choices=["wav", "flac"], default="wav",
-                         help="with -o: output format (default wav)")
+    add_paths(command, one="INPUT.ecfx OUTPUT for one archive (output: wav, flac, ogg, mp3, aiff)",
+              many="the archives and folders of archives to decode", verb="decode many archives", audio_out=True)
     command.add_argument("--model", help="codec, if the archive's cannot be found by its name")
     command.add_argument("--lm", help="LM file, if the archive's cannot be found by its name")
     command.add_argument("--recover", action="store_true", help="write damaged segments as silence")

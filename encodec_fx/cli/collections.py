@@ -10,6 +10,27 @@ from ..devices import add_device_argument
 from ..pretrained import DEFAULT_MODEL
 
 
+def add_paths(command: argparse.ArgumentParser, one: str, many: str, verb: str, audio_out: bool = False) -> None:
+    """PATH... and -o for a command that takes one file as INPUT OUTPUT, or many with -o OUTPUT_DIR."""
+    command.add_argument("paths", nargs="+", metavar="PATH", help=f"{one}; with -o, {many}")
+    command.add_argument("-o", "--output-dir", help=f"{verb} into this folder, mirroring their tree")
+    if audio_out:
+        command.add_argument("--format", choices=["wav", "flac"], default="wav",
+                             help="with -o: output format (default wav)")
+
+
+def single_or_many(args: argparse.Namespace, output_kind: str) -> bool:
+    """Whether the command runs over many inputs (-o given); else it takes INPUT OUTPUT, as it always has."""
+    if args.output_dir is not None:
+        args.inputs = args.paths
+        return True
+    if len(args.paths) != 2:
+        raise ValueError(f"give INPUT {output_kind} for one file, or inputs and -o/--output-dir for many "
+                         f"(got {len(args.paths)} path(s) and no -o)")
+    args.input, args.output = args.paths
+    return False
+
+
 def add_run_arguments(command: argparse.ArgumentParser) -> None:
     group = command.add_argument_group("many files (with -o/--output-dir)")
     group.add_argument("--workers", type=int, help="worker processes, one torch thread each (default: one per core)")

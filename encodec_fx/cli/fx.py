@@ -6,7 +6,7 @@ import argparse
 
 from ..devices import add_device_argument
 from ..pretrained import DEFAULT_MODEL
-from .collections import add_run_arguments
+from .collections import add_paths, add_run_arguments, single_or_many
 
 
 def fx(args: argparse.Namespace) -> int:
@@ -14,7 +14,6 @@ def fx(args: argparse.Namespace) -> int:
     file (INPUT OUTPUT), or files, folders and manifests into a mirrored tree (-o OUTPUT_DIR)."""
     from ..effects.files import process_file
     from ..effects.spec import parse_chain
-    from .archive import single_or_many
     if single_or_many(args, "OUTPUT"):
         from ..collection.effects import EffectsJob
         from .collections import run_and_report
@@ -31,12 +30,9 @@ def fx(args: argparse.Namespace) -> int:
 
 def add_fx(commands: argparse._SubParsersAction) -> None:
     command = commands.add_parser("fx", help=fx.__doc__.split("\n")[0], description=fx.__doc__)
-    command.add_argument("paths", nargs="+", metavar="PATH",
-                         help="INPUT OUTPUT for one audio file (wav, flac, ogg, mp3, aiff; WAV is written as 32-bit "
-                              "float); with -o, the audio files, folders and manifests to process")
-    command.add_argument("-o", "--output-dir", help="process many inputs into this folder, mirroring their tree")
-    command.add_argument("--format", choices=["wav", "flac"], default="wav",
-                         help="with -o: output format (default wav)")
+    add_paths(command, one="INPUT OUTPUT for one audio file (wav, flac, ogg, mp3, aiff; WAV is written as 32-bit "
+                           "float)", many="the audio files, folders and manifests to process",
+              verb="process many inputs", audio_out=True)
     command.add_argument("--chain", required=True,
                          help="stages separated by |, e.g. \"highpass(cutoff_frequency_hz=80) | "
                               "encodec(bandwidth=1.5) | reverb(room_size=0.3)\" (see docs/effects.md)")
