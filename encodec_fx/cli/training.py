@@ -9,7 +9,7 @@ from dataclasses import asdict
 from entropy.train_settings import LMTrainingConfig
 
 from ..devices import GPU_IF_PRESENT, add_device_argument
-from ..train.settings import DEFAULT_NUM_FILTERS, TrainingConfig
+from ..train.settings import DEFAULT_NUM_FILTERS, DISCRIMINATOR_PRECISIONS, TrainingConfig
 
 GPU_IF_PRESENT_TEXT = "cuda when there is a GPU, else cpu"
 
@@ -52,7 +52,10 @@ def add_train_codec(commands: argparse._SubParsersAction) -> None:
     command.add_argument("--num-filters", type=int, default=None,
                          help=f"model width (default {DEFAULT_NUM_FILTERS}, or the checkpoint's on --resume)")
     for name, value in asdict(TrainingConfig()).items():  # absent unless given: --resume keeps the run's own
-        if not isinstance(value, dict):
+        if isinstance(value, str):
+            command.add_argument(f"--{name.replace('_', '-')}", choices=DISCRIMINATOR_PRECISIONS,
+                                 default=argparse.SUPPRESS, help=f"default {value}, or the checkpoint's on --resume")
+        elif not isinstance(value, dict):
             command.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=argparse.SUPPRESS,
                                  help=f"default {value:g}, or the checkpoint's on --resume")
     command.add_argument("--validation-dir", default=None,

@@ -10,6 +10,7 @@ from entropy.number_checks import check_settings
 PAPER_WEIGHTS = {"time": 0.1, "mel": 1.0, "adversarial": 3.0, "feature": 3.0}
 SEED_LIMIT = 2**64
 DEFAULT_NUM_FILTERS = 32  # the model width of a new run (`train-codec --num-filters`)
+DISCRIMINATOR_PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass
@@ -21,6 +22,8 @@ class TrainingConfig:
     discriminator_filters: int = 32
     discriminator_update_probability: float = 2 / 3
     adversarial_start: int = 0  # steps of reconstruction-only warm-up (time + mel) before the GAN joins
+    adversarial_every: int = 1  # the GAN's terms on every k-th step only: its cost spread on a CPU budget
+    discriminator_precision: str = "float32"  # bfloat16: autocast, ~2× faster on CPUs with AVX-512-BF16/AMX
     commitment_weight: float = 1.0
     held_out_percent: int = 10
     eval_every: int = 1000
@@ -30,9 +33,13 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         check_settings(self, positive=("steps", "batch_size", "segment_seconds", "learning_rate",
-                                       "discriminator_filters", "eval_every", "checkpoint_every"),
+                                       "discriminator_filters", "eval_every", "checkpoint_every",
+                                       "adversarial_every"),
                        non_negative=("adversarial_start", "commitment_weight", "seed"),
                        fractions=("discriminator_update_probability",), percents=("held_out_percent",))
+        if self.discriminator_precision not in DISCRIMINATOR_PRECISIONS:
+            raise ValueError(f"discriminator_precision must be one of {', '.join(DISCRIMINATOR_PRECISIONS)}, "
+                             f"got {self.discriminator_precision!r}")
         if self.seed >= SEED_LIMIT:  # numpy takes any size, torch's generators 64 bits
             raise ValueError(f"seed must be below 2**64 = {SEED_LIMIT}, got {self.seed}")
 

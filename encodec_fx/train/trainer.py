@@ -6,6 +6,10 @@ go through the balancer, the commitment loss beside it. The discriminator is upd
 detached reconstruction, with probability `discriminator_update_probability` (the paper: 2/3 at
 24 kHz, so that it does not overpower the generator). With `adversarial_start` > 0 the first steps train
 on the reconstruction losses alone (a warm-up for small compute budgets; 0 is the paper's recipe).
+Two departures for CPU budgets, off by default: `adversarial_every` k > 1 brings the discriminator and
+the adversarial and feature losses in on every k-th step only (the balancer then shares the other
+steps' gradient between the reconstruction losses), and `discriminator_precision` "bfloat16" runs the
+discriminator under autocast (its losses are taken in float32).
 Adam, lr 3e-4, betas (0.5, 0.9) for both.
 
 All randomness (segments, bandwidths, discriminator coin, codebook sampling) comes from generators
@@ -124,12 +128,12 @@ class CodecTrainer:
         reconstruction, quantization = self.reconstruct(audio, n_q)
         logged = {"bandwidth": bandwidth}
         losses = {"time": F.l1_loss(reconstruction, audio), "mel": self.mel_loss(reconstruction, audio)}
-        if self.step >= self.config.adversarial_start:
+        if self.is_adversarial_step():
             if self.rng.random() < self.config.discriminator_update_probability:
                 logged["discriminator"] = self._discriminator_step(audio, reconstruction.detach())
-            fake_logits, fake_features = self.discriminator(reconstruction)
+            fake_logits, fake_features = self.discriminate(reconstruction)
             with torch.no_grad():
-                _, real_features = self.discriminator(audio)
+                _, real_features = self.discriminate(audio)
             losses |= {"adversarial": generator_hinge_loss(fake_logits),
                        "feature": feature_matching_loss(real_features, fake_features)}
         commitment = self.config.commitment_weight * quantization.commitment_loss
@@ -142,9 +146,20 @@ class CodecTrainer:
         logged["total"] = sum(self.config.loss_weights[name] * logged[name] for name in losses) + commitment.item()
         return logged
 
+    def is_adversarial_step(self) -> bool:
+        steps_in = self.step - self.config.adversarial_start
+        return steps_in >= 0 and steps_in % self.config.adversarial_every == 0
+
+    def discriminate(self, audio: torch.Tensor) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
+        """The discriminator's logits and feature maps in float32, whatever precision it runs in."""
+        with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                            enabled=self.config.discriminator_precision == "bfloat16"):
+            logits, features = self.discriminator(audio)
+        return [x.float() for x in logits], [[x.float() for x in scale] for scale in features]
+
     def _discriminator_step(self, audio: torch.Tensor, reconstruction: torch.Tensor) -> float:
-        real_logits, _ = self.discriminator(audio)
-        fake_logits, _ = self.discriminator(reconstruction)
+        real_logits, _ = self.discriminate(audio)
+        fake_logits, _ = self.discriminate(reconstruction)
         loss = discriminator_hinge_loss(real_logits, fake_logits)
         self.discriminator_optimizer.zero_grad(set_to_none=True)
         loss.backward()
