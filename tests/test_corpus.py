@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
-from encodec_fx.train.corpus import build, common, midi, mixtures, music, recordings, speech, text, voices
+from training.corpus import build, common, midi, mixtures, music, recordings, speech, text, voices
 
 FAKE_WAV_WRITER = '''
 import math, struct, sys, wave
@@ -213,8 +213,8 @@ def test_install_hint_lists_the_packages(capsys):
 
 
 def test_package_runs_as_a_module():
-    result = subprocess.run([sys.executable, "-m", "encodec_fx.train.corpus", "--install-hint"],
-                            capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "training.corpus", "--install-hint"],
+                            capture_output=True, text=True, cwd=Path(__file__).resolve().parent.parent)
     assert result.returncode == 0 and result.stdout == build.INSTALL_COMMAND + "\n"
 
 

@@ -1,4 +1,4 @@
-"""Shipped models: installing a run with `encodec_fx.train.ship`, resolving the name offline, and the
+"""Shipped models: installing a run with `training.ship` (maintainer tooling), resolving the name offline, and the
 shipped model as the default of the effects and the command line. The pretrained root points at a
 temporary folder, so the package's own folder is never touched."""
 
@@ -17,9 +17,9 @@ from safetensors import safe_open
 from encodec_fx import DEFAULT_MODEL, EncodecCompressor, EncodecModel, pretrained
 from encodec_fx.checkpoints import weights_sha256
 from encodec_fx.cli import main
-from encodec_fx.train import ship
 from entropy.archive import ArchiveReader
 from entropy.lm import load_lm, read_lm_metadata
+from training import ship
 
 TRAINING_LOG = "train.log"
 
@@ -133,7 +133,7 @@ def test_shipped_name_loads_offline_into_float32(shipped, run_dir, offline, monk
 def test_registered_name_without_files_says_how_to_get_them(monkeypatch, tmp_path, offline):
     monkeypatch.setattr(pretrained, "ROOT", tmp_path)
     with pytest.raises(FileNotFoundError, match=r"shipped model 'encodec-fx-24khz' is missing config.json and "
-                                                r"model.safetensors in .*: .*python -m encodec_fx.train.ship"):
+                                                r"model.safetensors in .*: .*python -m training.ship RUN_DIR"):
         EncodecModel.from_pretrained(DEFAULT_MODEL)
     with pytest.raises(FileNotFoundError, match="shipped model 'encodec-fx-24khz' is missing"):
         EncodecCompressor(6.0)

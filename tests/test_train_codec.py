@@ -448,7 +448,7 @@ def test_an_interrupted_save_resumes_from_one_whole_checkpoint(tmp_path, monkeyp
 
 
 def test_compact_checkpoint_packs_small_and_resumes_training(tmp_path):
-    from encodec_fx.train import compact
+    from training import compact
     trainer = tiny_trainer()
     train(trainer, tones(), 3)
     save_checkpoint(trainer, tmp_path / "run", {**trainer.config.__dict__})
@@ -599,7 +599,7 @@ def damage(state_file: Path, how: str) -> None:
     ("a bad optimiser state", "no entry 'param_groups'"),
 ])
 def test_a_damaged_training_state_is_refused_in_one_line(run_copy, tmp_path, capsys, how, reason):
-    from encodec_fx.train import compact
+    from training import compact
     damage(run_copy / "training_state.pt", how)
     message = f"run/training_state.pt is damaged or not a train-codec state: {reason}"
     assert main(["train-codec", NO_AUDIO, str(run_copy), "--resume"]) == 1
@@ -652,7 +652,7 @@ def test_a_run_folder_that_cannot_be_made_is_refused_before_loading_audio(tmp_pa
 
 
 def test_compact_pack_refuses_a_folder_as_destination_and_leaves_nothing(saved_run, tmp_path, capsys):
-    from encodec_fx.train import compact
+    from training import compact
     (tmp_path / "folder").mkdir()
     assert compact.main(["pack", str(saved_run), str(tmp_path / "folder")]) == 1
     assert "is a folder: give the path of the file to write" in one_line_error(capsys)
@@ -669,7 +669,7 @@ def test_compact_pack_refuses_a_folder_as_destination_and_leaves_nothing(saved_r
     (lambda packed: packed["settings"].update(fancy_option=1), "settings unknown to this version: fancy_option"),
 ])
 def test_compact_unpack_refuses_crafted_files_in_one_line(saved_run, tmp_path, change, reason):
-    from encodec_fx.train import compact
+    from training import compact
     compact.pack(saved_run, tmp_path / "resume.pt")
     packed = torch.load(tmp_path / "resume.pt", weights_only=True)
     change(packed)

@@ -20,14 +20,14 @@ mkdir -p "$out"
     "$python" -m pip install --quiet --no-index --no-deps training/gpu/wheels/*.whl
 "$python" -c "import encodec_fx" 2>/dev/null || "$python" -m pip install --quiet --no-deps --no-build-isolation -e .
 run=$(mktemp -d)/run
-"$python" -m encodec_fx.train.compact unpack training/codec16-resume.pt "$run"
+"$python" -m training.compact unpack training/codec16-resume.pt "$run"
 step=$("$python" -c "import torch,sys; print(torch.load(sys.argv[1], weights_only=True)['step'])" "$run/training_state.pt")
 device=$("$python" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
 echo "resuming at step $step on $device for $minutes minutes" | tee "$out/gpu_run.log"
 "$python" -m encodec_fx.cli train-codec training/gpu/corpus "$run" --resume --validation-dir training/gpu/validation \
     --batch-size "$batch" --adversarial-start "$step" --loss-weight time=0.1 --steps 1000000 --eval-every 100 --checkpoint-every 100 \
     --minutes "$minutes" --device "$device" 2>&1 | tee -a "$out/gpu_run.log"
-"$python" -m encodec_fx.train.compact pack "$run" "$out/codec16-resume.pt" | tee -a "$out/gpu_run.log"
+"$python" -m training.compact pack "$run" "$out/codec16-resume.pt" | tee -a "$out/gpu_run.log"
 "$python" benchmarks/quality.py training/gpu/validation --model "$run/model" --opus --bandwidths 1.5 6 24 \
     > "$out/quality.md" || true   # the gate's verdict is in the table; a failing gate is not a failed run
 echo "wrote $out: codec16-resume.pt, quality.md, gpu_run.log"

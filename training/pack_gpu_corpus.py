@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = int(args.megabytes * 1e6)
     for split in ("train", "validation"):
         if not (args.corpus / split).is_dir():
-            parser.error(f"{args.corpus} has no {split}/ folder: give a corpus built by encodec_fx.train.corpus")
+            parser.error(f"{args.corpus} has no {split}/ folder: give a corpus built by `python -m training.corpus`")
     if args.output.exists() and any(args.output.iterdir()):
         parser.error(f"{args.output} exists and is not empty")
     validation = copy_within(by_source(args.corpus / "validation"), args.output / "validation",

@@ -4,7 +4,7 @@ The official weights live on a hub many machines cannot reach and carry a non-co
 the package brings its own. Each shipped model is a folder here named after it, in the hub layout
 (config.json, preprocessor_config.json, model.safetensors stored in fp16 without training statistics,
 MODEL_CARD.md), with the entropy-coding LM trained on its codes beside it (lm.safetensors, known to
-archives as "<name>-lm"). `python -m encodec_fx.train.ship` installs them.
+archives as "<name>-lm"). `python -m training.ship`, maintainer tooling in the source checkout, installs them.
 
 A shipped name is resolved before anything else: it wins over a relative path of the same name
 (write ./NAME for that) and is never looked up on the hub. A registered name whose files are absent
@@ -52,7 +52,8 @@ def shipped_model_dir(name: str) -> Path:
     if missing:
         raise FileNotFoundError(
             f"shipped model {name!r} is missing {' and '.join(missing)} in {folder}: this copy of encodec-fx "
-            f"has no weights for it; install them with `python -m encodec_fx.train.ship RUN_DIR --name {name}`, "
+            f"has no weights for it; install them from a source checkout with "
+            f"`python -m training.ship RUN_DIR --name {name}`, "
             "or pass another model (a directory, checkpoint file or hub id)")
     return folder
 
@@ -69,8 +70,8 @@ def shipped_lm_path(name: str) -> Path:
                          f"{DEFAULT_MODEL}{LM_SUFFIX}")
     path = ROOT / name[: -len(LM_SUFFIX)] / LM_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"shipped LM {name!r} is missing: no {path}; install it with "
-                                f"`python -m encodec_fx.train.ship RUN_DIR --lm LM_FILE`, or pass --lm with an LM file")
+        raise FileNotFoundError(f"shipped LM {name!r} is missing: no {path}; install it from a source checkout with "
+                                "`python -m training.ship --lm LM_FILE`, or use an LM file instead")
     return path
 
 

@@ -3,7 +3,7 @@
     encodec-fx train-codec AUDIO_DIR RUN_DIR [--validation-dir DIR] [--num-filters 32] [--steps N] [--resume]
 
 Files are read at 24 kHz, mono, and split into training and validation sets by a hash of their names,
-unless --validation-dir names a separate validation folder (a corpus built by `encodec_fx.train.corpus`
+unless --validation-dir names a separate validation folder (a corpus built by `python -m training.corpus`
 has train/ and validation/).
 RUN_DIR receives a checkpoint every --checkpoint-every steps and at the end (model/ in the hub layout,
 loadable with `EncodecModel.from_pretrained`, and training_state.pt); --resume continues from it

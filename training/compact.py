@@ -13,8 +13,8 @@ The Adam moments are dropped: with betas (0.5, 0.9) they forget their past withi
 so a resumed run loses little. Resuming from a packed file therefore continues the run but is not
 bit-identical to an uninterrupted one; resume from the run directory itself for that.
 
-    python -m encodec_fx.train.compact pack RUN_DIR FILE      # RUN_DIR → FILE
-    python -m encodec_fx.train.compact unpack FILE RUN_DIR    # FILE → RUN_DIR, then train-codec --resume
+    python -m training.compact pack RUN_DIR FILE      # RUN_DIR → FILE
+    python -m training.compact unpack FILE RUN_DIR    # FILE → RUN_DIR, then train-codec --resume
 """
 
 from __future__ import annotations
@@ -25,12 +25,10 @@ from pathlib import Path
 
 import torch
 
-from entropy.atomic import replacing
-
-from ..checkpoints import load_state
-from ..config import EncodecConfig
-from ..model import EncodecModel
-from .checkpoint import (
+from encodec_fx.checkpoints import load_state
+from encodec_fx.config import EncodecConfig
+from encodec_fx.model import EncodecModel
+from encodec_fx.train.checkpoint import (
     CONTENT_ERRORS,
     damaged,
     has_checkpoint,
@@ -39,9 +37,10 @@ from .checkpoint import (
     read_state,
     save_checkpoint,
 )
-from .quantizer import CodebookTraining
-from .settings import TrainingConfig
-from .trainer import CodecTrainer
+from encodec_fx.train.quantizer import CodebookTraining
+from encodec_fx.train.settings import TrainingConfig
+from encodec_fx.train.trainer import CodecTrainer
+from entropy.atomic import replacing
 
 FORMAT = "encodec-fx compact resume checkpoint 1"
 KIND = f"a compact resume checkpoint ({FORMAT})"
@@ -114,7 +113,7 @@ def _rebuild(packed: dict, device: str) -> CodecTrainer:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m encodec_fx.train.compact", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.compact", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     command = commands.add_parser("pack", help="run directory → compact file")
     command.add_argument("run_dir")

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 from pedalboard import Gain, Pedalboard, Reverb
 
-from ...audio_io import write_audio
+from encodec_fx.audio_io import write_audio
+
 from .common import PACKAGE_LICENSES, SAMPLE_RATE, Clip, MissingTool, ToolCrashed, is_silent, item_rng, normalise_peak
 from .mixtures import mixture_clip
 from .music import discover_music_kit, music_clip
@@ -140,7 +141,7 @@ def installed_versions(packages: set[str]) -> dict[str, str]:
 
 def licenses_markdown(rows: list[dict], seed: int, versions: dict[str, str]) -> str:
     """LICENSES.md: hours per source and split, and every distinct license with its file count."""
-    lines = ["# Corpus sources and licenses", "", f"Built by `python -m encodec_fx.train.corpus` with seed {seed}; "
+    lines = ["# Corpus sources and licenses", "", f"Built by `python -m training.corpus` with seed {seed}; "
              "every file is 24 kHz mono FLAC and is listed in `manifest.jsonl` with its license and parameters.", "",
              "| source | split | files | hours |", "|---|---|---|---|"]
     for source in SOURCES:
@@ -195,7 +196,7 @@ def build_corpus(out_dir: Path, hours: float, seed: int, sources: tuple[str, ...
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m encodec_fx.train.corpus", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.corpus", description=__doc__.split("\n")[0])
     parser.add_argument("out_dir", type=Path, nargs="?", help="new or empty folder for the corpus")
     parser.add_argument("--hours", type=float, default=1.0, help="total duration cap (default 1)")
     parser.add_argument("--seed", type=int, default=0)

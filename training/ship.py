@@ -1,8 +1,8 @@
 """Install a trained codec (and its LM) as a model shipped inside the package, with its model card.
 
-    python -m encodec_fx.train.ship RUN_DIR [--lm LM_FILE] [--name encodec-fx-24khz]
+    python -m training.ship RUN_DIR [--lm LM_FILE] [--name encodec-fx-24khz]
         [--corpus-licenses CORPUS/LICENSES.md] [--train-log LOG] [--metrics TABLE.md] [--compute TEXT]
-    python -m encodec_fx.train.ship --lm LM_FILE [--name encodec-fx-24khz]     (an LM for the shipped codec)
+    python -m training.ship --lm LM_FILE [--name encodec-fx-24khz]     (an LM for the shipped codec)
 
 RUN_DIR is a `train-codec` run (its model/ folder, else its fp16 export) or a model directory. The
 codec goes to encodec_fx/pretrained/NAME/ in the hub layout with fp16 weights and no training
@@ -24,15 +24,14 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from encodec_fx import pretrained
+from encodec_fx.checkpoints import weights_sha256
+from encodec_fx.feature_extraction import EncodecFeatureExtractor
+from encodec_fx.model import EncodecModel
+from encodec_fx.train.checkpoint import MODEL_DIR, STATE_FILE, has_checkpoint, load_checkpoint
+from encodec_fx.train.command import EXPORT_NAME
+from encodec_fx.train.export import export_generator, load_exported
 from entropy.number_checks import is_finite_number
-
-from .. import pretrained
-from ..checkpoints import weights_sha256
-from ..feature_extraction import EncodecFeatureExtractor
-from ..model import EncodecModel
-from .checkpoint import MODEL_DIR, STATE_FILE, has_checkpoint, load_checkpoint
-from .command import EXPORT_NAME
-from .export import export_generator, load_exported
 
 MAX_MB = 20.0
 PROJECT_LICENSE = "MIT"
@@ -216,7 +215,7 @@ def model_card(name: str, model: EncodecModel, megabytes: float, training: dict,
              f"codebook training statistics are not shipped",
              f"- identity (sha256 of the loaded weights, as `.ecfx` archives record it): "
              f"`{weights_sha256(model.state_dict())}`", ""]
-    lines += ["## Training data", "", data or "The project's corpus, built by `python -m encodec_fx.train.corpus`: "
+    lines += ["## Training data", "", data or "The project's corpus, built by `python -m training.corpus`: "
               "speech synthesised with espeak-ng, flite and festival, music rendered with fluidsynth and the "
               "fluid-soundfont-gm sound font, music recordings and real speakers' voices from Debian packages, "
               "and mixtures of speech over music; a validation split held out.", ""]
@@ -269,7 +268,7 @@ def _demoted(markdown: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m encodec_fx.train.ship", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m training.ship", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", nargs="?", help="train-codec run folder (model/ or the fp16 export), or a model "
                         "directory; omit it to add --lm to the codec already shipped as --name")
     parser.add_argument("--lm", help="LM file from `encodec-fx train-lm` for this codec")

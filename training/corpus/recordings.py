@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from pedalboard.io import AudioFile
 
-from ...audio_io import AUDIO_SUFFIXES
+from encodec_fx.audio_io import AUDIO_SUFFIXES
+
 from .common import PACKAGE_LICENSES, SAMPLE_RATE, Clip, is_silent, require_tool, run_tool
 
 RECORDING_PACKAGES = ("wesnoth-1.16-music", "asc-music")

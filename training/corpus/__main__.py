@@ -1,4 +1,4 @@
-"""`python -m encodec_fx.train.corpus`: the corpus builder's command line."""
+"""`python -m training.corpus`: the corpus builder's command line."""
 
 import sys
 

@@ -1,6 +1,6 @@
 """A reproducible training corpus of freely licensed audio for a 24 kHz mono codec.
 
-    python -m encodec_fx.train.corpus OUT_DIR [--hours H] [--seed S]
+    python -m training.corpus OUT_DIR [--hours H] [--seed S]
         [--sources speech,music,recordings,voices,mixtures] [--validation-percent 5]
 
 Speech is synthesised (espeak-ng, and flite / festival when installed) from generated text; music is

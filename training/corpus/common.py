@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...audio_io import read_audio
+from encodec_fx.audio_io import read_audio
 
 SAMPLE_RATE = 24_000
 SILENCE_RMS = 1e-4
