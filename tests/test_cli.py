@@ -1,7 +1,9 @@
-"""The command line: converts checkpoints, and reports errors in one line without a traceback."""
+"""The command line: converts checkpoints, reports errors in one line without a traceback, ends on Ctrl-C with
+status 130 as a process but lets the KeyboardInterrupt through to a Python caller (so Ctrl-C stops a test run)."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -85,3 +87,37 @@ def test_help_and_info_answer_without_importing_torch(tmp_path):
                             text=True)
     assert result.returncode == 0, result.stderr
     assert '"coding_mode": "raw"' in result.stdout and result.stdout.splitlines()[-1] == "[]"
+
+
+INTERRUPT_PROBE = """
+import sys, time
+from encodec_fx.cli import archive, main
+def wait(args):
+    print("ready", flush=True)
+    time.sleep(120)
+archive.info = wait  # a command that runs until interrupted
+sys.exit(main())
+"""
+
+
+def test_ctrl_c_ends_the_process_with_status_130_and_one_line():
+    process = subprocess.Popen([sys.executable, "-c", INTERRUPT_PROBE, "info", "any.ecfx"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline() == "ready\n"
+        process.send_signal(signal.SIGINT)
+        _, error = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    assert error == "encodec-fx info: interrupted\n"
+
+
+def test_ctrl_c_during_an_in_process_call_reaches_the_caller(monkeypatch, capsys):
+    """main(argv) from Python (the tests do it everywhere) must not swallow Ctrl-C and return 130."""
+    def interrupted(args):
+        raise KeyboardInterrupt
+    monkeypatch.setattr("encodec_fx.cli.archive.info", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(["info", "any.ecfx"])
+    assert capsys.readouterr().err == ""

@@ -26,15 +26,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; its exit status. With `argv` None this is the process's own command line (the
+    `encodec-fx` script, `python -m encodec_fx.cli`), and Ctrl-C ends it with status 130 and one line. Called
+    from Python with arguments, a KeyboardInterrupt goes on up, so that a test run or the caller stops."""
+    try:
+        return run_command(sys.argv[1:] if argv is None else argv)
+    except KeyboardInterrupt as interrupt:
+        if argv is not None:
+            raise
+        command = getattr(interrupt, "command", None)
+        print(f"encodec-fx{f' {command}' if command else ''}: interrupted", file=sys.stderr)
+        return 130
+
+
+class CommandInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a command: still a KeyboardInterrupt, naming the command for the one-line message."""
+
+    def __init__(self, command: str) -> None:
+        super().__init__(command)
+        self.command = command
+
+
+def run_command(argv: list[str]) -> int:
+    """Parse and run; errors become one line on stderr and status 1."""
     args = build_parser().parse_args(argv)
     try:
         status = args.run(args)  # commands over many files return 1 when some failed
     except (OSError, ValueError) as error:
         print(f"encodec-fx {args.command}: error: {error}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"encodec-fx {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        raise CommandInterrupted(args.command) from interrupt
     except Exception as error:  # a failure no check foresaw: still one line, and the way to the whole story
         if os.environ.get(TRACEBACK_VARIABLE, "") not in ("", "0"):
             raise
