@@ -30,6 +30,7 @@ import torch
 
 from encodec_fx import DEFAULT_MODEL, EncodecModel
 from encodec_fx.audio_io import AUDIO_SUFFIXES, check_destination, open_audio, write_audio
+from encodec_fx.cli import command_line_message
 from encodec_fx.effects import Chain, EncodecCompressor
 
 MAX_BLOCK = 65536  # samples
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args)
     except (OSError, ValueError) as error:  # bad input: one line, no traceback
-        print(f"live_blocks: error: {error}", file=sys.stderr)
+        print(f"live_blocks: error: {command_line_message(error)}", file=sys.stderr)
         return 1
     return 0
 

@@ -21,6 +21,7 @@ import pedalboard
 
 from encodec_fx import EncodecModel
 from encodec_fx.audio_io import AUDIO_SUFFIXES, check_destination, open_audio, write_audio
+from encodec_fx.cli import command_line_message
 from encodec_fx.effects import Chain, EncodecDecoder, EncodecEncoder, TokenSubstitution
 from encodec_fx.effects.files import process_file
 
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args)
     except (OSError, ValueError) as error:  # bad input: one line, no traceback
-        print(f"lofi_chain: error: {error}", file=sys.stderr)
+        print(f"lofi_chain: error: {command_line_message(error)}", file=sys.stderr)
         return 1
     return 0
 

@@ -23,6 +23,7 @@ from pedalboard.io import AudioFile
 
 from encodec_fx import EncodecModel
 from encodec_fx.audio_io import check_destination, open_audio, write_options
+from encodec_fx.cli import command_line_message
 from encodec_fx.effects import Chain, EncodecDecoder, EncodecEncoder, PacketLoss, TokenSubstitution
 from entropy.atomic import replacing
 
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args)
     except (OSError, ValueError) as error:  # bad input: one line, no traceback
-        print(f"packet_loss: error: {error}", file=sys.stderr)
+        print(f"packet_loss: error: {command_line_message(error)}", file=sys.stderr)
         return 1
     return 0
 

@@ -14,6 +14,7 @@ import torch
 
 from encodec_fx import DEFAULT_MODEL, Chain, EncodecCompressor, EncodecDecoder, EncodecEncoder, EncodecModel, PacketLoss
 from encodec_fx.audio_io import read_audio
+from encodec_fx.cli import command_line_message
 from encodec_fx.train.losses import si_snr
 
 
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         run(args)
     except (OSError, ValueError) as error:  # bad input: one line, no traceback
-        print(f"quickstart: error: {error}", file=sys.stderr)
+        print(f"quickstart: error: {command_line_message(error)}", file=sys.stderr)
         return 1
     return 0
 

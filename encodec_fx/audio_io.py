@@ -66,7 +66,7 @@ def check_destination(path: str | os.PathLike, overwrite: bool, suffixes: set[st
                       source: str | os.PathLike | None = None) -> Path:
     """An output path that can be written: checked before any work, so a long job does not fail at
     its end. `suffixes`, if given, are the accepted file types; `source` is the input, which the
-    output must never replace, --force or not."""
+    output must never replace, overwritten or not."""
     path = Path(path)
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise ValueError(f"cannot write {path}: expected one of {', '.join(sorted(suffixes))}")
@@ -76,7 +76,7 @@ def check_destination(path: str | os.PathLike, overwrite: bool, suffixes: set[st
             and os.path.samefile(path, source):
         raise ValueError(f"cannot write {path}: it is the input file; give another output name")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass --force to overwrite it")
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: there is no folder {path.parent}")
     return path

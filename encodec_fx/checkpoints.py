@@ -136,8 +136,7 @@ def infer_config(state: dict[str, torch.Tensor]) -> EncodecConfig:
     embed = state.get("quantizer.layers.0.codebook.embed")
     if first is None or embed is None or first.dim() != 3 or embed.dim() != 2:
         raise ValueError("cannot infer the model configuration from this checkpoint (no first encoder conv "
-                         "or codebook of the usual shape); pass config=EncodecConfig(...) "
-                         "(encodec-fx convert: --config)")
+                         "or codebook of the usual shape); pass config=EncodecConfig(...)")
     has_norm = any(".norm." in key for key in state)
     preset = EncodecConfig.encodec_48khz if has_norm or first.shape[1] == 2 else EncodecConfig.encodec_24khz
     config = preset(audio_channels=first.shape[1], num_filters=first.shape[0], hidden_size=embed.shape[1],
@@ -145,7 +144,7 @@ def infer_config(state: dict[str, torch.Tensor]) -> EncodecConfig:
     codebooks = sum(1 for key in state if key.endswith(".codebook.embed"))
     if codebooks != config.num_quantizers:
         raise ValueError(f"checkpoint has {codebooks} codebooks but the inferred configuration expects "
-                         f"{config.num_quantizers}; pass config=EncodecConfig(...) (encodec-fx convert: --config)")
+                         f"{config.num_quantizers}; pass config=EncodecConfig(...)")
     return config
 
 
@@ -222,7 +221,7 @@ def load_model(model_class: type[EncodecModel], source: str | os.PathLike,
             config = EncodecConfig.from_pretrained(beside)
         else:
             raise FileNotFoundError(f"no {CONFIG_NAME} beside {weights}: put it there or pass "
-                                    "config=EncodecConfig(...) (encodec-fx convert: --config)")
+                                    "config=EncodecConfig(...)")
     model = model_class(config)
     state = {key: value.float() if value.dtype in (torch.float16, torch.bfloat16) else value
              for key, value in state.items()}

@@ -12,8 +12,9 @@ import pytest
 import torch
 from pedalboard.io import AudioFile
 
-from encodec_fx import EncodecModel
-from encodec_fx.cli import main
+from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx.audio_io import write_audio
+from encodec_fx.cli import command_line_message, main
 
 from conftest import original_model
 
@@ -121,3 +122,22 @@ def test_ctrl_c_during_an_in_process_call_reaches_the_caller(monkeypatch, capsys
     with pytest.raises(KeyboardInterrupt):
         main(["info", "any.ecfx"])
     assert capsys.readouterr().err == ""
+
+
+
+def test_the_python_api_names_its_parameter_and_the_command_line_its_option(tmp_path, capsys):
+    audio = tmp_path / "tone.wav"
+    write_audio(audio, np.zeros((1, 2400), np.float32), 24_000)
+    with pytest.raises(FileExistsError, match=r"tone.wav exists; pass overwrite=True to replace it$") as error:
+        write_audio(audio, np.zeros((1, 2400), np.float32), 24_000)
+    assert command_line_message(error.value) == f"{audio} exists; pass --force to replace it"
+    weights = tmp_path / "weights.safetensors"  # weights without a config.json beside them
+    EncodecModel(EncodecConfig(num_filters=4)).save_pretrained(tmp_path / "model")
+    (tmp_path / "model" / "model.safetensors").rename(weights)
+    with pytest.raises(FileNotFoundError, match=r"put it there or pass config=EncodecConfig\(\.\.\.\)$"):
+        EncodecModel.from_pretrained(weights)
+    assert main(["convert", str(weights), str(tmp_path / "out")]) == 1
+    assert capsys.readouterr().err.endswith("put it there or pass --config\n")
+    assert main(["compress", str(audio), str(tmp_path / "a.ecfx"), "--model", str(weights)]) == 1
+    assert capsys.readouterr().err.endswith(
+        "put it there or convert it with `encodec-fx convert SOURCE OUTPUT --config CONFIG` first\n")

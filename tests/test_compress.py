@@ -266,7 +266,7 @@ def test_outputs_are_never_overwritten_without_force(files, tmp_path, capsys, mo
     with monkeypatch.context() as patch:  # refused before any audio is coded, not after
         patch.setattr("encodec_fx.compress.code_units", lambda *args: pytest.fail("coded before refusing"))
         assert run("compress", files / "mono16k.flac", archive, "--model", files / "codec24") == 1
-    assert "o.ecfx exists; pass --force to overwrite it" in capsys.readouterr().err
+    assert "o.ecfx exists; pass --force to replace it" in capsys.readouterr().err
     assert archive.read_bytes() == b"keep me"
     assert run("compress", files / "mono16k.flac", archive, "--model", files / "codec24", "--force") == 0
 

@@ -221,7 +221,7 @@ def test_lofi_chain_overwrites_an_existing_output_only_with_force(tmp_path, mode
     monkeypatch.chdir(tmp_path)
     (tmp_path / "lofi.wav").write_bytes(b"keep me")
     arguments = ["--model", str(model_dir), "--seconds", "0.1"]
-    assert assert_refused("lofi_chain", *arguments, capsys=capsys) == "lofi.wav exists; pass --force to overwrite it"
+    assert assert_refused("lofi_chain", *arguments, capsys=capsys) == "lofi.wav exists; pass --force to replace it"
     assert (tmp_path / "lofi.wav").read_bytes() == b"keep me"
     assert demo_main("lofi_chain")([*arguments, "--force"]) == 0
     assert read(tmp_path / "lofi.wav")[0].shape == (2, 4410)

@@ -47,7 +47,7 @@ def make_run_dir(run_dir: str | Path) -> None:
     would otherwise fail only at the first checkpoint, hours in."""
     run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
-        raise FileExistsError(f"the run folder {run_dir} is a file: give a new folder, or a run's folder with --resume")
+        raise FileExistsError(f"the run folder {run_dir} is a file: give a new folder, or a run's folder to resume")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
