@@ -121,6 +121,25 @@ def test_info_json(files, tmp_path, capsys):
     assert description["complete"] and description["segments"] == description["segments_expected"] == 1
 
 
+def test_info_prints_aligned_lines_for_people_with_every_field_of_the_json(files, tmp_path, capsys):
+    archive = tmp_path / "i.ecfx"
+    run("compress", files / "mono16k.flac", archive, "--model", files / "codec24", "-b", "1.5", "--coding", "static")
+    capsys.readouterr()
+    assert run("info", archive, "--json") == 0
+    fields = json.loads(capsys.readouterr().out)
+    assert run("info", archive) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert not [line for line in lines if re.search(r"[{}\[\]']|None|True|False", line)], lines  # no Python reprs
+    rows = [re.fullmatch(r"([a-z][a-z0-9 ]*):( +)(\S.*)", line) for line in lines]
+    assert all(rows), lines
+    assert len({len(row.group(1)) + len(row.group(2)) for row in rows}) == 1, lines  # values in one column
+    table = {row.group(1): row.group(3) for row in rows}
+    assert table["codec name"] == fields["codec"]["name"] and table["codec sha256"] == fields["codec"]["sha256"]
+    assert table["lm"] == "none" and table["coding"] == "static" and table["complete"] == "yes"
+    assert table["duration"] == f"{fields['duration_seconds']:g} s" and table["sample rate"] == "16000 Hz"
+    assert len(rows) == len(fields) + 1  # the codec's name and sha256 on rows of their own
+
+
 def test_wrong_or_missing_codec_and_lm_are_named(files, tmp_path, capsys):
     archive = tmp_path / "w.ecfx"
     run("compress", files / "mono16k.flac", archive, "--model", files / "codec24", "--lm", files / "lm.safetensors",
@@ -240,7 +259,7 @@ def test_truncated_archive(files, tmp_path, capsys):
     capsys.readouterr()
     assert run("info", archive) == 0
     streams = capsys.readouterr()  # the segment count used to be all info said
-    assert "complete: False" in streams.out and "segments_expected: 3" in streams.out
+    assert re.search(r"^complete: +no$", streams.out, re.M) and re.search(r"^segments expected: +3$", streams.out, re.M)
     assert "warning: the archive is cut short: 2 of 3 segments are whole" in streams.err
     assert run("decompress", archive, output) == 1
     assert "truncated in segment 2" in capsys.readouterr().err and not output.exists()

@@ -94,8 +94,40 @@ def info(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(description, indent=2))
         return
+    rows = readable_fields(description)
+    width = max(len(label) for label, _ in rows) + 1
+    for label, value in rows:
+        print(f"{label + ':':<{width}} {value}")
+
+
+# info's field names for people, and their units: (label, unit)
+FIELD_LABELS = {"coding_mode": ("coding", ""), "sample_rate": ("sample rate", "Hz"),
+                "audio_length": ("length", "samples"), "duration_seconds": ("duration", "s"),
+                "model_sample_rate": ("model sample rate", "Hz"), "bandwidth_kbps": ("bandwidth", "kbps"),
+                "n_q": ("codebooks", ""), "segments": ("segments whole", ""), "bytes": ("size", "bytes"),
+                "kbps": ("bit rate", "kbps")}
+
+
+def readable_fields(description: dict, prefix: str = "") -> list[tuple[str, str]]:
+    """(label, value) rows of a description for people: a nested dict becomes one row per entry ("codec name"),
+    None reads "none", booleans "yes" or "no", numbers carry their unit. `--json` keeps the fields for tools."""
+    rows: list[tuple[str, str]] = []
     for key, value in description.items():
-        print(f"{key}: {value}")
+        label, unit = FIELD_LABELS.get(key, (key.replace("_", " "), ""))
+        if isinstance(value, dict) and value:
+            rows += readable_fields(value, f"{prefix}{label} ")
+            continue
+        if value is None or value == {}:
+            text = "none"
+        elif isinstance(value, bool):
+            text = "yes" if value else "no"
+        elif isinstance(value, (list, tuple)):
+            text = ", ".join(str(item) for item in value)
+        else:
+            text = f"{value:g}" if isinstance(value, float) else str(value)
+            text += f" {unit}" if unit else ""
+        rows.append((f"{prefix}{label}", text))
+    return rows
 
 
 def add_compress(commands: argparse._SubParsersAction) -> None:
