@@ -24,8 +24,8 @@ import torch
 
 from encodec_fx import EncodecConfig
 from encodec_fx.effects import EncodecCompressor
-from encodec_fx.effects.codec_stream import default_frames_per_step
 from encodec_fx.effects.resample import resample
+from encodec_fx.stream import default_frames_per_step
 from encodec_fx.streaming import StreamingDecoder, StreamingEncoder
 
 from common import best_of, random_model

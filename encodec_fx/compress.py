@@ -37,10 +37,9 @@ from entropy.portable_lm import PortableLM
 from .audio_io import AUDIO_SUFFIXES, check_destination, open_audio, resampled
 from .channels import from_model_channels, to_model_channels
 from .checkpoints import weights_sha256
-from .chunked import ChunkedDecoder, ChunkedEncoder
 from .config import EncodecConfig
 from .model import EncodecModel
-from .streaming import StreamingDecoder, StreamingEncoder
+from .stream import CodeBlock
 from .validation import as_number
 
 SEGMENT_SECONDS = 5.0
@@ -182,26 +181,31 @@ def code_units(model: EncodecModel, bandwidth: float, blocks: Iterable[torch.Ten
                advance: Progress = lambda seconds: None) -> Iterator[CodedUnit]:
     """Audio blocks (streams, channels, n) at the model's rate → units of codes: one per chunk for
     chunked models, SEGMENT_SECONDS of frames for streaming ones."""
-    config = model.config
-    if config.chunk_length is not None:
-        encoder = ChunkedEncoder(model, bandwidth)
-        for block in blocks:
-            advance(block.shape[-1] / config.sampling_rate)
-            yield from (_unit(codes, scale) for codes, scale in encoder.push(block))
-        yield from (_unit(codes, scale) for codes, scale in encoder.flush())
-        return
-    encoder, pending = StreamingEncoder(model, bandwidth), []
-    unit_frames = int(SEGMENT_SECONDS * config.frame_rate)
+    encoder, pending = model.stream_encoder(bandwidth), []
+    unit_frames = int(SEGMENT_SECONDS * model.config.frame_rate)
     for block in blocks:
-        advance(block.shape[-1] / config.sampling_rate)
-        pending.append(encoder.push(block))
+        advance(block.shape[-1] / model.config.sampling_rate)
+        coded = encoder.push(block)
+        if coded.chunked:
+            yield from _chunk_units(coded)
+            continue
+        pending.append(coded.rows[0])
         while sum(c.shape[-1] for c in pending) >= unit_frames:
             codes = torch.cat(pending, dim=-1)
             pending = [codes[..., unit_frames:]]
             yield _unit(codes[..., :unit_frames], None)
-    codes = torch.cat(pending + [encoder.flush()], dim=-1)
+    coded = encoder.flush()
+    if coded.chunked:
+        yield from _chunk_units(coded)
+        return
+    codes = torch.cat(pending + [coded.rows[0]], dim=-1)
     for start in range(0, codes.shape[-1], unit_frames):
         yield _unit(codes[..., start: start + unit_frames], None)
+
+
+def _chunk_units(coded: CodeBlock) -> Iterator[CodedUnit]:
+    for row, codes in enumerate(coded.rows):
+        yield _unit(codes, None if coded.scales is None else coded.scales[row])
 
 
 def _unit(codes: torch.Tensor, scale: torch.Tensor | None) -> CodedUnit:
@@ -407,7 +411,7 @@ def decode_audio(model: EncodecModel, header: ArchiveHeader,
     """Decoded segments (or frame counts of lost ones) → audio blocks (streams, model channels, n) at
     the model's rate; a lost segment is silence, and the decoder starts afresh after it."""
     streams = _streams(header, model.config.audio_channels)
-    decoder = ChunkedDecoder(model) if header.chunk_length is not None else StreamingDecoder(model)
+    decoder = model.stream_decoder()
     for item in decoded:
         if isinstance(item, int):
             tail = decoder.flush()
@@ -415,13 +419,9 @@ def decode_audio(model: EncodecModel, header: ArchiveHeader,
             yield torch.zeros(streams, model.config.audio_channels, _silence(model, item, tail.shape[-1]))
             continue
         segment, unit_codes = item
-        for unit, codes in zip(segment.units, unit_codes):
-            codes = torch.from_numpy(codes)
-            if header.chunk_length is None:
-                yield decoder.push(codes)
-            else:
-                scales = None if math.isnan(unit.scales[0]) else torch.tensor(unit.scales).view(-1, 1)
-                yield decoder.push(codes, scales)
+        for unit, codes in zip(segment.units, unit_codes):  # a unit is one row: a chunk, or a run of frames
+            scales = None if math.isnan(unit.scales[0]) else (torch.tensor(unit.scales, dtype=torch.float32),)
+            yield decoder.push(CodeBlock((torch.from_numpy(codes),), scales, decoder.chunked, codes.shape[0]))
     yield decoder.flush()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -25,6 +25,9 @@ from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
 from .quantizer import ResidualVectorQuantizer
 from .seanet import Decoder, Encoder
 from .validation import as_number, check_codes, check_samples, check_sampling_rate, check_scale, tensor_of
+
+if TYPE_CHECKING:  # stream.py builds on this module
+    from .stream import StreamDecoder, StreamEncoder
 
 
 class EncodecModel(nn.Module):
@@ -112,6 +115,19 @@ class EncodecModel(nn.Module):
                 scale = scale.view(-1, 1)
             embeddings = self.encoder(x) if fast is None else fast.encode(x)
             return self.quantizer.encode(embeddings, n_q), scale
+
+    # --- streaming -----------------------------------------------------------------------------
+
+    def stream_encoder(self, bandwidth: float | None = None, frames_per_step: int = 1) -> StreamEncoder:
+        """A stream of audio blocks → code blocks, frame by frame (causal model) or chunk by chunk
+        (chunked model): the codes of `model.encode` on the whole input (`encodec_fx.stream`)."""
+        from .stream import StreamEncoder
+        return StreamEncoder(self, bandwidth, frames_per_step)
+
+    def stream_decoder(self) -> StreamDecoder:
+        """A stream of code blocks → audio blocks: the audio of `model.decode` (`encodec_fx.stream`)."""
+        from .stream import StreamDecoder
+        return StreamDecoder(self)
 
     # --- decoding ------------------------------------------------------------------------------
 

@@ -99,24 +99,27 @@ class StreamingEncoder:
     input: `flush` pads the end as the offline path does. Convolution and LSTM weights are read at
     construction: make a new one after changing the model's weights."""
 
-    def __init__(self, model: EncodecModel, bandwidth: float | None = None):
+    def __init__(self, model: EncodecModel, bandwidth: float | None = None, frames_per_step: int = 1):
         check_streamable(model.config)
+        check_frames_per_step(frames_per_step)
         self.config = model.config
         self.num_quantizers = model.num_quantizers_for_bandwidth(bandwidth)
         self.quantizer = model.quantizer
         self.layers = StreamingLayers(model.encoder.layers)
         self.device, self.dtype = model.device, model.quantizer.layers[0].codebook.embed.dtype
+        self.step = frames_per_step * self.config.hop_length  # samples coded together
         self.reset()
 
     def reset(self) -> None:
         """Forget the stream so far and start a new one."""
         self.layers.reset()
         self.empty_block: torch.Tensor | None = None  # the stream's shape, zero samples long
+        self.waiting: torch.Tensor | None = None  # audio short of a whole step, not yet coded
 
     @torch.no_grad()
     def push(self, audio: torch.Tensor) -> torch.Tensor:
         """Audio (batch, channels, samples) → codes (batch, n_q, frames) of the frames it completes."""
-        audio = self._check_audio(audio)
+        audio = self._whole_steps(self._check_audio(audio))
         return self._quantize(self.layers.push_in_passes(audio, PASS_FRAMES * self.config.hop_length))
 
     @torch.no_grad()
@@ -124,9 +127,19 @@ class StreamingEncoder:
         """Codes of the frames left, the last one padded as `model.encode` pads it; then reset."""
         if self.empty_block is None:  # nothing pushed
             return torch.zeros(0, self.num_quantizers, 0, dtype=torch.long, device=self.device)
-        codes = self._quantize(self.layers.finish(self.empty_block))
+        waiting = self._quantize(self.layers.push_in_passes(self.waiting, PASS_FRAMES * self.config.hop_length))
+        codes = torch.cat([waiting, self._quantize(self.layers.finish(self.empty_block))], dim=-1)
         self.reset()
         return codes
+
+    def _whole_steps(self, audio: torch.Tensor) -> torch.Tensor:
+        """The audio received so far cut to whole steps; the rest waits. A frame completes only at a
+        multiple of the hop (checked by the tests), so a one-hop step delays nothing, and it saves running
+        every layer on blocks too short to complete a frame."""
+        audio = torch.cat([self.waiting, audio], dim=-1)
+        usable = audio.shape[-1] - audio.shape[-1] % self.step
+        self.waiting = audio[..., usable:]
+        return audio[..., :usable]
 
     def _quantize(self, embeddings: torch.Tensor) -> torch.Tensor:
         # a contiguous time-major copy: the offline path's view is slow for the few frames of a block
@@ -144,7 +157,7 @@ class StreamingEncoder:
                              f"{self.empty_block.shape[0]}; call reset() to start another stream")
         audio = audio.to(device=self.device, dtype=self.dtype)
         if self.empty_block is None:
-            self.empty_block = audio[..., :0]
+            self.empty_block = self.waiting = audio[..., :0]
         return audio
 
 
@@ -174,7 +187,11 @@ class StreamingDecoder:
     def push(self, codes: torch.Tensor) -> torch.Tensor:
         """Codes (batch, n_q, frames) → the audio (batch, channels, samples) they complete."""
         codes = self._check_codes(codes)
-        embeddings = self.quantizer.decode(codes.to(self.device))
+        return self.push_embeddings(self.quantizer.decode(codes.to(self.device)))
+
+    @torch.no_grad()
+    def push_embeddings(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Quantised embeddings (batch, dimension, frames), e.g. of partly received codes → the audio they complete."""
         if self.empty_embeddings is None:
             self.empty_embeddings = embeddings[..., :0]
         return self.layers.push_in_passes(embeddings, PASS_FRAMES)

@@ -19,8 +19,8 @@ from encodec_fx.effects import (
     PacketLoss,
     TokenSubstitution,
 )
-from encodec_fx.effects.codec_stream import default_frames_per_step
 from encodec_fx.effects.stream_resample import StreamingResampler
+from encodec_fx.stream import default_frames_per_step
 from encodec_fx.streaming import round_trip_latency
 from encodec_fx.streaming_layers import StreamingLayers
 

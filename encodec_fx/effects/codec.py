@@ -22,12 +22,13 @@ import torch
 from ..channels import from_model_channels, to_model_channels
 from ..devices import resolve_device
 from ..model import EncodecModel
-from ..streaming import StreamingDecoder, StreamingEncoder, why_not_streamable
-from .codec_stream import DecoderStream, EncoderStream, check_step, default_frames_per_step, stream_latency
+from ..partial_decode import decode_received
+from ..stream import CodeBlock, check_step, default_frames_per_step
+from ..streaming import why_not_streamable
+from .codec_stream import DecoderStream, EncoderStream, caller_rate_latency
 from .codes import Codes
 from .layout import AudioLayout, read_array, read_block, stream_layout
 from .model_source import ModelSource, load_effect_model, source_of
-from .partial_decode import decode_received
 from .protocol import AUDIO, CODES, Effect, check_sample_rate
 from .resample import resample
 
@@ -52,8 +53,8 @@ def encode_audio(model: EncodecModel, input_array: np.ndarray, sample_rate: int,
     batch = torch.from_numpy(to_model_channels(at_model_rate, config))
     with torch.inference_mode():
         if streams_whole_signal(model, batch.shape[-1]):
-            encoder = StreamingEncoder(model, bandwidth)
-            codes, scales, pad_length = torch.cat([encoder.push(batch), encoder.flush()], dim=-1)[None], [None], 0
+            encoder = model.stream_encoder(bandwidth)
+            codes, scales, pad_length = CodeBlock.join([encoder.push(batch), encoder.flush()]).rows[0][None], [None], 0
         else:
             codes, scales, pad_length = model.encode(batch, bandwidth=bandwidth)
     audio_codes = codes.cpu().numpy().astype(np.int64)
@@ -88,8 +89,9 @@ def decode_to_audio(model: EncodecModel, codes: Codes, sample_rate: int) -> np.n
         [torch.from_numpy(row).to(device) for row in codes.audio_scales]
     with torch.inference_mode():
         if codes.received.all() and streams_whole_signal(model, codes.model_num_samples):
-            decoder = StreamingDecoder(model)
-            audio = torch.cat([decoder.push(audio_codes[0]), decoder.flush()], dim=-1)[..., : codes.model_num_samples]
+            decoder = model.stream_decoder()
+            block = CodeBlock((audio_codes[0],), None, chunked=False, batch=audio_codes.shape[1])
+            audio = torch.cat([decoder.push(block), decoder.flush()], dim=-1)[..., : codes.model_num_samples]
         elif codes.received.all():
             mask = torch.ones(codes.model_num_samples, device=device)
             audio = model.decode(audio_codes, scales, mask, last_frame_pad_length=codes.last_frame_pad_length)[0]
@@ -174,7 +176,7 @@ class _CodecEffect(Effect):
     def _decoding_latency(self, sample_rate: int) -> int:
         key = check_sample_rate(sample_rate), self._step()
         if key not in self._latencies:
-            self._latencies[key] = stream_latency(self.model, *key)
+            self._latencies[key] = caller_rate_latency(self.model, *key)
         return self._latencies[key]
 
 

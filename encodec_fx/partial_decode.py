@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from ..model import EncodecModel, overlap_add
+from .model import EncodecModel, overlap_add
 
 
 def received_embeddings(model: EncodecModel, codes: torch.Tensor, received: torch.Tensor) -> torch.Tensor:
