@@ -383,6 +383,7 @@ class ArchiveReader:
             self._size = os.fstat(self._file.fileno()).st_size
         else:
             self._size = self._file.seek(0, io.SEEK_END) - self._start
+        self.index_problem: str | None = None  # why the index was not used, when it was not
         try:
             self.header, self._segments_start = self._read_header()
             index_offset = self._find_index()
@@ -580,14 +581,20 @@ class ArchiveReader:
         """Where the index starts, if the file ends with a footer that can be trusted (see the spec)."""
         smallest_index = _INDEX_FIELDS.size + _CRC.size
         if self._size < self._segments_start + smallest_index + _FOOTER.size:
+            self.index_problem = "no footer: the file is too short to end with one"
             return None
         footer_start = self._size - _FOOTER.size
         index_offset, magic = _FOOTER.unpack(self._read_at(footer_start, _FOOTER.size))
-        if magic != FOOTER_MAGIC or not self._segments_start <= index_offset <= footer_start - smallest_index:
+        if magic != FOOTER_MAGIC:
+            self.index_problem = f"no footer: the file does not end with {FOOTER_MAGIC!r}"
+            return None
+        if not self._segments_start <= index_offset <= footer_start - smallest_index:
+            self.index_problem = f"the footer is damaged: it puts the index at byte {index_offset}, outside the file"
             return None
         marker, count = _INDEX_FIELDS.unpack(self._read_at(index_offset, _INDEX_FIELDS.size))
         if marker == INDEX_MARKER or index_offset + _index_size(count) == footer_start:
             return index_offset
+        self.index_problem = f"the footer is damaged: there is no index at byte {index_offset}, where it points"
         return None
 
     def _read_index(self, index_offset: int) -> list[_Entry] | None:
@@ -595,6 +602,9 @@ class ArchiveReader:
         block = self._read_at(index_offset, self._size - _FOOTER.size - index_offset)
         marker, count = _INDEX_FIELDS.unpack_from(block)
         if marker != INDEX_MARKER or len(block) != _index_size(count) or not _crc_matches(block):
+            self.index_problem = "the index is damaged: " + (
+                "its CRC32 does not match" if marker == INDEX_MARKER and len(block) == _index_size(count)
+                else "its marker or segment count is wrong")
             return None
         raw = [_INDEX_ENTRY.unpack_from(block, _INDEX_FIELDS.size + i * _INDEX_ENTRY.size) for i in range(count)]
         ends = [offset for offset, _, _ in raw[1:]] + [index_offset]
@@ -849,7 +859,10 @@ def _bytes_read(data: object, call: str) -> bytes:
 
 def _remove_temporary(file: Any, path: str) -> None:
     """Closes and removes an unfinished archive's temporary file (holds no reference to its writer)."""
-    file.close()
+    try:
+        file.close()
+    except OSError:  # flushing the buffered bytes fails too on a full disk: the file goes all the same
+        pass
     try:
         os.remove(path)
     except FileNotFoundError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 
 import numpy as np
@@ -259,3 +260,116 @@ def test_one_file_keeps_its_form_and_a_wrong_form_is_one_line(collection, tmp_pa
     assert (tmp_path / "a.ecfx").exists()
     assert cli("compress", collection / "a.wav", collection / "d.wav", tmp_path / "x.ecfx") == 1
     assert "give INPUT OUTPUT.ecfx for one file, or inputs and -o/--output-dir" in capsys.readouterr().err
+
+
+# --- verify --against, and damage named --------------------------------------------------------
+
+
+def damage(path, how: str) -> None:
+    """Damage an archive the way disks and copies do: a flipped bit in a segment, a file cut short, a
+    flipped bit in the index or in the footer."""
+    data = bytearray(path.read_bytes())
+    if how == "segment":
+        data[-60] ^= 0xFF  # in the last segment (the static coding's table makes the header long)
+    elif how == "truncated":
+        del data[-60:]
+    elif how == "index":
+        data[-20] ^= 0xFF  # inside the index's entries, before the footer (offset, magic: 12 bytes)
+    elif how == "footer":
+        data[-1] ^= 0xFF  # its magic
+    path.write_bytes(bytes(data))
+
+
+def test_verify_against_measures_each_archive_and_names_what_is_damaged(collection, tmp_path, capsys):
+    (collection / "junk.wav").unlink()
+    archives_dir, journal_dir = tmp_path / "archives", tmp_path / "journal"
+    assert cli("compress", collection, "-o", archives_dir, "-b", "6", "--coding", "static", "--workers", "1") == 0
+    capsys.readouterr()
+    assert cli("verify", archives_dir, "--against", collection, "--journal-dir", journal_dir, "--workers", "2") == 0
+    out = capsys.readouterr().out
+    records = {record["output"]: record for record in journal(journal_dir)}
+    assert len(records) == 4 and all(record["status"] == "done" for record in records.values())
+    for record in records.values():
+        assert 2 < record["si_snr_db"] < 40 and 0 < record["mel_distance"] < 5, record
+    assert records["sub/b.verified"]["original"] == str(collection / "sub/b.flac")
+    assert "SI-SNR mean" in out and "4 file(s)" in out and "sub/b.ecfx" in out
+
+    # the measure can tell: against another recording of the same shape, SI-SNR drops far below
+    other = tmp_path / "other"
+    other.mkdir()
+    other_audio = np.random.default_rng(3).standard_normal((1, 16_000)).astype(np.float32) * 0.2
+    with AudioFile(str(other / "a.wav"), "w", samplerate=16_000, num_channels=1) as file:
+        file.write(other_audio)
+    assert cli("verify", archives_dir / "a.ecfx", "--against", other / "a.wav", "--journal-dir",
+               tmp_path / "j2") == 0
+    assert journal(tmp_path / "j2")[-1]["si_snr_db"] < records["a.verified"]["si_snr_db"] - 10
+
+    for name, how in [("a.ecfx", "segment"), ("d.ecfx", "truncated"), ("sub/b.ecfx", "index"),
+                      ("sub/deeper/c.ecfx", "footer")]:
+        damage(archives_dir / name, how)
+    (collection / "a.wav").rename(tmp_path / "a.wav")  # an original gone too
+    capsys.readouterr()
+    assert cli("verify", archives_dir, "--against", collection, "--workers", "2") == 1
+    lines = {line.split(": ", 2)[1]: line.split(": ", 2)[2] for line in capsys.readouterr().out.splitlines()
+             if line.startswith("failed: ")}
+    assert "segment(s) damaged" in lines[str(archives_dir / "a.ecfx")]
+    assert "truncated" in lines[str(archives_dir / "d.ecfx")]
+    assert "the index is damaged" in lines[str(archives_dir / "sub/b.ecfx")]
+    assert "no footer" in lines[str(archives_dir / "sub/deeper/c.ecfx")]
+    assert len(lines) == 4 and all("\n" not in line for line in lines.values())
+
+
+def test_verify_against_a_missing_original_fails_that_archive_only(collection, tmp_path, capsys):
+    archives_dir = tmp_path / "archives"
+    assert cli("compress", collection / "a.wav", collection / "d.wav", "-o", archives_dir, "-b", "1.5",
+               "--coding", "static", "--workers", "1") == 0
+    (collection / "d.wav").unlink()
+    capsys.readouterr()
+    assert cli("verify", archives_dir, "--against", collection, "--workers", "1") == 1
+    out = capsys.readouterr().out
+    assert "no original for it: nothing at" in out and "d.ecfx" in out and "1 done, 0 already done, 1 failed" in out
+    assert cli("verify", archives_dir, "--against", collection / "a.wav") == 1  # one file for many archives
+    assert "--against" in capsys.readouterr().err
+
+
+def test_si_snr_from_running_sums_is_the_training_metric():
+    import torch
+
+    from encodec_fx.collection.quality import si_snr_from_sums
+    from encodec_fx.train.losses import si_snr
+    rng = np.random.default_rng(0)
+    reference = rng.standard_normal((2, 5000)) + 0.3
+    estimate = 0.7 * reference + 0.1 * rng.standard_normal((2, 5000)) - 0.2
+    sums = [estimate.size, estimate.sum(), reference.sum(), (estimate**2).sum(), (reference**2).sum(),
+            (estimate * reference).sum()]
+    expected = si_snr(torch.from_numpy(estimate)[None], torch.from_numpy(reference)[None]).item()
+    assert si_snr_from_sums(*sums) == pytest.approx(expected, abs=1e-6) and 15 < expected < 30
+
+
+# --- scripts without a __main__ guard -----------------------------------------------------------
+
+
+def test_a_script_without_a_main_guard_runs_workers_that_do_not_rerun_it(collection, tmp_path):
+    (collection / "junk.wav").unlink()
+    script = tmp_path / "script.py"
+    script.write_text(
+        "from encodec_fx.collection import CompressJob, run_collection\n"
+        "print('script body ran', flush=True)\n"
+        f"job = CompressJob(model='encodec-fx-24khz', bandwidth=1.5, coding='static')\n"
+        f"print(run_collection(job, [{str(collection)!r}], 'out', workers=2, progress=False).line())\n")
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("script body ran") == 1 and "4 done" in result.stdout
+    assert len(archives(tmp_path / "out")) == 4
+
+
+class DefinedInMain(CompressJob):
+    pass
+
+
+def test_a_job_class_the_workers_cannot_import_is_one_line(collection, tmp_path, monkeypatch):
+    monkeypatch.setattr(DefinedInMain, "__module__", "__main__")  # as if defined in the caller's script
+    monkeypatch.setattr(sys.modules["__main__"], "DefinedInMain", DefinedInMain, raising=False)
+    with pytest.raises(ValueError, match="define the job's class in a module"):
+        run_collection(DefinedInMain(model="encodec-fx-24khz", bandwidth=1.5), [collection], tmp_path / "out",
+                       workers=2, progress=False)

@@ -34,3 +34,13 @@ def archive_is_whole(path: Path, record: dict[str, Any]) -> bool:
         return not check_segments(path)[1]
     except (OSError, ArchiveError):
         return False
+
+
+def container_problem(path: Path) -> str | None:
+    """What is wrong with the archive's index or footer, if anything, in one line. A reader does without
+    them (it scans for the segments), but an archive that has lost them is damaged all the same. A
+    truncated archive has lost them too: its lost segments say so, and this says nothing more."""
+    with ArchiveReader(path) as reader:
+        if reader.indexed or reader.truncated:
+            return None
+        return reader.index_problem

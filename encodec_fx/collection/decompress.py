@@ -81,26 +81,67 @@ class DecompressJob(_Models):
 
 @dataclass
 class VerifyJob(_Models):
-    """`encodec-fx verify`: every segment's CRC and the entropy decoding of every frame, no audio written.
-    A damaged archive is a failure whose error names the segments."""
+    """`encodec-fx verify`: the container (header, index and footer), every segment's CRC and the entropy
+    decoding of every frame, no audio written. A damaged archive is a failure whose one-line error names
+    what is damaged. With `against` (the folder the archives were made from, mirrored as compress's -o
+    mirrors it, or one original file), each archive is decoded and its SI-SNR and mel distance to its
+    original recorded (see `quality`); an original that is missing is a failure of that archive."""
 
+    against: str | None = None
     suffix: str = ".verified"  # journal keys only: verify writes no files
     input_suffixes: set[str] = field(default_factory=lambda: {ARCHIVE_SUFFIX})
 
     def options(self) -> dict[str, Any]:
-        return {"command": "verify", "lm": self.lm}
+        return {"command": "verify", "lm": self.lm, "against": self.against}
 
     def run(self, item: WorkItem) -> dict[str, Any]:
         from ..compress import check_archive_codes
+        from .archive_checks import container_problem
         header = _header(item.source)
+        problem = container_problem(item.source)
         header, lost = check_archive_codes(item.source, self.lm_for(header))
         if lost:
-            numbers = ", ".join(f"{segment.number} ({segment.reason})" for segment in lost[:5])
-            more = f" and {len(lost) - 5} more" if len(lost) > 5 else ""
-            raise ValueError(f"{len(lost)} of {header.segments} segment(s) damaged: {numbers}{more}")
-        return {"duration_seconds": round(header.audio_length / header.sample_rate, 6),
-                "sample_rate": header.sample_rate, "channels": header.channels, "segments": header.segments,
-                "coding_mode": header.coding_mode}
+            raise ValueError(damage_line(lost, header.segments) + (f"; {problem}" if problem else ""))
+        if problem:
+            raise ValueError(f"{problem} (all {header.segments} segments are whole)")
+        fields = {"duration_seconds": round(header.audio_length / header.sample_rate, 6),
+                  "sample_rate": header.sample_rate, "channels": header.channels, "segments": header.segments,
+                  "coding_mode": header.coding_mode}
+        if self.against is not None:
+            from .quality import compare_to_original
+            original = original_for(item, Path(self.against))
+            fields["original"] = str(original)
+            fields |= compare_to_original(item.source, original, header, self.codec_for(header), self.lm_for(header))
+        return fields
 
     def is_whole(self, item: WorkItem, record: dict[str, Any]) -> bool:
         return False  # archives are checked on every run: that is the point of verifying
+
+
+def damage_line(lost: list, segments: int) -> str:
+    """Lost segments in one line: how many, which, and why (the first five)."""
+    numbers = ", ".join(f"{segment.number} ({segment.reason})" for segment in lost[:5])
+    more = f" and {len(lost) - 5} more" if len(lost) > 5 else ""
+    return f"{len(lost)} of {segments} segment(s) damaged: {numbers}{more}"
+
+
+def original_for(item: WorkItem, against: Path) -> Path:
+    """The audio file an archive was made from: `against` itself when it is a file, else the file with the
+    archive's path and name, and an audio suffix, under `against` (compress's -o mirroring, backwards)."""
+    from ..audio_io import AUDIO_SUFFIXES
+    if against.is_file():
+        return against
+    relative = Path(item.key).with_suffix("")  # the key is the archive's path with .verified for .ecfx
+    folder = against / relative.parent
+    found = sorted(path for path in folder.glob(glob_escape(relative.name) + ".*")
+                   if path.suffix.lower() in AUDIO_SUFFIXES and path.stem == relative.name) if folder.is_dir() else []
+    if not found:
+        raise FileNotFoundError(f"no original for it: nothing at {folder / relative.name}.* "
+                                f"({', '.join(sorted(AUDIO_SUFFIXES))}) under --against {against}")
+    if len(found) > 1:
+        raise ValueError(f"two originals could have made it: {found[0]} and {found[1]}")
+    return found[0]
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)

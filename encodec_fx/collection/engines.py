@@ -8,11 +8,14 @@ out of memory) costs only that file: it is reported failed, a new worker takes i
 
 from __future__ import annotations
 
+import errno
 import multiprocessing
 import os
+import pickle
 import resource
 import signal
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -60,6 +63,12 @@ def process(job: Job, item: WorkItem) -> tuple[str, dict[str, Any]]:
         fields = job.run(item)
         return DONE, {"source": source, **fields, "job_seconds": round(time.perf_counter() - started, 4),
                       "worker_peak_rss_mb": _peak_rss_mb()}
+    except OSError as error:
+        if error.errno == errno.ENOSPC:  # the output is removed as it fails; say what to do about it
+            reason = f"no space left on the device for {item.output}: free some space and run again"
+        else:
+            reason = one_line(error)
+        return FAILED, {"source": {"path": str(item.source)}, "error": reason}
     except Exception as error:
         return FAILED, {"source": {"path": str(item.source)}, "error": one_line(error)}
 
@@ -69,10 +78,15 @@ def _peak_rss_mb() -> float:
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
-def run_serial(job: Job, items: Iterable[WorkItem]) -> Iterator[Result]:
+def run_serial(job: Job, items: Iterable[WorkItem], in_flight: set[WorkItem] | None = None) -> Iterator[Result]:
+    """Runs items in this process, one after another; `in_flight` as for `run_local`."""
+    in_flight = set() if in_flight is None else in_flight
     job.setup()
     for item in items:
-        yield (item, *process(job, item))
+        in_flight.add(item)
+        result = process(job, item)
+        in_flight.discard(item)
+        yield (item, *result)
 
 
 def default_workers() -> int:
@@ -87,95 +101,129 @@ def _set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def _worker_main(job: Job, connection: Connection, threads: int) -> None:
-    """A worker: Ctrl-C is the parent's to handle; SIGTERM unwinds, so outputs in progress are removed."""
+# A worker is a fresh interpreter that runs only this: it never imports the caller's __main__, so a
+# script may call run_collection at its top level, with no `if __name__ == "__main__":` guard.
+_WORKER_COMMAND = "import sys; from encodec_fx.collection.engines import worker_main; worker_main(int(sys.argv[1]))"
+
+
+def worker_main(descriptor: int) -> None:
+    """A worker process: it takes the parent's import path, then the job, then items until told to stop
+    (or until the parent is gone). Ctrl-C is the parent's to handle; SIGTERM unwinds, so an output in
+    progress is removed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    _set_threads(threads)
+    connection = Connection(descriptor)
     try:
+        sys.path[:] = connection.recv()  # so that the job's classes import as they do in the parent
+        job, threads = connection.recv()
+        _set_threads(threads)
         job.setup()
+    except (EOFError, OSError):
+        return
     except Exception as error:
-        connection.send(("setup", one_line(error)))
+        reason = one_line(error)
+        if isinstance(error, AttributeError) and "__main__" in reason:
+            reason += ": define the job's class in a module the workers can import, not in the script"
+        connection.send(("setup", reason))
         return
     connection.send(("ready", None))
-    while (item := connection.recv()) is not None:
+    while True:
+        try:
+            item = connection.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if item is None:
+            return
         connection.send(process(job, item))
 
 
 class _Worker:
-    def __init__(self, context: Any, job: Job, threads: int):
-        self.connection, child = context.Pipe()
-        self.process = context.Process(target=_worker_main, args=(job, child, threads), daemon=True)
-        self.process.start()
+    """A worker process and the connection to it; its death shows as the end of that connection."""
+
+    def __init__(self, job: Job, threads: int):
+        self.connection, child = multiprocessing.Pipe()
+        self.process = subprocess.Popen([sys.executable, "-c", _WORKER_COMMAND, str(child.fileno())],
+                                        pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
+                                        start_new_session=True)  # Ctrl-C reaches the parent only
         child.close()
+        try:
+            self.connection.send(sys.path)
+            self.connection.send((job, threads))
+        except (pickle.PicklingError, TypeError, AttributeError) as error:
+            self.process.kill()
+            self.process.wait()
+            raise ValueError(f"the job cannot go to worker processes: {one_line(error)}") from None
         self.item: WorkItem | None = None
         self.ready = False
 
 
-def _death(process: Any) -> str:
-    code = process.exitcode
+def _death(process: subprocess.Popen) -> str:
+    code = process.returncode
     if code is not None and code < 0:
         return f"the worker died on signal {signal.Signals(-code).name} while coding it"
     return f"the worker exited (status {code}) while coding it"
 
 
-def run_local(job: Job, items: Iterable[WorkItem], workers: int, threads: int = 1) -> Iterator[Result]:
-    """Runs items on `workers` spawned processes, one item at a time each, yielding results as they come."""
-    context = multiprocessing.get_context("spawn")  # no forked torch state; the same on every platform
+def run_local(job: Job, items: Iterable[WorkItem], workers: int, threads: int = 1,
+              in_flight: set[WorkItem] | None = None) -> Iterator[Result]:
+    """Runs items on `workers` worker processes, one item at a time each, yielding results as they come.
+    `in_flight` holds the items handed to a worker and not yet back (what an interrupt abandons)."""
+    in_flight = set() if in_flight is None else in_flight
     pending = list(items)
     pending.reverse()
-    pool = [_Worker(context, job, threads) for _ in range(min(workers, len(pending)))]
+    pool = [_Worker(job, threads) for _ in range(min(workers, len(pending)))]
     try:
         while pool:
             for worker in pool:
-                if worker.ready and worker.item is None:
-                    if pending:
-                        worker.item = pending.pop()
-                        worker.connection.send(worker.item)
-            busy = [w for w in pool if w.item is not None or not w.ready]
+                if worker.ready and worker.item is None and pending:
+                    worker.item = pending.pop()
+                    in_flight.add(worker.item)
+                    worker.connection.send(worker.item)
+            busy = {w.connection: w for w in pool if w.item is not None or not w.ready}
             if not busy:
                 break
-            waiting = {w.connection: w for w in busy} | {w.process.sentinel: w for w in busy}
-            for ready in wait(list(waiting)):
-                worker = waiting[ready]
-                if worker not in pool:
-                    continue
-                message = None
-                if ready is worker.connection:
-                    try:
-                        message = worker.connection.recv()
-                    except (EOFError, OSError):
-                        message = None
+            for ready in wait(list(busy)):
+                worker = busy[ready]
+                try:
+                    message = worker.connection.recv()
+                except (EOFError, OSError):
+                    message = None
                 if message is None:  # died: its file is lost, a fresh worker goes on
-                    worker.process.join()
+                    worker.process.wait()
                     pool.remove(worker)
+                    if not worker.ready:
+                        raise ValueError(f"a worker process could not start (exit status {worker.process.returncode})")
                     if worker.item is not None:
+                        in_flight.discard(worker.item)
                         yield worker.item, FAILED, {"source": {"path": str(worker.item.source)},
                                                     "error": _death(worker.process)}
-                    if not worker.ready:
-                        raise ValueError(f"a worker process could not start (exit status {worker.process.exitcode}); "
-                                           "called from a script, the call must sit under "
-                                           "`if __name__ == \"__main__\":`, since workers import the script")
                     if pending:
-                        pool.append(_Worker(context, job, threads))
+                        pool.append(_Worker(job, threads))
                 elif message[0] == "setup":  # the models did not load: no file would code
                     raise ValueError(message[1])
                 elif message[0] == "ready":
                     worker.ready = True
                 else:
                     item, worker.item = worker.item, None
+                    in_flight.discard(item)
                     yield (item, *message)
     finally:
         for worker in pool:
-            if worker.process.is_alive():
+            if worker.process.poll() is None:
                 if worker.item is None and worker.ready:
-                    worker.connection.send(None)
+                    try:
+                        worker.connection.send(None)
+                    except OSError:
+                        worker.process.terminate()
                 else:
                     worker.process.terminate()
         for worker in pool:
-            worker.process.join(timeout=10)
-            if worker.process.is_alive():
+            try:
+                worker.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 worker.process.kill()
+                worker.process.wait()
+            worker.connection.close()
 
 
 # --- Ray --------------------------------------------------------------------------------------
@@ -217,9 +265,12 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
 
 
 def run_ray(job: Job, items: Iterable[WorkItem], workers: int, address: str | None = None,
-            gpus_per_worker: float = 0.0, threads: int = 1) -> Iterator[Result]:
+            gpus_per_worker: float = 0.0, threads: int = 1, in_flight: set[WorkItem] | None = None
+            ) -> Iterator[Result]:
     """Runs items on `workers` Ray actors (each loads the models once), on the cluster at `address`, on
-    one Ray already started in this process, or on a local one started for the run and stopped after."""
+    one Ray already started in this process, or on a local one started for the run and stopped after.
+    `in_flight` as for `run_local`."""
+    in_flight = set() if in_flight is None else in_flight
     ray = _import_ray()
     started_here = False
     if not ray.is_initialized():
@@ -244,8 +295,10 @@ def run_ray(job: Job, items: Iterable[WorkItem], workers: int, address: str | No
                 if pending and actor not in {a for a, _ in running.values()}:
                     item = pending.pop()
                     running[actor.process.remote(item)] = (actor, item)
+                    in_flight.add(item)
             (done,), _ = ray.wait(list(running), num_returns=1)
             actor, item = running.pop(done)
+            in_flight.discard(item)
             try:
                 yield (item, *ray.get(done))
             except ray.exceptions.RayActorError as error:

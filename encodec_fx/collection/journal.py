@@ -3,7 +3,8 @@
 It makes runs resumable (an input whose record says done, whose size and modification time are
 unchanged, whose options are the same and whose output is still whole is skipped) and auditable
 (source fingerprint and sha256, audio properties, output size and bitrate, codec and LM identities,
-status, and the one-line error of a failure). Later lines win over earlier ones for the same output.
+status, and the one-line error of a failure). Later lines win over earlier ones for the same output
+(for the same input, where inputs share an output: tokenize's shards).
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def record_key(record: dict[str, Any]) -> Any:
+    """What a record is about: its output, or, where inputs share one output (a shard), its "input"."""
+    return record.get("input", record.get("output"))
+
+
 class Journal:
     """Reads the records of earlier runs and appends new ones, each flushed to disk as it is written."""
 
@@ -46,8 +52,8 @@ class Journal:
                         record = json.loads(line)
                     except json.JSONDecodeError:  # a line cut short by a crash: that input is redone
                         continue
-                    if isinstance(record, dict) and isinstance(record.get("output"), str):
-                        self.records[record["output"]] = record
+                    if isinstance(record, dict) and isinstance(record_key(record), str):
+                        self.records[record_key(record)] = record
         self._file = None
 
     def finished(self, key: str, source: Path, options: dict) -> dict[str, Any] | None:
@@ -69,7 +75,7 @@ class Journal:
         self._file.write(json.dumps(record, sort_keys=False) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
-        self.records[record["output"]] = record
+        self.records[record_key(record)] = record
 
     def close(self) -> None:
         if self._file is not None:

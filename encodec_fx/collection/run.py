@@ -4,9 +4,11 @@ journal every result as it comes, and sum up."""
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
@@ -14,6 +16,7 @@ from tqdm import tqdm
 from .engines import Job, default_workers, run_local, run_ray, run_serial
 from .inputs import WorkItem, check_output_dir, find_inputs, plan
 from .journal import DONE, FAILED, JOURNAL_NAME, Journal
+from .shards import ShardSink
 
 ENGINES = ("local", "ray")
 
@@ -28,6 +31,16 @@ class Summary:
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     journal: str = ""
+    records: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    def count(self, record: dict[str, Any]) -> None:
+        """Add one journal record to the counts."""
+        if record["status"] == DONE:
+            self.done += 1
+            self.audio_seconds += float(record.get("duration_seconds", 0.0))
+        else:
+            self.failures.append((record.get("input", record["output"]), record["error"]))
+        self.records.append(record)  # this run's records (skipped inputs have none)
 
     @property
     def failed(self) -> int:
@@ -54,7 +67,10 @@ def run_collection(job: Job, sources: Sequence[str | os.PathLike], output_dir: s
     `workers`: parallel workers (default one per core); 1 with the local engine runs in this process.
     `engine`: "local" (worker processes) or "ray" (actors on the cluster at `address`, on a Ray
     already initialised in this process, or on a local one started for the run). An output that exists
-    but that this folder's journal did not write is replaced only with `overwrite`."""
+    but that this folder's journal did not write is replaced only with `overwrite`. A job with a
+    `shard_rows` (tokenize) writes its inputs' rows into shards of that many rows (see `shards`).
+    Interrupted (Ctrl-C), the run stops its workers, removes the outputs they were making and records
+    those inputs as failed, so the journal says what is on disk and the next run does only the rest."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
@@ -64,51 +80,91 @@ def run_collection(job: Job, sources: Sequence[str | os.PathLike], output_dir: s
     if gpus_per_worker < 0:
         raise ValueError(f"gpus per worker must be 0 or more, got {gpus_per_worker:g}")
     output_dir = check_output_dir(output_dir, sources)
-    items = plan(find_inputs(sources, job.input_suffixes), output_dir, job.suffix)
+    found = find_inputs(sources, job.input_suffixes)
     workers = workers or default_workers()
     journal = Journal(output_dir)
-    options = job.options()
     summary = Summary(journal=str(output_dir / JOURNAL_NAME))
-    todo: list[WorkItem] = []
-    foreign: list[WorkItem] = []
-    for item in items:
-        record = journal.finished(item.key, item.source, options)
-        if record is not None and job.is_whole(item, record):
-            summary.skipped += 1
-        elif item.output.exists() and item.key not in journal.records and not overwrite:
-            foreign.append(item)
-        else:
-            todo.append(item)
-    for item in foreign:
-        error = f"{item.output} exists and this folder's journal did not write it: pass --force to replace it"
-        journal.append({"output": item.key, "status": FAILED, "options": options,
-                        "source": {"path": str(item.source)}, "error": error})
-        summary.failures.append((item.key, error))
-    started = time.monotonic()
-    if engine == "ray":
-        results = run_ray(job, todo, workers, address, gpus_per_worker)
-    elif workers == 1 or len(todo) <= 1:
-        results = run_serial(job, todo)
+    if getattr(job, "shard_rows", None) is not None:
+        sink: Any = ShardSink(job, found, output_dir, journal, overwrite)
     else:
-        results = run_local(job, todo, workers)
+        sink = FileSink(job, plan(found, output_dir, job.suffix), journal, overwrite)
+    todo = sink.plan(summary)
+    started = time.monotonic()
+    in_flight: set[WorkItem] = set()
+    if engine == "ray":
+        results = run_ray(job, todo, workers, address, gpus_per_worker, in_flight=in_flight)
+    elif workers == 1 or len(todo) <= 1:
+        results = run_serial(job, todo, in_flight=in_flight)
+    else:
+        results = run_local(job, todo, workers, in_flight=in_flight)
     bar = tqdm(total=len(todo), unit="file", disable=not progress or not todo, dynamic_ncols=True)
     try:
         for item, status, fields in results:
-            record: dict[str, Any] = {"output": item.key, "status": status, "options": options} | fields
-            journal.append(record)
-            if status == DONE:
-                summary.done += 1
-                summary.audio_seconds += float(fields.get("duration_seconds", 0.0))
-            else:
-                summary.failures.append((item.key, fields["error"]))
+            if status == FAILED:
                 bar.write(f"failed: {item.source}: {fields['error']}")
+            sink.accept(item, status, fields)
             elapsed = time.monotonic() - started
             bar.set_postfix_str(f"{duration(summary.audio_seconds)} of audio, "
                                 f"{summary.audio_seconds / max(elapsed, 1e-9):.1f}× real time")
             bar.update()
     finally:
         bar.close()
-        journal.close()
-        results.close()
+        results.close()  # the workers stop before what they were making is cleaned up
+        try:
+            sink.abandon(in_flight)
+        finally:
+            journal.close()
     summary.wall_seconds = time.monotonic() - started
     return summary
+
+
+class FileSink:
+    """Each input makes its own output (compress, decompress, fx, verify): recorded as it comes back."""
+
+    def __init__(self, job: Job, items: list[WorkItem], journal: Journal, overwrite: bool):
+        self.job, self.items, self.journal, self.overwrite = job, items, journal, overwrite
+        self.options = job.options()
+
+    def plan(self, summary: Summary) -> list[WorkItem]:
+        """The items to run; skipped ones and outputs the journal did not write are counted in `summary`."""
+        self.summary = summary
+        todo: list[WorkItem] = []
+        for item in self.items:
+            record = self.journal.finished(item.key, item.source, self.options)
+            if record is not None and self.job.is_whole(item, record):
+                summary.skipped += 1
+            elif item.output.exists() and item.key not in self.journal.records and not self.overwrite:
+                error = f"{item.output} exists and this folder's journal did not write it: pass --force to replace it"
+                self._record(item, FAILED, {"source": {"path": str(item.source)}, "error": error})
+            else:
+                todo.append(item)
+        return todo
+
+    def _record(self, item: WorkItem, status: str, fields: dict[str, Any], count: bool = True) -> None:
+        record: dict[str, Any] = {"output": item.key, "status": status, "options": self.options} | fields
+        self.journal.append(record)
+        if count:
+            self.summary.count(record)
+
+    def accept(self, item: WorkItem, status: str, fields: dict[str, Any]) -> None:
+        self._record(item, status, fields)
+
+    def abandon(self, items: set[WorkItem]) -> None:
+        """Items an interrupt cut off: whatever their workers left is removed, and they are recorded as
+        failed (so that an output finished but not yet recorded is neither kept nor taken for another's)."""
+        for item in sorted(items, key=lambda item: item.key):
+            remove_output(item.output)
+            self._record(item, FAILED, {"source": {"path": str(item.source)},
+                                        "error": "interrupted before it finished"}, count=False)
+
+
+def remove_output(output: Path) -> None:
+    """An output and the temporaries `entropy.atomic.replacing` and the archive writer make beside it (a
+    killed Ray actor cannot remove its own)."""
+    output.unlink(missing_ok=True)
+    patterns = [re.compile(rf"\.{re.escape(output.stem)}\.[A-Za-z0-9_]{{8}}{re.escape(output.suffix)}"),
+                re.compile(rf"\.{re.escape(output.name)}\.[0-9a-f]{{32}}\.tmp")]  # entropy.archive.ArchiveWriter's
+    if output.parent.is_dir():
+        for path in output.parent.iterdir():
+            if any(pattern.fullmatch(path.name) for pattern in patterns):
+                path.unlink(missing_ok=True)
