@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", nargs="?", help="audio file; default: a synthesised test signal at 44.1 kHz")
     parser.add_argument("--block", type=int, default=512, help="samples per block (default 512)")
     parser.add_argument("--bandwidth", type=float, default=6.0, help="codec kbps at the start (default 6)")

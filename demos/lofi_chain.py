@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", nargs="?", help="audio file (wav, flac, ogg, mp3, aiff); default: a test signal")
     parser.add_argument("--output", default="lofi.wav", help="audio file to write (default lofi.wav)")
     parser.add_argument("--force", action="store_true", help="overwrite an existing output (never the input)")

@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("input", nargs="?", help="audio file; default: a synthesised test signal")
     parser.add_argument("--loss", type=float, default=0.1, help="probability a packet is lost (default 0.1)")
     parser.add_argument("--packet-frames", type=int, default=3, help="code frames per packet (default 3)")
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="what replaces a lost packet (default repeat)")
     parser.add_argument("--bit-errors", type=float, default=0.01, help="probability a token is corrupted")
     parser.add_argument("--bandwidth", type=float, default=6.0, help="codec kbps (default 6)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the losses and bit errors (default 0)")
     parser.add_argument("--prefix", default="packet_loss", help="output file prefix (default packet_loss)")
     parser.add_argument("--force", action="store_true", help="overwrite existing output files (never the input)")
     parser.add_argument("--model", help="model directory, checkpoint, shipped name or hub id (default: the package's)")

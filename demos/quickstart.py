@@ -1,7 +1,8 @@
 """Code a sound with the shipped default model at every bandwidth, then run it through an effect chain.
 
+    python demos/quickstart.py [AUDIO_FILE] [--model PATH_OR_NAME]
+
 Works offline: the model ships inside the package. Without a file, a synthetic chord is used.
-Run: python demos/quickstart.py [AUDIO_FILE] [--model PATH_OR_NAME]
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("audio", nargs="?", help="an audio file (default: a synthetic chord)")
     parser.add_argument("--model", default=DEFAULT_MODEL,
                         help=f"model name, directory or checkpoint (default {DEFAULT_MODEL})")

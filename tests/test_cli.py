@@ -3,6 +3,7 @@ status 130 as a process but lets the KeyboardInterrupt through to a Python calle
 
 from __future__ import annotations
 
+import argparse
 import signal
 import subprocess
 import sys
@@ -12,9 +13,9 @@ import pytest
 import torch
 from pedalboard.io import AudioFile
 
-from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx import DEFAULT_MODEL, EncodecConfig, EncodecModel
 from encodec_fx.audio_io import write_audio
-from encodec_fx.cli import command_line_message, main
+from encodec_fx.cli import build_parser, command_line_message, main
 
 from conftest import original_model
 
@@ -141,3 +142,53 @@ def test_the_python_api_names_its_parameter_and_the_command_line_its_option(tmp_
     assert main(["compress", str(audio), str(tmp_path / "a.ecfx"), "--model", str(weights)]) == 1
     assert capsys.readouterr().err.endswith(
         "put it there or convert it with `encodec-fx convert SOURCE OUTPUT --config CONFIG` first\n")
+
+
+# --- help texts: on every option, argument and command, in one style ---------------------------------------
+
+PROPER_NOUNS = {"Adam", "AdamW", "EnCodec", "Opus", "Ray"}  # may begin a help text with a capital
+COLLECTION_COMMANDS = {"tokenize", "verify"}  # their summaries (encodec_fx/cli/collections.py) are sentences yet
+
+
+def help_style_problems(text: str | None, where: str) -> list[str]:
+    """Option, argument and command help: present, in lower case like argparse's own ("show this help
+    message and exit") unless it begins with a name or an abbreviation (LM, INPUT), and no full stop."""
+    if not text or text == argparse.SUPPRESS or not text.strip():
+        return [f"{where}: no help"]
+    first = text.split()[0].rstrip(",:;").removesuffix("'s")
+    problems = []
+    if first[:1].isupper() and not first[1:2].isupper() and first not in PROPER_NOUNS:
+        problems.append(f"{where}: {text!r} begins with a capital")
+    if text.rstrip().endswith("."):
+        problems.append(f"{where}: {text!r} ends with a full stop")
+    return problems
+
+
+def parser_help_problems(parser: argparse.ArgumentParser, where: str) -> list[str]:
+    """Every argument of `parser` has help in that style; its description is sentences (a capital, a full stop)."""
+    description = (parser.description or "").strip()
+    problems = [] if description[:1].isupper() and description.endswith(".") else \
+        [f"{where}: description {description[:40]!r}... is not sentences"]
+    for action in parser._actions:
+        if not isinstance(action, argparse._SubParsersAction):
+            problems += help_style_problems(action.help, f"{where} {'/'.join(action.option_strings) or action.dest}")
+    return problems
+
+
+def test_every_command_option_and_argument_has_help_in_one_style():
+    parser = build_parser()
+    commands = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+    summaries = {choice.dest: choice.help for choice in commands._choices_actions}
+    assert {"convert", "compress", "decompress", "fx", "info", "train-lm", "train-codec"} <= set(commands.choices)
+    problems = parser_help_problems(parser, "encodec-fx")
+    for name, command in commands.choices.items():
+        if name not in COLLECTION_COMMANDS:
+            problems += help_style_problems(summaries.get(name), f"encodec-fx {name} (in the command list)")
+        problems += parser_help_problems(command, f"encodec-fx {name}")
+    assert not problems
+
+
+def test_train_lm_defaults_to_the_shipped_codec_as_compress_does():
+    parser = build_parser()
+    assert parser.parse_args(["train-lm", "audio", "lm.safetensors"]).model == DEFAULT_MODEL
+    assert parser.parse_args(["compress", "a.wav", "a.ecfx"]).model == DEFAULT_MODEL

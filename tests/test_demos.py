@@ -6,6 +6,7 @@ cases call a demo's `main(argv)` in this process, which is quicker than starting
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import subprocess
@@ -17,6 +18,7 @@ import pytest
 from pedalboard.io import AudioFile
 
 from effects_models import noise, tiny_model
+from test_cli import parser_help_problems
 
 DEMOS = Path(__file__).resolve().parent.parent / "demos"
 
@@ -123,6 +125,24 @@ def demo_module(name: str):
 
 def demo_main(name: str):
     return demo_module(name).main
+
+
+@pytest.mark.parametrize("name", ["live_blocks", "lofi_chain", "packet_loss", "quickstart"])
+def test_demo_help_shows_the_whole_docstring_and_every_option_has_help(name, monkeypatch):
+    """`--help` used to show the docstring's first line, cut mid-sentence; and --seed had no help."""
+    parsers = []
+
+    def capture(self, args=None, namespace=None):
+        parsers.append(self)
+        raise SystemExit(0)
+    module = demo_module(name)
+    monkeypatch.setattr(argparse.ArgumentParser, "parse_args", capture)
+    with pytest.raises(SystemExit):
+        module.main([])
+    parser, = parsers
+    shown = parser.format_help()
+    assert [line for line in module.__doc__.splitlines() if line.strip() not in shown] == []
+    assert parser_help_problems(parser, name) == []
 
 
 def assert_refused(name: str, *arguments: str, capsys) -> str:

@@ -84,7 +84,8 @@ def decompress(args: argparse.Namespace) -> int:
 
 
 def info(args: argparse.Namespace) -> None:
-    """Describe a .ecfx archive."""
+    """Describe a .ecfx archive from its header alone: codec, LM, coding, audio format and length, segments,
+    size and bit rate."""
     from entropy.describe import describe_archive
     description = describe_archive(args.archive)
     if not description["complete"]:
@@ -131,7 +132,7 @@ def readable_fields(description: dict, prefix: str = "") -> list[tuple[str, str]
 
 
 def add_compress(commands: argparse._SubParsersAction) -> None:
-    command = commands.add_parser("compress", help=compress.__doc__.split("\n")[0], description=compress.__doc__)
+    command = commands.add_parser("compress", help="compress audio into .ecfx archives", description=compress.__doc__)
     add_paths(command, one="INPUT OUTPUT.ecfx for one audio file (wav, flac, ogg, mp3, aiff; any rate and channel "
                            "count)", many="the audio files, folders and manifests (.txt, .jsonl) to compress",
               verb="compress many inputs")
@@ -153,8 +154,7 @@ def add_compress(commands: argparse._SubParsersAction) -> None:
 
 
 def add_decompress(commands: argparse._SubParsersAction) -> None:
-    command = commands.add_parser("decompress", help=decompress.__doc__.split("\n")[0],
-                                  description=decompress.__doc__)
+    command = commands.add_parser("decompress", help="decode .ecfx archives to audio", description=decompress.__doc__)
     add_paths(command, one="INPUT.ecfx OUTPUT for one archive (output: wav, flac, ogg, mp3, aiff)",
               many="the archives and folders of archives to decode", verb="decode many archives", audio_out=True)
     command.add_argument("--model", help="codec, if the archive's cannot be found by its name")
@@ -167,7 +167,7 @@ def add_decompress(commands: argparse._SubParsersAction) -> None:
 
 
 def add_info(commands: argparse._SubParsersAction) -> None:
-    command = commands.add_parser("info", help=info.__doc__, description=info.__doc__)
-    command.add_argument("archive")
-    command.add_argument("--json", action="store_true", help="print JSON")
+    command = commands.add_parser("info", help="describe a .ecfx archive", description=info.__doc__)
+    command.add_argument("archive", help="the .ecfx archive")
+    command.add_argument("--json", action="store_true", help="print the same fields as JSON, for tools")
     command.set_defaults(run=info)

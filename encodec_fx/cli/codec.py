@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def convert(args: argparse.Namespace) -> None:
-    """Checkpoint (original `.th`, state dict, hub directory or hub id) → hub-layout directory."""
+    """Convert a checkpoint (original `.th`, state dict, hub directory or hub id) to a model directory in the
+    hub layout (config.json and model.safetensors)."""
     from ..config import EncodecConfig
     from ..model import EncodecModel
     output = Path(args.output)
@@ -22,7 +23,8 @@ def convert(args: argparse.Namespace) -> None:
 
 
 def add_convert(commands: argparse._SubParsersAction) -> None:
-    command = commands.add_parser("convert", help=convert.__doc__, description=convert.__doc__)
+    command = commands.add_parser("convert", help="convert a checkpoint of any layout to a model directory",
+                                  description=convert.__doc__)
     command.add_argument("source", help="checkpoint file, model directory or hub id")
     command.add_argument("output", help="directory to write config.json and model.safetensors into")
     command.add_argument("--config", help="config.json to use when the checkpoint's cannot be inferred")

@@ -29,7 +29,7 @@ def fx(args: argparse.Namespace) -> int:
 
 
 def add_fx(commands: argparse._SubParsersAction) -> None:
-    command = commands.add_parser("fx", help=fx.__doc__.split("\n")[0], description=fx.__doc__)
+    command = commands.add_parser("fx", help="stream audio through an effect chain", description=fx.__doc__)
     add_paths(command, one="INPUT OUTPUT for one audio file (wav, flac, ogg, mp3, aiff; WAV is written as 32-bit "
                            "float)", many="the audio files, folders and manifests to process",
               verb="process many inputs", audio_out=True)

@@ -9,9 +9,31 @@ from dataclasses import asdict
 from entropy.train_settings import LMTrainingConfig
 
 from ..devices import GPU_IF_PRESENT, add_device_argument
+from ..pretrained import DEFAULT_MODEL
 from ..train.settings import DEFAULT_NUM_FILTERS, DISCRIMINATOR_PRECISIONS, TrainingConfig
 
 GPU_IF_PRESENT_TEXT = "cuda when there is a GPU, else cpu"
+# What each recipe setting means, for its option's help (a setting missing here is named by its words).
+LM_SETTINGS_HELP = {
+    "steps": "training steps", "batch_size": "token crops per step", "crop_frames": "code frames per crop",
+    "learning_rate": "AdamW's peak learning rate, reached after the warm-up, then decayed on a cosine",
+    "weight_decay": "AdamW's weight decay", "warmup_steps": "steps of learning-rate warm-up",
+    "held_out_percent": "percent of the files held out to measure bits per token, chosen by a hash of their names",
+    "eval_every": "steps between measurements on the held-out files", "seed": "random seed",
+}
+CODEC_SETTINGS_HELP = {
+    "steps": "training steps in all", "batch_size": "audio segments per step",
+    "segment_seconds": "seconds of audio per segment", "learning_rate": "Adam's learning rate",
+    "discriminator_filters": "width of the MS-STFT discriminator",
+    "discriminator_update_probability": "chance that a step also trains the discriminator",
+    "adversarial_start": "steps of reconstruction-only training before the adversarial losses join",
+    "adversarial_every": "the adversarial losses on every k-th step only",
+    "discriminator_precision": "the discriminator's arithmetic; bfloat16 autocasts, faster on CPUs with "
+                               "AVX-512-BF16 or AMX",
+    "commitment_weight": "weight of the quantiser's commitment loss",
+    "held_out_percent": "percent of the files held out for validation, chosen by a hash of their names",
+    "eval_every": "steps between validations", "checkpoint_every": "steps between checkpoints", "seed": "random seed",
+}
 
 
 def train_lm(args: argparse.Namespace) -> None:
@@ -27,18 +49,22 @@ def train_codec(args: argparse.Namespace) -> None:
 
 
 def add_train_lm(commands: argparse._SubParsersAction) -> None:
-    command = commands.add_parser("train-lm", help="train the entropy-coding LM on a folder of audio",
-                                  description=train_lm.__doc__)
+    command = commands.add_parser("train-lm", description=train_lm.__doc__,
+                                  help="train the entropy-coding LM on a codec's tokens of a folder of audio")
     command.add_argument("audio_dir", help="folder of audio files (searched recursively)")
     command.add_argument("output", help="where to write the LM (.safetensors)")
-    command.add_argument("--model", required=True, help="the codec: model directory, checkpoint or hub id")
+    command.add_argument("--model", default=DEFAULT_MODEL,
+                         help=f"the codec whose tokens the LM learns: shipped model name, model directory, checkpoint "
+                              f"or hub id (default {DEFAULT_MODEL})")
     command.add_argument("--size", choices=["paper", "small"], default="paper",
                          help="paper: 5 layers, dim 200 (default); small: 2 layers, dim 64")
     command.add_argument("--intra-frame", action=argparse.BooleanOptionalAction, default=True,
                          help="heads also see the frame's coarser codes (default; --no-intra-frame: "
                               "the paper's LM, which predicts a frame's codebooks independently)")
     for name, value in asdict(LMTrainingConfig()).items():
-        command.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        meaning = LM_SETTINGS_HELP.get(name, name.replace("_", " "))
+        command.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value,
+                             help=f"{meaning} (default {value:g})")
     add_device_argument(command, GPU_IF_PRESENT, GPU_IF_PRESENT_TEXT)
     command.add_argument("--force", action="store_true", help="overwrite an existing output file")
     command.set_defaults(run=train_lm)
@@ -52,12 +78,14 @@ def add_train_codec(commands: argparse._SubParsersAction) -> None:
     command.add_argument("--num-filters", type=int, default=None,
                          help=f"model width (default {DEFAULT_NUM_FILTERS}, or the checkpoint's on --resume)")
     for name, value in asdict(TrainingConfig()).items():  # absent unless given: --resume keeps the run's own
+        meaning = CODEC_SETTINGS_HELP.get(name, name.replace("_", " "))
         if isinstance(value, str):
             command.add_argument(f"--{name.replace('_', '-')}", choices=DISCRIMINATOR_PRECISIONS,
-                                 default=argparse.SUPPRESS, help=f"default {value}, or the checkpoint's on --resume")
+                                 default=argparse.SUPPRESS,
+                                 help=f"{meaning} (default {value}, or the checkpoint's on --resume)")
         elif not isinstance(value, dict):
             command.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=argparse.SUPPRESS,
-                                 help=f"default {value:g}, or the checkpoint's on --resume")
+                                 help=f"{meaning} (default {value:g}, or the checkpoint's on --resume)")
     command.add_argument("--validation-dir", default=None,
                          help="folder of validation audio (e.g. a corpus's validation/); then every file of "
                               "AUDIO_DIR trains and --held-out-percent is unused")
