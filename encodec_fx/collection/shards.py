@@ -80,8 +80,12 @@ class ShardSink:
         no longer has are removed, so the folder holds this run's dataset and nothing else."""
         self.summary = summary
         ours = {record.get("output") for record in self.journal.records.values() if "input" in record}
-        for name in sorted(ours - set(self.shards)):
-            if isinstance(name, str) and name == Path(name).name and name.endswith(Path(self.job.shard_name(0)).suffix):
+        # and the one-file-per-input Parquet files tokenize wrote before it wrote shards
+        earlier = {record.get("output") for record in self.journal.records.values()
+                   if "input" not in record and (record.get("options") or {}).get("command") == "tokenize"}
+        suffix = Path(self.job.shard_name(0)).suffix
+        for name in sorted((ours | earlier) - set(self.shards)):
+            if isinstance(name, str) and name.endswith(suffix) and ".." not in Path(name).parts:
                 (self.journal.path.parent / name).unlink(missing_ok=True)
         todo: list[WorkItem] = []
         for shard in self.shards.values():

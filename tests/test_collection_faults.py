@@ -1,0 +1,89 @@
+"""Collection runs under faults, through the real command in a subprocess: Ctrl-C in the middle of a run
+with two workers, and a disk that fills up (a real, small tmpfs mounted in a user namespace)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from test_collection import cli, write_tone
+
+COMMAND = [sys.executable, "-m", "encodec_fx.cli"]
+
+
+def records(out) -> list[dict]:
+    """Every line of the journal, each of which must be whole JSON."""
+    return [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a process is POSIX")
+def test_ctrl_c_leaves_whole_outputs_a_consistent_journal_and_the_next_run_does_the_rest(tmp_path, capsys):
+    source, out = tmp_path / "in", tmp_path / "out"
+    for number in range(12):
+        write_tone(source / f"set{number % 2}" / f"clip{number:02d}.wav", 24_000, 1, 12.0, seed=number)
+    run = subprocess.Popen([*COMMAND, "compress", str(source), "-o", str(out), "-b", "6", "--coding", "static",
+                            "--workers", "2", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and run.poll() is None:  # wait for the first finished file
+        if (out / "journal.jsonl").exists() and (out / "journal.jsonl").read_text().count("\n") >= 1:
+            break
+        time.sleep(0.02)
+    assert run.poll() is None, "the run ended before it could be interrupted: give it more work"
+    run.send_signal(signal.SIGINT)
+    stdout, stderr = run.communicate(timeout=60)
+    assert run.returncode == 130, stderr
+    assert stderr.strip().splitlines() == ["encodec-fx compress: interrupted"]
+
+    latest = {record["output"]: record for record in records(out)}
+    done = {key for key, record in latest.items() if record["status"] == "done"}
+    assert 1 <= len(done) < 12
+    for key in done:  # what the journal says is done is there, whole
+        assert (out / key).stat().st_size == latest[key]["output_bytes"]
+    files = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
+    assert files == done | {"journal.jsonl"}  # no partial output, no temporary, nothing unrecorded
+    assert all(record["error"] == "interrupted before it finished"
+               for record in latest.values() if record["status"] == "failed")
+
+    assert cli("compress", source, "-o", out, "-b", "6", "--coding", "static", "--workers", "2") == 0
+    assert f"{12 - len(done)} done, {len(done)} already done, 0 failed" in capsys.readouterr().out
+    assert len(list(out.rglob("*.ecfx"))) == 12
+
+
+def small_filesystem_works() -> bool:
+    """Whether this machine lets an unprivileged user namespace mount a tmpfs (Linux with user namespaces)."""
+    if sys.platform != "linux" or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-Urm", "sh", "-c", "mount -t tmpfs -o size=16k tmpfs /mnt"],
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not small_filesystem_works(), reason="needs unshare and user namespaces to mount a small tmpfs")
+def test_a_full_disk_fails_that_file_in_one_line_leaves_nothing_of_it_and_the_run_goes_on(tmp_path):
+    source, out = tmp_path / "in", tmp_path / "out"
+    write_tone(source / "a.wav", 24_000, 1, 1.0)
+    write_tone(source / "b.wav", 24_000, 1, 20.0, seed=1)  # about 60 kB at 24 kbps: more than the disk holds
+    write_tone(source / "c.wav", 24_000, 1, 1.0, seed=2)
+    out.mkdir()
+    compress = " ".join([*COMMAND, "compress", str(source), "-o", str(out), "-b", "24", "--coding", "static",
+                         "--workers", "2", "--quiet"])
+    # the tmpfs lives as long as the namespace: what it holds is listed from inside
+    script = (f"mount -t tmpfs -o size=32k tmpfs {out} && {compress}; echo status=$?; "
+              f"find {out} -type f -printf 'file %P\\n'; cat {out}/journal.jsonl")
+    result = subprocess.run(["unshare", "-Urm", "sh", "-c", script], capture_output=True, text=True, timeout=300)
+    lines = result.stdout.splitlines()
+    assert "status=1" in lines, result.stderr
+    assert sorted(line[5:] for line in lines if line.startswith("file ")) == ["a.ecfx", "c.ecfx", "journal.jsonl"]
+    journal = {record["output"]: record for record in map(json.loads, (line for line in lines if line[:1] == "{"))}
+    assert (journal["a.ecfx"]["status"], journal["c.ecfx"]["status"]) == ("done", "done")
+    error = journal["b.ecfx"]["error"]
+    assert journal["b.ecfx"]["status"] == "failed" and "\n" not in error
+    assert error.startswith("no space left on the device for") and "b.ecfx" in error
+    assert f"failed: {source / 'b.wav'}: no space left on the device" in result.stdout
+    assert "2 done, 0 already done, 1 failed" in result.stdout and "Traceback" not in result.stderr
