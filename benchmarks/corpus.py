@@ -6,8 +6,9 @@ Writes a collection of FILES files of 5–30 s (tones and noise, 16 / 22.05 / 24
 and stereo) into a temporary folder, compresses it at 6 kbps with the shipped model and LM once per
 engine, and prints per engine: wall time, files/s, hours of audio per hour, scaling efficiency against
 one process, the workers' peak RSS, and the per-file overhead (wall time per file in one process
-beyond the coding itself: planning, hashing, journaling). Then it reruns the finished local run to
-time a resume, and checks that every engine wrote the same bytes. Targets (issue 17): 2 workers ≥ 1.8×
+beyond the coding itself: planning, hashing, journaling, model loading spread over the files), with
+the journal's own share timed apart (appending, flushing and syncing each record). Then it reruns a
+finished run to time a resume, and checks that every engine wrote the same bytes. Targets (issue 17): 2 workers ≥ 1.8×
 one process on 2 cores; Ray within 15 % of local workers; per-file overhead < 50 ms; resume < 5 s.
 """
 
@@ -25,7 +26,7 @@ from pedalboard.io import AudioFile
 
 from encodec_fx import DEFAULT_MODEL
 from encodec_fx.collection import CompressJob, run_collection
-from encodec_fx.collection.journal import JOURNAL_NAME
+from encodec_fx.collection.journal import JOURNAL_NAME, Journal
 from encodec_fx.pretrained import default_lm
 
 RATES = (16_000, 22_050, 24_000, 44_100, 48_000)
@@ -61,6 +62,19 @@ def measure(engine: str, workers: int, source: Path, output: Path) -> dict:
             "peak_rss_mb": max(r["worker_peak_rss_mb"] for r in done)}
 
 
+def journal_overhead(finished: Path, scratch: Path) -> float:
+    """Milliseconds per record to journal a finished run's records again into a fresh journal, on the
+    same disk: what the journal costs each file."""
+    records = [json.loads(line) for line in (finished / JOURNAL_NAME).read_text().splitlines()]
+    scratch.mkdir()
+    journal = Journal(scratch)
+    started = time.perf_counter()
+    for record in records:
+        journal.append({name: value for name, value in record.items() if name != "time"})
+    journal.close()
+    return (time.perf_counter() - started) * 1000 / len(records)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--files", type=int, default=200, help="files in the collection (default 200)")
@@ -85,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             overhead = (base["wall"] - base["job_seconds"]) / base["files"]
             print(f"\nper-file overhead in one process, beyond the coding: {overhead * 1000:.0f} ms "
                   "(model loading included once)")
+        journal_ms = journal_overhead(Path(workdir) / next(iter(results)), Path(workdir) / "journal-timing")
+        print(f"journal: {journal_ms:.2f} ms per record (append, flush, fsync)")
         if "local" in results and "ray" in results:
             print(f"Ray against local workers: {results['ray']['wall'] / results['local']['wall']:.2f}× the time")
         resumed_dir = Path(workdir) / next(iter(results))
@@ -94,8 +110,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"resuming the finished run: {time.perf_counter() - started:.2f} s ({again.skipped} skipped)")
         outputs = {engine: {p.relative_to(Path(workdir) / engine): p.read_bytes()
                             for p in (Path(workdir) / engine).rglob("*.ecfx")} for engine in results}
-        same = all(o == next(iter(outputs.values())) for o in outputs.values())
+        first, reference = next(iter(outputs.items()))
+        differing = {engine: sorted(str(name) for name in set(reference) | set(output)
+                                    if reference.get(name) != output.get(name))
+                     for engine, output in outputs.items()}
+        same = not any(differing.values())
         print(f"all engines wrote the same bytes: {'yes' if same else 'NO'}")
+        for engine, names in differing.items():
+            if names:
+                print(f"  {engine} differs from {first} in {len(names)} file(s), e.g. {names[:3]}")
         return 0 if same else 1
 
 
