@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from entropy.atomic import replacing
 from entropy.number_checks import is_finite_number, is_integer
@@ -110,12 +111,12 @@ class EncodecConfig:
     # --- presets -------------------------------------------------------------------------------
 
     @classmethod
-    def encodec_24khz(cls, **overrides) -> EncodecConfig:
+    def encodec_24khz(cls, **overrides: Any) -> EncodecConfig:
         """The causal 24 kHz mono model (`facebook/encodec_24khz`)."""
         return cls(**overrides)
 
     @classmethod
-    def encodec_48khz(cls, **overrides) -> EncodecConfig:
+    def encodec_48khz(cls, **overrides: Any) -> EncodecConfig:
         """The non-causal 48 kHz stereo model, normalised and chunked (`facebook/encodec_48khz`)."""
         settings = dict(
             target_bandwidths=[3.0, 6.0, 12.0, 24.0],

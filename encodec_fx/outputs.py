@@ -19,7 +19,8 @@ class _Output:
         return tuple(value for _, value in self.items())
 
     def items(self) -> list[tuple[str, Any]]:
-        return [(f.name, getattr(self, f.name)) for f in dataclasses.fields(self)
+        fields = dataclasses.fields(self)  # type: ignore[arg-type]  # every subclass is a dataclass
+        return [(f.name, getattr(self, f.name)) for f in fields
                 if getattr(self, f.name) is not None]
 
     def keys(self) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import sys
 import warnings
+from types import FrameType
 
 import numpy as np
 import torch
@@ -38,12 +39,14 @@ garbage without a word. Warned about, not refused: a normalising model (48 kHz) 
 
 def check_samples(samples: np.ndarray | torch.Tensor, what: str = "audio") -> None:
     """Reject integer dtypes, empty arrays and non-finite samples; warn about PCM-scale floats."""
-    is_tensor = isinstance(samples, torch.Tensor)
-    floating = samples.is_floating_point() if is_tensor else np.issubdtype(samples.dtype, np.floating)
+    if isinstance(samples, torch.Tensor):
+        floating, size = samples.is_floating_point(), samples.numel()
+    else:
+        floating, size = bool(np.issubdtype(samples.dtype, np.floating)), samples.size
     if not floating:
         raise ValueError(f"{what} has dtype {samples.dtype}; expected floating-point samples in [-1, 1] "
                          "(convert integer PCM first, e.g. x / 32768)")
-    if (samples.numel() if is_tensor else samples.size) == 0:
+    if size == 0:
         raise ValueError(f"{what} is empty (shape {tuple(samples.shape)}); expected at least one sample")
     low, high = (float(samples.min()), float(samples.max()))  # NaN or inf if any sample is; no copy
     if not (math.isfinite(low) and math.isfinite(high)):
@@ -56,7 +59,8 @@ def check_samples(samples: np.ndarray | torch.Tensor, what: str = "audio") -> No
 def _callers_level() -> int:
     """The `stacklevel` of the first frame outside encodec_fx and torch: the line of the user's code
     that passed the audio, however deep inside the package it was checked."""
-    frame, level = sys._getframe(2), 2
+    frame: FrameType | None = sys._getframe(2)
+    level = 2
     while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in ("encodec_fx", "torch"):
         frame, level = frame.f_back, level + 1
     return level

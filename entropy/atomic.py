@@ -17,7 +17,7 @@ def replacing(*destinations: str | os.PathLike) -> Iterator[list[Path]]:
     the destinations together, with a new file's usual permissions; on failure they are removed."""
     temporaries: list[Path] = []
     try:
-        for destination in map(Path, destinations):
+        for destination in (Path(each) for each in destinations):
             descriptor, name = tempfile.mkstemp(suffix=destination.suffix, prefix=f".{destination.stem}.",
                                                 dir=destination.parent)
             os.close(descriptor)
@@ -25,9 +25,9 @@ def replacing(*destinations: str | os.PathLike) -> Iterator[list[Path]]:
         yield temporaries
         umask = os.umask(0)
         os.umask(umask)
-        for temporary, destination in zip(temporaries, destinations):
+        for temporary, target in zip(temporaries, destinations, strict=True):
             os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes it private
-            os.replace(temporary, destination)
+            os.replace(temporary, target)
     finally:
         for temporary in temporaries:
             temporary.unlink(missing_ok=True)

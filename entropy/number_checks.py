@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import TypeGuard
 
 
 def is_integer(value: object) -> bool:
@@ -14,7 +15,7 @@ def is_integer(value: object) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
-def is_finite_number(value: object) -> bool:
+def is_finite_number(value: object) -> TypeGuard[int | float]:
     """A finite real number of any kind, but not a bool (an int of any size is finite, though
     math.isfinite(10**400) overflows)."""
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and (

@@ -55,6 +55,7 @@ def compress(args: argparse.Namespace) -> int:
     seconds = header.audio_length / header.sample_rate
     print(f"wrote {args.output}: {seconds:.2f} s at {header.bandwidth:g} kbps codes, {header.coding_mode} coding, "
           f"{size} bytes = {size * 8 / seconds / 1000:.2f} kbps")
+    return 0
 
 
 def decompress(args: argparse.Namespace) -> int:
@@ -81,6 +82,7 @@ def decompress(args: argparse.Namespace) -> int:
         print(f"lost segment {segment.number} ({segment.start_seconds:.2f}–{segment.end_seconds:.2f} s), "
               f"written as silence: {segment.reason}", file=sys.stderr)
     print(f"wrote {args.output}" + (f" with {len(lost)} segment(s) lost" if lost else ""))
+    return 0
 
 
 def info(args: argparse.Namespace) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import TypeGuard
 
 ROOT = Path(__file__).resolve().parent  # tests point this at a temporary folder
 DEFAULT_MODEL = "encodec-fx-24khz"
@@ -36,7 +37,7 @@ def shipped_names() -> list[str]:
     return sorted(found | set(REGISTERED))
 
 
-def is_shipped(name: object) -> bool:
+def is_shipped(name: object) -> TypeGuard[str]:
     """Whether `name` (a plain string, not a path object) names a shipped model."""
     if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
         return False
@@ -58,7 +59,7 @@ def shipped_model_dir(name: str) -> Path:
     return folder
 
 
-def is_shipped_lm(name: object) -> bool:
+def is_shipped_lm(name: object) -> TypeGuard[str]:
     """Whether `name` is the archive name of a shipped model's LM ("<model>-lm")."""
     return isinstance(name, str) and name.endswith(LM_SUFFIX) and is_shipped(name[: -len(LM_SUFFIX)])
 
