@@ -11,8 +11,8 @@ above 1 is faster than real time), the best of `--runs` runs. Prints
     `StreamingDecoder.push`) on the same audio already resampled to 24 kHz, k hops at a time. Their
     ratio is the effect's own overhead: streaming resampling in and out, layouts, channel mapping,
     `Codes` blocks, Python. The latency is the effect's, which grows by a hop per extra frame;
-  * batch: the effect on the whole input against what it wraps called directly (resample_poly in,
-    model.encode, model.decode, resample_poly out), as a ratio of times.
+  * batch: the effect on the whole input against what it wraps called directly (the package's resample in,
+    model.encode, model.decode, resample out), as a ratio of times.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 
 from encodec_fx import EncodecConfig
 from encodec_fx.effects import EncodecCompressor
-from encodec_fx.effects.resample import resample
+from encodec_fx.resample import resample
 from encodec_fx.stream import default_frames_per_step
 from encodec_fx.streaming import StreamingDecoder, StreamingEncoder
 

@@ -35,7 +35,7 @@ from pedalboard.io import AudioFile
 
 from encodec_fx import DEFAULT_MODEL, EncodecModel
 from encodec_fx.audio_io import AUDIO_SUFFIXES, read_audio
-from encodec_fx.effects.resample import resample
+from encodec_fx.resample import resample
 from encodec_fx.train.losses import MultiScaleMelLoss, si_snr
 from encodec_fx.train.spectral_gate import GateResult, spectral_gate
 

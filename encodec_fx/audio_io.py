@@ -11,6 +11,8 @@ from pedalboard.io import AudioFile
 
 from entropy.atomic import replacing
 
+from .resample import ResampledReader
+
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif"}
 
 
@@ -47,19 +49,18 @@ def check_wav_complete(path: Path) -> None:
             offset += 8 + length + length % 2  # chunks are padded to an even length
 
 
-def resampled(file: AudioFile, sample_rate: int):
-    """The file read at `sample_rate` (pedalboard's streaming resampler when the rates differ)."""
-    return file if file.samplerate == sample_rate else file.resampled_to(float(sample_rate))
+def resampled(file: AudioFile, sample_rate: int) -> AudioFile | ResampledReader:
+    """The file read at `sample_rate` (the package's resampler, `encodec_fx.resample`, when the rates differ)."""
+    return file if file.samplerate == sample_rate else ResampledReader(file, sample_rate)
 
 
 def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> np.ndarray:
     """The whole file as float32 (channels, samples), resampled to `sample_rate` if given."""
     with open_audio(path) as file:
         reader = file if sample_rate is None else resampled(file, sample_rate)
-        if reader.frames == 0:  # checked first: pedalboard refuses to read 0 frames, with a misleading message
-            at_rate = f" at {sample_rate} Hz" if file.frames else ""
-            raise ValueError(f"{path} holds no audio samples{at_rate}")
-        return reader.read(reader.frames)
+        if file.frames == 0:  # checked first: pedalboard refuses to read 0 frames, with a misleading message
+            raise ValueError(f"{path} holds no audio samples")
+        return reader.read(reader.frames)  # at least one sample at any rate: the length is rounded up
 
 
 def check_destination(path: str | os.PathLike, overwrite: bool, suffixes: set[str] | None = None,

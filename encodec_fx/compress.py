@@ -25,7 +25,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
-from pedalboard.io import AudioFile, StreamResampler
+from pedalboard.io import AudioFile
 from tqdm import tqdm
 
 from entropy.archive import ARCHIVE_SUFFIX, ArchiveHeader, ArchiveReader, ArchiveWriter, Segment, Unit
@@ -39,6 +39,7 @@ from .channels import from_model_channels, to_model_channels
 from .checkpoints import weights_sha256
 from .config import EncodecConfig
 from .model import EncodecModel
+from .resample import Resampler
 from .stream import CodeBlock
 from .validation import as_number
 
@@ -234,16 +235,12 @@ def _segment_seconds(model: EncodecModel) -> float:
 def model_reader(file: AudioFile, source: str | os.PathLike, config: EncodecConfig):
     """`file` read at the model's rate; refused when it holds nothing to code, or more channels than a
     stereo model codes."""
-    length, sample_rate, channels = file.frames, int(file.samplerate), file.num_channels
-    if length == 0:
+    channels = file.num_channels
+    if file.frames == 0:
         raise ValueError(f"{source} holds no audio samples")
     if config.audio_channels == 2 and channels > 2:
         raise ValueError(f"{source} has {channels} channels; this stereo model codes 1 or 2")
-    reader = resampled(file, config.sampling_rate)
-    if reader.frames == 0:
-        raise ValueError(f"{source} is too short to code: its {length} sample(s) at {sample_rate} Hz give "
-                         f"none at the model's {config.sampling_rate} Hz")
-    return reader
+    return resampled(file, config.sampling_rate)  # at least one sample: the length is rounded up
 
 
 class ModelBlocks:
@@ -444,7 +441,7 @@ class _AudioSink:
         self.remaining_model = header.model_audio_length
         self.remaining = header.audio_length
         self.resampler = None if header.sample_rate == header.model_sample_rate else \
-            StreamResampler(header.model_sample_rate, header.sample_rate, header.channels)
+            Resampler(header.model_sample_rate, header.sample_rate)
 
     def __enter__(self) -> _AudioSink:
         self._files = ExitStack()
@@ -460,7 +457,7 @@ class _AudioSink:
         if self.remaining_model is not None:  # drop the codec's padding past the input's end
             audio = audio[:, : self.remaining_model]
             self.remaining_model -= audio.shape[-1]
-        if not audio.shape[-1]:  # pedalboard's resampler refuses empty blocks
+        if not audio.shape[-1]:
             return
         if self.resampler is not None:
             audio = self.resampler.process(np.ascontiguousarray(audio))
@@ -477,8 +474,8 @@ class _AudioSink:
         if kind is None:
             try:
                 if self.resampler is not None:
-                    self._emit(self.resampler.process(None))
-                if self.remaining > 0:  # a resampler may come up a sample short
+                    self._emit(self.resampler.flush())
+                if self.remaining > 0:  # an archive of another resampler may come up a sample short
                     self._emit(np.zeros((self.header.channels, self.remaining), np.float32))
             except BaseException as failure:
                 self._files.__exit__(type(failure), failure, failure.__traceback__)

@@ -105,7 +105,7 @@ class EncodecTokenizer:
     def _example(self, value: Any, batch: Mapping[str, Any], index: int) -> np.ndarray:
         """(model channels, samples) float32 at the model's rate."""
         from .channels import to_model_channels
-        from .effects.resample import resample
+        from .resample import resample
         if isinstance(value, Mapping):
             array, rate = value.get("array"), value.get("sampling_rate")
         else:

@@ -364,21 +364,15 @@ def test_cli_errors_are_one_line(files, tmp_path, args, message):
     assert not (tmp_path / "o.ecfx").exists() and not (tmp_path / "o.wav").exists()
 
 
-@pytest.mark.parametrize("samples, fits", [(2, False), (3, True)])
-def test_a_file_too_short_for_the_models_rate(files, tmp_path, capsys, samples, fits):
-    """Two samples at 44.1 kHz resample to none at 24 kHz: a one-line error and no archive; three give
-    one sample, which round-trips to the input's length."""
+@pytest.mark.parametrize("samples", [1, 2, 3])
+def test_the_shortest_files_round_trip_to_their_length(files, tmp_path, samples):
+    """A sample or two at 44.1 kHz give ceil(n · 24000 / 44100) samples at the model's rate (pedalboard's
+    resampler, used before, gave none for two and the file could not be coded); back at 44.1 kHz they
+    are cut to the input's length."""
     source = tmp_path / "short.wav"
     with AudioFile(str(source), "w", samplerate=44_100, num_channels=1) as file:
         file.write(np.full((1, samples), 0.1, dtype=np.float32))
-    code = run("compress", source, tmp_path / "o.ecfx", "--model", files / "codec24")
-    if not fits:
-        assert code == 1
-        assert "short.wav is too short to code: its 2 sample(s) at 44100 Hz give none at the model's 24000 Hz" \
-            in capsys.readouterr().err
-        assert not (tmp_path / "o.ecfx").exists()
-        return
-    assert code == 0
+    assert run("compress", source, tmp_path / "o.ecfx", "--model", files / "codec24") == 0
     assert run("decompress", tmp_path / "o.ecfx", tmp_path / "o.wav", "--model", files / "codec24") == 0
     rate, audio = read(tmp_path / "o.wav")
     assert (rate, audio.shape) == (44_100, (1, samples))

@@ -91,7 +91,12 @@ def test_packet_loss_without_matplotlib_still_writes_audio(tmp_path, model_dir):
 def test_live_blocks_reports_latency_and_real_time_factor(tmp_path, model_dir):
     out = run_demo("live_blocks.py", "--model", str(model_dir), "--seconds", "0.5", "--block", "1024",
                    "--output", "live.wav", cwd=tmp_path)
-    assert "chain latency 4154 samples (94.2 ms)" in out  # the 24 kHz model's round trip, resampled to 44.1 kHz
+    # the model's 2239-sample round trip plus the resampler's look-ahead each way, in 44.1 kHz samples
+    from encodec_fx import EncodecModel
+    from encodec_fx.effects import EncodecCompressor
+    latency = EncodecCompressor(6.0, model=EncodecModel.from_pretrained(model_dir)).latency_at(44100)
+    assert 4114 < latency < 4254  # 2239 · 44100 / 24000 = 4114, and each look-ahead is under 1 ms
+    assert f"chain latency {latency} samples ({1000 * latency / 44100:.1f} ms)" in out
     assert "real-time factor" in out and "bandwidth 6 -> 1.5 kbps" in out
     audio, rate = read(tmp_path / "live.wav")
     assert rate == 44100 and audio.shape == (2, 22050)

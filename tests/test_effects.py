@@ -12,8 +12,8 @@ import torch
 from encodec_fx import EncodecConfig, EncodecModel
 from encodec_fx.effects import Codes, EncodecCompressor, EncodecDecoder, EncodecEncoder, codec
 from encodec_fx.effects.model_source import load_effect_model
-from encodec_fx.effects.resample import resample
 from encodec_fx.partial_decode import decode_received
+from encodec_fx.resample import resample
 
 from conftest import randomize
 from effects_models import noise, tiny_model

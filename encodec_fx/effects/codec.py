@@ -23,6 +23,7 @@ from ..channels import from_model_channels, to_model_channels
 from ..devices import resolve_device
 from ..model import EncodecModel
 from ..partial_decode import decode_received
+from ..resample import resample
 from ..stream import CodeBlock, check_step, default_frames_per_step
 from ..streaming import why_not_streamable
 from .codec_stream import DecoderStream, EncoderStream, caller_rate_latency
@@ -30,7 +31,6 @@ from .codes import Codes
 from .layout import AudioLayout, read_array, read_block, stream_layout
 from .model_source import ModelSource, load_effect_model, source_of
 from .protocol import AUDIO, CODES, Effect, check_sample_rate
-from .resample import resample
 
 STREAMED_FROM_SECONDS = 20.0
 """A model that can stream (the causal 24 kHz one) codes a longer signal through its streaming

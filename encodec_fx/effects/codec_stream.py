@@ -2,8 +2,9 @@
 
 The model's own stream (`model.stream_encoder`/`stream_decoder`, see `encodec_fx.stream`) does the
 coding: frame by frame for a causal model (24 kHz), chunk by chunk for a chunked one (48 kHz, about
-one chunk of latency). The audio is resampled to the model's rate and back by `StreamingResampler`, the batch filter run
-as a stream, so the result is the batch result. The decoder returns exactly as many samples as the
+one chunk of latency). The audio is resampled to the model's rate and back by
+`encodec_fx.resample.Resampler`, the batch filter run as a stream, so the result is the batch
+result. The decoder returns exactly as many samples as the
 stream has taken in, less the latency, so the latency is constant (pedalboard's convention).
 
 `frames_per_step` sets how many frames the causal model codes at once. A one-frame step costs
@@ -21,10 +22,10 @@ import torch
 
 from ..channels import from_model_channels, to_model_channels
 from ..model import EncodecModel
+from ..resample import Resampler
 from ..stream import CodeBlock, check_step, stream_latency
 from .codes import Codes
 from .layout import AudioLayout
-from .stream_resample import StreamingResampler
 
 
 def caller_rate_latency(model: EncodecModel, sample_rate: int, frames_per_step: int = 1) -> int:
@@ -35,8 +36,8 @@ def caller_rate_latency(model: EncodecModel, sample_rate: int, frames_per_step: 
     ceil((r_in + c) · rate / model_rate) + r_out.
     """
     config = model.config
-    into = StreamingResampler(sample_rate, config.sampling_rate)
-    out_of = StreamingResampler(config.sampling_rate, sample_rate)
+    into = Resampler(sample_rate, config.sampling_rate)
+    out_of = Resampler(config.sampling_rate, sample_rate)
     codec = stream_latency(model, frames_per_step)
     return -(-(into.latency + codec) * sample_rate // config.sampling_rate) + out_of.latency
 
@@ -47,7 +48,7 @@ class EncoderStream:
     def __init__(self, model: EncodecModel, sample_rate: int, layout: AudioLayout, frames_per_step: int = 1):
         check_step(model, frames_per_step)
         self.model, self.sample_rate, self.layout = model, sample_rate, layout
-        self.resampler = StreamingResampler(sample_rate, model.config.sampling_rate)
+        self.resampler = Resampler(sample_rate, model.config.sampling_rate)
         self.encoder = model.stream_encoder(None, frames_per_step)
         self.next_frame = 0
 
@@ -79,7 +80,7 @@ class DecoderStream:
     def __init__(self, model: EncodecModel, sample_rate: int, num_channels: int, latency: int):
         self.model, self.num_channels, self.latency = model, num_channels, latency
         self.decoder = model.stream_decoder()
-        self.resampler = StreamingResampler(model.config.sampling_rate, sample_rate)
+        self.resampler = Resampler(model.config.sampling_rate, sample_rate)
         self.pending = np.zeros((num_channels, 0), dtype=np.float32)  # decoded, not yet due
         self.next_frame = self.samples_in = self.samples_out = 0
 
