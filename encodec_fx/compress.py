@@ -73,14 +73,15 @@ def identity(name: str, module: torch.nn.Module) -> dict:
     return {"name": name, "sha256": weights_sha256(module.state_dict())}
 
 
-def check_identity(kind: str, needed: dict, module: torch.nn.Module | None, option: str) -> None:
-    """Refuse to decode with a missing or different codec/LM, naming the one needed."""
+def check_identity(kind: str, needed: dict, module: torch.nn.Module | None, parameter: str) -> None:
+    """Refuse to decode with a missing or different codec/LM, naming the one needed and the `parameter` that
+    takes it."""
     wanted = f"{kind} {needed['name']!r} (sha256 {needed['sha256'][:12]}…)"
     if module is None:
-        raise ValueError(f"this archive needs the {wanted}; pass it with {option}")
+        raise ValueError(f"this archive needs the {wanted}; pass it as the `{parameter}` argument")
     if weights_sha256(module.state_dict()) != needed["sha256"]:
         raise ValueError(f"this archive needs the {wanted}, but the given {kind} has other weights; "
-                         f"pass the right one with {option}")
+                         f"pass the right one as the `{parameter}` argument")
 
 
 def check_modules(model: object, lm: object, model_optional: bool = False) -> None:
@@ -266,9 +267,11 @@ class ModelBlocks:
 
 @dataclass(frozen=True)
 class LostSegment:
+    """A segment that could not be read (`reason`), written as silence from `start_seconds` to `end_seconds`
+    of the audio with `recover`."""
     number: int
     start_seconds: float
-    end_seconds: float | None
+    end_seconds: float
     reason: str
 
 
@@ -283,10 +286,10 @@ def decompress_file(source: str | os.PathLike, destination: str | os.PathLike, m
     destination = check_destination(destination, overwrite, AUDIO_SUFFIXES, source=source)
     with ArchiveReader(source) as reader:
         header = ArchiveHeader.from_dict(reader.header)
-        check_identity("codec", header.codec, model, "--model")
+        check_identity("codec", header.codec, model, "model")
         check_fits(header, model)
         if header.coding_mode == "lm":
-            check_identity("LM", header.lm, lm, "--lm")
+            check_identity("LM", header.lm, lm, "lm")
         static = StaticModel.from_bytes(header.static_model) if header.static_model else None
         lost: list[LostSegment] = []
         numbered = _numbered(reader.scan(recover=True), header, recover, lost)
@@ -308,7 +311,7 @@ def check_archive_codes(source: str | os.PathLike,
     with ArchiveReader(source) as reader:
         header = ArchiveHeader.from_dict(reader.header)
         if header.coding_mode == "lm":
-            check_identity("LM", header.lm, lm, "--lm")
+            check_identity("LM", header.lm, lm, "lm")
         static = StaticModel.from_bytes(header.static_model) if header.static_model else None
         lost: list[LostSegment] = []
         segments = list(_numbered(reader.scan(recover=True), header, True, lost))
@@ -336,15 +339,16 @@ def _numbered(scan: Iterable, header: ArchiveHeader, recover: bool, lost: list[L
             _lose(lost, item.index, header, str(item))
     for number in range(expected, header.segments):
         if not recover:
-            raise ValueError(f"archive segment {number} is missing; pass --recover to decode the rest")
+            raise ValueError(f"archive segment {number} is missing; pass recover=True to decode the rest")
         if not any(segment.number == number for segment in lost):
             _lose(lost, number, header, "missing")
         yield number, None
 
 
 def _lose(lost: list[LostSegment], number: int, header: ArchiveHeader, reason: str) -> None:
-    seconds = header.segment_seconds
-    lost.append(LostSegment(number, number * seconds, (number + 1) * seconds, reason))
+    """Record segment `number` as lost; the last one ends with the audio, not a whole segment later."""
+    seconds, audio_seconds = header.segment_seconds, header.audio_length / header.sample_rate
+    lost.append(LostSegment(number, number * seconds, min((number + 1) * seconds, audio_seconds), reason))
 
 
 def _streams(header: ArchiveHeader, model_channels: int) -> int:

@@ -4,9 +4,12 @@ status 130 as a process but lets the KeyboardInterrupt through to a Python calle
 from __future__ import annotations
 
 import argparse
+import ast
+import re
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,6 +126,32 @@ def test_ctrl_c_during_an_in_process_call_reaches_the_caller(monkeypatch, capsys
     with pytest.raises(KeyboardInterrupt):
         main(["info", "any.ecfx"])
     assert capsys.readouterr().err == ""
+
+
+ROOT = Path(__file__).resolve().parent.parent
+# Modules that implement commands (they take the parsed options) may name options in their errors.
+COMMAND_MODULES = ("encodec_fx/cli/", "encodec_fx/train/command.py",
+                   "encodec_fx/collection/")  # the many-file runs: their errors name options (see issue 18)
+
+
+def raised_texts(path: Path) -> list[str]:
+    """The literal text of every `raise` statement's message in a module (f-strings' fixed parts too), less
+    the commands it quotes in backticks (`python -m training.ship --lm FILE` names another program's options)."""
+    texts = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Raise) and node.exc is not None:
+            texts += [re.sub(r"`[^`]*(`|$)", "", part.value) for part in ast.walk(node.exc)
+                      if isinstance(part, ast.Constant) and isinstance(part.value, str)]
+    return texts
+
+
+def test_library_errors_advise_python_arguments_not_command_line_options():
+    """`pass --force` from a function whose parameter is `overwrite=True` misleads a Python caller."""
+    offending = [f"{path.relative_to(ROOT)}: {text!r}" for package in ("encodec_fx", "entropy")
+                 for path in sorted((ROOT / package).rglob("*.py"))
+                 if not str(path.relative_to(ROOT)).startswith(COMMAND_MODULES)
+                 for text in raised_texts(path) if re.search(r"(?<![\w-])--[a-z]", text)]
+    assert not offending
 
 
 

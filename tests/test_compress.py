@@ -15,7 +15,7 @@ import torch
 from pedalboard.io import AudioFile
 
 import encodec_fx
-from encodec_fx import DEFAULT_MODEL, EncodecConfig, EncodecModel
+from encodec_fx import DEFAULT_MODEL, EncodecConfig, EncodecModel, decompress_file
 from encodec_fx.cli import main
 from entropy.archive import ArchiveHeader, ArchiveReader, ArchiveWriter
 from entropy.coding import StaticModel, decode_many
@@ -150,6 +150,7 @@ def test_wrong_or_missing_codec_and_lm_are_named(files, tmp_path, capsys):
     assert run("decompress", archive, tmp_path / "w.wav", "--model", other) == 1
     error = capsys.readouterr().err
     assert f"needs the codec '{files / 'codec24'}' (sha256" in error and "other weights" in error
+    assert error.endswith("pass the right one with --model\n")
     (files / "lm.safetensors").rename(files / "lm.moved")
     try:
         assert run("decompress", archive, tmp_path / "w.wav") == 1
@@ -264,10 +265,31 @@ def test_truncated_archive(files, tmp_path, capsys):
     assert run("decompress", archive, output) == 1
     assert "truncated in segment 2" in capsys.readouterr().err and not output.exists()
     assert run("decompress", archive, output, "--recover") == 0
-    assert "lost segment 2 (10.00–15.00 s)" in capsys.readouterr().err
+    assert "lost segment 2 (10.00–11.00 s)" in capsys.readouterr().err  # the 11 s file's end, not the segment's
     _, restored = read(output)
     assert restored.shape == read(files / "mono24k.wav")[1].shape
     assert np.all(restored[:, 10 * 24_000:] == 0)
+
+
+def test_a_missing_segment_advises_recover_as_python_and_the_command_line_spell_it(files, tmp_path, capsys):
+    archive = tmp_path / "m.ecfx"
+    run("compress", files / "mono24k.wav", archive, "--model", files / "codec24", "--coding", "static")  # 11 s
+    with ArchiveReader(archive) as reader:
+        header, segments = reader.header, list(reader)
+    with ArchiveWriter(archive, header, overwrite=True) as writer:  # whole, but the last segment never written
+        for segment in segments[:2]:
+            writer.write_segment(segment)
+    model = EncodecModel.from_pretrained(files / "codec24")
+    with pytest.raises(ValueError, match=r"archive segment 2 is missing; pass recover=True to decode the rest$"):
+        decompress_file(archive, tmp_path / "m.wav", model, progress=False)
+    with pytest.raises(ValueError, match=r"needs the codec .*; pass it as the `model` argument$"):
+        decompress_file(archive, tmp_path / "m.wav", None, progress=False)
+    lost = decompress_file(archive, tmp_path / "m.wav", model, recover=True, progress=False)
+    assert [(segment.number, segment.start_seconds) for segment in lost] == [(2, 10.0)]
+    assert lost[0].end_seconds == pytest.approx(11.0)  # where the audio ends, not the whole segment's 15 s
+    capsys.readouterr()
+    assert run("decompress", archive, tmp_path / "c.wav", "--model", files / "codec24") == 1
+    assert capsys.readouterr().err.endswith("archive segment 2 is missing; pass --recover to decode the rest\n")
 
 
 @pytest.mark.parametrize("content, message", [(b"", "not an encodec-fx archive"),
