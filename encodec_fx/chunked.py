@@ -8,11 +8,16 @@ additions happen in the same order as in `EncodecModel.decode`, so the output is
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-from .model import EncodecModel, crossfade_weight
+from .overlap import crossfade_weight
 from .validation import check_samples, tensor_of
+
+if TYPE_CHECKING:  # the model builds on this module (`model.stream_encoder`)
+    from .model import EncodecModel
 
 
 class ChunkedEncoder:
@@ -22,9 +27,17 @@ class ChunkedEncoder:
         if model.config.chunk_length is None:
             raise ValueError("ChunkedEncoder needs a chunked model (chunk_length_s set, e.g. the 48 kHz one); "
                              "stream unchunked models with StreamingEncoder")
-        model.num_quantizers_for_bandwidth(bandwidth)  # refused now, not once the first chunk is complete
-        self.model, self.bandwidth = model, bandwidth
+        # refused now, not once the first chunk is complete
+        self.model, self.num_quantizers = model, model.num_quantizers_for_bandwidth(bandwidth)
         self.reset()
+
+    @classmethod
+    def of_checked(cls, model: EncodecModel, num_quantizers: int) -> ChunkedEncoder:
+        """For a caller that has checked the model and resolved the bandwidth (`model.stream_encoder`)."""
+        encoder = cls.__new__(cls)
+        encoder.model, encoder.num_quantizers = model, num_quantizers
+        encoder.reset()
+        return encoder
 
     def reset(self) -> None:
         self._buffer: torch.Tensor | None = None  # audio from the next chunk's start on
@@ -61,7 +74,8 @@ class ChunkedEncoder:
 
     def _encode_next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         config = self.model.config
-        chunk = self.model.encode_chunk(self._buffer[..., : config.chunk_length], self.bandwidth)
+        # the model's own chunk step: the block's samples were checked as they came
+        chunk = self.model._encode_chunk(self._buffer[..., : config.chunk_length], self.num_quantizers)
         self._buffer = self._buffer[..., config.chunk_stride:]
         return chunk
 

@@ -22,6 +22,7 @@ from .config import EncodecConfig
 from .devices import resolve_device
 from .fast_path import FastPath
 from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
+from .overlap import overlap_add
 from .quantizer import ResidualVectorQuantizer
 from .seanet import Decoder, Encoder
 from .validation import as_number, check_codes, check_samples, check_sampling_rate, check_scale, tensor_of
@@ -316,23 +317,3 @@ def batches_of_equal_chunks(pieces: list, size: int) -> list[list]:
         else:
             batches.append([piece])
     return batches
-
-
-def crossfade_weight(length: int, like: torch.Tensor) -> torch.Tensor:
-    """The references' triangular weight of a decoded chunk's samples, never 0 at its ends."""
-    t = torch.linspace(0, 1, length + 2, device=like.device, dtype=like.dtype)[1:-1]
-    return 0.5 - (t - 0.5).abs()
-
-
-def overlap_add(chunks: list[torch.Tensor], stride: int) -> torch.Tensor:
-    """Cross-fade decoded chunks with triangular weights (shaped by the first chunk), normalised."""
-    first = chunks[0]
-    total = stride * (len(chunks) - 1) + chunks[-1].shape[-1]
-    weight = crossfade_weight(first.shape[-1], first)
-    out = torch.zeros(*first.shape[:-1], total, device=first.device, dtype=first.dtype)
-    weight_sum = torch.zeros(total, device=first.device, dtype=first.dtype)
-    for index, chunk in enumerate(chunks):
-        offset, length = index * stride, chunk.shape[-1]
-        out[..., offset: offset + length] += weight[:length] * chunk
-        weight_sum[offset: offset + length] += weight[:length]
-    return out / weight_sum

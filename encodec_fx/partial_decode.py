@@ -7,9 +7,14 @@ and otherwise decodes as the model does: per chunk, scaled, overlap-added, cut t
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from .model import EncodecModel, overlap_add
+from .overlap import overlap_add
+
+if TYPE_CHECKING:  # the model builds on this module (`model.stream_encoder`)
+    from .model import EncodecModel
 
 
 def received_embeddings(model: EncodecModel, codes: torch.Tensor, received: torch.Tensor) -> torch.Tensor:

@@ -16,13 +16,23 @@ codes each chunk as soon as it is complete and cross-fades the decoded chunks (`
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
 from .chunked import ChunkedDecoder, ChunkedEncoder
-from .model import EncodecModel
 from .partial_decode import decode_chunk_received, received_embeddings
-from .streaming import StreamingDecoder, StreamingEncoder, check_frames_per_step, round_trip_latency
+from .streaming import (
+    StreamingDecoder,
+    StreamingEncoder,
+    check_frames_per_step,
+    check_streamable,
+    latency_of_checked,
+    round_trip_latency,
+)
+
+if TYPE_CHECKING:  # the model builds on this module (`model.stream_encoder`)
+    from .model import EncodecModel
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,7 @@ def default_frames_per_step(model: EncodecModel) -> int:
         return 1
     latency = round_trip_latency(model)
     start_frames = (latency + 1) // model.config.hop_length
-    return start_frames if round_trip_latency(model, start_frames) == latency else 1
+    return start_frames if latency_of_checked(model, start_frames) == latency else 1
 
 
 def check_step(model: EncodecModel, frames_per_step: int) -> None:
@@ -85,7 +95,12 @@ def stream_latency(model: EncodecModel, frames_per_step: int = 1) -> int:
     """Model-rate samples by which a stream's decoded audio lags its input, at worst: a causal model's
     `round_trip_latency`, a chunk less one sample for a chunked model."""
     check_step(model, frames_per_step)
-    return model.config.chunk_length - 1 if is_chunked(model) else round_trip_latency(model, frames_per_step)
+    return latency_of_checked_step(model, frames_per_step)
+
+
+def latency_of_checked_step(model: EncodecModel, frames_per_step: int) -> int:
+    """`stream_latency` for a step already checked (`check_step`)."""
+    return model.config.chunk_length - 1 if is_chunked(model) else latency_of_checked(model, frames_per_step)
 
 
 class StreamEncoder:
@@ -96,11 +111,14 @@ class StreamEncoder:
     `bandwidth` may change between pushes (a frame's codebooks are those of the push that completes it)."""
 
     def __init__(self, model: EncodecModel, bandwidth: float | None = None, frames_per_step: int = 1):
-        self.latency = stream_latency(model, frames_per_step)
+        check_step(model, frames_per_step)  # the one check of each value: the encoders below trust them
         self.model, self.chunked = model, is_chunked(model)
-        self._encoder = ChunkedEncoder(model, bandwidth) if self.chunked else \
-            StreamingEncoder(model, bandwidth, frames_per_step)
-        self.bandwidth = bandwidth
+        if not self.chunked:
+            check_streamable(model.config)
+        self._bandwidth, num_quantizers = bandwidth, model.num_quantizers_for_bandwidth(bandwidth)
+        self._encoder = ChunkedEncoder.of_checked(model, num_quantizers) if self.chunked else \
+            StreamingEncoder.of_checked(model, num_quantizers, frames_per_step)
+        self.latency = latency_of_checked_step(model, frames_per_step)
         self._batch = 0  # streams in the chunked encoder's stream, for blocks that complete no chunk
 
     @property
@@ -109,12 +127,13 @@ class StreamEncoder:
 
     @bandwidth.setter
     def bandwidth(self, bandwidth: float | None) -> None:
-        num_quantizers = self.model.num_quantizers_for_bandwidth(bandwidth)
-        self._bandwidth = bandwidth
-        if self.chunked:
-            self._encoder.bandwidth = bandwidth
-        else:
-            self._encoder.num_quantizers = num_quantizers
+        """Checked on every change, and only then."""
+        numbers = (int, float)
+        unchanged = isinstance(bandwidth, numbers) and isinstance(self._bandwidth, numbers) \
+            and bandwidth == self._bandwidth
+        if not unchanged:
+            self._encoder.num_quantizers = self.model.num_quantizers_for_bandwidth(bandwidth)
+            self._bandwidth = bandwidth
 
     def reset(self) -> None:
         """Forget the stream so far and start a new one."""

@@ -16,14 +16,18 @@ closely). The two ends of the stream need care:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from entropy.number_checks import is_integer
 
 from .config import EncodecConfig
-from .model import EncodecModel
 from .streaming_layers import StreamingLayers
 from .validation import check_codes, check_samples
+
+if TYPE_CHECKING:  # the model builds on this module (`model.stream_encoder`)
+    from .model import EncodecModel
 
 # Code frames (or their audio, at the encoder) that go through the layers in one pass; longer pushes
 # are split. A pass holds every layer's intermediate tensors, about 0.5 MB a frame per stream with 16
@@ -44,6 +48,11 @@ def round_trip_latency(model: EncodecModel, frames_per_step: int = 1) -> int:
     """
     check_streamable(model.config)
     check_frames_per_step(frames_per_step)
+    return latency_of_checked(model, frames_per_step)
+
+
+def latency_of_checked(model: EncodecModel, frames_per_step: int) -> int:
+    """`round_trip_latency` for a streamable model and a step already checked."""
     encoder, decoder = StreamingLayers(model.encoder.layers), StreamingLayers(model.decoder.layers)
     step, latency, pushed = frames_per_step * model.config.hop_length, 0, 0
     while True:  # a step at a time: within one the output waits, so the lag peaks at its last sample
@@ -102,8 +111,19 @@ class StreamingEncoder:
     def __init__(self, model: EncodecModel, bandwidth: float | None = None, frames_per_step: int = 1):
         check_streamable(model.config)
         check_frames_per_step(frames_per_step)
+        self._build(model, model.num_quantizers_for_bandwidth(bandwidth), frames_per_step)
+
+    @classmethod
+    def of_checked(cls, model: EncodecModel, num_quantizers: int, frames_per_step: int) -> StreamingEncoder:
+        """For a caller that has checked the model, resolved the bandwidth and checked the step
+        (`model.stream_encoder`): nothing is checked twice."""
+        encoder = cls.__new__(cls)
+        encoder._build(model, num_quantizers, frames_per_step)
+        return encoder
+
+    def _build(self, model: EncodecModel, num_quantizers: int, frames_per_step: int) -> None:
         self.config = model.config
-        self.num_quantizers = model.num_quantizers_for_bandwidth(bandwidth)
+        self.num_quantizers = num_quantizers
         self.quantizer = model.quantizer
         self.layers = StreamingLayers(model.encoder.layers)
         self.device, self.dtype = model.device, model.quantizer.layers[0].codebook.embed.dtype

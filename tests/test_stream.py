@@ -108,3 +108,39 @@ def test_lost_tokens_add_nothing_in_the_stream_as_in_a_whole_decode(preset):
 def test_the_stream_classes_are_what_the_model_hands_out():
     model = tiny_model("24khz")
     assert isinstance(model.stream_encoder(), StreamEncoder) and isinstance(model.stream_decoder(), StreamDecoder)
+
+
+def test_each_value_is_checked_once_at_each_door(monkeypatch):
+    """The effect checks its bandwidth and frames_per_step when made, the model's stream once when it
+    starts; the encoders inside trust them, and an unchanged bandwidth is not checked again per block."""
+    import numpy as np
+
+    import encodec_fx.stream
+    import encodec_fx.streaming
+    from encodec_fx import EncodecModel
+    from encodec_fx.effects import EncodecCompressor
+    checks = {"bandwidth": 0, "frames_per_step": 0}
+    resolve = EncodecModel.num_quantizers_for_bandwidth
+    check_frames = encodec_fx.streaming.check_frames_per_step
+
+    def counted_bandwidth(self, bandwidth=None):
+        checks["bandwidth"] += 1
+        return resolve(self, bandwidth)
+
+    def counted_frames(frames_per_step):
+        checks["frames_per_step"] += 1
+        return check_frames(frames_per_step)
+
+    monkeypatch.setattr(EncodecModel, "num_quantizers_for_bandwidth", counted_bandwidth)
+    monkeypatch.setattr(encodec_fx.stream, "check_frames_per_step", counted_frames)
+    monkeypatch.setattr(encodec_fx.streaming, "check_frames_per_step", counted_frames)
+    model = tiny_model("24khz")
+    compressor = EncodecCompressor(model.config.target_bandwidths[1], model=model, frames_per_step=2)
+    assert checks == {"bandwidth": 1, "frames_per_step": 1}
+    audio = np.zeros((2, 4000), np.float32)
+    for start in range(0, 4000, 1000):
+        compressor(audio[:, start: start + 1000], 44_100, reset=False)
+    assert checks == {"bandwidth": 2, "frames_per_step": 2}
+    compressor.bandwidth = model.config.target_bandwidths[0]
+    compressor(audio[:, :1000], 44_100, reset=False)
+    assert checks == {"bandwidth": 3, "frames_per_step": 2}

@@ -109,10 +109,20 @@ class _CodecEffect(Effect):
     def __init__(self, model: ModelSource | None = None, frames_per_step: int | None = None,
                  device: str | torch.device | None = None):
         self.device = None if device is None else resolve_device(device)  # where a loaded model goes
+        self._frames_per_step = None
         self.model = model
+        self.frames_per_step = frames_per_step
+
+    @property
+    def frames_per_step(self) -> int | None:
+        return self._frames_per_step
+
+    @frames_per_step.setter
+    def frames_per_step(self, frames_per_step: int | None) -> None:
+        """Checked when set (and when the model changes): the streams trust it."""
         if frames_per_step is not None:
             check_step(self.model, frames_per_step)
-        self.frames_per_step = frames_per_step
+        self._frames_per_step = frames_per_step
 
     @property
     def model(self) -> EncodecModel:
@@ -120,7 +130,10 @@ class _CodecEffect(Effect):
 
     @model.setter
     def model(self, source: ModelSource | None) -> None:
-        self._model = load_effect_model(source, type(self).__name__, self.device)
+        model = load_effect_model(source, type(self).__name__, self.device)
+        if self._frames_per_step is not None:
+            check_step(model, self._frames_per_step)
+        self._model = model
         self._latencies: dict[tuple[int, int], int] = {}  # by (sample rate, frames per step)
         self._default_step: int | None = None  # default_frames_per_step of this model, once asked
         self.reset()  # a stream's state belongs to the model that made it
@@ -147,7 +160,7 @@ class _CodecEffect(Effect):
 
     def _encode_block(self, signal: np.ndarray, sample_rate: int, bandwidth: float) -> Codes:
         if self._encoding is None:
-            self._encoding = EncoderStream(self.model, sample_rate, stream_layout(signal), self._step())
+            self._encoding = EncoderStream(self.model, sample_rate, stream_layout(signal), self._step(), bandwidth)
         audio, block_layout = read_block(signal, self._encoding.layout)
         return self._encoding.push(audio, block_layout, bandwidth)
 

@@ -23,13 +23,14 @@ import torch
 from ..channels import from_model_channels, to_model_channels
 from ..model import EncodecModel
 from ..resample import Resampler
-from ..stream import CodeBlock, check_step, stream_latency
+from ..stream import CodeBlock, latency_of_checked_step
 from .codes import Codes
 from .layout import AudioLayout
 
 
 def caller_rate_latency(model: EncodecModel, sample_rate: int, frames_per_step: int = 1) -> int:
-    """Samples at `sample_rate` that encoding then decoding a stream withholds, at most.
+    """Samples at `sample_rate` that encoding then decoding a stream withholds, at most (the step checked
+    by the effect).
 
     Resampling in withholds r_in model-rate samples, the codec at most c (`stream.stream_latency`),
     resampling out r_out samples; in the caller's samples that is at most
@@ -38,18 +39,18 @@ def caller_rate_latency(model: EncodecModel, sample_rate: int, frames_per_step: 
     config = model.config
     into = Resampler(sample_rate, config.sampling_rate)
     out_of = Resampler(config.sampling_rate, sample_rate)
-    codec = stream_latency(model, frames_per_step)
+    codec = latency_of_checked_step(model, frames_per_step)
     return -(-(into.latency + codec) * sample_rate // config.sampling_rate) + out_of.latency
 
 
 class EncoderStream:
     """The caller's audio blocks → `Codes` blocks holding the frames each block completes."""
 
-    def __init__(self, model: EncodecModel, sample_rate: int, layout: AudioLayout, frames_per_step: int = 1):
-        check_step(model, frames_per_step)
+    def __init__(self, model: EncodecModel, sample_rate: int, layout: AudioLayout, frames_per_step: int,
+                 bandwidth: float):
         self.model, self.sample_rate, self.layout = model, sample_rate, layout
         self.resampler = Resampler(sample_rate, model.config.sampling_rate)
-        self.encoder = model.stream_encoder(None, frames_per_step)
+        self.encoder = model.stream_encoder(bandwidth, frames_per_step)
         self.next_frame = 0
 
     def push(self, audio: np.ndarray, block_layout: AudioLayout, bandwidth: float) -> Codes:
