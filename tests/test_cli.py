@@ -130,8 +130,7 @@ def test_ctrl_c_during_an_in_process_call_reaches_the_caller(monkeypatch, capsys
 
 ROOT = Path(__file__).resolve().parent.parent
 # Modules that implement commands (they take the parsed options) may name options in their errors.
-COMMAND_MODULES = ("encodec_fx/cli/", "encodec_fx/train/command.py",
-                   "encodec_fx/collection/")  # the many-file runs: their errors name options (see issue 18)
+COMMAND_MODULES = ("encodec_fx/cli/", "encodec_fx/train/command.py")
 
 
 def raised_texts(path: Path) -> list[str]:
@@ -176,7 +175,6 @@ def test_the_python_api_names_its_parameter_and_the_command_line_its_option(tmp_
 # --- help texts: on every option, argument and command, in one style ---------------------------------------
 
 PROPER_NOUNS = {"Adam", "AdamW", "EnCodec", "Opus", "Ray"}  # may begin a help text with a capital
-COLLECTION_COMMANDS = {"tokenize", "verify"}  # their summaries (encodec_fx/cli/collections.py) are sentences yet
 
 
 def help_style_problems(text: str | None, where: str) -> list[str]:
@@ -211,8 +209,7 @@ def test_every_command_option_and_argument_has_help_in_one_style():
     assert {"convert", "compress", "decompress", "fx", "info", "train-lm", "train-codec"} <= set(commands.choices)
     problems = parser_help_problems(parser, "encodec-fx")
     for name, command in commands.choices.items():
-        if name not in COLLECTION_COMMANDS:
-            problems += help_style_problems(summaries.get(name), f"encodec-fx {name} (in the command list)")
+        problems += help_style_problems(summaries.get(name), f"encodec-fx {name} (in the command list)")
         problems += parser_help_problems(command, f"encodec-fx {name}")
     assert not problems
 

@@ -134,7 +134,9 @@ def test_an_output_the_journal_did_not_write_is_kept_unless_forced(collection, t
     out.mkdir()
     (out / "a.ecfx").write_bytes(b"someone else's file")
     summary = run_collection(job(), [collection / "a.wav"], out, workers=1, progress=False)
-    assert summary.failed == 1 and "--force" in summary.failures[0][1]
+    assert summary.failed == 1 and "pass overwrite=True" in summary.failures[0][1]  # the library's words
+    from encodec_fx.cli import command_line_message
+    assert command_line_message(ValueError(summary.failures[0][1])).endswith("pass --force to replace it")
     assert (out / "a.ecfx").read_bytes() == b"someone else's file"
     forced = run_collection(job(), [collection / "a.wav"], out, workers=1, overwrite=True, progress=False)
     assert forced.done == 1 and (out / "a.ecfx").read_bytes()[:4] != b"some"
@@ -165,7 +167,7 @@ def test_a_killed_worker_costs_only_its_file_and_the_next_run_redoes_it(collecti
 @pytest.mark.parametrize("arguments, message", [
     ({"engine": "spark"}, "engine must be one of local, ray"),
     ({"workers": 0}, "workers must be a whole number"),
-    ({"address": "127.0.0.1:1"}, "--address names a Ray cluster"),
+    ({"address": "127.0.0.1:1"}, "the `address` argument names a Ray cluster"),
 ])
 def test_bad_run_options_are_refused_before_any_work(collection, tmp_path, arguments, message):
     with pytest.raises(ValueError, match=message):
@@ -185,7 +187,7 @@ def test_without_ray_the_error_names_the_extra(collection, tmp_path, monkeypatch
 def test_an_unreachable_ray_cluster_is_named_before_any_work(collection, tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is in the test extras; this runs where they are installed")
     assert not ray.is_initialized()
-    with pytest.raises(ValueError, match=r"no Ray cluster answers at --address 127\.0\.0\.1:9"):
+    with pytest.raises(ValueError, match=r"no Ray cluster answers at the `address` argument 127\.0\.0\.1:9"):
         run_collection(job(), [collection], tmp_path / "out", engine="ray", address="127.0.0.1:9", progress=False)
     assert not list((tmp_path / "out").rglob("*.ecfx"))
 

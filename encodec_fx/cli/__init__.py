@@ -9,12 +9,8 @@ import sys
 
 from . import archive, codec, collections, fx, training
 
+from .messages import command_line_message
 TRACEBACK_VARIABLE = "ENCODEC_FX_TRACEBACK"
-# Library errors advise the Python argument to change (`overwrite=True`); on the command line it is an option.
-ADVICE = {"pass overwrite=True": "pass --force", "pass recover=True": "pass --recover",
-          "as the `model` argument": "with --model", "as the `lm` argument": "with --lm",
-          "pass config=EncodecConfig(...)": "convert it with `encodec-fx convert SOURCE OUTPUT --config CONFIG` first"}
-COMMAND_ADVICE = {"convert": {"pass config=EncodecConfig(...)": "pass --config"}}
 # in the order `--help` lists them
 COMMANDS = (codec.add_convert, archive.add_compress, archive.add_decompress, fx.add_fx, archive.add_info,
             collections.add_tokenize, collections.add_verify, training.add_train_lm, training.add_train_codec)
@@ -28,15 +24,6 @@ def build_parser() -> argparse.ArgumentParser:
     for add in COMMANDS:
         add(commands)
     return parser
-
-
-def command_line_message(error: BaseException, command: str | None = None) -> str:
-    """An error's message as the command line (or a demo script) states it: advice about a Python argument
-    names the option instead, so `overwrite=True` reads `--force`."""
-    message = str(error)
-    for python, option in (ADVICE | COMMAND_ADVICE.get(command or "", {})).items():
-        message = message.replace(python, option)
-    return message
 
 
 def main(argv: list[str] | None = None) -> int:

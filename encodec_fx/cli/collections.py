@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from ..devices import add_device_argument
 from ..pretrained import DEFAULT_MODEL
+from .messages import command_line_message
 
 if TYPE_CHECKING:
     from ..collection import Summary
@@ -56,7 +57,8 @@ def run_and_report(job, sources: list[str], output_dir: str, args: argparse.Name
     from ..collection import run_collection
     summary = run_collection(job, sources, output_dir, workers=args.workers, engine=args.engine,
                              address=args.address, gpus_per_worker=args.gpus_per_worker,
-                             overwrite=getattr(args, "force", False), progress=not args.quiet)
+                             overwrite=getattr(args, "force", False), progress=not args.quiet,
+                             explain=lambda reason: command_line_message(ValueError(reason)))
     if not keep_journal:
         summary.journal = ""
     if report is not None:
@@ -121,7 +123,8 @@ def quality_report(against: str) -> Callable[[Summary], None]:
 
 
 def add_tokenize(commands: argparse._SubParsersAction) -> None:
-    command = commands.add_parser("tokenize", help=tokenize.__doc__, description=tokenize.__doc__)
+    command = commands.add_parser("tokenize", help="tokenize audio into EnCodec codes (Parquet shards)",
+                                  description=tokenize.__doc__)
     command.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files, folders or manifests (.txt, .jsonl)")
     command.add_argument("-o", "--output-dir", required=True, help="folder for the Parquet shards and the journal")
     command.add_argument("-b", "--bandwidth", type=float, default=6.0, help="kbps of codes (default 6)")
@@ -134,7 +137,8 @@ def add_tokenize(commands: argparse._SubParsersAction) -> None:
 
 
 def add_verify(commands: argparse._SubParsersAction) -> None:
-    command = commands.add_parser("verify", help=verify.__doc__, description=verify.__doc__)
+    command = commands.add_parser("verify", help="check .ecfx archives without writing audio",
+                                  description=verify.__doc__)
     command.add_argument("inputs", nargs="+", metavar="ARCHIVE", help="archives (.ecfx) or folders of them")
     command.add_argument("--lm", help="LM file, if an archive's cannot be found by its name")
     command.add_argument("--model", help="codec file, if an archive's cannot be found by its name (with --against)")

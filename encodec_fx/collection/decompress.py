@@ -29,7 +29,7 @@ class _Models:
         from ..model import EncodecModel
         source = self.model or header.codec["name"]
         if self.model is None and not (is_shipped(source) or Path(source).exists()):
-            raise ValueError(f"the archive needs codec {source!r}, which is not here: pass --model")
+            raise ValueError(f"the archive needs codec {source!r}, which is not here: pass it as the `model` argument")
         if source not in self._codecs:
             self._codecs[source] = EncodecModel.from_pretrained(source, device=self.device)
         return self._codecs[source]
@@ -40,7 +40,7 @@ class _Models:
             return None
         source = self.lm or header.lm["name"]
         if self.lm is None and not (is_shipped_lm(source) or Path(source).is_file()):
-            raise ValueError(f"the archive needs LM {source!r}, which is not here: pass --lm")
+            raise ValueError(f"the archive needs LM {source!r}, which is not here: pass it as the `lm` argument")
         if source not in self._lms:
             self._lms[source] = load_lm(source)
         return self._lms[source]
@@ -137,7 +137,7 @@ def original_for(item: WorkItem, against: Path) -> Path:
                    if path.suffix.lower() in AUDIO_SUFFIXES and path.stem == relative.name) if folder.is_dir() else []
     if not found:
         raise FileNotFoundError(f"no original for it: nothing at {folder / relative.name}.* "
-                                f"({', '.join(sorted(AUDIO_SUFFIXES))}) under --against {against}")
+                                f"({', '.join(sorted(AUDIO_SUFFIXES))}) in the originals' folder {against}")
     if len(found) > 1:
         raise ValueError(f"two originals could have made it: {found[0]} and {found[1]}")
     return found[0]

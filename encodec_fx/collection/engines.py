@@ -246,7 +246,7 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise ValueError("--engine ray needs Ray: pip install 'encodec-fx[ray]'") from None
+        raise ValueError("engine='ray' needs Ray: pip install 'encodec-fx[ray]'") from None
     return ray
 
 
@@ -260,8 +260,8 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
             pass
     except (OSError, ValueError) as error:
-        raise ValueError(f"no Ray cluster answers at --address {address} ({one_line(error)}): "
-                         "give the head node's HOST:PORT, or leave --address out for a local cluster") from None
+        raise ValueError(f"no Ray cluster answers at the `address` argument {address} ({one_line(error)}): "
+                         "give the head node's HOST:PORT, or no address for a local cluster") from None
 
 
 def run_ray(job: Job, items: Iterable[WorkItem], workers: int, address: str | None = None,

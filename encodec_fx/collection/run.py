@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tqdm import tqdm
 
@@ -61,7 +61,8 @@ def duration(seconds: float) -> str:
 
 def run_collection(job: Job, sources: Sequence[str | os.PathLike], output_dir: str | os.PathLike, *,
                    workers: int | None = None, engine: str = "local", address: str | None = None,
-                   gpus_per_worker: float = 0.0, overwrite: bool = False, progress: bool = True) -> Summary:
+                   gpus_per_worker: float = 0.0, overwrite: bool = False, progress: bool = True,
+                   explain: Callable[[str], str] = str) -> Summary:
     """Run `job` over every input of `sources` into `output_dir` (see `collection.inputs`).
 
     `workers`: parallel workers (default one per core); 1 with the local engine runs in this process.
@@ -70,13 +71,15 @@ def run_collection(job: Job, sources: Sequence[str | os.PathLike], output_dir: s
     but that this folder's journal did not write is replaced only with `overwrite`. A job with a
     `shard_rows` (tokenize) writes its inputs' rows into shards of that many rows (see `shards`).
     Interrupted (Ctrl-C), the run stops its workers, removes the outputs they were making and records
-    those inputs as failed, so the journal says what is on disk and the next run does only the rest."""
+    those inputs as failed, so the journal says what is on disk and the next run does only the rest.
+    `explain` words a failure for the progress lines (the command line names its options); the journal
+    keeps the library's words."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {engine!r}")
     if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
         raise ValueError(f"workers must be a whole number of at least 1, got {workers!r}")
     if address is not None and engine != "ray":
-        raise ValueError("--address names a Ray cluster: use it with --engine ray")
+        raise ValueError("the `address` argument names a Ray cluster: use it with engine='ray'")
     if gpus_per_worker < 0:
         raise ValueError(f"gpus per worker must be 0 or more, got {gpus_per_worker:g}")
     output_dir = check_output_dir(output_dir, sources)
@@ -101,7 +104,7 @@ def run_collection(job: Job, sources: Sequence[str | os.PathLike], output_dir: s
     try:
         for item, status, fields in results:
             if status == FAILED:
-                bar.write(f"failed: {item.source}: {fields['error']}")
+                bar.write(f"failed: {item.source}: {explain(fields['error'])}")
             sink.accept(item, status, fields)
             elapsed = time.monotonic() - started
             bar.set_postfix_str(f"{duration(summary.audio_seconds)} of audio, "
@@ -134,7 +137,8 @@ class FileSink:
             if record is not None and self.job.is_whole(item, record):
                 summary.skipped += 1
             elif item.output.exists() and item.key not in self.journal.records and not self.overwrite:
-                error = f"{item.output} exists and this folder's journal did not write it: pass --force to replace it"
+                error = (f"{item.output} exists and this folder's journal did not write it: "
+                         "pass overwrite=True to replace it")
                 self._record(item, FAILED, {"source": {"path": str(item.source)}, "error": error})
             else:
                 todo.append(item)

@@ -90,7 +90,8 @@ class ShardSink:
         todo: list[WorkItem] = []
         for shard in self.shards.values():
             if shard.output.exists() and shard.key not in ours and not self.overwrite:
-                error = f"{shard.output} exists and this folder's journal did not write it: pass --force to replace it"
+                error = (f"{shard.output} exists and this folder's journal did not write it: "
+                         "pass overwrite=True to replace it")
                 for item in shard.items:
                     self._fail(item, {"source": {"path": str(item.source)}, "error": error})
                 continue

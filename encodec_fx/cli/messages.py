@@ -1,0 +1,19 @@
+"""Library errors in the command line's words: advice about a Python argument names the option instead."""
+
+from __future__ import annotations
+
+# Library errors advise the Python argument to change (`overwrite=True`); on the command line it is an option.
+ADVICE = {"pass overwrite=True": "pass --force", "pass recover=True": "pass --recover",
+          "as the `model` argument": "with --model", "as the `lm` argument": "with --lm",
+          "engine='ray'": "--engine ray", "the `address` argument": "--address",
+          "pass config=EncodecConfig(...)": "convert it with `encodec-fx convert SOURCE OUTPUT --config CONFIG` first"}
+COMMAND_ADVICE = {"convert": {"pass config=EncodecConfig(...)": "pass --config"}}
+
+
+def command_line_message(error: BaseException, command: str | None = None) -> str:
+    """An error's message as the command line (or a demo script) states it: advice about a Python argument
+    names the option instead, so `overwrite=True` reads `--force`."""
+    message = str(error)
+    for python, option in (ADVICE | COMMAND_ADVICE.get(command or "", {})).items():
+        message = message.replace(python, option)
+    return message
