@@ -8,8 +8,8 @@ import os
 import sys
 
 from . import archive, codec, collections, fx, training
-
 from .messages import command_line_message
+
 TRACEBACK_VARIABLE = "ENCODEC_FX_TRACEBACK"
 # in the order `--help` lists them
 COMMANDS = (codec.add_convert, archive.add_compress, archive.add_decompress, fx.add_fx, archive.add_info,
