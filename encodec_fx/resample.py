@@ -19,6 +19,7 @@ from functools import lru_cache
 from math import gcd
 
 import numpy as np
+from pedalboard.io import AudioFile
 
 ZERO_CROSSINGS = 32
 KAISER_BETA = 10.0
@@ -71,7 +72,10 @@ class Resampler:
 
     def __init__(self, from_rate: int, to_rate: int):
         self.up, self.down = _ratio(from_rate, to_rate)
-        self.taps, self.latency = (None, 0) if self.up == self.down else _filter(self.up, self.down)
+        self.taps: np.ndarray | None = None  # none for equal rates: the audio passes through
+        self.latency = 0
+        if self.up != self.down:
+            self.taps, self.latency = _filter(self.up, self.down)
         self.reset()
 
     def reset(self) -> None:
@@ -92,37 +96,35 @@ class Resampler:
             return block
         self.buffer = block if self.buffer is None else np.concatenate([self.buffer, block], axis=-1)
         self.inputs += block.shape[-1]
-        return self._outputs(-(-self.inputs * self.up // self.down))  # outputs whose taps end in the input
+        # the outputs whose taps end in the input
+        return self._outputs(self.taps, self.buffer, -(-self.inputs * self.up // self.down))
 
     def flush(self) -> np.ndarray:
         """The withheld outputs, as if zeros followed the input; then reset. Nothing withheld (the rates
         are equal, or nothing was pushed): an empty array."""
-        if self.buffer is None:
+        if self.buffer is None or self.taps is None:
             return np.zeros((0,), np.float32)
         end = self.latency + -(-self.inputs * self.up // self.down)
         tail = np.zeros((*self.buffer.shape[:-1], len(self.taps) // self.up + 1), np.float32)
-        self.buffer = np.concatenate([self.buffer, tail], axis=-1)
-        out = self._outputs(end)
+        out = self._outputs(self.taps, np.concatenate([self.buffer, tail], axis=-1), end)
         self.reset()
         return out
 
-    def _outputs(self, end: int) -> np.ndarray:
+    def _outputs(self, taps: np.ndarray, buffer: np.ndarray, end: int) -> np.ndarray:
+        """Outputs up to `end` (upfirdn's index) of the input from `buffer_start` on (`buffer`)."""
         from scipy.signal import upfirdn  # imported on first use (cached by Python after)
         offset = self.buffer_start * self.up // self.down
-        filtered = upfirdn(self.taps, self.buffer, self.up, self.down, axis=-1)
+        filtered = upfirdn(taps, buffer, self.up, self.down, axis=-1)
         filtered = filtered[..., self.next_output - offset: end - offset]
         first_kept = max(self.next_output, self.latency)
         out = filtered[..., first_kept - self.next_output:].astype(np.float32, copy=False)
         self.next_output = max(self.next_output, end)
-        self._forget_old_input()
-        return out
-
-    def _forget_old_input(self) -> None:
-        """Keep the input from the first sample the next output's taps reach, rounded down to a multiple of `down`."""
-        earliest = (self.next_output * self.down - len(self.taps) + 1) // self.up
+        # keep the input from the first sample the next output's taps reach, rounded down to a multiple of `down`
+        earliest = (self.next_output * self.down - len(taps) + 1) // self.up
         start = max(self.buffer_start, earliest // self.down * self.down)
-        self.buffer = self.buffer[..., start - self.buffer_start:]
+        self.buffer = buffer[..., start - self.buffer_start:]
         self.buffer_start = start
+        return out
 
 
 class ResampledReader:
@@ -130,7 +132,7 @@ class ResampledReader:
 
     BLOCK = 65536  # input samples read at a time
 
-    def __init__(self, file, sample_rate: int):
+    def __init__(self, file: AudioFile, sample_rate: int):
         self.file, self.samplerate, self.num_channels = file, sample_rate, file.num_channels
         self.resampler = Resampler(int(file.samplerate), sample_rate)
         self.frames = resampled_length(file.frames, int(file.samplerate), sample_rate)

@@ -60,8 +60,8 @@ class CodeBlock:
         received = None if all(block.received is None for block in blocks) else \
             tuple(mask for block in blocks for mask in (block.received or [torch.ones_like(row, dtype=torch.bool)
                                                                              for row in block.rows]))
-        scales = None if blocks[0].scales is None else tuple(scale for block in blocks for scale in block.scales)
         first = blocks[0]
+        scales = None if first.scales is None else tuple(scale for block in blocks for scale in block.scales or ())
         if first.chunked:
             return CodeBlock(rows, scales, True, first.batch, received)
         return CodeBlock((torch.cat(rows, dim=-1),), None, False, first.batch,
@@ -100,7 +100,8 @@ def stream_latency(model: EncodecModel, frames_per_step: int = 1) -> int:
 
 def latency_of_checked_step(model: EncodecModel, frames_per_step: int) -> int:
     """`stream_latency` for a step already checked (`check_step`)."""
-    return model.config.chunk_length - 1 if is_chunked(model) else latency_of_checked(model, frames_per_step)
+    chunk_length = model.config.chunk_length
+    return chunk_length - 1 if chunk_length is not None else latency_of_checked(model, frames_per_step)
 
 
 class StreamEncoder:
@@ -142,14 +143,14 @@ class StreamEncoder:
 
     def push(self, audio: torch.Tensor) -> CodeBlock:
         """The codes of the frames that `audio` completes."""
-        if self.chunked:
+        if isinstance(self._encoder, ChunkedEncoder):
             self._batch = audio.shape[0]
             return self._chunks(self._encoder.push(audio), audio.shape[0])
         return self._frames(self._encoder.push(audio))
 
     def flush(self) -> CodeBlock:
         """The codes of the frames left, the last padded as `model.encode` pads it; then reset."""
-        if self.chunked:
+        if isinstance(self._encoder, ChunkedEncoder):
             batch, self._batch = self._batch, 0
             return self._chunks(self._encoder.flush(), batch)
         return self._frames(self._encoder.flush())
@@ -158,7 +159,8 @@ class StreamEncoder:
         return CodeBlock((codes,), None, chunked=False, batch=codes.shape[0])
 
     def _chunks(self, chunks: list[tuple[torch.Tensor, torch.Tensor | None]], batch: int) -> CodeBlock:
-        scales = tuple(scale.view(-1) for _, scale in chunks) if self.model.config.normalize else None
+        scales = tuple(scale.view(-1) for _, scale in chunks if scale is not None) if self.model.config.normalize \
+            else None
         return CodeBlock(tuple(codes for codes, _ in chunks), scales, chunked=True, batch=batch)
 
 
@@ -181,7 +183,7 @@ class StreamDecoder:
             codes = codes.to(device)
             received = None if block.received is None or bool(block.received[index].all()) else \
                 block.received[index].to(device)
-            if not self.chunked:
+            if isinstance(self._decoder, StreamingDecoder):
                 if not codes.shape[-1]:
                     continue
                 audio.append(self._decoder.push(codes) if received is None else
