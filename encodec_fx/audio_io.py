@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from pedalboard.io import AudioFile
 
-from entropy.atomic import replacing
+from entropy.atomic import check_writable, replacing
 
 from .resample import ResampledReader
 
@@ -65,9 +65,10 @@ def read_audio(path: str | os.PathLike, sample_rate: int | None = None) -> np.nd
 
 def check_destination(path: str | os.PathLike, overwrite: bool, suffixes: set[str] | None = None,
                       source: str | os.PathLike | None = None) -> Path:
-    """An output path that can be written: checked before any work, so a long job does not fail at
-    its end. `suffixes`, if given, are the accepted file types; `source` is the input, which the
-    output must never replace, overwritten or not."""
+    """An output path that can be written: checked before any work (a temporary is made and removed beside
+    it), so a long job does not fail at its end. `suffixes`, if given, are the accepted file types; `source`
+    is the input, which the output must never replace, overwritten or not. The write itself refuses a file
+    that appears meanwhile (`entropy.atomic.replacing`)."""
     path = Path(path)
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise ValueError(f"cannot write {path}: expected one of {', '.join(sorted(suffixes))}")
@@ -80,6 +81,7 @@ def check_destination(path: str | os.PathLike, overwrite: bool, suffixes: set[st
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: there is no folder {path.parent}")
+    check_writable(path)  # permission, read-only or full: said now (and stale temporaries of a killed run go)
     return path
 
 
@@ -92,7 +94,7 @@ def write_options(path: str | os.PathLike) -> dict:
 def write_audio(path: str | os.PathLike, audio: np.ndarray, sample_rate: int, overwrite: bool = False) -> None:
     """Write (channels, samples) float audio (see `write_options`); the file appears only once complete."""
     path = check_destination(path, overwrite, AUDIO_SUFFIXES)
-    with replacing(path) as (temporary,):
+    with replacing(path, overwrite=overwrite) as (temporary,):
         with AudioFile(str(temporary), "w", samplerate=sample_rate, num_channels=audio.shape[0],
                        **write_options(path)) as file:
             file.write(np.ascontiguousarray(audio, dtype=np.float32))

@@ -254,6 +254,10 @@ def _download(repo_id: str, **hub_kwargs: Any) -> Path:
     except ImportError:
         raise FileNotFoundError(f"{repo_id!r} is not a local path, and loading from the hub needs "
                                 f"`pip install encodec-fx[hub]`; or {manual}") from None
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}:
+        # huggingface_hub reads the variable once, when first imported; set later (a notebook, a test)
+        # it would still try the network, which on a machine without one can take minutes of retries
+        hub_kwargs = {"local_files_only": True} | hub_kwargs
     first_error = None
     for weights in WEIGHTS_NAMES:  # as in a local directory: safetensors, else the older pickle
         try:
@@ -270,7 +274,7 @@ def save_model(model: EncodecModel, directory: str | os.PathLike) -> None:
     directory = model_directory(directory)
     state = {key: value.detach().cpu().contiguous() for key, value in to_hub_keys(model.state_dict()).items()}
     files = directory / CONFIG_NAME, directory / PREPROCESSOR_CONFIG_NAME, directory / WEIGHTS_NAMES[0]
-    with replacing(*files) as (config, preprocessor_config, weights):
+    with replacing(*files, overwrite=True) as (config, preprocessor_config, weights):
         config.write_text(model.config.to_json_string())
         preprocessor_config.write_text(EncodecFeatureExtractor.from_config(model.config).to_json_string())
         save_file(state, weights, metadata={"format": "pt"})

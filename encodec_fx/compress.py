@@ -296,7 +296,7 @@ def decompress_file(source: str | os.PathLike, destination: str | os.PathLike, m
         coder = PortableLM(lm) if header.coding_mode == "lm" else None
         decoded = _decoded(numbered, header, _streams(header, model.config.audio_channels), coder, static, recover,
                            lost)
-        with torch.inference_mode(), _AudioSink(destination, header) as sink, \
+        with torch.inference_mode(), _AudioSink(destination, header, overwrite) as sink, \
                 _progress_bar(header.audio_length / header.sample_rate, progress, "decompress") as advance:
             for audio in decode_audio(model, header, decoded):
                 advance(audio.shape[-1] / header.model_sample_rate)
@@ -440,8 +440,8 @@ class _AudioSink:
     """Model-rate audio blocks → the original rate, channel count and exact length, written to a
     temporary file that replaces the destination only when complete."""
 
-    def __init__(self, destination: Path, header: ArchiveHeader):
-        self.destination, self.header = destination, header
+    def __init__(self, destination: Path, header: ArchiveHeader, overwrite: bool):
+        self.destination, self.header, self.overwrite = destination, header, overwrite
         self.remaining_model = header.model_audio_length
         self.remaining = header.audio_length
         self.resampler = None if header.sample_rate == header.model_sample_rate else \
@@ -449,7 +449,7 @@ class _AudioSink:
 
     def __enter__(self) -> _AudioSink:
         self._files = ExitStack()
-        temporary, = self._files.enter_context(replacing(self.destination))
+        temporary, = self._files.enter_context(replacing(self.destination, overwrite=self.overwrite))
         self.file = self._files.enter_context(AudioFile(str(temporary), "w", samplerate=self.header.sample_rate,
                                                         num_channels=self.header.channels))
         return self

@@ -185,7 +185,7 @@ class EncodecConfig:
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write `config.json` into `directory` (made if missing)."""
-        with replacing(model_directory(directory) / CONFIG_NAME) as (temporary,):
+        with replacing(model_directory(directory) / CONFIG_NAME, overwrite=True) as (temporary,):
             temporary.write_text(self.to_json_string())
 
     @classmethod

@@ -185,7 +185,7 @@ class EncodecFeatureExtractor:
 
     def save_pretrained(self, directory: str | os.PathLike) -> None:
         """Write `preprocessor_config.json` into `directory` (made if missing)."""
-        with replacing(model_directory(directory) / PREPROCESSOR_CONFIG_NAME) as (temporary,):
+        with replacing(model_directory(directory) / PREPROCESSOR_CONFIG_NAME, overwrite=True) as (temporary,):
             temporary.write_text(self.to_json_string())
 
     @classmethod

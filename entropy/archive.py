@@ -18,12 +18,14 @@ import numbers
 import os
 import re
 import struct
-import uuid
 import weakref
 import zlib
 from dataclasses import MISSING, asdict, dataclass, fields
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Mapping
+
+from . import atomic
 
 ARCHIVE_SUFFIX = ".ecfx"
 ARCHIVE_MAGIC = b"ECFX"
@@ -228,19 +230,15 @@ class ArchiveWriter:
         self._file = None
         self._failure: str | None = None  # why the archive was discarded, if an error did it
         header_json = _header_json(header.to_dict() if isinstance(header, ArchiveHeader) else header)
-        directory, name = os.path.split(os.path.abspath(self.path))
+        directory = os.path.dirname(os.path.abspath(self.path))
         if os.path.isdir(self.path):
             raise IsADirectoryError(f"cannot write {self.path}: it is a folder; give a file name")
         self._refuse_existing()
         if not os.path.isdir(directory):
             raise FileNotFoundError(f"cannot write {self.path}: there is no folder {directory}")
         self._directory = directory
-        self._temporary_path = os.path.join(directory, f".{name}.{uuid.uuid4().hex}.tmp")
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-        try:
-            descriptor = os.open(self._temporary_path, flags, 0o666)
-        except OSError as error:  # named after the destination: the temporary name means nothing to the caller
-            raise type(error)(error.errno, f"cannot write {self.path}: {error.strerror}") from None
+        self._temporary_path = str(atomic.create_temporary(self.path))  # errors name the destination
+        descriptor = os.open(self._temporary_path, os.O_WRONLY | getattr(os, "O_BINARY", 0))
         self._file = os.fdopen(descriptor, "wb")
         # Removes the temporary file if the writer is dropped without close() or discard().
         self._cleanup = weakref.finalize(self, _remove_temporary, self._file, self._temporary_path)
@@ -295,10 +293,10 @@ class ArchiveWriter:
             os.fsync(self._file.fileno())
             self._file.close()
             self._refuse_existing()
-            os.replace(self._temporary_path, self.path)
+            atomic.place(Path(self._temporary_path), self.path, self.overwrite)  # no replacing unless overwrite
         except BaseException as error:
             self._fail(error)
-            raise
+            raise atomic.write_error(error, self.path) or error
         self._cleanup.detach()
         self._file = None
         _fsync_directory(self._directory)
@@ -320,7 +318,10 @@ class ArchiveWriter:
             self.discard()
 
     def _write(self, data: bytes) -> None:
-        self._file.write(data)
+        try:
+            self._file.write(data)
+        except OSError as error:  # a full disk: named as such, after the destination
+            raise atomic.write_error(error, self.path) or error from None
         self._offset += len(data)
 
     def _check_open(self) -> None:
@@ -863,10 +864,7 @@ def _remove_temporary(file: Any, path: str) -> None:
         file.close()
     except OSError:  # flushing the buffered bytes fails too on a full disk: the file goes all the same
         pass
-    try:
-        os.remove(path)
-    except FileNotFoundError:
-        pass
+    atomic.discard(Path(path))
 
 
 def _fsync_directory(directory: str) -> None:

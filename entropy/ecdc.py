@@ -165,10 +165,8 @@ def write_ecdc(
     if isinstance(destination, (str, os.PathLike)):
         path = _writable_path(destination, overwrite)
         data = ecdc_bytes(content, geometry)
-        with replacing(path) as (temporary,):
+        with replacing(path, overwrite=overwrite) as (temporary,):  # refuses a file that appeared meanwhile
             temporary.write_bytes(data)
-            if not overwrite and os.path.lexists(path):  # appeared while this one was written
-                raise FileExistsError(f"{path} already exists: pass overwrite=True to replace it")
         return
     write = getattr(destination, "write", None)
     if isinstance(destination, (bytes, bytearray, memoryview, io.TextIOBase)) or not callable(write):

@@ -345,12 +345,12 @@ def load_original_lm(source: str | Path | Mapping[str, Tensor], *, past_context:
     return lm.eval()
 
 
-def save_lm(lm: EntropyLM, path: str | Path, metadata: Mapping | None = None) -> None:
+def save_lm(lm: EntropyLM, path: str | Path, metadata: Mapping | None = None, overwrite: bool = True) -> None:
     """Writes the weights as safetensors with the JSON config (and any JSON `metadata`, e.g. the
-    codec it was trained for) in the file's metadata."""
+    codec it was trained for) in the file's metadata; an existing file is replaced only with `overwrite`."""
     tensors = {key: tensor.contiguous() for key, tensor in lm.state_dict().items()}
     extra = {"metadata": json.dumps(metadata)} if metadata is not None else {}
-    with replacing(path) as (temporary,):
+    with replacing(path, overwrite=overwrite) as (temporary,):
         save_file(tensors, str(temporary), metadata={"config": json.dumps(asdict(lm.config)), **extra})
 
 

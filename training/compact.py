@@ -66,7 +66,7 @@ def pack(run_dir: str | Path, file: str | Path) -> int:
               "discriminator": _half(state["discriminator"]), "step": state["step"],
               "balancer": state["balancer"], "rng": state["rng"], "torch_generator": state["torch_generator"],
               "settings": state["settings"]}
-    with replacing(file) as (temporary,):
+    with replacing(file, overwrite=True) as (temporary,):
         torch.save(packed, temporary)
     return file.stat().st_size
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from . import archive, codec, collections, fx, training
@@ -12,7 +13,8 @@ from .messages import command_line_message
 
 TRACEBACK_VARIABLE = "ENCODEC_FX_TRACEBACK"
 # in the order `--help` lists them
-COMMANDS = (codec.add_convert, archive.add_compress, archive.add_decompress, fx.add_fx, archive.add_info,
+COMMANDS = (codec.add_convert, archive.add_compress, archive.add_decompress, archive.add_transcode, fx.add_fx,
+            archive.add_info,
             collections.add_tokenize, collections.add_verify, training.add_train_lm, training.add_train_codec)
 
 
@@ -28,16 +30,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; its exit status. With `argv` None this is the process's own command line (the
-    `encodec-fx` script, `python -m encodec_fx.cli`), and Ctrl-C ends it with status 130 and one line. Called
-    from Python with arguments, a KeyboardInterrupt goes on up, so that a test run or the caller stops."""
+    `encodec-fx` script, `python -m encodec_fx.cli`), and Ctrl-C ends it with status 130 and one line, SIGTERM
+    with 143 (both unwind, so that no temporary file is left). Called from Python with arguments, a
+    KeyboardInterrupt goes on up, so that a test run or the caller stops."""
     try:
+        if argv is None:
+            own_process_signals()
         return run_command(sys.argv[1:] if argv is None else argv)
     except KeyboardInterrupt as interrupt:
         if argv is not None:
             raise
         command = getattr(interrupt, "command", None)
-        print(f"encodec-fx{f' {command}' if command else ''}: interrupted", file=sys.stderr)
-        return 130
+        terminated = isinstance(interrupt, Terminated) or isinstance(interrupt.__cause__, Terminated)
+        print(f"encodec-fx{f' {command}' if command else ''}: {'terminated' if terminated else 'interrupted'}",
+              file=sys.stderr)
+        return 143 if terminated else 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the process is, so that it unwinds as from Ctrl-C: temporaries are removed."""
+
+
+def own_process_signals() -> None:
+    """For the process's own command line only: SIGTERM unwinds (`Terminated`), and SIGXFSZ is ignored, so that
+    a file size limit (ulimit -f) fails the write with EFBIG, a one-line error, instead of killing the process
+    mid-write."""
+    def terminate(number: int, frame: object) -> None:
+        raise Terminated()
+    signal.signal(signal.SIGTERM, terminate)
+    if hasattr(signal, "SIGXFSZ"):
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 
 
 class CommandInterrupted(KeyboardInterrupt):

@@ -9,12 +9,15 @@ status, and the one-line error of a failure). Later lines win over earlier ones 
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any
+
+from entropy.atomic import remove_stale_in, write_error
 
 JOURNAL_NAME = "journal.jsonl"
 DONE, FAILED = "done", "failed"
@@ -40,10 +43,12 @@ def record_key(record: dict[str, Any]) -> Any:
 
 
 class Journal:
-    """Reads the records of earlier runs and appends new ones, each flushed to disk as it is written."""
+    """Reads the records of earlier runs and appends new ones, each flushed to disk as it is written. It holds
+    its folder while open (`hold_folder`): one run at a time writes into a folder."""
 
     def __init__(self, output_dir: Path):
         self.path = output_dir / JOURNAL_NAME
+        self._folder = hold_folder(Path(output_dir))
         self.records: dict[str, dict[str, Any]] = {}
         if self.path.exists():
             with open(self.path, encoding="utf-8") as file:
@@ -72,12 +77,39 @@ class Journal:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a", encoding="utf-8")
         record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z")} | record
-        self._file.write(json.dumps(record, sort_keys=False) + "\n")
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        try:
+            self._file.write(json.dumps(record, sort_keys=False) + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        except OSError as error:  # a full disk: named as such
+            raise write_error(error, self.path) or error from None
         self.records[record_key(record)] = record
 
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
+        if self._folder is not None:
+            os.close(self._folder)
+            self._folder = None
+
+    def __del__(self) -> None:  # a run that failed before its end lets go of the folder all the same
+        if getattr(self, "_folder", None) is not None:
+            os.close(self._folder)
+
+
+def hold_folder(output_dir: Path) -> int:
+    """Lock `output_dir` for one run (an exclusive flock on the folder itself, let go by `Journal.close` or when
+    the process dies, however): a second run into it fails at once in one line, instead of both writing the
+    same outputs. Temporaries that killed runs left in it are removed (`entropy.atomic.remove_stale_in`)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(output_dir, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise FileExistsError(f"another run is writing into {output_dir}: wait for it to end, or choose another "
+                              "output folder") from None
+    for folder, _, _ in os.walk(output_dir):
+        remove_stale_in(folder)
+    return descriptor

@@ -13,6 +13,8 @@ from typing import Any, Callable
 
 from tqdm import tqdm
 
+from entropy.atomic import temporary_pattern
+
 from .engines import Job, default_workers, run_local, run_ray, run_serial
 from .inputs import WorkItem, check_output_dir, find_inputs, plan
 from .journal import DONE, FAILED, JOURNAL_NAME, Journal
@@ -166,8 +168,9 @@ def remove_output(output: Path) -> None:
     """An output and the temporaries `entropy.atomic.replacing` and the archive writer make beside it (a
     killed Ray actor cannot remove its own)."""
     output.unlink(missing_ok=True)
-    patterns = [re.compile(rf"\.{re.escape(output.stem)}\.[A-Za-z0-9_]{{8}}{re.escape(output.suffix)}"),
-                re.compile(rf"\.{re.escape(output.name)}\.[0-9a-f]{{32}}\.tmp")]  # entropy.archive.ArchiveWriter's
+    patterns = [temporary_pattern(output),
+                re.compile(rf"\.{re.escape(output.stem)}\.[A-Za-z0-9_]{{8}}{re.escape(output.suffix)}"),  # earlier
+                re.compile(rf"\.{re.escape(output.name)}\.[0-9a-f]{{32}}\.tmp")]  # versions' temporaries
     if output.parent.is_dir():
         for path in output.parent.iterdir():
             if any(pattern.fullmatch(path.name) for pattern in patterns):

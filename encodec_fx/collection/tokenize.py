@@ -86,7 +86,7 @@ class TokenizeJob:
         order = [next(new_at) if kind == "new" else next(old_at) for kind, _ in rows]
         if order != list(range(len(rows))):
             table = table.take(order)
-        with replacing(destination) as (temporary,):
+        with replacing(destination, overwrite=True) as (temporary,):  # the run holds the folder (its lock)
             pq.write_table(table, temporary)
 
 

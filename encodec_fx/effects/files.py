@@ -47,7 +47,7 @@ def process_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
         if rate != source.samplerate:
             raise ValueError(f"{input_path} has a sample rate of {source.samplerate} Hz; expected a whole number")
         try:
-            with replacing(output_path) as (temporary,), \
+            with replacing(output_path, overwrite=overwrite) as (temporary,), \
                     AudioFile(str(temporary), "w", samplerate=rate, num_channels=channels,
                               **write_options(output_path)) as sink, \
                     tqdm(total=frames, unit="sample", unit_scale=True, disable=not progress,

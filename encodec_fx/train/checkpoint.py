@@ -103,7 +103,7 @@ def save_checkpoint(trainer: CodecTrainer, run_dir: str | Path, settings: dict) 
     trainer.model.save_pretrained(staging)
     state = {**trainer.state_dict(), "settings": settings,
              "model_sha256": weights_sha256(trainer.model.state_dict())}
-    with replacing(run_dir / STATE_FILE) as (temporary,):
+    with replacing(run_dir / STATE_FILE, overwrite=True) as (temporary,):  # the run's own file
         torch.save(state, temporary)
         if model_dir.exists():  # until the new state is in place, the old one pairs with `previous`
             shutil.rmtree(previous, ignore_errors=True)

@@ -27,6 +27,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from entropy.atomic import check_writable
+
 from ..audio_io import audio_files, is_held_out
 from ..config import EncodecConfig
 from .checkpoint import (
@@ -160,6 +162,7 @@ def run(args: argparse.Namespace) -> None:
         restore(trainer, state, run_dir)
     else:
         make_run_dir(run_dir)
+    check_writable(run_dir / STATE_FILE)  # a folder it cannot write is said now, not at the first checkpoint
     sampling_rate, channels = model.config.sampling_rate, model.config.audio_channels
     training, validation = [], []
     if args.validation_dir is not None:  # a corpus with its own split: train on all of audio_dir

@@ -17,10 +17,11 @@ from ..checkpoints import TRAINING_STATISTICS, to_hub_keys
 from ..model import EncodecModel
 
 
-def export_generator(model: EncodecModel, path: str | Path) -> None:
+def export_generator(model: EncodecModel, path: str | Path, overwrite: bool = True) -> None:
+    """Write the compact export to `path` (an existing file is replaced only with `overwrite`)."""
     state = {key: value.detach().cpu().half().contiguous() for key, value in to_hub_keys(model.state_dict()).items()
              if not key.endswith(TRAINING_STATISTICS)}
-    with replacing(path) as (temporary,):
+    with replacing(path, overwrite=overwrite) as (temporary,):
         save_file(state, str(temporary), metadata={"format": "pt", "config": model.config.to_json_string()})
 
 

@@ -75,5 +75,5 @@ def run(args: argparse.Namespace) -> None:
     metadata = {"codec": {"name": Path(str(args.model)).name, "sha256": weights_sha256(codec.state_dict())},
                 "bits_per_token": {str(k): round(v, 4) for k, v in bits.items()},
                 "training": asdict(config)}
-    save_lm(lm.cpu(), output, metadata=metadata)
+    save_lm(lm.cpu(), output, metadata=metadata, overwrite=args.force)
     print(f"wrote {output}")
