@@ -218,12 +218,23 @@ class PacketLoss(_RandomTokenEffect):
             tokens = np.concatenate([last_tokens[..., None], tokens], axis=-1)
             received = np.concatenate([last_received[..., None], received], axis=-1)
             lost = np.concatenate([[False], lost])
-        last = np.maximum.accumulate(np.where(lost, -1, np.arange(lost.size)))
+        last = last_received_frames(lost)
         if lost.size and last[-1] >= 0:
             self._last_received = (tokens[..., last[-1]], received[..., last[-1]])
-        source = np.maximum(last, 0)
-        tokens, received = tokens[..., source], received[..., source] & (last >= 0)
+        tokens, received = repeat_frames(tokens, received, last)
         return (tokens[..., 1:], received[..., 1:]) if carried else (tokens, received)
+
+
+def last_received_frames(lost: np.ndarray) -> np.ndarray:
+    """For each frame (lost: (frames,) bool), the index of the last frame up to it that was not lost; -1 before any."""
+    return np.maximum.accumulate(np.where(lost, -1, np.arange(lost.size)))
+
+
+def repeat_frames(tokens: np.ndarray, received: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Repeat concealment: frame t of (tokens, received) [..., frames] becomes frame `last[t]`; frames with no
+    received frame before them (last -1) are not received."""
+    source = np.maximum(last, 0)
+    return tokens[..., source], received[..., source] & (last >= 0)
 
 
 def _fit_codebooks(frame: np.ndarray, codebooks: int) -> np.ndarray:
