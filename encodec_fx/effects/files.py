@@ -21,8 +21,9 @@ from entropy.atomic import replacing
 from entropy.number_checks import is_integer
 
 from ..audio_io import AUDIO_SUFFIXES, check_destination, open_audio, write_options
-from .chain import Chain
+from .chain import Chain, _leaves
 from .protocol import AUDIO, Effect
+from .ranges import check_frequencies_below_nyquist, check_plugin
 
 MAX_BLOCK_SIZE = 2**22  # 95 s at 44.1 kHz: larger blocks only cost memory (10**9 was a MemoryError)
 MAX_NATIVE_LATENCY_S = 10.0  # how much silence beyond the reported latency the flush may take
@@ -46,6 +47,7 @@ def process_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
             raise ValueError(f"{input_path} holds no audio samples")
         if rate != source.samplerate:
             raise ValueError(f"{input_path} has a sample rate of {source.samplerate} Hz; expected a whole number")
+        check_plugins(chain, rate)
         try:
             with replacing(output_path, overwrite=overwrite) as (temporary,), \
                     AudioFile(str(temporary), "w", samplerate=rate, num_channels=channels,
@@ -64,6 +66,15 @@ def process_file(input_path: str | os.PathLike, output_path: str | os.PathLike,
                     bar.update(block.shape[-1])
         finally:
             chain.reset()
+
+
+def check_plugins(chain: Chain, sample_rate: int) -> None:
+    """The chain's native plugins against their ranges (a chain built in Python was not parsed) and their
+    filter frequencies against the Nyquist frequency of this file: refused before any output is made."""
+    plugins = [(index, stage) for index, stage in enumerate(_leaves([chain])) if isinstance(stage, pedalboard.Plugin)]
+    for index, plugin in plugins:
+        check_plugin(plugin, f"stage {index} ({type(plugin).__name__})")
+    check_frequencies_below_nyquist(plugins, sample_rate)
 
 
 def _blocks(source: AudioFile, chain: Chain, rate: int, channels: int, block_size: int, frames: int):

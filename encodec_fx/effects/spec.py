@@ -7,8 +7,9 @@ every parameter with `ast.literal_eval`: nothing in it is ever run as code.
 Names, case-insensitive: our effects by short name or class name (`encodec` or `encodeccompressor`),
 and pedalboard's plugins by class name, with or without a `filter` suffix (`highpass`,
 `HighpassFilter`), or by an alias such as `mp3`. Codec stages without `model=` use the default model.
-The whole spec is checked before any audio runs: each stage's parameters by the effect itself, a
-codec stage's bandwidth against its model and a token stage's parameters against the codes the
+The whole spec is checked before any audio runs: each stage's parameters by the effect itself (a
+native plugin's also against `ranges.RANGES`, and an impulse response must be a regular audio file),
+a codec stage's bandwidth against its model and a token stage's parameters against the codes the
 encoder before it gives.
 """
 
@@ -30,6 +31,7 @@ from .codec import EncodecCompressor, EncodecDecoder, EncodecEncoder
 from .codes import Codes
 from .layout import AudioLayout
 from .model_source import ModelSource, load_effect_model
+from .ranges import check_impulse_response, check_plugin
 from .tokens import BandwidthSchedule, CodebookTruncation, PacketLoss, TokenSubstitution
 
 OUR_EFFECTS: dict[str, type] = {
@@ -141,12 +143,17 @@ def _build_stage(node: ast.expr, where: str, default_model: ModelSource | None,
     if issubclass(cls, CODEC_EFFECTS):
         kwargs["device"] = _device(kwargs.get("device", default_device), where)
         kwargs["model"] = _model(kwargs.get("model", default_model), kwargs["device"], models, where)
+    if cls is pedalboard.Convolution:  # before pedalboard opens it: a FIFO would block, junk would pass as silence
+        check_impulse_response(kwargs.get("impulse_response_filename", args[0] if args else None), where)
     try:
-        return cls(*args, **kwargs)
+        stage = cls(*args, **kwargs)
     except (TypeError, ValueError, RuntimeError) as error:  # pedalboard: RuntimeError for e.g. a missing file
-        plugin_signature = issubclass(cls, pedalboard.Plugin) and not isinstance(error, RuntimeError)
+        plugin_signature = issubclass(cls, pedalboard.Plugin) and isinstance(error, TypeError)  # ValueError: a range
         detail = "bad parameters" if plugin_signature else str(error).splitlines()[0]
         raise ValueError(f"{where}: {detail}; {cls.__name__} accepts: {_parameters(cls)}") from None
+    if isinstance(stage, pedalboard.Plugin):
+        check_plugin(stage, where)  # what pedalboard lets through to arithmetic that blows up
+    return stage
 
 
 def _device(device: str | torch.device | None, where: str) -> torch.device | None:
