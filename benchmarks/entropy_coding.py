@@ -7,8 +7,10 @@ payload bits over the ideal −Σ log2 p of the same stepwise probabilities), an
 real-time factors on one thread; then, per bandwidth over all files, each mode's kbps (total bits
 over total duration) and the LM's saving against raw codes beside the paper's, for whole archives
 and for the payloads alone (without the header, segment framing and index, which weigh on short
-files; the paper's figures are payloads); last, the LM step's time at 6 kbps, float against the
-PortableLM that coding runs, side by side. Without --model/--lm, a full-size 24 kHz codec and paper-size LM
+files; the paper's figures are payloads); then the LM step's time at 6 kbps, float against the
+PortableLM that coding runs, side by side; last (alone with --archive-only), version 3's overhead bytes per
+archive, transcoding against compressing at the lower bandwidth, and decoding 10 s from the middle of a
+one-hour archive. Without --model/--lm, a full-size 24 kHz codec and paper-size LM
 with random weights are used: the sizes then say nothing about the savings a trained LM gives (that
 needs the shipped model), but the speeds and the coding overhead are real. Without AUDIO, 30 s of
 synthetic music-like audio is used.
@@ -100,6 +102,8 @@ def main() -> None:
     parser.add_argument("audio", nargs="*", type=Path)
     parser.add_argument("--model")
     parser.add_argument("--lm")
+    parser.add_argument("--archive-only", action="store_true",
+                        help="only the version 3 archive costs: overhead, transcode, time ranges")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -110,6 +114,13 @@ def main() -> None:
     config = model.config
     lm = load_lm(args.lm) if args.lm else EntropyLM(lm_config_for(
         config.num_quantizers, config.codebook_size, config.frame_rate, "paper", intra_frame=False)).eval()
+    if args.archive_only:
+        with tempfile.TemporaryDirectory() as directory:
+            path = args.audio[0] if args.audio else Path(directory) / "synthetic.wav"
+            if not args.audio:
+                synthetic_audio(path)
+            archive_costs(model, lm, path)
+        return
     with tempfile.TemporaryDirectory() as directory:
         directory = Path(directory)
         files = args.audio or [directory / "synthetic.wav"]
@@ -155,6 +166,52 @@ def main() -> None:
             print(f"{name} {bandwidth:>5g} kbps: raw {kbps['raw']:.2f}, static {kbps['static']:.2f}, "
                   f"lm {kbps['lm']:.2f}; saving {100 * (1 - kbps['lm'] / kbps['raw']):.1f} %{paper_text}")
     step_speeds(lm, model.num_quantizers_for_bandwidth(6.0))
+    archive_costs(model, lm, files[0])
+
+
+def archive_costs(model: EncodecModel, lm: EntropyLM, path: Path, hour_seconds: float = 3600.0) -> None:
+    """Version 3's overhead bytes per archive (header, framing, index: all but the payloads), transcoding
+    against compressing at the lower bandwidth, and decoding 10 s from the middle of a one-hour archive."""
+    from encodec_fx.compress import decode_range, transcode_file
+    from entropy.describe import describe_archive
+    bandwidths = model.config.target_bandwidths
+    with tempfile.TemporaryDirectory() as directory:
+        directory = Path(directory)
+        print(f"\n{path.name}: overhead bytes (header, framing, index) and transcode {bandwidths[2]:g} → "
+              f"{bandwidths[0]:g} kbps against compressing at {bandwidths[0]:g}, one thread:")
+        for mode in ("raw", "static", "lm"):
+            high, low, out = (directory / f"{name}.ecfx" for name in ("high", "low", "out"))
+            options = dict(model_name="encodec-fx-24khz", mode=mode, lm=lm if mode == "lm" else None,
+                           lm_name="encodec-fx-24khz-lm", overwrite=True, progress=False)
+            compress_file(path, high, model, bandwidth=bandwidths[2], **options)
+            start = time.perf_counter()
+            compress_file(path, low, model, bandwidth=bandwidths[0], **options)
+            compress_time = time.perf_counter() - start
+            start = time.perf_counter()
+            transcode_file(high, out, bandwidth=bandwidths[0], mode=mode, lm=options["lm"],
+                           lm_name=options["lm_name"], source_lm=options["lm"], overwrite=True)
+            transcode_time = time.perf_counter() - start
+            described = describe_archive(low)
+            print(f"  {mode:<6}: {described['overhead_bytes']} overhead + {described['payload_bytes']} payload bytes; "
+                  f"compress {compress_time:.2f} s, transcode {transcode_time:.3f} s "
+                  f"({compress_time / transcode_time:.0f}× faster, same bytes: {out.read_bytes() == low.read_bytes()})")
+        # a range decodes only the segments it needs, so its cost does not grow with the archive: the LM's is
+        # measured on 2 minutes (coding an hour with the LM would take an hour), the static one's on an hour
+        for mode, seconds in (("raw", hour_seconds), ("static", hour_seconds), ("lm", 120.0)):
+            audio, archive = directory / f"{seconds:.0f}.wav", directory / f"long-{mode}.ecfx"
+            if not audio.exists():
+                synthetic_audio(audio, seconds=seconds, rate=model.config.sampling_rate)
+            start = time.perf_counter()
+            compress_file(audio, archive, model, bandwidth=6.0, model_name="codec", mode=mode,
+                          lm=lm if mode == "lm" else None, overwrite=True, progress=False)
+            made = time.perf_counter() - start
+            timings = []
+            for _ in range(3):
+                start = time.perf_counter()
+                decode_range(archive, model, lm=lm, start=seconds / 2, duration=10.0)
+                timings.append(time.perf_counter() - start)
+            print(f"  {seconds / 60:.0f}-min archive, {mode} at 6 kbps ({archive.stat().st_size} bytes, made in "
+                  f"{made:.0f} s): 10 s from the middle decoded in {min(timings):.2f} s (best of 3)")
 
 
 if __name__ == "__main__":

@@ -28,13 +28,13 @@ import torch
 from pedalboard.io import AudioFile
 from tqdm import tqdm
 
-from entropy.archive import ARCHIVE_SUFFIX, ArchiveHeader, ArchiveReader, ArchiveWriter, Segment, Unit
+from entropy.archive import ARCHIVE_SUFFIX, ArchiveError, ArchiveHeader, ArchiveReader, ArchiveWriter, Segment, Unit
 from entropy.atomic import replacing
 from entropy.coding import CODING_MODES, StaticModel, decode_many, encode_many
 from entropy.lm import EntropyLM
 from entropy.portable_lm import PortableLM
 
-from .audio_io import AUDIO_SUFFIXES, check_destination, open_audio, resampled
+from .audio_io import AUDIO_SUFFIXES, check_destination, open_audio, resampled, write_audio
 from .channels import from_model_channels, to_model_channels
 from .checkpoints import weights_sha256
 from .config import EncodecConfig
@@ -75,11 +75,11 @@ def identity(name: str, module: torch.nn.Module) -> dict:
 
 def check_identity(kind: str, needed: dict, module: torch.nn.Module | None, parameter: str) -> None:
     """Refuse to decode with a missing or different codec/LM, naming the one needed and the `parameter` that
-    takes it."""
+    takes it. Version 3 archives keep a 32-hex-digit prefix of the sha256, version 2 all of it."""
     wanted = f"{kind} {needed['name']!r} (sha256 {needed['sha256'][:12]}…)"
     if module is None:
         raise ValueError(f"this archive needs the {wanted}; pass it as the `{parameter}` argument")
-    if weights_sha256(module.state_dict()) != needed["sha256"]:
+    if not weights_sha256(module.state_dict()).startswith(needed["sha256"]):
         raise ValueError(f"this archive needs the {wanted}, but the given {kind} has other weights; "
                          f"pass the right one as the `{parameter}` argument")
 
@@ -108,16 +108,34 @@ def check_fits(header: ArchiveHeader, model: EncodecModel) -> None:
 # --- compression ---------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Facts:
+    """What an archive's header takes from the codec and the audio, not from the codes: from the model
+    when compressing, from the source archive when transcoding."""
+
+    codec: dict
+    sample_rate: int
+    channels: int
+    audio_length: int
+    model_sample_rate: int
+    frame_rate: float
+    chunk_length: int | None
+    chunk_stride: int | None
+    units_per_segment: int
+    segment_seconds: float
+    model_audio_length: int | None
+    card: int
+
+
 def compress_file(source: str | os.PathLike, destination: str | os.PathLike, model: EncodecModel, *,
                   bandwidth: float, model_name: str, mode: str = AUTO, lm: EntropyLM | None = None,
-                  lm_name: str | None = None, overwrite: bool = False, progress: bool = True) -> ArchiveHeader:
+                  lm_name: str | None = None, overwrite: bool = False, progress: bool = True,
+                  parity: int = 0) -> ArchiveHeader:
     """Compress an audio file into a `.ecfx` archive at `bandwidth` kbps; returns its header. `mode` is a
     coding mode, or "auto": each mode there is a model for (lm only with `lm`), keeping the one that
-    gives the smallest archive (the header records it)."""
-    if mode not in (*CODING_MODES, AUTO):
-        raise ValueError(f"coding mode {mode!r} is not one of {', '.join((*CODING_MODES, AUTO))}")
-    if mode == "lm" and lm is None:
-        raise ValueError("coding mode 'lm' needs an LM; pass one, or use mode 'static' or 'raw'")
+    gives the smallest archive (the header records it). `parity` K adds a parity segment after every K
+    segments, which rebuilds any one damaged segment of the K (0: none)."""
+    _check_coding(mode, lm, parity)
     check_modules(model, lm)
     if not isinstance(model_name, (str, os.PathLike)) or not str(model_name):
         raise ValueError("model_name is how the archive names its codec (a shipped name or a path), "
@@ -135,27 +153,109 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
         blocks = ModelBlocks(model_reader(file, source, config), config)
         with _progress_bar(length / sample_rate, progress, "compress") as advance:
             units = list(code_units(model, bandwidth, blocks, advance))
-    units_per_segment = _units_per_segment(model)
+    facts = _Facts(identity(str(model_name), model), sample_rate, channels, length, config.sampling_rate,
+                   config.frame_rate, config.chunk_length, config.chunk_stride, _units_per_segment(model),
+                   _segment_seconds(model), blocks.samples, config.codebook_size)
+    return _write_archive(destination, units, facts, bandwidth, mode, lm, lm_name, overwrite, parity)
+
+
+def transcode_file(source: str | os.PathLike, destination: str | os.PathLike, *, bandwidth: float | None = None,
+                   mode: str | None = None, lm: EntropyLM | None = None, lm_name: str | None = None,
+                   source_lm: EntropyLM | None = None, parity: int | None = None, overwrite: bool = False,
+                   repaired: list[int] | None = None) -> ArchiveHeader:
+    """Re-code an archive without its audio: keep the first codebooks for a lower `bandwidth` (residual
+    quantisation makes a lower bandwidth's codes the first codebooks of a higher one's), and/or entropy-code
+    them in another `mode` (a coding mode or "auto") or with another LM. Writes a version 3 archive, byte for
+    byte the one `compress_file` writes from the audio at that bandwidth and mode; returns its header.
+
+    None keeps the archive's bandwidth, mode (lm needs `lm`) and parity. `source_lm` is the LM the archive
+    was coded with, if it was. Segments that parity rebuilds are transcoded as written (their numbers go to
+    `repaired`); one that cannot be rebuilt is an error, as there are no codes to write for it."""
+    if lm is not None and not isinstance(lm, EntropyLM) or source_lm is not None and not isinstance(source_lm,
+                                                                                                   EntropyLM):
+        raise TypeError("lm and source_lm must be EntropyLMs (encodec_fx.load_lm(name or path)) or None")
+    check_destination(destination, overwrite, {ARCHIVE_SUFFIX}, source=source)
+    with ArchiveReader(source) as reader:
+        header = ArchiveHeader.from_dict(reader.header)
+        n_q = header.n_q if bandwidth is None else _codebooks_for(header, bandwidth)
+        mode = mode if mode is not None else header.coding_mode
+        parity = header.parity if parity is None else parity
+        _check_coding(mode, lm, parity)
+        if header.coding_mode == "lm":
+            check_identity("LM", header.lm, source_lm, "source_lm")
+        if lm is not None and lm.config.n_q < n_q:
+            raise ValueError(f"the LM predicts {lm.config.n_q} codebooks; the archive's codes have {n_q}")
+        static = StaticModel.from_bytes(header.static_model) if header.static_model else None
+        coder = PortableLM(source_lm) if header.coding_mode == "lm" else None
+        numbered = _numbered(reader.scan(recover=True), header, False, [])
+        streams = len(reader.segment(0).units[0].payloads)  # version 2 headers do not say
+        units: list[CodedUnit] = []
+        for item in _decoded(numbered, header, streams, coder, static, False, []):
+            segment, codes = item  # without recover, a lost segment has raised
+            for unit, unit_codes in zip(segment.units, codes):
+                scales = None if math.isnan(unit.scales[0]) else np.array(unit.scales, np.float32)
+                units.append(CodedUnit(unit_codes[:, :n_q], scales))
+        if repaired is not None:
+            repaired += sorted(reader.repaired)
+    card = lm.config.card if lm is not None else static.card if static is not None else 1 << 10
+    facts = _Facts(header.codec, header.sample_rate, header.channels, header.audio_length, header.model_sample_rate,
+                   header.frame_rate, header.chunk_length, header.chunk_stride, -(-header.units // header.segments),
+                   header.segment_seconds, header.model_audio_length, card)
+    new_bandwidth = header.bandwidth if bandwidth is None else float(as_number(bandwidth))
+    return _write_archive(destination, units, facts, new_bandwidth, mode, lm, lm_name, overwrite, parity)
+
+
+def _codebooks_for(header: ArchiveHeader, bandwidth: float) -> int:
+    """Codebooks at `bandwidth` kbps for the archive's frame rate (10-bit codes): a whole number, at most the
+    archive's."""
+    bandwidth = as_number(bandwidth)
+    per_codebook = header.frame_rate * 10 / 1000
+    n_q = round(bandwidth / per_codebook) if isinstance(bandwidth, (int, float)) and math.isfinite(bandwidth) else 0
+    if n_q < 1 or abs(n_q * per_codebook - bandwidth) > 1e-9:
+        raise ValueError(f"bandwidth {bandwidth!r} kbps is not a whole number of codebooks of {per_codebook:g} kbps "
+                         f"for this archive (it holds {header.bandwidth:g} kbps)")
+    if n_q > header.n_q:
+        raise ValueError(f"cannot transcode to {bandwidth:g} kbps: the archive holds {header.bandwidth:g} kbps of "
+                         "codes, and a higher bandwidth needs the audio (compress it again)")
+    return n_q
+
+
+def _check_coding(mode: str, lm: EntropyLM | None, parity: int) -> None:
+    if mode not in (*CODING_MODES, AUTO):
+        raise ValueError(f"coding mode {mode!r} is not one of {', '.join((*CODING_MODES, AUTO))}")
+    if mode == "lm" and lm is None:
+        raise ValueError("coding mode 'lm' needs an LM; pass one, or use mode 'static' or 'raw'")
+    if isinstance(parity, bool) or not isinstance(parity, int) or not 0 <= parity < 1 << 16:
+        raise ValueError(f"parity must be a whole number of segments per parity segment, 0 for none, got {parity!r}")
+
+
+def _write_archive(destination: str | os.PathLike, units: list[CodedUnit], facts: _Facts, bandwidth: float,
+                   mode: str, lm: EntropyLM | None, lm_name: str | None, overwrite: bool, parity: int) -> ArchiveHeader:
+    """Codes → archive: segments of `facts.units_per_segment` units, each coding mode tried ("auto") and the
+    smallest archive kept. Compression and transcoding both end here, so that an archive transcoded to a
+    lower bandwidth is byte for byte the one compressing at that bandwidth writes."""
+    units_per_segment = facts.units_per_segment
     segments = [units[start: start + units_per_segment] for start in range(0, len(units), units_per_segment)]
     lm_group = max(1, LM_GROUP_ROWS // (units_per_segment * len(units[0].codes)))
     candidates = [mode] if mode != AUTO else ["static", "raw", *(["lm"] if lm is not None else [])]
     static = StaticModel.from_codes(np.concatenate([c for u in units for c in u.codes], axis=-1),
-                                    card=config.codebook_size) if "static" in candidates else None
+                                    card=facts.card) if "static" in candidates else None
     coded = {candidate: _archived(segments, candidate, PortableLM(lm) if candidate == "lm" else None, static,
                                   lm_group if candidate == "lm" else 1) for candidate in candidates}
-    # the static table sits in the header as base64; a short file's codes may not pay for it
-    table = 4 * math.ceil(len(static.to_bytes()) / 3) if static is not None else 0
+    table = len(static.to_bytes()) if static is not None else 0  # the static table sits in the header
     mode = min(candidates, key=lambda candidate: coded[candidate][1] + (table if candidate == "static" else 0))
     header = ArchiveHeader(
-        codec=identity(str(model_name), model), lm=identity(lm_name or "lm", lm) if mode == "lm" else None,
-        coding_mode=mode, sample_rate=sample_rate, channels=channels, audio_length=length,
-        model_sample_rate=config.sampling_rate, bandwidth=bandwidth, n_q=units[0].codes.shape[1],
-        frame_rate=config.frame_rate, chunk_length=config.chunk_length, chunk_stride=config.chunk_stride,
+        codec=facts.codec, lm=identity(lm_name or "lm", lm) if mode == "lm" else None,
+        coding_mode=mode, sample_rate=facts.sample_rate, channels=facts.channels, audio_length=facts.audio_length,
+        model_sample_rate=facts.model_sample_rate, bandwidth=bandwidth, n_q=units[0].codes.shape[1],
+        frame_rate=facts.frame_rate, chunk_length=facts.chunk_length, chunk_stride=facts.chunk_stride,
         segment_frames=units_per_segment * units[0].codes.shape[-1],
-        static_model=static.to_bytes() if mode == "static" else None, model_audio_length=blocks.samples,
+        static_model=static.to_bytes() if mode == "static" else None, model_audio_length=facts.model_audio_length,
         segments=len(segments), units=len(units), frames=sum(u.codes.shape[-1] for u in units),
-        segment_seconds=_segment_seconds(model), lm_group_segments=lm_group if mode == "lm" else 1)
-    with ArchiveWriter(destination, header.to_dict(), overwrite=overwrite) as writer:
+        segment_seconds=facts.segment_seconds, lm_group_segments=lm_group if mode == "lm" else 1,
+        streams=len(units[0].codes), unit_frames=units[0].codes.shape[-1], scaled=units[0].scales is not None,
+        parity=parity)
+    with ArchiveWriter(destination, header, overwrite=overwrite) as writer:
         for segment in coded[mode][0]:
             writer.write_segment(segment)
     return header
@@ -277,19 +377,22 @@ class LostSegment:
 
 def decompress_file(source: str | os.PathLike, destination: str | os.PathLike, model: EncodecModel | None, *,
                     lm: EntropyLM | None = None, overwrite: bool = False, recover: bool = False,
-                    progress: bool = True) -> list[LostSegment]:
+                    progress: bool = True, start: float | None = None, duration: float | None = None,
+                    repaired: list[int] | None = None) -> list[LostSegment]:
     """Decode an archive to an audio file at its original rate, channels and length.
 
     Damaged or missing segments raise, naming the segment; with `recover`, they become silence and
-    are returned instead."""
+    are returned instead. Segments that parity rebuilt (version 3) decode as written; their numbers are
+    appended to `repaired` when given. With `start` and/or `duration` (seconds), only that time range is
+    decoded and written (`decode_range`)."""
     check_modules(model, lm, model_optional=True)
     destination = check_destination(destination, overwrite, AUDIO_SUFFIXES, source=source)
+    if start is not None or duration is not None:
+        audio, header, lost = _range(source, model, lm, start or 0.0, duration, recover, repaired)
+        write_audio(destination, audio, header.sample_rate, overwrite=overwrite)
+        return lost
     with ArchiveReader(source) as reader:
-        header = ArchiveHeader.from_dict(reader.header)
-        check_identity("codec", header.codec, model, "model")
-        check_fits(header, model)
-        if header.coding_mode == "lm":
-            check_identity("LM", header.lm, lm, "lm")
+        header = _checked_header(reader, model, lm)
         static = StaticModel.from_bytes(header.static_model) if header.static_model else None
         lost: list[LostSegment] = []
         numbered = _numbered(reader.scan(recover=True), header, recover, lost)
@@ -301,13 +404,127 @@ def decompress_file(source: str | os.PathLike, destination: str | os.PathLike, m
             for audio in decode_audio(model, header, decoded):
                 advance(audio.shape[-1] / header.model_sample_rate)
                 sink.write(audio)
+        if repaired is not None:
+            repaired += sorted(reader.repaired)
     return lost
 
 
-def check_archive_codes(source: str | os.PathLike,
-                        lm: EntropyLM | None = None) -> tuple[ArchiveHeader, list[LostSegment]]:
+def _checked_header(reader: ArchiveReader, model: EncodecModel, lm: EntropyLM | None) -> ArchiveHeader:
+    header = ArchiveHeader.from_dict(reader.header)
+    check_identity("codec", header.codec, model, "model")
+    check_fits(header, model)
+    if header.coding_mode == "lm":
+        check_identity("LM", header.lm, lm, "lm")
+    return header
+
+
+RANGE_WARMUP_FRAMES = 150
+"""Code frames decoded before a time range (2 s at 75 Hz) for a streaming (causal) model, whose output
+depends on what came before through its convolutions' context and its LSTM's state. Measured with the
+shipped model on speech at 1.5 and 24 kbps, the largest difference to the whole decode: 3e-5 after 75
+frames of warm-up, 4e-7 after 100, 3e-7 (float rounding) after 150; the tests hold it to 1e-5."""
+
+
+def decode_range(source: str | os.PathLike, model: EncodecModel, *, start: float = 0.0,
+                 duration: float | None = None, lm: EntropyLM | None = None, recover: bool = False,
+                 repaired: list[int] | None = None) -> np.ndarray:
+    """The audio from `start` seconds for `duration` seconds (to the end if None) as float32 (channels,
+    samples) at the original rate: the samples the whole decode gives there, decoding only the segments
+    the range needs (found through the index) and, before it, enough of the codes for the model to warm up.
+    A range that runs past the end is cut at the end; one that starts past it, or a negative start or
+    duration, is refused."""
+    check_modules(model, lm)
+    return _range(source, model, lm, start, duration, recover, repaired)[0]
+
+
+def _range(source: str | os.PathLike, model: EncodecModel, lm: EntropyLM | None, start: float,
+           duration: float | None, recover: bool, repaired: list[int] | None
+           ) -> tuple[np.ndarray, ArchiveHeader, list[LostSegment]]:
+    start = as_number(start)
+    if not math.isfinite(start) or start < 0:
+        raise ValueError(f"start must be a finite number of seconds >= 0, got {start!r}")
+    if duration is not None and (not math.isfinite(as_number(duration)) or as_number(duration) < 0):
+        raise ValueError(f"duration must be a finite number of seconds >= 0, got {duration!r}")
+    config = model.config
+    with ArchiveReader(source) as reader:
+        header = _checked_header(reader, model, lm)
+        rate, model_rate = header.sample_rate, header.model_sample_rate
+        total = header.audio_length / rate
+        if start >= total:
+            raise ValueError(f"start {start:g} s is past the end of the archive's audio ({total:g} s)")
+        first = round(start * rate)
+        end = header.audio_length if duration is None else min(header.audio_length, first + round(duration * rate))
+        model_length = header.model_audio_length or -(-header.audio_length * model_rate // rate)
+        resampler = None if rate == model_rate else Resampler(model_rate, rate)
+        up, down = (1, 1) if resampler is None else (resampler.up, resampler.down)
+        margin = 0 if resampler is None else len(resampler.taps) // up + down + 2  # model samples the filter reaches
+        model_first = max(0, (first * down // up - margin) // down * down)  # outputs line up with the stream's
+        model_end = min(model_length, -(-end * down // up) + margin)
+        numbers, offset, trim = _range_plan(header, config, model_first, model_end)
+        static = StaticModel.from_bytes(header.static_model) if header.static_model else None
+        lost: list[LostSegment] = []
+        segments: list[tuple[int, Segment | None]] = []
+        for number in numbers:
+            try:
+                segments.append((number, reader.segment(number)))
+            except ArchiveError as error:
+                if not recover:
+                    raise
+                _lose(lost, number, header, str(error))
+                segments.append((number, None))
+        coder = PortableLM(lm) if header.coding_mode == "lm" else None
+        streams = _streams(header, config.audio_channels)
+        decoded = list(_decode_group(segments, header, streams, -(-header.units // header.segments), coder, static,
+                                     recover, lost))
+        if repaired is not None:
+            repaired += sorted(reader.repaired)
+    if decoded and not isinstance(decoded[0], int):
+        segment, codes = decoded[0]
+        if config.chunk_length is None:
+            decoded[0] = (segment, [codes[0][..., trim:]])
+        else:
+            decoded[0] = (Segment(segment.number, segment.first_frame, segment.frames, segment.units[trim:]),
+                          codes[trim:])
+    with torch.inference_mode():
+        blocks = [from_model_channels(block.float().cpu().numpy(), header.channels)
+                  for block in decode_audio(model, header, decoded) if block.numel()]
+    audio = np.concatenate(blocks, axis=-1)[:, model_first - offset: model_end - offset]
+    if resampler is not None:
+        audio = np.concatenate([resampler.process(np.ascontiguousarray(audio)),
+                                resampler.flush() if model_end == model_length else
+                                np.zeros((header.channels, 0), np.float32)], axis=-1)
+        audio = audio[:, first - model_first * up // down: end - model_first * up // down]
+    else:
+        audio = audio[:, first - model_first: end - model_first]
+    if audio.shape[-1] < end - first:  # as the whole decode pads: an archive of another resampler
+        audio = np.pad(audio, ((0, 0), (0, end - first - audio.shape[-1])))
+    return np.ascontiguousarray(audio, dtype=np.float32), header, lost
+
+
+def _range_plan(header: ArchiveHeader, config: EncodecConfig, model_first: int, model_end: int
+                ) -> tuple[list[int], int, int]:
+    """The segments that model samples [model_first, model_end) need; the model sample their decode starts at;
+    and how many frames (streaming models) or units (chunked) of the first to skip. A streaming model starts
+    RANGE_WARMUP_FRAMES early; a chunked one a chunk early, whose tail overlaps the first chunk needed."""
+    segment_frames = header.segment_frames
+    if config.chunk_length is None:
+        hop = config.hop_length
+        first_frame = max(0, model_first // hop - RANGE_WARMUP_FRAMES)
+        last_frame = min(header.frames, -(-model_end // hop)) - 1
+        first, last = first_frame // segment_frames, max(first_frame, last_frame) // segment_frames
+        return list(range(first, last + 1)), first_frame * hop, first_frame - first * segment_frames
+    stride, per_segment = config.chunk_stride, -(-header.units // header.segments)
+    first_unit = max(0, model_first // stride - 1)
+    last_unit = min(header.units - 1, max(first_unit, (model_end - 1) // stride))
+    first, last = first_unit // per_segment, last_unit // per_segment
+    return list(range(first, last + 1)), first_unit * stride, first_unit - first * per_segment
+
+
+def check_archive_codes(source: str | os.PathLike, lm: EntropyLM | None = None,
+                        repaired: list[int] | None = None) -> tuple[ArchiveHeader, list[LostSegment]]:
     """Read every segment (CRCs) and entropy-decode every frame's codes, writing no audio; the header and
-    the segments that are damaged, missing or do not decode (`verify`)."""
+    the segments that are damaged, missing or do not decode (`verify`). Segments that parity rebuilds are
+    not lost; their numbers go to `repaired`."""
     with ArchiveReader(source) as reader:
         header = ArchiveHeader.from_dict(reader.header)
         if header.coding_mode == "lm":
@@ -320,6 +537,8 @@ def check_archive_codes(source: str | os.PathLike,
         coder = PortableLM(lm) if header.coding_mode == "lm" else None
         for _ in _decoded(segments, header, streams, coder, static, True, lost):
             pass
+        if repaired is not None:
+            repaired += sorted(reader.repaired)
     return header, sorted(lost, key=lambda segment: segment.number)
 
 

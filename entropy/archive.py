@@ -25,11 +25,14 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Mapping
 
+from entropy import format_v3 as v3
+
 from . import atomic
 
 ARCHIVE_SUFFIX = ".ecfx"
 ARCHIVE_MAGIC = b"ECFX"
-ARCHIVE_VERSION = 2  # 2: LM payloads coded with PortableLM arithmetic (1: float, CPU-dependent)
+ARCHIVE_VERSION = 3  # 3: binary header and framing, parity (2: JSON header; 1: float LM, CPU-dependent)
+READ_VERSIONS = (2, 3)
 SEGMENT_MARKER = b"SG"
 INDEX_MARKER = b"IX"
 FOOTER_MAGIC = b"XFCE"
@@ -162,6 +165,10 @@ class ArchiveHeader:
     static_model: bytes | None = None
     model_audio_length: int | None = None  # samples at the model's rate, before the codec's padding
     lm_group_segments: int = 1  # segments whose payloads were LM-coded as rows of one batch
+    streams: int = 1  # payloads per unit (version 3 needs it; version 2 archives leave it to the codec)
+    unit_frames: int | None = None  # frames of every unit but the last; None: segment_frames (unchunked)
+    scaled: bool = False  # whether units carry the chunks' loudness scales (models that normalise)
+    parity: int = 0  # data segments per parity segment (version 3), 0 for none
 
     def __post_init__(self) -> None:
         """Refuse values no archive encodec-fx writes can hold: the header's CRC only says that
@@ -171,7 +178,7 @@ class ArchiveHeader:
             raise ValueError(f"the archive header's {name} must be {accepted}, got {getattr(self, name)!r}")
 
         for name in ("sample_rate", "channels", "audio_length", "model_sample_rate", "n_q", "segment_frames",
-                     "segments", "units", "frames", "lm_group_segments"):
+                     "segments", "units", "frames", "lm_group_segments", "streams"):
             if not _is_int(getattr(self, name)) or getattr(self, name) < 1:
                 refuse(name, "a positive integer")
         for name in ("chunk_length", "chunk_stride", "model_audio_length"):
@@ -183,8 +190,12 @@ class ArchiveHeader:
                 refuse(name, "a positive number")
         if not _is_identity(self.codec):
             refuse("codec", "an object with the codec's name and sha256")
-        if self.coding_mode not in ("lm", "static", "raw"):
-            refuse("coding_mode", "lm, static or raw")
+        if self.coding_mode not in v3.CODING_MODE_IDS:
+            refuse("coding_mode", ", ".join(v3.CODING_MODE_IDS))
+        if self.unit_frames is not None and (not _is_int(self.unit_frames) or self.unit_frames < 1):
+            refuse("unit_frames", "a positive integer or null")
+        if not _is_int(self.parity) or self.parity < 0:
+            refuse("parity", "a non-negative integer")
         if self.coding_mode == "lm" and not _is_identity(self.lm):
             refuse("lm", "an object with the LM's name and sha256, as the coding mode is lm")
         if self.coding_mode == "static" and self.static_model is None:
@@ -202,12 +213,24 @@ class ArchiveHeader:
         if missing:
             raise ValueError(f"the archive header lacks the fields {missing}")
         values = {field.name: header[field.name] for field in fields(cls) if field.name in header}
-        if values.get("static_model") is not None:
+        if values.get("static_model") is not None and not isinstance(values["static_model"], bytes):  # v2: base64
             try:
                 values["static_model"] = base64.b64decode(values["static_model"], validate=True)
             except (binascii.Error, TypeError, ValueError):
                 raise ValueError("the archive header's static_model must be base64 text") from None
         return cls(**values)
+
+    def geometry(self) -> v3.Geometry:
+        """The segments' layout this header implies (version 3 stores only this, and derives the rest)."""
+        unit_frames = self.unit_frames or self.segment_frames
+        if self.segment_frames % unit_frames:
+            raise ValueError(f"segment_frames {self.segment_frames} is not a whole number of units of {unit_frames}")
+        geometry = v3.Geometry(self.frames, unit_frames, self.segment_frames // unit_frames, self.streams,
+                               self.scaled, self.parity)
+        if (geometry.units, geometry.segments) != (self.units, self.segments):
+            raise ValueError(f"the header's {self.units} units in {self.segments} segments do not follow from "
+                             f"{self.frames} frames in units of {unit_frames}, {geometry.segment_units} per segment")
+        return geometry
 
 
 class ArchiveWriter:
@@ -219,17 +242,35 @@ class ArchiveWriter:
     unclosed removes its temporary file when it is garbage-collected (or at exit). Segments must come
     in order: numbers 0, 1, 2... covering frames contiguously from frame 0. An existing `path` is
     replaced only with `overwrite=True`.
+
+    `version` 3 (the default for an `ArchiveHeader`) stores the header in binary and derives each
+    segment's frames and units from it, so segments must match the header's geometry, and adds a
+    parity segment after every `header.parity` segments. A plain dict header is written as version 2,
+    whose JSON header keeps any keys.
     """
 
     def __init__(self, path: str | os.PathLike, header: Mapping[str, Any] | ArchiveHeader, *,
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, version: int | None = None) -> None:
         if not isinstance(path, (str, bytes, os.PathLike)):
             raise TypeError(f"the archive path must be a str or os.PathLike, got {type(path).__name__}")
         self.path = os.fsdecode(os.fspath(path))
         self.overwrite = overwrite
         self._file = None
         self._failure: str | None = None  # why the archive was discarded, if an error did it
-        header_json = _header_json(header.to_dict() if isinstance(header, ArchiveHeader) else header)
+        self.version = version if version is not None else 3 if isinstance(header, ArchiveHeader) else 2
+        if self.version not in READ_VERSIONS:
+            raise ValueError(f"version must be one of {READ_VERSIONS}, got {version!r}")
+        self._geometry: v3.Geometry | None = None
+        if self.version == 3:
+            typed = header if isinstance(header, ArchiveHeader) else ArchiveHeader.from_dict(header)
+            self._geometry = typed.geometry()
+            preamble_bytes = v3.encode_header(typed, self._geometry)
+            self._sizes: list[int] = []  # of every segment written, parity included
+            self._group: list[bytes] = []  # the data segments of the parity group being written
+        else:
+            header_json = _header_json(header.to_dict() if isinstance(header, ArchiveHeader) else header)
+            preamble = _PREAMBLE.pack(ARCHIVE_MAGIC, 2, len(header_json)) + header_json
+            preamble_bytes = preamble + _crc(preamble)
         directory = os.path.dirname(os.path.abspath(self.path))
         if os.path.isdir(self.path):
             raise IsADirectoryError(f"cannot write {self.path}: it is a folder; give a file name")
@@ -245,9 +286,8 @@ class ArchiveWriter:
         self._offset = 0
         self._entries: list[tuple[int, int, int]] = []  # offset, first frame, frames
         self._next_frame = 0
-        preamble = _PREAMBLE.pack(ARCHIVE_MAGIC, ARCHIVE_VERSION, len(header_json)) + header_json
         try:
-            self._write(preamble + _crc(preamble))
+            self._write(preamble_bytes)
         except BaseException as error:
             self._fail(error)
             raise
@@ -269,7 +309,10 @@ class ArchiveWriter:
                     f"got first_frame {segment.first_frame}"
                 )
             offset = self._offset
-            self._write(_segment_bytes(segment))
+            if self._geometry is None:
+                self._write(_segment_bytes(segment))
+            else:
+                self._write_v3(segment)
         except BaseException as error:
             self._fail(error)
             raise
@@ -285,10 +328,13 @@ class ArchiveWriter:
                                  f"({self._failure}): nothing was written")
             return
         try:
-            index_offset = self._offset
-            index = _INDEX_FIELDS.pack(INDEX_MARKER, len(self._entries))
-            index += b"".join(_INDEX_ENTRY.pack(*entry) for entry in self._entries)
-            self._write(index + _crc(index) + _FOOTER.pack(index_offset, FOOTER_MAGIC))
+            if self._geometry is not None:
+                self._close_v3()
+            else:
+                index_offset = self._offset
+                index = _INDEX_FIELDS.pack(INDEX_MARKER, len(self._entries))
+                index += b"".join(_INDEX_ENTRY.pack(*entry) for entry in self._entries)
+                self._write(index + _crc(index) + _FOOTER.pack(index_offset, FOOTER_MAGIC))
             self._file.flush()
             os.fsync(self._file.fileno())
             self._file.close()
@@ -300,6 +346,42 @@ class ArchiveWriter:
         self._cleanup.detach()
         self._file = None
         _fsync_directory(self._directory)
+
+    def _write_v3(self, segment: Segment) -> None:
+        """A data segment, checked against the header's geometry, then the group's parity when it is full."""
+        geometry = self._geometry
+        number = segment.number
+        if number >= geometry.segments:
+            raise ValueError(f"the header announces {geometry.segments} segments; segment {number} is one too many")
+        frames = geometry.units_of(number)
+        found = [unit.frames for unit in segment.units]
+        if found != frames or segment.frames != sum(frames):
+            raise ValueError(f"segment {number} must hold units of {frames} frames ({sum(frames)} in all), as the "
+                             f"header's geometry says, got {found} ({segment.frames})")
+        for unit in segment.units:
+            if len(unit.payloads) != geometry.streams:
+                raise ValueError(f"segment {number}: every unit holds {geometry.streams} payload(s), got "
+                                 f"{len(unit.payloads)}")
+            if any(math.isnan(scale) == geometry.scales for scale in unit.scales):
+                raise ValueError(f"segment {number}: the header says units {'have' if geometry.scales else 'lack'}"
+                                 " scales (NaN for none)")
+        block = v3.segment_bytes(segment.units, geometry, number)
+        self._write_block(block)
+        if geometry.parity:
+            self._group.append(block)
+            if len(self._group) == geometry.parity or number == geometry.segments - 1:
+                self._write_block(v3.parity_bytes(self._group, number // geometry.parity))
+                self._group = []
+
+    def _write_block(self, block: bytes) -> None:
+        self._write(block)
+        self._sizes.append(len(block))
+
+    def _close_v3(self) -> None:
+        if len(self._entries) != self._geometry.segments:
+            raise ValueError(f"the header announces {self._geometry.segments} segments, "
+                             f"{len(self._entries)} were written")
+        self._write(v3.index_bytes(self._sizes))
 
     def discard(self) -> None:
         """Abandons the archive: the temporary file is removed and `path` is left as it was."""
@@ -385,18 +467,24 @@ class ArchiveReader:
         else:
             self._size = self._file.seek(0, io.SEEK_END) - self._start
         self.index_problem: str | None = None  # why the index was not used, when it was not
+        self.version = 2
+        self._geometry: v3.Geometry | None = None
+        self.repaired: set[int] = set()  # segments rebuilt from parity (version 3)
         try:
             self.header, self._segments_start = self._read_header()
-            index_offset = self._find_index()
-            entries = None if index_offset is None else self._read_index(index_offset)
-            self.indexed = entries is not None
-            if entries is not None:
-                self._slots: list[_Entry | str] = list(entries)
-                self._truncation: TruncatedArchiveError | None = None
+            if self._geometry is not None:
+                self._open_v3()
             else:
-                self._slots, self._truncation = _scan(
-                    self._read_at(0, self._size), self._segments_start, index_offset
-                )
+                index_offset = self._find_index()
+                entries = None if index_offset is None else self._read_index(index_offset)
+                self.indexed = entries is not None
+                if entries is not None:
+                    self._slots: list[_Entry | str] = list(entries)
+                    self._truncation: TruncatedArchiveError | None = None
+                else:
+                    self._slots, self._truncation = _scan(
+                        self._read_at(0, self._size), self._segments_start, index_offset
+                    )
         except BaseException:
             self.close()
             raise
@@ -423,6 +511,8 @@ class ArchiveReader:
                 raise self._truncation_error()
             raise IndexError(f"segment {index} is out of range: the archive has {len(self._slots)} segments")
         slot = self._slots[index]
+        if self._geometry is not None:
+            return self._segment_v3(index, slot)
         if isinstance(slot, str):
             raise DamagedSegmentError(index, slot)
         try:
@@ -464,6 +554,14 @@ class ArchiveReader:
         if isinstance(frame, bool) or not isinstance(frame, numbers.Integral) or frame < 0:
             raise ValueError(f"frame must be a non-negative integer, got {frame!r}")
         frame = int(frame)
+        if self._geometry is not None:  # version 3: every segment's place follows from the header
+            if frame >= self._geometry.frames:
+                raise ValueError(f"frame {frame} is past the end of the archive, which holds frames "
+                                 f"[0, {self._geometry.frames})")
+            number = frame // (self._geometry.unit_frames * self._geometry.segment_units)
+            if number >= len(self._slots) and self._truncation is not None:
+                raise self._truncation_error()
+            return self.segment(number)
         position = bisect.bisect_right(self._located_starts, frame) - 1
         following = 0
         if position >= 0:
@@ -552,11 +650,18 @@ class ArchiveReader:
                     f"not an encodec-fx archive (.ecfx): it starts with {magic!r}, not {ARCHIVE_MAGIC!r}{hint}"
                 )
             raise ArchiveError(f"archive is truncated in its header: the file has only {self._size} bytes")
-        if len(preamble) > len(ARCHIVE_MAGIC) and preamble[len(ARCHIVE_MAGIC)] != ARCHIVE_VERSION:
+        if len(preamble) > len(ARCHIVE_MAGIC) and preamble[len(ARCHIVE_MAGIC)] not in READ_VERSIONS:
             raise ArchiveError(
                 f"unsupported encodec-fx archive version {preamble[len(ARCHIVE_MAGIC)]}: "
-                f"this reader supports version {ARCHIVE_VERSION}"
+                f"this reader supports versions {' and '.join(map(str, READ_VERSIONS))}"
             )
+        if len(preamble) > len(ARCHIVE_MAGIC) and preamble[len(ARCHIVE_MAGIC)] == 3:
+            self.version = 3
+            try:
+                header, self._geometry, start = v3.decode_header(self._read_at, self._size)
+            except v3.Unreadable as problem:
+                raise ArchiveError(f"archive {'is' if problem.truncated else 'header is'} {problem.reason}") from None
+            return header, start
         if len(preamble) < _PREAMBLE.size:
             raise ArchiveError(f"archive is truncated in its header: the file has only {self._size} bytes")
         _, _, header_length = _PREAMBLE.unpack(preamble)
@@ -577,6 +682,142 @@ class ArchiveReader:
         if problem is not None:
             raise ArchiveError(f"archive header is invalid: {problem}")
         return header, header_end + _CRC.size
+
+    def _open_v3(self) -> None:
+        """Locates the segments of a version 3 archive: through the index, or by scanning without one."""
+        geometry = self._geometry
+        self._physical: list[tuple[int, int] | str] = []
+        end, has_footer = self._size, False
+        if self._size >= self._segments_start + v3.CRC.size + v3.FOOTER.size:
+            length, magic = v3.FOOTER.unpack(self._read_at(self._size - v3.FOOTER.size, v3.FOOTER.size))
+            index_start = self._size - v3.FOOTER.size - length
+            if magic != v3.FOOTER_MAGIC:
+                self.index_problem = f"no footer: the file does not end with {v3.FOOTER_MAGIC!r}"
+            elif not self._segments_start <= index_start:
+                self.index_problem = f"the footer is damaged: it gives the index {length} bytes, more than there are"
+            else:
+                end, has_footer = index_start, True
+                try:
+                    sizes = v3.read_index(self._read_at(index_start, length), geometry)
+                except v3.Unreadable as problem:
+                    self.index_problem = problem.reason
+                else:
+                    if self._segments_start + sum(sizes) != index_start or min(sizes, default=5) < 5:
+                        raise ArchiveError(f"archive index is inconsistent with its segments: its {len(sizes)} "
+                                           f"segments end at byte {self._segments_start + sum(sizes)}, the index "
+                                           f"starts at byte {index_start}")
+                    offset = self._segments_start
+                    for size in sizes:
+                        self._physical.append((offset, size))
+                        offset += size
+        else:
+            self.index_problem = "no footer: the file is too short to end with one"
+        self.indexed = bool(self._physical)
+        truncated, cut = False, None
+        if not self.indexed:
+            self._physical, truncated, cut = v3.scan(self._read_at(0, end), self._segments_start, end, geometry,
+                                                has_footer)
+            if has_footer:
+                self._physical += ["missing: the scan did not find it"] * (geometry.physical - len(self._physical))
+        known = [number for number in range(geometry.segments)
+                 if not isinstance(self._slot_at(geometry.position(number)), str)]
+        count = geometry.segments if not truncated else (known[-1] + 1 if known else 0)
+        if truncated:  # damaged segments the group's parity rebuilds count too, up to the truncation
+            count = max([count] + [n + 1 for n in range(geometry.segments) if self._repairable(n)])
+        self._slots = []
+        for number in range(count):
+            slot = self._slot_at(geometry.position(number))
+            frames = sum(geometry.units_of(number))
+            self._slots.append(slot if isinstance(slot, str) else
+                               _Entry(slot[0], slot[1], geometry.first_frame(number), frames))
+        self._truncation = None
+        if truncated and count < geometry.segments:
+            self._truncation = _truncated_after(count) if cut is None else \
+                TruncatedArchiveError(count, f"in segment {count}: {cut}")
+        self._located = []
+
+    @property
+    def damaged_parity(self) -> list[int]:
+        """The parity groups whose parity segment is unreadable (read and checked when asked for)."""
+        geometry = self._geometry
+        if geometry is None:
+            return []
+        return [group for group in range(geometry.groups)
+                if isinstance(self._block(geometry.position(group, parity=True), True, group), str)]
+
+    def location(self, index: int) -> tuple[int, int]:
+        """Where segment `index` lies in the file, as (offset, size), if the reader found it."""
+        slot = self._slots[index]
+        if isinstance(slot, str):
+            raise DamagedSegmentError(index, slot)
+        return slot.offset, slot.size
+
+    def _slot_at(self, position: int) -> tuple[int, int] | str:
+        if position < len(self._physical):
+            return self._physical[position]
+        return "missing: the file ends before it"
+
+    def _block(self, position: int, parity: bool, number: int) -> bytes | str:
+        """The checked bytes of the `position`-th segment in the file, or why they cannot be read."""
+        slot = self._slot_at(position)
+        if isinstance(slot, str):
+            return slot
+        block = self._read_at(*slot)
+        try:
+            v3.checked_block(block, parity, number)
+        except v3.Unreadable as problem:
+            return problem.reason
+        return block
+
+    def _repairable(self, number: int) -> bool:
+        geometry = self._geometry
+        if not geometry.parity:
+            return False
+        group = number // geometry.parity
+        others = [self._slot_at(geometry.position(other)) for other in geometry.group(number) if other != number]
+        return not any(isinstance(slot, str) for slot in others) and \
+            not isinstance(self._slot_at(geometry.position(group, parity=True)), str)
+
+    def _segment_v3(self, index: int, slot: _Entry | str) -> Segment:
+        geometry = self._geometry
+        block = self._block(geometry.position(index), False, index) if isinstance(slot, _Entry) else slot
+        if isinstance(block, str):
+            repaired = self._repair(index)
+            if repaired is None:
+                raise DamagedSegmentError(index, block)
+            block = repaired
+            self.repaired.add(index)
+        try:
+            units = v3.decode_units(v3.checked_block(block, False, index), geometry, index)
+        except v3.Unreadable as problem:
+            raise DamagedSegmentError(index, f"its body is malformed: {problem.reason}") from None
+        return Segment(index, geometry.first_frame(index), sum(frames for frames, _, _ in units),
+                       tuple(Unit(*unit) for unit in units))
+
+    def _repair(self, number: int) -> bytes | None:
+        """Segment `number`'s bytes rebuilt from its group's parity and other segments, or None."""
+        geometry = self._geometry
+        if not geometry.parity:
+            return None
+        group = number // geometry.parity
+        parity = self._block(geometry.position(group, parity=True), True, group)
+        others = [self._block(geometry.position(other), False, other) for other in geometry.group(number)
+                  if other != number]
+        if isinstance(parity, str) or any(isinstance(block, str) for block in others):
+            return None
+        body = v3.checked_block(parity, True, group)
+        xor = int.from_bytes(body, "little")
+        for block in others:
+            if len(block) > len(body):
+                return None
+            xor ^= int.from_bytes(block.ljust(len(body), b"\0"), "little")
+        padded = xor.to_bytes(len(body), "little")
+        try:
+            size = v3.block_size(padded, 0, len(padded))
+            v3.checked_block(padded[:size], False, number)
+        except v3.Unreadable:
+            return None
+        return padded[:size]
 
     def _find_index(self) -> int | None:
         """Where the index starts, if the file ends with a footer that can be trusted (see the spec)."""

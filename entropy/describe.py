@@ -10,11 +10,14 @@ from entropy.archive import ArchiveHeader, ArchiveReader
 
 
 def describe_archive(source: str | os.PathLike) -> dict:
-    """What an archive holds, for `encodec-fx info`."""
+    """What an archive holds, for `encodec-fx info`. `payload_bytes` are the entropy-coded codes (each payload
+    with its 4-byte CRC of the codes), `overhead_bytes` all else: header, framing, index, parity segments."""
     size = Path(source).stat().st_size
     with ArchiveReader(source) as reader:
         header = ArchiveHeader.from_dict(reader.header)
-        segments, truncated = len(reader), reader.truncated
+        segments, truncated, version = len(reader), reader.truncated, reader.version
+        payload = sum(len(payload) for segment in reader.scan() if not isinstance(segment, Exception)
+                      for unit in segment.units for payload in unit.payloads)
     seconds = header.audio_length / header.sample_rate
     expected = header.segments
     return {"codec": header.codec, "lm": header.lm, "coding_mode": header.coding_mode,
@@ -22,4 +25,6 @@ def describe_archive(source: str | os.PathLike) -> dict:
             "duration_seconds": round(seconds, 3), "model_sample_rate": header.model_sample_rate,
             "bandwidth_kbps": header.bandwidth, "n_q": header.n_q, "segments": segments,
             "segments_expected": expected, "complete": not truncated and segments == expected, "bytes": size,
+            "payload_bytes": payload, "overhead_bytes": size - payload, "parity": header.parity or None,
+            "version": version,
             "kbps": round(size * 8 / seconds / 1000, 3)}

@@ -186,7 +186,8 @@ def test_flipped_header_bytes(archive):
         if position < 4:
             assert message.startswith("not an encodec-fx archive (.ecfx): ")
         elif position == 4:
-            assert message.startswith("unsupported encodec-fx archive version 253: this reader supports version 2")
+            assert message.startswith(
+                "unsupported encodec-fx archive version 253: this reader supports versions 2 and 3")
         elif position < 9:
             assert message.startswith(("archive header is damaged: ", "archive is truncated in its header"))
         else:
@@ -385,7 +386,7 @@ def test_damage_and_truncation_together(archive):
     (random.Random(1).randbytes(5000), "not an encodec-fx archive (.ecfx): it starts with "),
     (b"hello, world\n", "not an encodec-fx archive (.ecfx): it starts with b'hell'"),
     (b"ECDC\x00\x00\x00\x00\x10{}", "not an encodec-fx archive (.ecfx): it starts with b'ECDC', not b'ECFX' (an"),
-    (b"ECFX\x01\x00\x00\x00\x00", "unsupported encodec-fx archive version 1: this reader supports version 2"),
+    (b"ECFX\x01\x00\x00\x00\x00", "unsupported encodec-fx archive version 1: this reader supports versions 2 and 3"),
 ])
 def test_files_that_are_not_archives(tmp_path, content, message):
     path = tmp_path / "input.ecfx"
@@ -497,7 +498,7 @@ def test_header_needs_what_decoding_a_lost_segment_needs(field):
     ({"segment_seconds": None}, r"segment_seconds must be a positive number, got None"),
     ({"codec": None}, r"codec must be an object with the codec's name and sha256"),
     ({"coding_mode": "lm"}, r"lm must be an object with the LM's name and sha256, as the coding mode is lm"),
-    ({"coding_mode": "zip"}, r"coding_mode must be lm, static or raw"),
+    ({"coding_mode": "zip"}, r"coding_mode must be raw, static, lm"),
     ({"static_model": None}, r"static_model must be the codes' distribution, as the coding mode is static"),
 ])
 def test_header_values_that_no_archive_holds_are_refused(change, message):

@@ -276,7 +276,7 @@ def damage(path, how: str) -> None:
     elif how == "truncated":
         del data[-60:]
     elif how == "index":
-        data[-20] ^= 0xFF  # inside the index's entries, before the footer (offset, magic: 12 bytes)
+        data[-8] ^= 0xFF  # the index's CRC, before the footer (index length, magic: 6 bytes; version 3)
     elif how == "footer":
         data[-1] ^= 0xFF  # its magic
     path.write_bytes(bytes(data))

@@ -1,5 +1,5 @@
-"""`encodec-fx compress`, `decompress` and `info`: audio files ↔ `.ecfx` archives. `info` reads the
-archive's header alone (`entropy.describe`), without the codec or torch."""
+"""`encodec-fx compress`, `decompress`, `transcode` and `info`: audio files ↔ `.ecfx` archives, and archives
+re-coded without their audio. `info` reads the archive alone (`entropy.describe`), without the codec or torch."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..devices import add_device_argument
-from ..pretrained import DEFAULT_MODEL, default_lm, is_shipped, is_shipped_lm
+from ..pretrained import DEFAULT_MODEL, archive_lm, default_lm, is_shipped
 from .collections import add_paths, add_run_arguments, single_or_many
 
 if TYPE_CHECKING:
@@ -45,12 +45,12 @@ def compress(args: argparse.Namespace) -> int:
         from ..collection import CompressJob
         from .collections import run_and_report
         job = CompressJob(model=args.model, bandwidth=args.bandwidth, coding=mode, lm=lm_name,
-                          device=str(args.device))
+                          device=str(args.device), parity=args.parity)
         return run_and_report(job, args.inputs, args.output_dir, args)
     model = load_codec(args.model, args.device)
     lm = load_lm(lm_name) if lm_name else None
     header = compress_file(args.input, args.output, model, bandwidth=args.bandwidth, mode=mode,
-                           model_name=args.model, lm=lm, lm_name=lm_name, overwrite=args.force)
+                           model_name=args.model, lm=lm, lm_name=lm_name, overwrite=args.force, parity=args.parity)
     size = Path(args.output).stat().st_size
     seconds = header.audio_length / header.sample_rate
     print(f"wrote {args.output}: {seconds:.2f} s at {header.bandwidth:g} kbps codes, {header.coding_mode} coding, "
@@ -69,19 +69,59 @@ def decompress(args: argparse.Namespace) -> int:
         from ..collection.decompress import DecompressJob
         from .collections import run_and_report
         job = DecompressJob(model=args.model, lm=args.lm, device=str(args.device), recover=args.recover,
-                            suffix=f".{args.format}")
+                            suffix=f".{args.format}", start=args.start, duration=args.duration)
         return run_and_report(job, args.inputs, args.output_dir, args)
     with ArchiveReader(args.input) as reader:
         header = ArchiveHeader.from_dict(reader.header)  # a nonsensical header is refused here
     model = load_codec(args.model, args.device, header.codec["name"])
-    named_lm = header.lm["name"] if header.lm else None
-    lm_source = args.lm or (named_lm if named_lm and (is_shipped_lm(named_lm) or Path(named_lm).is_file()) else None)
+    lm_source = archive_lm(args.lm, header.lm)
+    repaired: list[int] = []
     lost = decompress_file(args.input, args.output, model, lm=load_lm(lm_source) if lm_source else None,
-                           overwrite=args.force, recover=args.recover)
+                           overwrite=args.force, recover=args.recover, start=args.start, duration=args.duration,
+                           repaired=repaired)
     for segment in lost:
         print(f"lost segment {segment.number} ({segment.start_seconds:.2f}–{segment.end_seconds:.2f} s), "
               f"written as silence: {segment.reason}", file=sys.stderr)
+    report_repaired(repaired)
     print(f"wrote {args.output}" + (f" with {len(lost)} segment(s) lost" if lost else ""))
+    return 0
+
+
+def report_repaired(repaired: list[int]) -> None:
+    if repaired:
+        print(f"repaired segment(s) {', '.join(map(str, repaired))} from parity: damaged, rebuilt bit-exactly",
+              file=sys.stderr)
+
+
+def transcode(args: argparse.Namespace) -> int:
+    """Re-code .ecfx archives without their audio: a lower bandwidth (the first codebooks), another coding
+    (lm, static, raw) or LM, or parity; byte for byte what compressing the audio that way writes. One
+    archive (INPUT.ecfx OUTPUT.ecfx), or files and folders of them into a mirrored tree (-o OUTPUT_DIR)."""
+    from entropy.archive import ArchiveHeader, ArchiveReader
+
+    from ..compress import transcode_file
+    from ..lm import load_lm
+    mode = None if args.coding is None else args.coding
+    if single_or_many(args, "OUTPUT.ecfx"):
+        from ..collection.transcode import TranscodeJob
+        from .collections import run_and_report
+        job = TranscodeJob(bandwidth=args.bandwidth, coding=mode, lm=args.lm, source_lm=args.source_lm,
+                           parity=args.parity)
+        return run_and_report(job, args.inputs, args.output_dir, args)
+    with ArchiveReader(args.input) as reader:
+        header = ArchiveHeader.from_dict(reader.header)
+    source_lm = archive_lm(args.source_lm, header.lm)
+    target_lm = args.lm or (source_lm if mode in (None, "lm", "auto") and header.coding_mode == "lm" else None)
+    repaired: list[int] = []
+    out = transcode_file(args.input, args.output, bandwidth=args.bandwidth, mode=mode,
+                         lm=load_lm(target_lm) if target_lm else None, lm_name=target_lm,
+                         source_lm=load_lm(source_lm) if source_lm else None, parity=args.parity,
+                         overwrite=args.force, repaired=repaired)
+    report_repaired(repaired)
+    size = Path(args.output).stat().st_size
+    seconds = out.audio_length / out.sample_rate
+    print(f"wrote {args.output}: {out.bandwidth:g} kbps codes, {out.coding_mode} coding, {size} bytes = "
+          f"{size * 8 / seconds / 1000:.2f} kbps")
     return 0
 
 
@@ -108,7 +148,8 @@ FIELD_LABELS = {"coding_mode": ("coding", ""), "sample_rate": ("sample rate", "H
                 "audio_length": ("length", "samples"), "duration_seconds": ("duration", "s"),
                 "model_sample_rate": ("model sample rate", "Hz"), "bandwidth_kbps": ("bandwidth", "kbps"),
                 "n_q": ("codebooks", ""), "segments": ("segments whole", ""), "bytes": ("size", "bytes"),
-                "kbps": ("bit rate", "kbps")}
+                "payload_bytes": ("payload", "bytes"), "overhead_bytes": ("overhead", "bytes"),
+                "parity": ("parity every", "segments"), "kbps": ("bit rate", "kbps")}
 
 
 def readable_fields(description: dict, prefix: str = "") -> list[tuple[str, str]]:
@@ -150,9 +191,33 @@ def add_compress(commands: argparse._SubParsersAction) -> None:
                          help="lm: usually smallest, slowest; static: per-codebook distribution; raw: 10-bit codes "
                               "(default: each of them there is a model for, keeping the smallest archive)")
     add_device_argument(command, "cpu", "cpu; a GPU's rounding may pick another code where two nearly tie")
+    add_parity_argument(command, 0)
     command.add_argument("--force", action="store_true", help="overwrite an existing output")
     add_run_arguments(command)
     command.set_defaults(run=compress)
+
+
+def add_parity_argument(command: argparse.ArgumentParser, default: int | None) -> None:
+    command.add_argument("--parity", type=int, default=default, metavar="K",
+                         help="add a parity segment after every K segments, which rebuilds any one damaged segment "
+                              "of the K (" + ("default 0: none" if default == 0 else "default: the archive's") + ")")
+
+
+def add_transcode(commands: argparse._SubParsersAction) -> None:
+    command = commands.add_parser("transcode", help="re-code .ecfx archives without their audio",
+                                  description=transcode.__doc__)
+    add_paths(command, one="INPUT.ecfx OUTPUT.ecfx for one archive", many="the archives and folders of archives "
+              "to transcode", verb="transcode many archives")
+    command.add_argument("-b", "--bandwidth", type=float,
+                         help="kbps of codes, at most the archive's (default: the archive's)")
+    command.add_argument("--coding", choices=["lm", "static", "raw", "auto"],
+                         help="coding of the output; auto keeps the smallest (default: the archive's)")
+    command.add_argument("--lm", help="LM to code the output with (default: the archive's, for lm coding)")
+    command.add_argument("--source-lm", help="LM file the archive was coded with, if it cannot be found by its name")
+    add_parity_argument(command, None)
+    command.add_argument("--force", action="store_true", help="overwrite an existing output")
+    add_run_arguments(command)
+    command.set_defaults(run=transcode)
 
 
 def add_decompress(commands: argparse._SubParsersAction) -> None:
@@ -161,7 +226,12 @@ def add_decompress(commands: argparse._SubParsersAction) -> None:
               many="the archives and folders of archives to decode", verb="decode many archives", audio_out=True)
     command.add_argument("--model", help="codec, if the archive's cannot be found by its name")
     command.add_argument("--lm", help="LM file, if the archive's cannot be found by its name")
-    command.add_argument("--recover", action="store_true", help="write damaged segments as silence")
+    command.add_argument("--recover", action="store_true",
+                         help="write damaged segments that parity cannot rebuild as silence")
+    command.add_argument("--start", type=float, metavar="S",
+                         help="decode from S seconds on, decoding only the segments needed (default 0)")
+    command.add_argument("--duration", type=float, metavar="D",
+                         help="decode D seconds, cut at the end of the audio (default: to the end)")
     add_device_argument(command, "cpu", "cpu")
     command.add_argument("--force", action="store_true", help="overwrite an existing output")
     add_run_arguments(command)

@@ -5,6 +5,7 @@ from __future__ import annotations
 # Library errors advise the Python argument to change (`overwrite=True`); on the command line it is an option.
 ADVICE = {"pass overwrite=True": "pass --force", "pass recover=True": "pass --recover",
           "as the `model` argument": "with --model", "as the `lm` argument": "with --lm",
+          "as the `source_lm` argument": "with --source-lm",
           "engine='ray'": "--engine ray", "the `address` argument": "--address",
           "pass config=EncodecConfig(...)": "convert it with `encodec-fx convert SOURCE OUTPUT --config CONFIG` first"}
 COMMAND_ADVICE = {"convert": {"pass config=EncodecConfig(...)": "pass --config"}}

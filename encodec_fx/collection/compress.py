@@ -20,12 +20,13 @@ class CompressJob:
     coding: str = "auto"
     lm: str | None = None
     device: str = "cpu"
+    parity: int = 0
     suffix: str = ".ecfx"
     input_suffixes: set[str] = field(default_factory=lambda: set(AUDIO_SUFFIXES))
 
     def options(self) -> dict[str, Any]:
         return {"command": "compress", "model": self.model, "bandwidth": self.bandwidth, "coding": self.coding,
-                "lm": self.lm}
+                "lm": self.lm} | ({"parity": self.parity} if self.parity else {})
 
     def setup(self) -> None:
         from ..lm import load_lm
@@ -36,7 +37,8 @@ class CompressJob:
     def run(self, item: WorkItem) -> dict[str, Any]:
         from ..compress import compress_file
         header = compress_file(item.source, item.output, self._model, bandwidth=self.bandwidth, mode=self.coding,
-                               model_name=self.model, lm=self._lm, lm_name=self.lm, overwrite=True, progress=False)
+                               model_name=self.model, lm=self._lm, lm_name=self.lm, overwrite=True, progress=False,
+                               parity=self.parity)
         size = item.output.stat().st_size
         seconds = header.audio_length / header.sample_rate
         return {"duration_seconds": round(seconds, 6), "sample_rate": header.sample_rate,

@@ -57,20 +57,26 @@ class DecompressJob(_Models):
 
     recover: bool = False
     suffix: str = ".wav"
+    start: float | None = None  # a time range of every archive, seconds (decompress_file's start/duration)
+    duration: float | None = None
     input_suffixes: set[str] = field(default_factory=lambda: {ARCHIVE_SUFFIX})
 
     def options(self) -> dict[str, Any]:
         return {"command": "decompress", "model": self.model, "lm": self.lm, "recover": self.recover,
-                "format": self.suffix}
+                "format": self.suffix} | ({"start": self.start, "duration": self.duration}
+                                          if self.start is not None or self.duration is not None else {})
 
     def run(self, item: WorkItem) -> dict[str, Any]:
         from ..compress import decompress_file
         header = _header(item.source)
+        repaired: list[int] = []
         lost = decompress_file(item.source, item.output, self.codec_for(header), lm=self.lm_for(header),
-                               overwrite=True, recover=self.recover, progress=False)
+                               overwrite=True, recover=self.recover, progress=False, start=self.start,
+                               duration=self.duration, repaired=repaired)
         return {"duration_seconds": round(header.audio_length / header.sample_rate, 6),
                 "sample_rate": header.sample_rate, "channels": header.channels,
-                "output_bytes": item.output.stat().st_size, "lost_segments": [segment.number for segment in lost]}
+                "output_bytes": item.output.stat().st_size, "lost_segments": [segment.number for segment in lost]} \
+            | ({"repaired_segments": repaired} if repaired else {})
 
     def is_whole(self, item: WorkItem, record: dict[str, Any]) -> bool:
         try:
@@ -99,9 +105,10 @@ class VerifyJob(_Models):
         from .archive_checks import container_problem
         header = _header(item.source)
         problem = container_problem(item.source)
-        header, lost = check_archive_codes(item.source, self.lm_for(header))
-        if lost:
-            raise ValueError(damage_line(lost, header.segments) + (f"; {problem}" if problem else ""))
+        repaired: list[int] = []
+        header, lost = check_archive_codes(item.source, self.lm_for(header), repaired)
+        if lost or repaired:
+            raise ValueError(damage_line(lost, header.segments, repaired) + (f"; {problem}" if problem else ""))
         if problem:
             raise ValueError(f"{problem} (all {header.segments} segments are whole)")
         fields = {"duration_seconds": round(header.audio_length / header.sample_rate, 6),
@@ -118,11 +125,17 @@ class VerifyJob(_Models):
         return False  # archives are checked on every run: that is the point of verifying
 
 
-def damage_line(lost: list, segments: int) -> str:
-    """Lost segments in one line: how many, which, and why (the first five)."""
+def damage_line(lost: list, segments: int, repaired: list[int] | None = None) -> str:
+    """Damaged segments in one line: those parity rebuilds ("repairable": decompress and transcode rebuild
+    them bit-exactly, and transcode writes a whole archive again), and those lost, which and why (the first
+    five)."""
     numbers = ", ".join(f"{segment.number} ({segment.reason})" for segment in lost[:5])
     more = f" and {len(lost) - 5} more" if len(lost) > 5 else ""
-    return f"{len(lost)} of {segments} segment(s) damaged: {numbers}{more}"
+    fixable = f"{len(repaired)} repairable from parity ({', '.join(map(str, repaired))})" if repaired else ""
+    if not lost:
+        return f"{len(repaired)} of {segments} segment(s) damaged, all {fixable} (transcode writes them whole)"
+    return f"{len(lost)} of {segments} segment(s) damaged and lost: {numbers}{more}" + \
+        (f"; {fixable}" if fixable else "")
 
 
 def original_for(item: WorkItem, against: Path) -> Path:

@@ -27,8 +27,8 @@ CARD_FILE = "MODEL_CARD.md"
 LM_SUFFIX = "-lm"
 NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]*")
 
-__all__ = ["DEFAULT_MODEL", "default_lm", "is_shipped", "is_shipped_lm", "shipped_lm_path", "shipped_model_dir",
-           "shipped_names"]
+__all__ = ["DEFAULT_MODEL", "archive_lm", "default_lm", "is_shipped", "is_shipped_lm", "shipped_lm_path",
+           "shipped_model_dir", "shipped_names"]
 
 
 def shipped_names() -> list[str]:
@@ -81,3 +81,10 @@ def default_lm(model_name: object) -> str | None:
     if not is_shipped(model_name):
         return None
     return f"{model_name}{LM_SUFFIX}" if (ROOT / str(model_name) / LM_FILE).is_file() else None
+
+
+def archive_lm(given: str | None, needed: dict | None) -> str | None:
+    """The LM to load for an archive that names `needed` ({"name", "sha256"} or None): the one `given`, else
+    the one it names if that is here (a shipped LM or a file)."""
+    named = needed["name"] if needed else None
+    return given or (named if named and (is_shipped_lm(named) or Path(named).is_file()) else None)

@@ -1,0 +1,133 @@
+"""Archives re-coded without their audio (transcode), decoded by time range, and repaired from parity, through
+the library and the command line."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pedalboard.io import AudioFile
+
+from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx.cli import main
+from encodec_fx.compress import compress_file, decode_range, decompress_file, transcode_file
+from entropy.archive import ArchiveReader
+from entropy.lm import EntropyLM, LMConfig, save_lm
+
+from conftest import randomize
+from test_compress import flip_byte_in_segment, segment_offsets
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("transcode")
+    for name, config in {"codec24": EncodecConfig(num_filters=4),
+                         "codec48": EncodecConfig.encodec_48khz(num_filters=4)}.items():
+        randomize(EncodecModel(config), seed=11).save_pretrained(root / name)
+    torch.manual_seed(0)
+    save_lm(EntropyLM(LMConfig(n_q=32, dim=32, num_heads=4, num_layers=1, past_context=20)), root / "lm.safetensors")
+    rate, n = 44_100, int(44_100 * 13.3)  # stereo at another rate than the models', an odd length: 3 segments
+    rng = np.random.default_rng(1)
+    audio = 0.2 * np.sin(2 * np.pi * rng.uniform(100, 800, (2, 1)) * np.arange(n) / rate)
+    with AudioFile(str(root / "in.wav"), "w", samplerate=rate, num_channels=2) as file:
+        file.write((audio + 0.02 * rng.standard_normal((2, n))).astype(np.float32))
+    return root
+
+
+def models(files, codec):
+    from entropy.lm import load_lm
+    return EncodecModel.from_pretrained(files / codec), load_lm(files / "lm.safetensors")
+
+
+@pytest.mark.parametrize("codec, mode", [("codec24", "raw"), ("codec24", "static"), ("codec24", "lm"),
+                                         ("codec24", "auto"), ("codec48", "static"), ("codec48", "lm")])
+def test_transcoding_to_a_lower_bandwidth_is_compressing_at_it(files, tmp_path, codec, mode):
+    model, lm = models(files, codec)
+    high, low = model.config.target_bandwidths[2], model.config.target_bandwidths[0]
+    options = dict(model_name=codec, mode=mode, lm=lm if mode in ("lm", "auto") else None, progress=False, parity=2)
+    header = compress_file(files / "in.wav", tmp_path / "high.ecfx", model, bandwidth=high, **options)
+    compress_file(files / "in.wav", tmp_path / "low.ecfx", model, bandwidth=low, **options)
+    transcode_file(tmp_path / "high.ecfx", tmp_path / "out.ecfx", bandwidth=low, mode=mode, lm=options["lm"],
+                   source_lm=lm if header.coding_mode == "lm" else None)
+    assert (tmp_path / "out.ecfx").read_bytes() == (tmp_path / "low.ecfx").read_bytes()
+
+
+def test_transcoding_the_coding_mode_and_its_refusals(files, tmp_path, capsys):
+    model, lm = models(files, "codec24")
+    compress_file(files / "in.wav", tmp_path / "lm.ecfx", model, bandwidth=3.0, model_name="m", mode="lm", lm=lm,
+                  lm_name=str(files / "lm.safetensors"), progress=False)
+    compress_file(files / "in.wav", tmp_path / "raw.ecfx", model, bandwidth=3.0, model_name="m", mode="raw",
+                  progress=False)
+    assert main(["transcode", str(tmp_path / "lm.ecfx"), str(tmp_path / "out.ecfx"), "--coding", "raw"]) == 0
+    assert (tmp_path / "out.ecfx").read_bytes() == (tmp_path / "raw.ecfx").read_bytes()
+    capsys.readouterr()
+    for arguments, message in [(["-b", "6"], "cannot transcode to 6 kbps: the archive holds 3 kbps"),
+                               (["-b", "1"], "bandwidth 1.0 kbps is not a whole number of codebooks of 0.75 kbps"),
+                               (["--coding", "lm"], "coding mode 'lm' needs an LM")]:
+        assert main(["transcode", str(tmp_path / "raw.ecfx"), str(tmp_path / "bad.ecfx"), *arguments]) == 1
+        error = capsys.readouterr().err
+        assert message in error and error.count("\n") == 1
+    assert not (tmp_path / "bad.ecfx").exists()
+
+
+@pytest.mark.parametrize("codec", ["codec24", "codec48"])
+def test_a_time_range_is_the_whole_decode_there(files, tmp_path, codec):
+    model, lm = models(files, codec)
+    compress_file(files / "in.wav", tmp_path / "a.ecfx", model, bandwidth=6.0, model_name=codec, mode="lm", lm=lm,
+                  progress=False)
+    whole = decode_range(tmp_path / "a.ecfx", model, lm=lm)
+    decompress_file(tmp_path / "a.ecfx", tmp_path / "whole.wav", model, lm=lm, progress=False)
+    with AudioFile(str(tmp_path / "whole.wav")) as file:  # the Python API's decode is decompress's (16-bit WAV)
+        np.testing.assert_allclose(whole, file.read(file.frames), atol=2 / 32768)  # its conversion errs ≤ 1.4 steps
+    for start, duration in [(0.0, 1.0), (3.3, 4.0), (7.77, 10.0), (13.29, 5.0)]:
+        part = decode_range(tmp_path / "a.ecfx", model, lm=lm, start=start, duration=duration)
+        first = round(start * 44_100)
+        expected = whole[:, first: first + round(duration * 44_100)]
+        assert part.shape == expected.shape  # cut at the end of the audio
+        np.testing.assert_allclose(part, expected, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="start 13.4 s is past the end of the archive's audio"):
+        decode_range(tmp_path / "a.ecfx", model, lm=lm, start=13.4)
+
+
+def test_range_from_the_command_line_and_parity_repair_reported(files, tmp_path, capsys):
+    archive = tmp_path / "p.ecfx"
+    assert main(["compress", str(files / "in.wav"), str(archive), "--model", str(files / "codec24"), "--coding",
+                 "static", "--parity", "2"]) == 0
+    flip_byte_in_segment_v3(archive, 1)
+    capsys.readouterr()
+    assert main(["decompress", str(archive), str(tmp_path / "r.wav"), "--start", "4", "--duration", "2"]) == 0
+    streams = capsys.readouterr()
+    assert "repaired segment(s) 1 from parity" in streams.err
+    with AudioFile(str(tmp_path / "r.wav")) as file:
+        assert file.frames == 2 * 44_100
+    assert main(["verify", str(archive)]) == 1
+    assert "1 of 3 segment(s) damaged, all 1 repairable from parity (1)" in capsys.readouterr().out
+    assert main(["transcode", str(archive), str(tmp_path / "fixed.ecfx")]) == 0  # writes it whole again
+    assert main(["verify", str(tmp_path / "fixed.ecfx")]) == 0
+    flip_byte_in_segment_v3(archive, 0)  # two in one group: lost
+    capsys.readouterr()
+    assert main(["verify", str(archive)]) == 1
+    assert "2 of 3 segment(s) damaged and lost" in capsys.readouterr().out
+
+
+def flip_byte_in_segment_v3(path, number, parity=2):
+    """Flip a byte of data segment `number` in an archive with a parity segment after every `parity`."""
+    data = bytearray(path.read_bytes())
+    data[segment_offsets(data)[number + number // parity] + 12] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_transcode_many_archives_into_a_folder(files, tmp_path, capsys):
+    model, _ = models(files, "codec24")
+    (tmp_path / "in").mkdir()
+    for name in ("a", "b"):
+        compress_file(files / "in.wav", tmp_path / "in" / f"{name}.ecfx", model, bandwidth=3.0, model_name="m",
+                      mode="raw", progress=False)
+    assert main(["transcode", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-b", "1.5", "--coding", "static",
+                 "--workers", "1", "--quiet"]) == 0
+    for name in ("a", "b"):
+        with ArchiveReader(tmp_path / "out" / f"{name}.ecfx") as reader:
+            assert reader.header["n_q"] == 2 and reader.header["coding_mode"] == "static"
+
+
+assert flip_byte_in_segment  # the version 3 layout helpers above build on test_compress's
