@@ -376,6 +376,17 @@ def test_adversarial_every_k_brings_the_discriminator_in_on_every_kth_step_only(
     assert all("discriminator" in history[step] for step in adversarial)
 
 
+def test_a_discriminator_warmup_trains_the_discriminator_alone_then_the_gan_joins():
+    config = TrainingConfig(batch_size=2, segment_seconds=0.2, discriminator_filters=4, adversarial_start=1,
+                            discriminator_warmup=2, discriminator_update_probability=1.0)
+    trainer = CodecTrainer(untrained_model(tiny_config()), config)
+    before = [p.detach().clone() for p in trainer.discriminator.parameters()]
+    history = train(trainer, tones(), 4)
+    assert ["discriminator" in losses for losses in history] == [False, True, True, True]
+    assert ["adversarial" in losses for losses in history] == [False, False, False, True]
+    assert not all(torch.equal(a, b) for a, b in zip(before, trainer.discriminator.parameters()))
+
+
 def test_a_bfloat16_discriminator_gives_float32_losses_close_to_float32():
     torch.manual_seed(0)
     trainer = CodecTrainer(untrained_model(tiny_config()),
@@ -494,6 +505,7 @@ def test_fresh_models_encode_the_input_not_their_biases():
     ("commitment_weight", float("nan"), "commitment_weight must be a finite number, got nan"),
     ("seed", 10**400, "seed must be below 2\\*\\*64"),  # math.isfinite(10**400) overflowed
     ("adversarial_every", 0, "adversarial_every must be positive, got 0"),
+    ("discriminator_warmup", -1, "discriminator_warmup must be at least 0, got -1"),
     ("discriminator_precision", "float16", "discriminator_precision must be one of float32, bfloat16"),
 ])
 def test_training_settings_out_of_range_are_refused(setting, value, message):

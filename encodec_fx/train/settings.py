@@ -23,6 +23,7 @@ class TrainingConfig:
     discriminator_update_probability: float = 2 / 3
     adversarial_start: int = 0  # steps of reconstruction-only warm-up (time + mel) before the GAN joins
     adversarial_every: int = 1  # the GAN's terms on every k-th step only: its cost spread on a CPU budget
+    discriminator_warmup: int = 0  # steps from adversarial_start that train the discriminator alone
     discriminator_precision: str = "float32"  # bfloat16: autocast, ~2× faster on CPUs with AVX-512-BF16/AMX
     commitment_weight: float = 1.0
     held_out_percent: int = 10
@@ -35,7 +36,7 @@ class TrainingConfig:
         check_settings(self, positive=("steps", "batch_size", "segment_seconds", "learning_rate",
                                        "discriminator_filters", "eval_every", "checkpoint_every",
                                        "adversarial_every"),
-                       non_negative=("adversarial_start", "commitment_weight", "seed"),
+                       non_negative=("adversarial_start", "discriminator_warmup", "commitment_weight", "seed"),
                        fractions=("discriminator_update_probability",), percents=("held_out_percent",))
         if self.discriminator_precision not in DISCRIMINATOR_PRECISIONS:
             raise ValueError(f"discriminator_precision must be one of {', '.join(DISCRIMINATOR_PRECISIONS)}, "

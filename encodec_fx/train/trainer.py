@@ -9,7 +9,11 @@ on the reconstruction losses alone (a warm-up for small compute budgets; 0 is th
 Two departures for CPU budgets, off by default: `adversarial_every` k > 1 brings the discriminator and
 the adversarial and feature losses in on every k-th step only (the balancer then shares the other
 steps' gradient between the reconstruction losses), and `discriminator_precision` "bfloat16" runs the
-discriminator under autocast (its losses are taken in float32).
+discriminator under autocast (its losses are taken in float32). `discriminator_warmup` N > 0 spends the
+first N steps of the adversarial phase training the discriminator alone (every step, on the generator's
+reconstructions, which keep to the reconstruction losses): a fresh discriminator cannot tell real from
+decoded audio (its output barely depends on its input at first), and its losses would only add noise
+to the generator's gradient.
 Adam, lr 3e-4, betas (0.5, 0.9) for both.
 
 All randomness (segments, bandwidths, discriminator coin, codebook sampling) comes from generators
@@ -128,7 +132,9 @@ class CodecTrainer:
         reconstruction, quantization = self.reconstruct(audio, n_q)
         logged = {"bandwidth": bandwidth}
         losses = {"time": F.l1_loss(reconstruction, audio), "mel": self.mel_loss(reconstruction, audio)}
-        if self.is_adversarial_step():
+        if self.in_discriminator_warmup():  # the discriminator learns; the generator keeps to reconstruction
+            logged["discriminator"] = self._discriminator_step(audio, reconstruction.detach())
+        elif self.is_adversarial_step():
             if self.rng.random() < self.config.discriminator_update_probability:
                 logged["discriminator"] = self._discriminator_step(audio, reconstruction.detach())
             fake_logits, fake_features = self.discriminate(reconstruction)
@@ -146,8 +152,12 @@ class CodecTrainer:
         logged["total"] = sum(self.config.loss_weights[name] * logged[name] for name in losses) + commitment.item()
         return logged
 
-    def is_adversarial_step(self) -> bool:
+    def in_discriminator_warmup(self) -> bool:
         steps_in = self.step - self.config.adversarial_start
+        return 0 <= steps_in < self.config.discriminator_warmup
+
+    def is_adversarial_step(self) -> bool:
+        steps_in = self.step - self.config.adversarial_start - self.config.discriminator_warmup
         return steps_in >= 0 and steps_in % self.config.adversarial_every == 0
 
     def discriminate(self, audio: torch.Tensor) -> tuple[list[torch.Tensor], list[list[torch.Tensor]]]:
