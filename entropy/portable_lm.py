@@ -212,13 +212,20 @@ class NextFrame:
     @torch.no_grad()
     def probabilities(self, k: int) -> np.ndarray:
         """[B, card] float32, C-contiguous."""
+        return self.lm._probabilities(self.logit_steps(k))
+
+    @torch.no_grad()
+    def logit_steps(self, k: int) -> Tensor:
+        """Codebook k's distribution as integers [B, card] (int64): how far each entry's logit lies below
+        the row's largest, in steps of 1/STEPS_PER_NAT nat; exp_table(EXP_BITS) at them gives the
+        integer weights behind `probabilities(k)`. What an adaptive model mixes with (entropy.adaptive)."""
         if not 0 <= k < self.n_codebooks:
             raise ValueError(f"codebook {k} is not one of this frame's 0..{self.n_codebooks - 1}")
         if self.lm.config.intra_frame and k != self.observed:
             raise ValueError(f"codebook {k}'s distribution needs the codes of codebooks 0..{k - 1} "
                              f"observed first; {self.observed} are")
         with ieee_products():
-            return self.lm._probabilities(self.lm.heads[k](self.head_input))
+            return self.lm._logit_steps(self.lm.heads[k](self.head_input))
 
     def observe(self, k: int, codes: np.ndarray) -> None:
         """Codebook k's codes [B] in this frame (used only by an `intra_frame` LM)."""
@@ -378,15 +385,22 @@ class PortableLM:
                            ).permute(0, 3, 1, 2, 4).flatten(3)
 
     @staticmethod
-    def _softmax_weights(logits: Tensor) -> Tensor:
-        """Integer weights (int64) proportional to softmax(logits) over the last dim, at most 2^EXP_BITS."""
-        table = exp_table(EXP_BITS)
+    def _logit_steps(logits: Tensor) -> Tensor:
+        """How far each logit lies below its row's largest, in steps of 1/STEPS_PER_NAT nat (int64),
+        clamped to the last entry of exp_table(EXP_BITS)."""
         steps = (logits * STEPS_PER_NAT).round_().clamp_(-2.0 ** 40, 2.0 ** 40).long()
-        below_max = (steps.amax(-1, keepdim=True) - steps).clamp_(max=len(table) - 1)
-        return table.index_select(0, below_max.flatten()).view(below_max.shape)
+        return (steps.amax(-1, keepdim=True) - steps).clamp_(max=len(exp_table(EXP_BITS)) - 1)
 
-    def _probabilities(self, logits: Tensor) -> np.ndarray:
-        weights = self._softmax_weights(logits)
+    @classmethod
+    def _softmax_weights(cls, logits: Tensor) -> Tensor:
+        """Integer weights (int64) proportional to softmax(logits) over the last dim, at most 2^EXP_BITS."""
+        below_max = cls._logit_steps(logits)
+        return exp_table(EXP_BITS).index_select(0, below_max.flatten()).view(below_max.shape)
+
+    @staticmethod
+    def _probabilities(below_max: Tensor) -> np.ndarray:
+        """Float32 probabilities [..., card] of logit steps (`_logit_steps`), C-contiguous."""
+        weights = exp_table(EXP_BITS).index_select(0, below_max.flatten()).view(below_max.shape)
         probabilities = weights.double() / weights.sum(-1, keepdim=True).double()
         return np.ascontiguousarray(probabilities.float().numpy())
 
