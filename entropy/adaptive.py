@@ -86,7 +86,7 @@ class AdaptiveMixer:
         self.weights[..., 0] = 1 << WEIGHT_BITS
         self.previous = np.full((batch, n_codebooks), -1, np.int64)
         self.current = np.full((batch, n_codebooks), -1, np.int64)
-        self._pending: tuple[int, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._pending: tuple[int, list[np.ndarray], np.ndarray, np.ndarray] | None = None
 
     def start_frame(self) -> None:
         """The frame before becomes the context of codebook 0's next codes."""
@@ -96,7 +96,10 @@ class AdaptiveMixer:
         """Codebook k's mixed distribution [B, card] (float32, C-contiguous) from the LM's logit steps
         [B, card] (int64, as `NextFrame.logit_steps` gives them)."""
         features, contexts = self._features(k, np.asarray(lm_steps, dtype=np.int64))
-        mixed = (features * self.weights[:, k, None, :]).sum(-1)  # 2^-(LOG_BITS+WEIGHT_BITS) nat
+        weights_k = self.weights[:, k]
+        mixed = weights_k[:, :1] * features[0]  # 2^-(LOG_BITS+WEIGHT_BITS) nat
+        for index in range(1, FEATURES):
+            mixed += weights_k[:, index:index + 1] * features[index]
         shift = LOG_BITS + WEIGHT_BITS - _STEP_BITS  # back to the LM's steps, rounded
         table = exp_table(EXP_BITS).numpy()
         below = (mixed.max(-1, keepdims=True) - mixed + (1 << (shift - 1))) >> shift
@@ -113,8 +116,9 @@ class AdaptiveMixer:
         self._pending = None
         codes = np.asarray(codes, dtype=np.int64)
         rows = np.flatnonzero(np.asarray(active, dtype=bool))
-        chosen = features[rows, codes[rows]]  # [n, FEATURES]
-        expected = (weights[rows, :, None] * features[rows]).sum(1) // weights[rows].sum(-1, keepdims=True)
+        weights, totals = weights[rows], weights[rows].sum(-1)
+        chosen = np.stack([feature[rows, codes[rows]] for feature in features], axis=-1)  # [n, FEATURES]
+        expected = np.stack([(weights * feature[rows]).sum(-1) // totals for feature in features], axis=-1)
         step = ((chosen - expected) * LEARNING_RATE) >> LEARNING_SHIFT
         self.weights[rows, k] = np.clip(self.weights[rows, k] + step, -WEIGHT_LIMIT, WEIGHT_LIMIT)
         self.counts[rows, k, codes[rows]] += 1
@@ -124,8 +128,8 @@ class AdaptiveMixer:
             if contexts[row] >= 0:
                 self.followers[row].setdefault((k, int(contexts[row])), []).append(int(codes[row]))
 
-    def _features(self, k: int, lm_steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """[B, card, FEATURES] log-probabilities (2^-LOG_BITS nat) and each row's order-1 context (-1: none)."""
+    def _features(self, k: int, lm_steps: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+        """FEATURES log-probabilities [B, card] (2^-LOG_BITS nat) and each row's order-1 context (-1: none)."""
         batch, card = self.counts.shape[0], self.card
         contexts = self.current[:, k - 1] if k > 0 else self.previous[:, 0]
         followed = np.zeros((batch, card), np.int64)
@@ -139,4 +143,4 @@ class AdaptiveMixer:
         followers = followed.sum(-1, keepdims=True)
         order1 = fixed_log(scale * followed + SMOOTHING * kt) - fixed_log(scale * (followers + SMOOTHING))
         lm = -lm_steps << (LOG_BITS - _STEP_BITS)
-        return np.stack([lm, order0, order1], axis=-1), contexts
+        return [lm, order0, order1], contexts
