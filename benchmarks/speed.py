@@ -1,7 +1,7 @@
 """Offline encode and decode speed against transformers and the original package, side by side.
 
     python benchmarks/speed.py [--quick] [--presets 24khz 48khz] [--threads 1 2] [--seconds 10 60]
-                               [--bandwidth 6] [--runs 2]
+                               [--bandwidth 6] [--runs 2] [--precisions bfloat16]
 
 All implementations hold the same random weights (the original package's model, randomised, loaded
 into ours and from ours into transformers') and code the same random input in one process, their
@@ -10,7 +10,9 @@ Printed per preset, thread count and length: encode and decode seconds of ours (
 default), ours with `fast=False` (the reference modules), transformers and the original, and
 the ratios reference time / our time (above 1: we are faster). Before timing, it checks that the
 fast and plain paths give the same codes and audio within 1e-5, and that transformers and the
-original give our codes.
+original give our codes. Each of `--precisions` (`encodec_fx.precision`) adds "ours (PRECISION)": the same
+model decoding at that precision (its encode is the exact one), with its audio distance to the exact
+decode (SNR dB on that check's input) printed beside its speed.
 
 Each line also gives the time spent inside the encoder's and decoder's LSTMs (every implementation
 runs the same `nn.LSTM`, whose one-thread cost is streaming its recurrent weights once per frame) and
@@ -32,12 +34,14 @@ import torch
 
 from encodec_fx import EncodecModel
 from encodec_fx.checkpoints import to_model_keys
+from encodec_fx.precision import PRECISIONS
 
 from common import PRESETS, original_model
 
 
-def models(preset: str) -> dict[str, torch.nn.Module]:
-    """Ours (fast and plain), transformers' and the original, all with the same random weights."""
+def models(preset: str, precisions: list[str] = ()) -> dict[str, torch.nn.Module]:
+    """Ours (fast and plain, and the fast one at each of `precisions`), transformers' and the original, all with
+    the same random weights."""
     import transformers
     warnings.filterwarnings("ignore", "`torch.nn.utils.weight_norm` is deprecated", FutureWarning)
     original = original_model(preset)
@@ -47,7 +51,14 @@ def models(preset: str) -> dict[str, torch.nn.Module]:
     plain.load_state_dict(ours.state_dict())
     hf = transformers.EncodecModel(transformers.EncodecConfig(**ours.config.to_dict())).eval()
     hf.load_state_dict(ours.state_dict())
-    return {"ours": ours, "ours (plain)": plain, "transformers": hf, "original": original}
+    return {"ours": ours, "ours (plain)": plain, **{f"ours ({precision})": ours for precision in precisions},
+            "transformers": hf, "original": original}
+
+
+def precision_of(name: str) -> str:
+    """"ours (bfloat16)" → "bfloat16"; "exact" for every other implementation."""
+    inside = name[len("ours ("): -1] if name.startswith("ours (") else ""
+    return inside if inside in PRECISIONS else "exact"
 
 
 def coders(name: str, model: torch.nn.Module, bandwidth: float
@@ -60,7 +71,12 @@ def coders(name: str, model: torch.nn.Module, bandwidth: float
     def encode(audio: torch.Tensor) -> Any:
         return model.encode(audio, bandwidth=bandwidth)
 
+    precision = precision_of(name)
+
     def decode(encoded: Any) -> torch.Tensor:
+        if precision != "exact":
+            return model.decode(encoded.audio_codes, encoded.audio_scales, precision=precision,
+                                last_frame_pad_length=encoded.last_frame_pad_length).audio_values
         return model.decode(encoded.audio_codes, encoded.audio_scales,
                             last_frame_pad_length=encoded.last_frame_pad_length).audio_values
     return encode, decode
@@ -145,9 +161,16 @@ def check_outputs(instances: dict, bandwidth: float, audio: torch.Tensor) -> str
         raise AssertionError(f"fast and plain paths differ: codes equal {torch.equal(codes, plain_codes)}, "
                              f"audio gap {gap:.2e}")
     same = {name: torch.equal(codes, other) for name, (other, _) in results.items()
-            if name not in ("ours", "ours (plain)")}
+            if not name.startswith("ours")}
+    distances = "".join(f"; {name}: audio {snr_db(decoded, audio):.1f} dB SNR from exact"
+                        for name, (_, audio) in results.items() if precision_of(name) != "exact")
     return (f"fast == plain (audio gap {gap:.1e}); same codes as "
-            + ", ".join(f"{name}: {'yes' if equal else 'NO'}" for name, equal in same.items()))
+            + ", ".join(f"{name}: {'yes' if equal else 'NO'}" for name, equal in same.items()) + distances)
+
+
+def snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
+    """Signal-to-noise ratio of `other` against `reference`, in dB."""
+    return float(10 * torch.log10(reference.double().pow(2).sum() / (reference.double() - other.double()).pow(2).sum()))
 
 
 def measure(instances: dict, clocks: dict[str, LSTMClock], bandwidth: float, audio: torch.Tensor,
@@ -179,13 +202,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--skip", nargs="*", default=[], choices=["ours (plain)", "original"],
                         help="implementations not to time")
+    parser.add_argument("--precisions", nargs="*", default=["bfloat16"],
+                        choices=[precision for precision in PRECISIONS if precision != "exact"],
+                        help="decoding precisions of ours to time beside the exact one")
     args = parser.parse_args()
     if args.quick:
         args.seconds, args.runs = [3.0], 1
     print(f"torch {torch.__version__}, {args.bandwidth:g} kbps, best of {args.runs}; "
           "ratio = reference time / our time (fast path)")
     for preset in args.presets:
-        instances = models(preset)
+        instances = models(preset, args.precisions)
         rate, channels = instances["ours"].config.sampling_rate, instances["ours"].config.audio_channels
         generator = torch.Generator().manual_seed(1)
         with torch.inference_mode():
@@ -213,6 +239,10 @@ def main() -> None:
                             f" roofline {both / floor:4.2f}x)")
                         print(f"  {name:13s} encode {encode_time:6.2f} s  decode {decode_time:6.2f} s  "
                               f"LSTMs {lstm_time:5.2f} s  (RTF {both / seconds:.3f}){ratios}")
+                    for name, (_, decode_time, _) in times.items():
+                        if precision_of(name) != "exact" and "transformers" in times:
+                            print(f"  {name} decode against transformers' decode: "
+                                  f"{times['transformers'][1] / decode_time:4.2f}x faster")
 
 
 if __name__ == "__main__":

@@ -83,10 +83,10 @@ class ChunkedEncoder:
 class ChunkedDecoder:
     """(codes [batch, n_q, frames], scale) per chunk, in order → audio, overlap-added as it becomes final."""
 
-    def __init__(self, model: EncodecModel):
+    def __init__(self, model: EncodecModel, precision: str = "exact"):
         if model.config.chunk_length is None:
             raise ValueError("ChunkedDecoder needs a chunked model; stream unchunked models with StreamingDecoder")
-        self.model = model
+        self.model, self.precision = model, precision
         self.reset()
 
     def reset(self) -> None:
@@ -96,7 +96,7 @@ class ChunkedDecoder:
 
     def push(self, codes: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         """Decode one chunk; returns the audio before the next chunk's start (stride samples)."""
-        return self.add(self.model.decode_chunk(codes, scale))
+        return self.add(self.model.decode_chunk(codes, scale, precision=self.precision))
 
     def add(self, audio: torch.Tensor) -> torch.Tensor:
         """Overlap-add one decoded chunk (for callers that decode chunks their own way, e.g. with

@@ -19,6 +19,7 @@ fills it. Compiled here, with weights folded once:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -36,6 +37,7 @@ from .kernels import (
     polyphase_weights,
     tap_weights,
 )
+from .precision import dtype_of
 from .seanet import ResidualUnit
 from .tensor_state import TensorState
 
@@ -64,9 +66,9 @@ class Layer(Protocol):
     def __call__(self, x: torch.Tensor, scratch: Scratch) -> torch.Tensor: ...
 
 
-def folded(conv: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
-    """A convolution's weight (weight norm evaluated once) and bias, detached."""
-    return conv.weight.detach(), conv.bias.detach()
+def folded(conv: nn.Module, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A convolution's weight (weight norm evaluated once) and bias, detached, in `dtype` if given."""
+    return conv.weight.detach().to(dtype), conv.bias.detach().to(dtype)
 
 
 # --- encoder: exact ------------------------------------------------------------------------------
@@ -115,9 +117,10 @@ class FastConv:
     """NormConv1d with the ELU before it fused into the padding; a layer with few outputs (the last)
     as a channel-mixing product and shifted sums."""
 
-    def __init__(self, layer: NormConv1d, activation: nn.ELU | None = None):
+    def __init__(self, layer: NormConv1d, activation: nn.ELU | None = None, dtype: torch.dtype | None = None):
         self.layer = layer
-        self.weight, self.bias = folded(layer.conv)
+        self.weight, self.bias = folded(layer.conv, dtype)
+        self.norm = low_precision_norm(layer.norm, dtype)
         self.stride, self.dilation = layer.conv.stride[0], layer.conv.dilation[0]
         self.alpha = None if activation is None else activation.alpha
         out_channels, in_channels, kernel_size = self.weight.shape
@@ -130,7 +133,7 @@ class FastConv:
             y = few_output_conv(x, self.taps, self.bias, self.dilation)
         else:
             y = F.conv1d(x, self.weight, self.bias, self.stride, 0, self.dilation)
-        return self.layer.norm(y)
+        return self.norm(y)
 
 
 class FastConvTranspose:
@@ -139,16 +142,17 @@ class FastConvTranspose:
     statistics do not depend on the sample order, so it runs on the phase-major result, its affine
     weights repeated per phase."""
 
-    def __init__(self, layer: NormConvTranspose1d, activation: nn.ELU | None = None):
-        weight, bias = folded(layer.conv)
+    def __init__(self, layer: NormConvTranspose1d, activation: nn.ELU | None = None,
+                 dtype: torch.dtype | None = None):
+        weight, bias = folded(layer.conv, dtype)
         self.stride = layer.conv.stride[0]
         self.weight, self.bias = polyphase_weights(weight, bias, self.stride)
         self.trim_left = layer.trim_left
         self.alpha = None if activation is None else activation.alpha
         self.group_norm = None
         if isinstance(layer.norm, nn.GroupNorm):
-            self.group_norm = (layer.norm.weight.detach().repeat_interleave(self.stride),
-                               layer.norm.bias.detach().repeat_interleave(self.stride), layer.norm.eps)
+            self.group_norm = (layer.norm.weight.detach().to(dtype).repeat_interleave(self.stride),
+                               layer.norm.bias.detach().to(dtype).repeat_interleave(self.stride), layer.norm.eps)
 
     def __call__(self, x: torch.Tensor, scratch: Scratch) -> torch.Tensor:
         frames = x.shape[-1]
@@ -166,15 +170,16 @@ class FastResidualUnit:
     """ResidualUnit with its 1x1 convolutions as matrix products; without norms both products and
     biases accumulate into one tensor, so the residual sum costs no pass of its own."""
 
-    def __init__(self, unit: ResidualUnit):
+    def __init__(self, unit: ResidualUnit, dtype: torch.dtype | None = None):
         elu, conv, inner_elu, projection = unit.block
-        self.conv = FastConv(conv, elu)
+        self.conv = FastConv(conv, elu, dtype)
         self.inner_alpha = inner_elu.alpha
-        self.weight, self.bias = (w.squeeze(-1) for w in folded(projection.conv))
-        self.norm = projection.norm
+        self.weight, self.bias = (w.squeeze(-1) for w in folded(projection.conv, dtype))
+        self.norm = low_precision_norm(projection.norm, dtype)
         self.shortcut = unit.shortcut if isinstance(unit.shortcut, NormConv1d) else None
         if self.shortcut is not None:
-            self.shortcut_weight, self.shortcut_bias = (w.squeeze(-1) for w in folded(self.shortcut.conv))
+            self.shortcut_weight, self.shortcut_bias = (w.squeeze(-1) for w in folded(self.shortcut.conv, dtype))
+            self.shortcut_norm = low_precision_norm(self.shortcut.norm, dtype)
         self.fused_sum = self.shortcut is not None and all(
             isinstance(module.norm, nn.Identity) for module in (projection, self.shortcut))
 
@@ -183,47 +188,55 @@ class FastResidualUnit:
         if self.fused_sum:
             out = pointwise_conv(x, self.shortcut_weight, self.shortcut_bias + self.bias)
             return out.baddbmm_(self.weight.expand(x.shape[0], -1, -1), h)
-        residual = x if self.shortcut is None else self.shortcut.norm(
+        residual = x if self.shortcut is None else self.shortcut_norm(
             pointwise_conv(x, self.shortcut_weight, self.shortcut_bias))
         return self.norm(pointwise_conv(h, self.weight, self.bias)).add_(residual)
 
 
 class ModuleLayer:
-    """A layer kept as its module (SkipLSTM: nn.LSTM has no faster form here)."""
+    """A layer kept as its module (SkipLSTM: nn.LSTM has no faster form here); for another `dtype`, a
+    copy in it (the LSTM has no weight norm, so it copies as it is)."""
 
-    def __init__(self, module: nn.Module):
-        self.module = module
+    def __init__(self, module: nn.Module, dtype: torch.dtype | None = None):
+        self.module = module if dtype is None else copy.deepcopy(module).to(dtype)
 
     def __call__(self, x: torch.Tensor, scratch: Scratch) -> torch.Tensor:
         return self.module(x)
 
 
+def low_precision_norm(norm: nn.Module, dtype: torch.dtype | None) -> nn.Module:
+    """The norm after a convolution (identity or a group norm) for activations in `dtype`."""
+    return norm if dtype is None or isinstance(norm, nn.Identity) else copy.deepcopy(norm).to(dtype)
+
+
 # --- compilation ---------------------------------------------------------------------------------
 
 
-def compile_layers(layers: Iterable[nn.Module], exact: bool) -> list[Layer]:
-    """One callable per layer, the ELUs joined to the convolution that follows each."""
+def compile_layers(layers: Iterable[nn.Module], exact: bool, dtype: torch.dtype | None = None) -> list[Layer]:
+    """One callable per layer, the ELUs joined to the convolution that follows each; with `dtype`
+    (decoder only), weights and activations in that dtype."""
     compiled: list[Layer] = []
     activation = None
     for layer in layers:
         if isinstance(layer, nn.ELU):
             activation = layer
         else:
-            compiled.append(compile_layer(layer, activation, exact))
+            compiled.append(compile_layer(layer, activation, exact, dtype))
             activation = None
     return compiled
 
 
-def compile_layer(layer: nn.Module, activation: nn.ELU | None, exact: bool) -> Layer:
+def compile_layer(layer: nn.Module, activation: nn.ELU | None, exact: bool, dtype: torch.dtype | None = None
+                  ) -> Layer:
     if isinstance(layer, NormConv1d):
-        return ExactConv(layer, activation) if exact else FastConv(layer, activation)
+        return ExactConv(layer, activation) if exact else FastConv(layer, activation, dtype)
     if isinstance(layer, NormConvTranspose1d):  # decoder only
-        return FastConvTranspose(layer, activation)
+        return FastConvTranspose(layer, activation, dtype)
     if activation is not None:
         raise TypeError(f"an ELU before {type(layer).__name__}: SEANet puts ELUs before convolutions only")
     if isinstance(layer, ResidualUnit):
-        return ExactResidualUnit(layer) if exact else FastResidualUnit(layer)
-    return ModuleLayer(layer)
+        return ExactResidualUnit(layer) if exact else FastResidualUnit(layer, dtype)
+    return ModuleLayer(layer, dtype)
 
 
 def run(layers: Iterable[Layer], x: torch.Tensor) -> torch.Tensor:
@@ -238,9 +251,11 @@ class FastPath:
 
     def __init__(self, model: nn.Module):
         self.sources = parameter_state(model)
+        self.decoder_layers = model.decoder.layers  # to compile lower precisions from, when first asked
         with torch.no_grad():
             self.encoder = compile_layers(model.encoder.layers, exact=True)
             self.decoder = compile_layers(model.decoder.layers, exact=False)
+        self.decoders: dict[str, list[Layer]] = {"exact": self.decoder}
 
     @classmethod
     def for_model(cls, model: nn.Module, cached: FastPath | None) -> FastPath:
@@ -253,9 +268,16 @@ class FastPath:
         """Audio (B, C, L) → embeddings, bit for bit `model.encoder(audio)`; audio is not modified."""
         return run(self.encoder, audio)
 
-    def decode(self, embeddings: torch.Tensor) -> torch.Tensor:
-        """Embeddings → audio, `model.decoder(embeddings)` within float rounding."""
-        return run(self.decoder, embeddings)
+    def decode(self, embeddings: torch.Tensor, precision: str = "exact") -> torch.Tensor:
+        """Embeddings → audio, `model.decoder(embeddings)` within float rounding, or at a lower
+        `precision` (see `encodec_fx.precision`), in the embeddings' dtype."""
+        if precision == "exact":
+            return run(self.decoder, embeddings)
+        dtype = dtype_of(precision)
+        if precision not in self.decoders:
+            with torch.no_grad():
+                self.decoders[precision] = compile_layers(self.decoder_layers, exact=False, dtype=dtype)
+        return run(self.decoders[precision], embeddings.to(dtype)).to(embeddings.dtype)
 
 
 def parameter_state(model: nn.Module) -> list[TensorState]:

@@ -23,6 +23,7 @@ from .devices import resolve_device
 from .fast_path import FastPath
 from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
 from .overlap import overlap_add
+from .precision import check_precision
 from .quantizer import ResidualVectorQuantizer
 from .seanet import Decoder, Encoder
 from .validation import as_number, check_codes, check_samples, check_sampling_rate, check_scale, tensor_of
@@ -125,21 +126,24 @@ class EncodecModel(nn.Module):
         from .stream import StreamEncoder
         return StreamEncoder(self, bandwidth, frames_per_step)
 
-    def stream_decoder(self) -> StreamDecoder:
-        """A stream of code blocks → audio blocks: the audio of `model.decode` (`encodec_fx.stream`)."""
+    def stream_decoder(self, precision: str = "exact") -> StreamDecoder:
+        """A stream of code blocks → audio blocks: the audio of `model.decode` at `precision`
+        (`encodec_fx.stream`, `encodec_fx.precision`)."""
         from .stream import StreamDecoder
-        return StreamDecoder(self)
+        return StreamDecoder(self, check_precision(precision))
 
     # --- decoding ------------------------------------------------------------------------------
 
     def decode(self, audio_codes: torch.Tensor, audio_scales: list[torch.Tensor | None] | None = None,
                padding_mask: torch.Tensor | None = None, return_dict: bool = True,
-               last_frame_pad_length: int = 0) -> EncodecDecoderOutput | tuple:
+               last_frame_pad_length: int = 0, *, precision: str = "exact") -> EncodecDecoderOutput | tuple:
         """Codes [chunks, batch, n_q, frames] → audio (batch, channels, samples).
 
         Without `padding_mask` the output has frames * hop_length samples per chunk (overlap-added);
         with it, the output is cut to the mask's length, i.e. exactly the encoded input's length.
+        `precision` other than "exact" decodes faster and less precisely (`encodec_fx.precision`).
         """
+        check_precision(precision)
         audio_codes = self._check_codes(audio_codes)
         chunks, batch = audio_codes.shape[:2]
         if audio_scales is None:
@@ -158,38 +162,52 @@ class EncodecModel(nn.Module):
                    else codes, scale) for index, (codes, scale) in enumerate(zip(audio_codes, audio_scales))]
         if self.fast:
             decoded = [audio for group in batches_of_equal_chunks(pieces, CHUNKS_PER_BATCH)
-                       for audio in self._decode_chunks_together(group)]
+                       for audio in self._decode_chunks_together(group, precision)]
         else:  # the reference's order: one chunk after the other
-            decoded = [self._decode_chunk(codes, scale) for codes, scale in pieces]
+            decoded = [self._decode_chunk(codes, scale, precision) for codes, scale in pieces]
         audio = overlap_add(decoded, self.config.chunk_stride) if self.config.chunk_length else decoded[0]
         if padding_mask is not None:
             audio = audio[..., : self._decoded_length(padding_mask, batch, audio.shape[-1])]
         output = EncodecDecoderOutput(audio)
         return output if return_dict else output.to_tuple()
 
-    def decode_chunk(self, codes: torch.Tensor, scale: torch.Tensor | None = None) -> torch.Tensor:
+    def decode_chunk(self, codes: torch.Tensor, scale: torch.Tensor | None = None, *, precision: str = "exact"
+                     ) -> torch.Tensor:
         """One chunk's codes [batch, n_q, frames] → audio (batch, channels, frames * hop_length), before
         any cross-fade with its neighbours."""
+        check_precision(precision)
         codes = check_codes(codes, "codes", "[batch, n_q, frames]", len(self.quantizer.layers),
                             self.config.codebook_size)
-        return self._decode_chunk(codes, self._check_scale(scale, codes.shape[0], "scale"))
+        return self._decode_chunk(codes, self._check_scale(scale, codes.shape[0], "scale"), precision)
 
-    def _decode_chunk(self, codes: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
+    def decode_embeddings(self, embeddings: torch.Tensor, precision: str = "exact") -> torch.Tensor:
+        """Quantised embeddings (batch, dimension, frames) → audio (batch, channels, frames * hop_length) by
+        the inference path at `precision`: for callers that sum the codebooks their own way (lost tokens,
+        augmentation). "exact" is `model.decoder(embeddings)` within float rounding."""
+        check_precision(precision)
         fast = self._inference_path()
+        if fast is None and precision != "exact":
+            raise ValueError(f"precision={precision!r} needs the fast inference path: set model.fast = True and "
+                             "decode in eval mode or without gradients")
         with contextlib.nullcontext() if fast is None else torch.no_grad():
-            embeddings = self.quantizer.decode(codes.to(self.device))
-            audio = self.decoder(embeddings) if fast is None else fast.decode(embeddings)
+            return self.decoder(embeddings) if fast is None else fast.decode(embeddings, precision)
+
+    def _decode_chunk(self, codes: torch.Tensor, scale: torch.Tensor | None, precision: str = "exact"
+                      ) -> torch.Tensor:
+        with contextlib.nullcontext() if self._inference_path() is None else torch.no_grad():
+            audio = self.decode_embeddings(self.quantizer.decode(codes.to(self.device)), precision)
             return audio if scale is None else audio * scale.to(audio).view(-1, 1, 1)
 
-    def _decode_chunks_together(self, pieces: list[tuple[torch.Tensor, torch.Tensor | None]]) -> list[torch.Tensor]:
+    def _decode_chunks_together(self, pieces: list[tuple[torch.Tensor, torch.Tensor | None]],
+                                precision: str = "exact") -> list[torch.Tensor]:
         """Chunks of equal length decoded as one batch: the decoder's LSTM then reads its weights
         once per frame for all of them, not once per chunk (audio within float rounding of one by one)."""
         if len(pieces) == 1:
-            return [self._decode_chunk(*pieces[0])]
+            return [self._decode_chunk(*pieces[0], precision)]
         codes = torch.cat([codes for codes, _ in pieces])
         batch = pieces[0][0].shape[0]
         scales = None if pieces[0][1] is None else torch.cat([scale.reshape(-1).expand(batch) for _, scale in pieces])
-        return list(self._decode_chunk(codes, scales).chunk(len(pieces)))
+        return list(self._decode_chunk(codes, scales, precision).chunk(len(pieces)))
 
     def forward(self, input_values: torch.Tensor | np.ndarray | None, padding_mask: torch.Tensor | None = None,
                 bandwidth: float | None = None, audio_codes: torch.Tensor | None = None,
@@ -239,6 +257,13 @@ class EncodecModel(nn.Module):
         """Write config.json, preprocessor_config.json and model.safetensors (the hub layout)."""
         from .checkpoints import save_model
         save_model(self, directory)
+
+    def export_onnx(self, directory: str | os.PathLike, frames_per_step: int | None = None, *,
+                    overwrite: bool = False) -> dict[str, Any]:
+        """Write ONNX graphs of the encoder and decoder (and, for a causal model, their streaming steps with
+        explicit state) and metadata.json into `directory`; returns the metadata (`encodec_fx.onnx_export`)."""
+        from .onnx_export import export_onnx
+        return export_onnx(self, directory, frames_per_step, overwrite)
 
     # --- input checks --------------------------------------------------------------------------
 

@@ -25,21 +25,23 @@ def received_embeddings(model: EncodecModel, codes: torch.Tensor, received: torc
 
 
 def decode_chunk_received(model: EncodecModel, codes: torch.Tensor, received: torch.Tensor,
-                          scale: torch.Tensor | None) -> torch.Tensor:
-    """One chunk's codes and mask [batch, n_q, frames] → audio (batch, channels, frames · hop_length)."""
-    audio = model.decoder(received_embeddings(model, codes, received))
+                          scale: torch.Tensor | None, precision: str = "exact") -> torch.Tensor:
+    """One chunk's codes and mask [batch, n_q, frames] → audio (batch, channels, frames · hop_length);
+    below "exact" `precision`, by the model's faster decoder (`encodec_fx.precision`)."""
+    embeddings = received_embeddings(model, codes, received)
+    audio = model.decoder(embeddings) if precision == "exact" else model.decode_embeddings(embeddings, precision)
     return audio if scale is None else audio * scale.view(-1, 1, 1)
 
 
 def decode_received(model: EncodecModel, audio_codes: torch.Tensor, received: torch.Tensor,
                     audio_scales: list[torch.Tensor | None], last_frame_pad_length: int,
-                    num_samples: int) -> torch.Tensor:
+                    num_samples: int, precision: str = "exact") -> torch.Tensor:
     """Codes and received mask [chunks, batch, n_q, frames] → audio (batch, channels, num_samples)."""
     chunks = audio_codes.shape[0]
     decoded = []
     for index, (codes, mask, scale) in enumerate(zip(audio_codes, received, audio_scales)):
         if index == chunks - 1 and last_frame_pad_length > 0:
             codes, mask = codes[..., :-last_frame_pad_length], mask[..., :-last_frame_pad_length]
-        decoded.append(decode_chunk_received(model, codes, mask, scale))
+        decoded.append(decode_chunk_received(model, codes, mask, scale, precision))
     audio = overlap_add(decoded, model.config.chunk_stride) if model.config.chunk_length else decoded[0]
     return audio[..., :num_samples]

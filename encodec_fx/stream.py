@@ -165,11 +165,12 @@ class StreamEncoder:
 
 
 class StreamDecoder:
-    """`CodeBlock`s of one stream, in order → audio (batch, channels, samples) at the model's rate."""
+    """`CodeBlock`s of one stream, in order → audio (batch, channels, samples) at the model's rate, decoded at
+    `precision` (`encodec_fx.precision`)."""
 
-    def __init__(self, model: EncodecModel):
-        self.model, self.chunked = model, is_chunked(model)
-        self._decoder = ChunkedDecoder(model) if self.chunked else StreamingDecoder(model)
+    def __init__(self, model: EncodecModel, precision: str = "exact"):
+        self.model, self.chunked, self.precision = model, is_chunked(model), precision
+        self._decoder = ChunkedDecoder(model, precision) if self.chunked else StreamingDecoder(model, precision)
 
     def reset(self) -> None:
         """Forget the stream so far and start a new one."""
@@ -191,7 +192,7 @@ class StreamDecoder:
                 continue
             scale = None if block.scales is None else block.scales[index].to(device).view(-1, 1)
             audio.append(self._decoder.push(codes, scale) if received is None else
-                         self._decoder.add(decode_chunk_received(self.model, codes, received, scale)))
+                         self._decoder.add(decode_chunk_received(self.model, codes, received, scale, self.precision)))
         return torch.cat(audio, dim=-1)
 
     def flush(self) -> torch.Tensor:

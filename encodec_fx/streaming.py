@@ -23,6 +23,7 @@ import torch
 from entropy.number_checks import is_integer
 
 from .config import EncodecConfig
+from .precision import dtype_of
 from .streaming_layers import StreamingLayers
 from .validation import check_codes, check_samples
 
@@ -140,6 +141,8 @@ class StreamingEncoder:
     def push(self, audio: torch.Tensor) -> torch.Tensor:
         """Audio (batch, channels, samples) → codes (batch, n_q, frames) of the frames it completes."""
         audio = self._whole_steps(self._check_audio(audio))
+        if not audio.shape[-1]:  # no whole step yet: every layer would pass on nothing
+            return torch.zeros(audio.shape[0], self.num_quantizers, 0, dtype=torch.long, device=self.device)
         return self._quantize(self.layers.push_in_passes(audio, PASS_FRAMES * self.config.hop_length))
 
     @torch.no_grad()
@@ -188,14 +191,15 @@ class StreamingDecoder:
     `kernel_size` frames are in. The audio of all `push` calls followed by `flush` is that of
     `model.decode` on all the codes. The number of codebooks may change from block to block.
     Convolution and LSTM weights are read at construction: make a new one after changing the
-    model's weights."""
+    model's weights. `precision` (`encodec_fx.precision`) lowers the precision of its layers for speed."""
 
-    def __init__(self, model: EncodecModel):
+    def __init__(self, model: EncodecModel, precision: str = "exact"):
         check_streamable(model.config)
         self.config = model.config
         self.quantizer = model.quantizer
         self.device = model.device
-        self.layers = StreamingLayers(model.decoder.layers)
+        self.dtype = dtype_of(precision)
+        self.layers = StreamingLayers(model.decoder.layers, None if precision == "exact" else self.dtype)
         self.reset()
 
     def reset(self) -> None:
@@ -214,7 +218,7 @@ class StreamingDecoder:
         """Quantised embeddings (batch, dimension, frames), e.g. of partly received codes → the audio they complete."""
         if self.empty_embeddings is None:
             self.empty_embeddings = embeddings[..., :0]
-        return self.layers.push_in_passes(embeddings, PASS_FRAMES)
+        return self.layers.push_in_passes(embeddings.to(self.dtype), PASS_FRAMES).to(embeddings.dtype)
 
     @torch.no_grad()
     def flush(self) -> torch.Tensor:
@@ -222,7 +226,7 @@ class StreamingDecoder:
         if self.empty_embeddings is None:  # nothing pushed
             embed = self.quantizer.layers[0].codebook.embed
             return embed.new_zeros(0, self.config.audio_channels, 0)
-        audio = self.layers.finish(self.empty_embeddings)
+        audio = self.layers.finish(self.empty_embeddings.to(self.dtype)).to(self.empty_embeddings.dtype)
         self.reset()
         return audio
 

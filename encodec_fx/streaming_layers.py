@@ -37,15 +37,15 @@ class StreamingConv1d:
     channel-mixing product and shifted sums (`kernels.few_output_conv`).
     """
 
-    def __init__(self, layer: NormConv1d):
+    def __init__(self, layer: NormConv1d, dtype: torch.dtype | None = None):
         conv = layer.conv
         with torch.no_grad():
-            weight = conv.weight.detach()  # through weight norm: computed once, not per block
+            weight = conv.weight.detach().to(dtype)  # through weight norm: computed once, not per block
         self.out_channels, self.in_channels, self.kernel_size = weight.shape
         self.conv_weight = weight
         self.tap_matrices = weight.permute(2, 0, 1).contiguous()  # (kernel, out, in)
         self.weight = weight.permute(1, 2, 0).reshape(-1, self.out_channels).contiguous()  # (in * kernel, out)
-        self.bias = conv.bias.detach()
+        self.bias = conv.bias.detach().to(dtype)
         self.taps = tap_weights(weight) if self.out_channels * self.kernel_size <= self.in_channels else None
         self.stride, self.dilation = conv.stride[0], conv.dilation[0]
         self.left_padding = layer.padding_total
@@ -121,10 +121,10 @@ class StreamingConvTranspose1d:
     `pieces` whole strides, gives each frame `pieces` stride-long pieces, and output stride t is
     the sum of piece j of frame t - j (the polyphase form: no col2im)."""
 
-    def __init__(self, layer: NormConvTranspose1d):
+    def __init__(self, layer: NormConvTranspose1d, dtype: torch.dtype | None = None):
         conv = layer.conv
         with torch.no_grad():
-            weight = conv.weight.detach()  # through weight norm: computed once, not per block
+            weight = conv.weight.detach().to(dtype)  # through weight norm: computed once, not per block
         in_channels, self.out_channels, kernel_size = weight.shape
         self.stride = conv.stride[0]
         self.pieces = -(-kernel_size // self.stride)
@@ -132,7 +132,7 @@ class StreamingConvTranspose1d:
         # (in, pieces * out * stride): piece-major, so that each piece is a contiguous slice
         self.weight = weight.view(in_channels, self.out_channels, self.pieces, self.stride) \
             .permute(0, 2, 1, 3).reshape(in_channels, -1).contiguous()
-        self.bias = conv.bias.detach()[:, None]
+        self.bias = conv.bias.detach().to(dtype)[:, None]
         self.reset()
 
     def reset(self) -> None:
@@ -171,12 +171,12 @@ class StreamingLSTM:
     The cells are written out: `nn.LSTM` on CPU (oneDNN) reorders its weights at every call,
     which costs more than the few steps of a block."""
 
-    def __init__(self, layer: SkipLSTM):
+    def __init__(self, layer: SkipLSTM, dtype: torch.dtype | None = None):
         lstm = layer.lstm
         self.layers = []  # per layer: input weight, recurrent weight (transposed for x @ w), bias
         for index in range(lstm.num_layers):
-            weight_ih, weight_hh, bias_ih, bias_hh = (getattr(lstm, f"{name}_l{index}").detach() for name in
-                                                      ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+            weight_ih, weight_hh, bias_ih, bias_hh = (getattr(lstm, f"{name}_l{index}").detach().to(dtype)
+                                                      for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
             self.layers.append((weight_ih.t().contiguous(), weight_hh.t().contiguous(), bias_ih + bias_hh))
         self.reset()
 
@@ -241,17 +241,17 @@ class StreamingResidualUnit:
     both biases, as a block's few hundred samples make each separate step cost more in calls than
     in arithmetic."""
 
-    def __init__(self, unit: ResidualUnit):
+    def __init__(self, unit: ResidualUnit, dtype: torch.dtype | None = None):
         elu, conv, inner_elu, projection = unit.block
         self.alpha, self.inner_alpha = elu.alpha, inner_elu.alpha
-        self.conv = StreamingConv1d(conv)
+        self.conv = StreamingConv1d(conv, dtype)
         with torch.no_grad():  # through weight norm: computed once, not per block
-            self.projection = projection.conv.weight.detach().squeeze(-1)
-            bias = projection.conv.bias.detach()
+            self.projection = projection.conv.weight.detach().to(dtype).squeeze(-1)
+            bias = projection.conv.bias.detach().to(dtype)
             self.shortcut = None
             if isinstance(unit.shortcut, NormConv1d):
-                self.shortcut = unit.shortcut.conv.weight.detach().squeeze(-1)
-                bias = bias + unit.shortcut.conv.bias.detach()
+                self.shortcut = unit.shortcut.conv.weight.detach().to(dtype).squeeze(-1)
+                bias = bias + unit.shortcut.conv.bias.detach().to(dtype)
         self.bias = bias[:, None]
         self.reset()
 
@@ -293,26 +293,27 @@ class StreamingResidualUnit:
 StreamingLayer = StreamingConv1d | StreamingConvTranspose1d | StreamingLSTM | StreamingPointwise | StreamingResidualUnit
 
 
-def streaming_layer(layer: nn.Module) -> StreamingLayer:
-    """The streaming counterpart of one SEANet layer, sharing its weights."""
+def streaming_layer(layer: nn.Module, dtype: torch.dtype | None = None) -> StreamingLayer:
+    """The streaming counterpart of one SEANet layer, sharing its weights (copies in `dtype` if given)."""
     if isinstance(layer, NormConv1d):
-        return StreamingConv1d(layer)
+        return StreamingConv1d(layer, dtype)
     if isinstance(layer, NormConvTranspose1d):
-        return StreamingConvTranspose1d(layer)
+        return StreamingConvTranspose1d(layer, dtype)
     if isinstance(layer, SkipLSTM):
-        return StreamingLSTM(layer)
+        return StreamingLSTM(layer, dtype)
     if isinstance(layer, ResidualUnit):
-        return StreamingResidualUnit(layer)
+        return StreamingResidualUnit(layer, dtype)
     if isinstance(layer, nn.ELU):
         return StreamingPointwise(layer)
     raise TypeError(f"no streaming version of layer {type(layer).__name__}")
 
 
 class StreamingLayers:
-    """A layer list run block by block: each layer passes on what it completes."""
+    """A layer list run block by block: each layer passes on what it completes; with `dtype`, weights and
+    activations in that dtype (the decoder at a lower precision)."""
 
-    def __init__(self, layers: Iterable[nn.Module]):
-        self.layers = [streaming_layer(layer) for layer in layers]
+    def __init__(self, layers: Iterable[nn.Module], dtype: torch.dtype | None = None):
+        self.layers = [streaming_layer(layer, dtype) for layer in layers]
 
     def reset(self) -> None:
         for layer in self.layers:

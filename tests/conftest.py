@@ -29,6 +29,13 @@ __all__ = ["PRESETS", "import_original_encodec", "original_model", "randomize", 
            "summation_order_tolerance", "probability_tolerance"]
 
 
+@pytest.fixture(autouse=True)
+def effects_decode_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The effects' machinery (streaming = batch, resampling, token effects) is tested bit for bit, so effects
+    decode at "exact" here; tests/test_precision.py tests their default precision (`encodec_fx.precision`)."""
+    monkeypatch.setattr("encodec_fx.precision.EFFECT_DEFAULT", "exact")
+
+
 def summation_order_tolerance(magnitude: float, reduction: int, layers: int, compared: int) -> float:
     """How far two float32 computations of the same values may differ when only the order of their
     sums differs (batched against stepwise, one CPU kernel against another).

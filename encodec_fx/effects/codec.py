@@ -11,7 +11,10 @@ stream computes at once; the default (None) is the most that adds no latency, 7 
 24 kHz model, several times faster than 1 (see `codec_stream`). Set 1 to spread the work evenly
 over the blocks, as a live audio callback with a tight deadline needs. It is read when a stream
 starts, and an encoder and its decoder need the same. `device` loads the model onto a GPU
-("cuda"); audio and codes still go in and come out as numpy arrays.
+("cuda"); audio and codes still go in and come out as numpy arrays. `precision` sets how precisely
+the decoding effects decode (`encodec_fx.precision`): by default (None) the fastest mode within
+35 dB SNR of "exact" that the hardware runs natively ("bfloat16" on a CPU with AVX-512-BF16 or
+AMX and on a GPU, else "exact"); the codes are always the exact encoder's.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ..channels import from_model_channels, to_model_channels
 from ..devices import resolve_device
 from ..model import EncodecModel
 from ..partial_decode import decode_received
+from ..precision import check_precision, effect_precision
 from ..resample import resample
 from ..stream import CodeBlock, check_step, default_frames_per_step
 from ..streaming import why_not_streamable
@@ -80,7 +84,7 @@ def check_decodable(model: EncodecModel, codes: Codes, sample_rate: int, streami
         raise ValueError("these codes are a block of a stream (encoded with reset=False); decode them with reset=False")
 
 
-def decode_to_audio(model: EncodecModel, codes: Codes, sample_rate: int) -> np.ndarray:
+def decode_to_audio(model: EncodecModel, codes: Codes, sample_rate: int, precision: str = "exact") -> np.ndarray:
     """`Codes` → float32 audio with the encoder input's rate, length and layout."""
     check_decodable(model, codes, sample_rate, streaming=False)
     device = model.device
@@ -89,16 +93,17 @@ def decode_to_audio(model: EncodecModel, codes: Codes, sample_rate: int) -> np.n
         [torch.from_numpy(row).to(device) for row in codes.audio_scales]
     with torch.inference_mode():
         if codes.received.all() and streams_whole_signal(model, codes.model_num_samples):
-            decoder = model.stream_decoder()
+            decoder = model.stream_decoder(precision)
             block = CodeBlock((audio_codes[0],), None, chunked=False, batch=audio_codes.shape[1])
             audio = torch.cat([decoder.push(block), decoder.flush()], dim=-1)[..., : codes.model_num_samples]
         elif codes.received.all():
             mask = torch.ones(codes.model_num_samples, device=device)
-            audio = model.decode(audio_codes, scales, mask, last_frame_pad_length=codes.last_frame_pad_length)[0]
+            audio = model.decode(audio_codes, scales, mask, last_frame_pad_length=codes.last_frame_pad_length,
+                                 precision=precision)[0]
         else:
             received = torch.from_numpy(codes.received).to(device)
             audio = decode_received(model, audio_codes, received, scales, codes.last_frame_pad_length,
-                                    codes.model_num_samples)
+                                    codes.model_num_samples, precision)
     channels = from_model_channels(audio.float().cpu().numpy(), codes.layout.num_channels)
     return codes.layout.restore(resample(channels, model.config.sampling_rate, sample_rate, codes.layout.num_samples))
 
@@ -107,11 +112,27 @@ class _CodecEffect(Effect):
     """An effect running an EnCodec model, given as a model object or a `from_pretrained` source."""
 
     def __init__(self, model: ModelSource | None = None, frames_per_step: int | None = None,
-                 device: str | torch.device | None = None):
+                 device: str | torch.device | None = None, precision: str | None = None):
         self.device = None if device is None else resolve_device(device)  # where a loaded model goes
         self._frames_per_step = None
         self.model = model
         self.frames_per_step = frames_per_step
+        self.precision = precision
+
+    @property
+    def precision(self) -> str | None:
+        return self._precision
+
+    @precision.setter
+    def precision(self, precision: str | None) -> None:
+        """Checked when set; read when a decoding stream starts (None: `decoding_precision`)."""
+        self._precision = None if precision is None else check_precision(precision)
+
+    @property
+    def decoding_precision(self) -> str:
+        """The precision the audio is decoded at: `precision`, or for None the fastest within 35 dB SNR of
+        exact that runs natively on the model's device (`encodec_fx.precision.effect_precision`)."""
+        return self._precision or effect_precision(self.model.device)
 
     @property
     def frames_per_step(self) -> int | None:
@@ -140,10 +161,12 @@ class _CodecEffect(Effect):
 
     def __getstate__(self) -> dict:
         """Settings and the model's source, not its weights when it was named (a worker loads it once);
-        a stream in progress does not travel."""
+        a stream in progress does not travel. The precision travels resolved, so that a worker decodes as
+        the caller would."""
         state = {name: value for name, value in self.__dict__.items()
                  if name not in ("_model", "_encoding", "_decoding", "_latencies", "_default_step")}
-        return state | {"model_source": source_of(self._model)}
+        decoding = {"_precision": self.decoding_precision} if self.output_kind == AUDIO else {}
+        return state | {"model_source": source_of(self._model)} | decoding
 
     def __setstate__(self, state: dict) -> None:
         source = state.pop("model_source")
@@ -168,7 +191,7 @@ class _CodecEffect(Effect):
         check_decodable(self.model, codes, sample_rate, streaming=True)
         if self._decoding is None:
             self._decoding = DecoderStream(self.model, sample_rate, codes.layout.num_channels,
-                                           self._decoding_latency(sample_rate))
+                                           self._decoding_latency(sample_rate), self.decoding_precision)
         audio = self._decoding.push(codes)
         layout = codes.layout
         return AudioLayout(layout.num_channels, audio.shape[-1], layout.ndim, layout.channels_first).restore(audio)
@@ -176,7 +199,8 @@ class _CodecEffect(Effect):
     def _model_repr(self) -> str:
         step = "" if self.frames_per_step is None else f", frames_per_step={self.frames_per_step!r}"
         device = "" if self.device is None else f", device={str(self.device)!r}"
-        return f"model=<{self.model.config.sampling_rate} Hz EnCodec>{step}{device}"
+        precision = "" if self.precision is None else f", precision={self.precision!r}"
+        return f"model=<{self.model.config.sampling_rate} Hz EnCodec>{step}{device}{precision}"
 
     def _step(self) -> int:
         """The frames a stream codes at once: `frames_per_step`, or the model's default for None."""
@@ -197,14 +221,15 @@ class EncodecCompressor(_CodecEffect):
     """Audio → EnCodec at `bandwidth` kbps → audio: hear what the codec does to a signal."""
 
     def __init__(self, bandwidth: float = 6.0, model: ModelSource | None = None, frames_per_step: int | None = None,
-                 device: str | torch.device | None = None):
-        super().__init__(model, frames_per_step, device)
+                 device: str | torch.device | None = None, precision: str | None = None):
+        super().__init__(model, frames_per_step, device, precision)
         # checked now, not when audio comes (and again then: it may change)
         self.model.num_quantizers_for_bandwidth(bandwidth)
         self.bandwidth = bandwidth
 
     def _process(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> np.ndarray:
-        return decode_to_audio(self.model, encode_audio(self.model, signal, sample_rate, self.bandwidth), sample_rate)
+        codes = encode_audio(self.model, signal, sample_rate, self.bandwidth)
+        return decode_to_audio(self.model, codes, sample_rate, self.decoding_precision)
 
     def _stream(self, signal: np.ndarray, sample_rate: int, buffer_size: int) -> np.ndarray:
         return self._decode_block(self._encode_block(signal, sample_rate, self.bandwidth), sample_rate)
@@ -247,7 +272,7 @@ class EncodecDecoder(_CodecEffect):
     output_kind = AUDIO
 
     def _process(self, signal: Codes, sample_rate: int, buffer_size: int) -> np.ndarray:
-        return decode_to_audio(self.model, signal, sample_rate)
+        return decode_to_audio(self.model, signal, sample_rate, self.decoding_precision)
 
     def _stream(self, signal: Codes, sample_rate: int, buffer_size: int) -> np.ndarray:
         return self._decode_block(signal, sample_rate)

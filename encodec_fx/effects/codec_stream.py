@@ -78,9 +78,10 @@ class EncoderStream:
 class DecoderStream:
     """`Codes` blocks, in order → audio at the caller's rate, exactly `latency` samples behind the input."""
 
-    def __init__(self, model: EncodecModel, sample_rate: int, num_channels: int, latency: int):
+    def __init__(self, model: EncodecModel, sample_rate: int, num_channels: int, latency: int,
+                 precision: str = "exact"):
         self.model, self.num_channels, self.latency = model, num_channels, latency
-        self.decoder = model.stream_decoder()
+        self.decoder = model.stream_decoder(precision)
         self.resampler = Resampler(model.config.sampling_rate, sample_rate)
         self.pending = np.zeros((num_channels, 0), dtype=np.float32)  # decoded, not yet due
         self.next_frame = self.samples_in = self.samples_out = 0
