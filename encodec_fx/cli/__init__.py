@@ -13,8 +13,8 @@ from .messages import command_line_message
 
 TRACEBACK_VARIABLE = "ENCODEC_FX_TRACEBACK"
 # in the order `--help` lists them
-COMMANDS = (codec.add_convert, archive.add_compress, archive.add_decompress, archive.add_transcode, fx.add_fx,
-            archive.add_info,
+COMMANDS = (codec.add_convert, codec.add_export_onnx, archive.add_compress, archive.add_decompress,
+            archive.add_transcode, fx.add_fx, archive.add_info,
             collections.add_tokenize, collections.add_verify, training.add_train_lm, training.add_train_codec)
 
 

@@ -8,7 +8,9 @@ ADVICE = {"pass overwrite=True": "pass --force", "pass recover=True": "pass --re
           "as the `source_lm` argument": "with --source-lm",
           "engine='ray'": "--engine ray", "the `address` argument": "--address",
           "pass config=EncodecConfig(...)": "convert it with `encodec-fx convert SOURCE OUTPUT --config CONFIG` first"}
-COMMAND_ADVICE = {"convert": {"pass config=EncodecConfig(...)": "pass --config"}}
+COMMAND_ADVICE = {"convert": {"pass config=EncodecConfig(...)": "pass --config"},
+                  "export-onnx": {"frames_per_step must": "--frames-per-step must",
+                                  "leave frames_per_step unset": "leave --frames-per-step out"}}
 
 
 def command_line_message(error: BaseException, command: str | None = None) -> str:
