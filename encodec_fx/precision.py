@@ -7,9 +7,10 @@ outputs audio owes only audio indistinguishable from the exact path, so it may r
 * "bfloat16": the decoder's weights and activations in bfloat16 (8-bit mantissa), accumulated in
   float32 by oneDNN; the audio comes back as float32. On a CPU with AVX-512-BF16 (or AMX) the
   convolutions run about twice as fast, and the LSTM's recurrent weights stream half the bytes per
-  frame. Measured distance to "exact" on the recording in tests/data (speech, 4 s, 6 kbps):
-  42.7 dB SNR with the shipped model, 42.1 dB with the official-size 24 kHz model (random weights);
-  tests/test_precision.py holds every mode to `MIN_SNR_DB`.
+  frame. Measured distance to "exact" on the recording in tests/data (speech, 4 s, 6 kbps): 44.5 dB
+  SNR with the shipped 24 kHz model, 36.9 dB with the 48 kHz layout at half width (random weights);
+  on benchmarks/speed.py's noise input with official-size random weights, 42.1 dB (24 kHz) and
+  38.4 dB (48 kHz). tests/test_precision.py holds every mode to `MIN_SNR_DB`.
 
 Measured and not offered: int8 dynamic quantisation of the LSTMs (`torch.ao`, deprecated in torch
 2.10+) decoded the official-size model only 1.14x faster than "exact" (the LSTM is a fifth of the
