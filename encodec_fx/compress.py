@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from entropy.archive import ARCHIVE_SUFFIX, ArchiveError, ArchiveHeader, ArchiveReader, ArchiveWriter, Segment, Unit
 from entropy.atomic import replacing
-from entropy.coding import CODING_MODES, StaticModel, decode_many, encode_many
+from entropy.coding import CODING_MODES, LM_MODES, StaticModel, decode_many, encode_many
 from entropy.lm import EntropyLM
 from entropy.portable_lm import PortableLM
 
@@ -181,12 +181,12 @@ def transcode_file(source: str | os.PathLike, destination: str | os.PathLike, *,
         mode = mode if mode is not None else header.coding_mode
         parity = header.parity if parity is None else parity
         _check_coding(mode, lm, parity)
-        if header.coding_mode == "lm":
+        if header.coding_mode in LM_MODES:
             check_identity("LM", header.lm, source_lm, "source_lm")
         if lm is not None and lm.config.n_q < n_q:
             raise ValueError(f"the LM predicts {lm.config.n_q} codebooks; the archive's codes have {n_q}")
         static = StaticModel.from_bytes(header.static_model) if header.static_model else None
-        coder = PortableLM(source_lm) if header.coding_mode == "lm" else None
+        coder = PortableLM(source_lm) if header.coding_mode in LM_MODES else None
         numbered = _numbered(reader.scan(recover=True), header, False, [])
         streams = len(reader.segment(0).units[0].payloads)  # version 2 headers do not say
         units: list[CodedUnit] = []
@@ -223,8 +223,8 @@ def _codebooks_for(header: ArchiveHeader, bandwidth: float) -> int:
 def _check_coding(mode: str, lm: EntropyLM | None, parity: int) -> None:
     if mode not in (*CODING_MODES, AUTO):
         raise ValueError(f"coding mode {mode!r} is not one of {', '.join((*CODING_MODES, AUTO))}")
-    if mode == "lm" and lm is None:
-        raise ValueError("coding mode 'lm' needs an LM; pass one, or use mode 'static' or 'raw'")
+    if mode in LM_MODES and lm is None:
+        raise ValueError(f"coding mode {mode!r} needs an LM; pass one, or use mode 'static' or 'raw'")
     if isinstance(parity, bool) or not isinstance(parity, int) or not 0 <= parity < 1 << 16:
         raise ValueError(f"parity must be a whole number of segments per parity segment, 0 for none, got {parity!r}")
 
@@ -240,19 +240,19 @@ def _write_archive(destination: str | os.PathLike, units: list[CodedUnit], facts
     candidates = [mode] if mode != AUTO else ["static", "raw", *(["lm"] if lm is not None else [])]
     static = StaticModel.from_codes(np.concatenate([c for u in units for c in u.codes], axis=-1),
                                     card=facts.card) if "static" in candidates else None
-    coded = {candidate: _archived(segments, candidate, PortableLM(lm) if candidate == "lm" else None, static,
-                                  lm_group if candidate == "lm" else 1) for candidate in candidates}
+    coded = {candidate: _archived(segments, candidate, PortableLM(lm) if candidate in LM_MODES else None, static,
+                                  lm_group if candidate in LM_MODES else 1) for candidate in candidates}
     table = len(static.to_bytes()) if static is not None else 0  # the static table sits in the header
     mode = min(candidates, key=lambda candidate: coded[candidate][1] + (table if candidate == "static" else 0))
     header = ArchiveHeader(
-        codec=facts.codec, lm=identity(lm_name or "lm", lm) if mode == "lm" else None,
+        codec=facts.codec, lm=identity(lm_name or "lm", lm) if mode in LM_MODES else None,
         coding_mode=mode, sample_rate=facts.sample_rate, channels=facts.channels, audio_length=facts.audio_length,
         model_sample_rate=facts.model_sample_rate, bandwidth=bandwidth, n_q=units[0].codes.shape[1],
         frame_rate=facts.frame_rate, chunk_length=facts.chunk_length, chunk_stride=facts.chunk_stride,
         segment_frames=units_per_segment * units[0].codes.shape[-1],
         static_model=static.to_bytes() if mode == "static" else None, model_audio_length=facts.model_audio_length,
         segments=len(segments), units=len(units), frames=sum(u.codes.shape[-1] for u in units),
-        segment_seconds=facts.segment_seconds, lm_group_segments=lm_group if mode == "lm" else 1,
+        segment_seconds=facts.segment_seconds, lm_group_segments=lm_group if mode in LM_MODES else 1,
         streams=len(units[0].codes), unit_frames=units[0].codes.shape[-1], scaled=units[0].scales is not None,
         parity=parity)
     with ArchiveWriter(destination, header, overwrite=overwrite) as writer:
@@ -396,7 +396,7 @@ def decompress_file(source: str | os.PathLike, destination: str | os.PathLike, m
         static = StaticModel.from_bytes(header.static_model) if header.static_model else None
         lost: list[LostSegment] = []
         numbered = _numbered(reader.scan(recover=True), header, recover, lost)
-        coder = PortableLM(lm) if header.coding_mode == "lm" else None
+        coder = PortableLM(lm) if header.coding_mode in LM_MODES else None
         decoded = _decoded(numbered, header, _streams(header, model.config.audio_channels), coder, static, recover,
                            lost)
         with torch.inference_mode(), _AudioSink(destination, header, overwrite) as sink, \
@@ -413,7 +413,7 @@ def _checked_header(reader: ArchiveReader, model: EncodecModel, lm: EntropyLM | 
     header = ArchiveHeader.from_dict(reader.header)
     check_identity("codec", header.codec, model, "model")
     check_fits(header, model)
-    if header.coding_mode == "lm":
+    if header.coding_mode in LM_MODES:
         check_identity("LM", header.lm, lm, "lm")
     return header
 
@@ -472,7 +472,7 @@ def _range(source: str | os.PathLike, model: EncodecModel, lm: EntropyLM | None,
                     raise
                 _lose(lost, number, header, str(error))
                 segments.append((number, None))
-        coder = PortableLM(lm) if header.coding_mode == "lm" else None
+        coder = PortableLM(lm) if header.coding_mode in LM_MODES else None
         streams = _streams(header, config.audio_channels)
         decoded = list(_decode_group(segments, header, streams, -(-header.units // header.segments), coder, static,
                                      recover, lost))
@@ -527,14 +527,14 @@ def check_archive_codes(source: str | os.PathLike, lm: EntropyLM | None = None,
     not lost; their numbers go to `repaired`."""
     with ArchiveReader(source) as reader:
         header = ArchiveHeader.from_dict(reader.header)
-        if header.coding_mode == "lm":
+        if header.coding_mode in LM_MODES:
             check_identity("LM", header.lm, lm, "lm")
         static = StaticModel.from_bytes(header.static_model) if header.static_model else None
         lost: list[LostSegment] = []
         segments = list(_numbered(reader.scan(recover=True), header, True, lost))
         whole = next((segment for _, segment in segments if segment is not None), None)
         streams = len(whole.units[0].payloads) if whole is not None else 1  # no codec here to say how many
-        coder = PortableLM(lm) if header.coding_mode == "lm" else None
+        coder = PortableLM(lm) if header.coding_mode in LM_MODES else None
         for _ in _decoded(segments, header, streams, coder, static, True, lost):
             pass
         if repaired is not None:

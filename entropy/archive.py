@@ -196,8 +196,8 @@ class ArchiveHeader:
             refuse("unit_frames", "a positive integer or null")
         if not _is_int(self.parity) or self.parity < 0:
             refuse("parity", "a non-negative integer")
-        if self.coding_mode == "lm" and not _is_identity(self.lm):
-            refuse("lm", "an object with the LM's name and sha256, as the coding mode is lm")
+        if self.coding_mode in v3.LM_CODING_MODES and not _is_identity(self.lm):
+            refuse("lm", f"an object with the LM's name and sha256, as the coding mode is {self.coding_mode}")
         if self.coding_mode == "static" and self.static_model is None:
             refuse("static_model", "the codes' distribution, as the coding mode is static")
 

@@ -35,6 +35,7 @@ is what archives store, and a reader refuses ids it does not know."""
 WELL_KNOWN_NAMES: tuple[str, ...] = ("encodec-fx-24khz", "encodec-fx-24khz-lm")
 """Names of shipped codecs and LMs, stored as one byte (their position, plus one). Append only."""
 
+LM_CODING_MODES: tuple[str, ...] = ("lm", "lm-adaptive")  # modes whose header names the LM they need
 # header flags
 _CHUNKED = 1  # chunk_length and chunk_stride follow
 _SCALES = 2  # every payload has a float32 scale (models that normalise chunks)

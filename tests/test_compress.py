@@ -70,12 +70,13 @@ def archived_codes(path, lm=None):
     return units
 
 
-@pytest.mark.parametrize("coding", ["raw", "static", "lm"])
+@pytest.mark.parametrize("coding", ["raw", "static", "lm", "lm-adaptive"])
 def test_codes_round_trip_exactly_and_audio_is_the_models(files, tmp_path, coding):
     """24 kHz mono input: the archive holds exactly model.encode's codes, and decompress gives
     model.decode's audio (the streaming paths against the whole-input ones)."""
     archive, output = tmp_path / "a.ecfx", tmp_path / "a.wav"
-    extra = ["--lm", files / "lm.safetensors"] if coding == "lm" else []
+    uses_lm = coding.startswith("lm")
+    extra = ["--lm", files / "lm.safetensors"] if uses_lm else []
     assert run("compress", files / "mono24k.wav", archive, "--model", files / "codec24", "-b", "3",
                "--coding", coding, *extra) == 0
     model = EncodecModel.from_pretrained(files / "codec24")
@@ -83,7 +84,7 @@ def test_codes_round_trip_exactly_and_audio_is_the_models(files, tmp_path, codin
     with torch.no_grad():
         expected = model.encode(torch.from_numpy(audio)[None], bandwidth=3.0)
         decoded = model.decode(expected.audio_codes, expected.audio_scales).audio_values[0, :, : audio.shape[-1]]
-    lm = __import__("entropy.lm", fromlist=["load_lm"]).load_lm(files / "lm.safetensors") if coding == "lm" else None
+    lm = __import__("entropy.lm", fromlist=["load_lm"]).load_lm(files / "lm.safetensors") if uses_lm else None
     codes = np.concatenate(archived_codes(archive, lm), axis=-1)
     assert np.array_equal(codes, expected.audio_codes[0].numpy())
     assert run("decompress", archive, output) == 0  # the archive names its codec and LM by path
@@ -258,7 +259,8 @@ def test_a_header_that_does_not_fit_the_codec_is_refused(files, tmp_path, capsys
     run("compress", files / "mono16k.flac", archive, "--model", files / "codec24", "--coding", "static")
     with ArchiveReader(archive) as reader:
         header, segments = ArchiveHeader.from_dict(reader.header), list(reader)
-    with ArchiveWriter(archive, dataclasses.replace(header, model_sample_rate=16_000), overwrite=True) as writer:
+    changed = dataclasses.replace(header, model_sample_rate=16_000, model_audio_length=header.audio_length)
+    with ArchiveWriter(archive, changed, overwrite=True) as writer:
         for segment in segments:
             writer.write_segment(segment)
     capsys.readouterr()
