@@ -25,7 +25,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator, Mapping
 
-from entropy import format_v3 as v3
+import numpy as np
+
+from entropy import crc_scan, format_v3 as v3
 
 from . import atomic
 
@@ -47,11 +49,23 @@ _CHANNEL_FIELDS = struct.Struct("<fI")  # scale, payload length
 _INDEX_FIELDS = struct.Struct("<2sI")  # marker, segment count
 _INDEX_ENTRY = struct.Struct("<QQI")  # offset, first frame, frames
 _FOOTER = struct.Struct("<Q4s")  # index offset, footer magic
-_MARKERS = re.compile(re.escape(SEGMENT_MARKER) + b"|" + re.escape(INDEX_MARKER))
 _FRAME_TOLERANCE = 1e-6
 """Frames by which a time may miss a frame boundary and still count as on it, so that times
 computed as frame / frame_rate find that frame despite float rounding."""
 _SOURCES = "bytes, a bytearray, a memoryview, a path or a binary file object opened for reading"
+
+# Bounds on what a header may announce (docs/archive-format.md, "Bounds"): the writer refuses beyond them and
+# so does the reader, before anything is allocated from them, so that a crafted archive is an ArchiveError and
+# not a memory bomb. Each lies far beyond what encodec-fx writes (in brackets).
+MAX_SAMPLE_RATE = 768_000  # Hz, of the audio and of the model (the highest common audio rate; 8-48 kHz)
+MAX_CHANNELS = 1024  # channels and streams (1-2)
+MAX_CODEBOOKS = 256  # n_q (at most 32)
+MAX_UNIT_FRAMES = 1 << 16  # code frames in one payload (375 or 150)
+MAX_SEGMENT_CODES = 1 << 24  # frames × codebooks × streams of one segment, 128 MiB decoded (at most 24,000)
+MAX_LM_ROWS = 256  # payloads LM-coded as one batch, each with its attention cache (at most 32)
+MAX_HEADER_DEPTH = 16  # nesting of a version 2 JSON header (2)
+V2_MIN_SEGMENT_BYTES = _SEGMENT_OVERHEAD + _UNIT_COUNT.size + _UNIT_FIELDS.size + _CHANNEL_FIELDS.size
+"""The fewest bytes a version 2 segment (one unit, one stream, an empty payload) takes."""
 
 
 class ArchiveError(ValueError):
@@ -200,6 +214,53 @@ class ArchiveHeader:
             refuse("lm", f"an object with the LM's name and sha256, as the coding mode is {self.coding_mode}")
         if self.coding_mode == "static" and self.static_model is None:
             refuse("static_model", "the codes' distribution, as the coding mode is static")
+        for name, bound in (("sample_rate", MAX_SAMPLE_RATE), ("model_sample_rate", MAX_SAMPLE_RATE),
+                            ("channels", MAX_CHANNELS), ("streams", MAX_CHANNELS), ("n_q", MAX_CODEBOOKS),
+                            ("unit_frames", MAX_UNIT_FRAMES)):
+            if getattr(self, name) is not None and getattr(self, name) > bound:
+                refuse(name, f"at most {bound}")
+        if self.frame_rate > self.model_sample_rate:
+            refuse("frame_rate", f"at most the model's sample rate ({self.model_sample_rate})")
+        if self.segment_frames * self.n_q * self.streams > MAX_SEGMENT_CODES:
+            raise ValueError(f"the archive header's segments hold {self.segment_frames} frames of {self.n_q} codebooks "
+                             f"in {self.streams} stream(s), more than {MAX_SEGMENT_CODES} codes")
+
+    def check_consistent(self) -> None:
+        """Refuse sizes that contradict each other (ValueError), before anything is allocated from them: a
+        reader trusts the header's CRC, which a crafted archive recomputes. The segments, units and frames must
+        follow from the geometry, and the audio's length from the frames (an `audio_length` of 2e8 in a
+        4.7 KB archive decoded to 400 MB of padding zeros): a streaming model gives ceil(samples / hop) frames,
+        a chunked one ceil(samples / stride) chunks; model samples are ceil(samples · model rate / rate)."""
+        try:
+            self.geometry()
+        except ValueError as error:
+            raise ValueError(f"the archive header's sizes contradict each other: {error}") from None
+        unit_frames = self.unit_frames or self.segment_frames
+        rows = self.lm_group_segments * (self.segment_frames // unit_frames) * self.streams
+        if self.lm_group_segments > 1 and rows > MAX_LM_ROWS:
+            raise ValueError(f"the archive header's LM groups hold {rows} payloads, more than {MAX_LM_ROWS}")
+        model_length = self.model_audio_length
+        derived = -(-self.audio_length * self.model_sample_rate // self.sample_rate)
+        if model_length is None:
+            model_length = derived
+        elif abs(model_length - derived) > 2 + self.model_sample_rate // self.sample_rate:
+            raise ValueError(f"the archive header's model_audio_length {model_length} does not follow from "
+                             f"{self.audio_length} samples at {self.sample_rate} Hz ({derived} at the model's rate)")
+        if self.chunk_length is not None or self.chunk_stride is not None:
+            stride = self.chunk_stride
+            if not stride or self.chunk_length is None or not stride <= self.chunk_length <= 64 * MAX_SAMPLE_RATE:
+                raise ValueError(f"the archive header's chunk_stride {stride!r} and chunk_length "
+                                 f"{self.chunk_length!r} must be 1 <= stride <= length <= {64 * MAX_SAMPLE_RATE}")
+            low, high = (self.units - 1) * stride, self.units * stride  # samples that make this many chunks
+            what = f"{self.units} chunks of stride {stride}"
+        else:  # frame_rate = ceil(rate / hop): the hop lies in [rate / frame_rate, rate / (frame_rate - 1))
+            low = Fraction(self.frames - 1) * Fraction(self.model_sample_rate) / Fraction(self.frame_rate)
+            high = self.frames * (Fraction(self.model_sample_rate) / Fraction(self.frame_rate - 1)
+                                  if self.frame_rate > 1 else self.model_sample_rate)
+            what = f"{self.frames} frames at {self.frame_rate:g} per second"
+        if not low < model_length <= high:
+            raise ValueError(f"the archive header's audio of {self.audio_length} samples ({model_length} at the "
+                             f"model's rate) does not fit its {what}: the archive is damaged or crafted")
 
     def to_dict(self) -> dict[str, Any]:
         header = asdict(self)
@@ -218,7 +279,9 @@ class ArchiveHeader:
                 values["static_model"] = base64.b64decode(values["static_model"], validate=True)
             except (binascii.Error, TypeError, ValueError):
                 raise ValueError("the archive header's static_model must be base64 text") from None
-        return cls(**values)
+        header = cls(**values)
+        header.check_consistent()
+        return header
 
     def geometry(self) -> v3.Geometry:
         """The segments' layout this header implies (version 3 stores only this, and derives the rest)."""
@@ -674,11 +737,20 @@ class ArchiveReader:
         block = self._read_at(0, header_end + _CRC.size)
         if not _crc_matches(block):
             raise ArchiveError("archive header is damaged: its CRC32 does not match")
+        text = block[_PREAMBLE.size:header_end]
+        depth = _json_depth(text)
+        if depth > MAX_HEADER_DEPTH:
+            raise ArchiveError(f"archive header is invalid: its JSON nests {depth} deep, more than {MAX_HEADER_DEPTH}")
         try:
-            header = json.loads(block[_PREAMBLE.size:header_end].decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            header = json.loads(text.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
             raise ArchiveError(f"archive header is invalid: not UTF-8 JSON ({error})") from None
         problem = _header_problem(header)
+        segments = header.get("segments") if isinstance(header, dict) else None
+        room = self._size - header_end - _CRC.size
+        if problem is None and _is_int(segments) and segments * V2_MIN_SEGMENT_BYTES > room:
+            problem = (f"it announces {segments} segments, more than the {room} bytes after it can hold "
+                       f"({V2_MIN_SEGMENT_BYTES} bytes each at least): the file is cut short or crafted")
         if problem is not None:
             raise ArchiveError(f"archive header is invalid: {problem}")
         return header, header_end + _CRC.size
@@ -860,9 +932,10 @@ class ArchiveReader:
 class _Unreadable(Exception):
     """Why the bytes at some position are not a readable segment; `truncated` if they run out."""
 
-    def __init__(self, reason: str, truncated: bool = False) -> None:
+    def __init__(self, reason: str, truncated: bool = False, whole: tuple[int, int] | None = None) -> None:
         super().__init__(reason)
         self.reason, self.truncated = reason, truncated
+        self.whole = whole  # (number, size) of a segment whose CRC matches, which the scan steps over whole
 
 
 def _scan(data: bytes, start: int,
@@ -876,6 +949,7 @@ def _scan(data: bytes, start: int,
     slots: list[_Entry | str] = []
     position = start
     skipped: str | None = None  # why the bytes skipped to reach `position` were unreadable
+    candidates: _Candidates | None = None  # found when first needed, for the whole range at once
     while True:
         expected = len(slots)
         if position == end:
@@ -888,7 +962,19 @@ def _scan(data: bytes, start: int,
         try:
             entry, number = _locate_segment(data, position, end, expected)
         except _Unreadable as problem:
-            resume = _resynchronise(data, position + 1, end, expected, has_footer)
+            if problem.whole is not None:  # a whole segment as written (its CRC matches): step over it
+                number, size = problem.whole
+                if number >= expected:
+                    _mark_lost(slots, number, skipped, position)
+                    slots.append(problem.reason)
+                    skipped = None
+                else:
+                    skipped = skipped or problem.reason
+                position += size
+                continue
+            if candidates is None:
+                candidates = _Candidates(data, start, end, has_footer)
+            resume = candidates.next(position + 1, expected)
             if resume is not None:
                 skipped = skipped or problem.reason
                 position = resume
@@ -903,21 +989,54 @@ def _scan(data: bytes, start: int,
         position += entry.size
 
 
-def _resynchronise(data: bytes, start: int, end: int, expected: int, has_footer: bool) -> int | None:
-    """The next position from `start` holding a readable segment numbered `expected` or more (or,
-    without a footer, a CRC-valid index), or None."""
-    for match in _MARKERS.finditer(data, start, end):
-        position = match.start()
-        if match.group() == INDEX_MARKER:
-            if not has_footer and _index_at(data, position) is not None:
-                return position
-            continue
-        try:
-            _locate_segment(data, position, end, expected)
-        except _Unreadable:
-            continue
-        return position
-    return None
+class _Candidates:
+    """Every marker in [start, end) that starts a segment whose framing and CRC32 match (or, without a footer,
+    a CRC-valid index), found for all markers at once (`entropy.crc_scan`): checking each with zlib cost its
+    claimed length, quadratic in a crafted file of markers that each claim most of it (120k markers in 2.6 MB
+    took a minute)."""
+
+    def __init__(self, data: bytes, start: int, end: int, has_footer: bool) -> None:
+        octets = np.frombuffer(data, np.uint8)
+        limit = len(data) if not has_footer else end
+        first = octets[start:end - 1]
+        second = octets[start + 1:end]
+        segment = np.flatnonzero((first == SEGMENT_MARKER[0]) & (second == SEGMENT_MARKER[1])) + start
+        index = np.flatnonzero((first == INDEX_MARKER[0]) & (second == INDEX_MARKER[1])) + start
+        prefixes = crc_scan.prefix_crcs(data[:limit])
+        segment = segment[segment + _SEGMENT_FIELDS.size <= end]
+        sizes = _SEGMENT_OVERHEAD + _u32(octets, segment + 18)
+        segment, sizes = segment[segment + sizes <= end], sizes[segment + sizes <= end]
+        good = _crcs_match(octets, prefixes, segment, segment + sizes - _CRC.size)
+        self.positions, self.numbers = segment[good], _u32(octets, segment[good] + 2)
+        if not has_footer:  # a CRC-valid index ends the segments: it counts as a candidate of any number
+            index = index[index + _INDEX_FIELDS.size <= len(data)]
+            sizes = _INDEX_FIELDS.size + _INDEX_ENTRY.size * _u32(octets, index + 2) + _CRC.size
+            index, sizes = index[index + sizes <= len(data)], sizes[index + sizes <= len(data)]
+            good = _crcs_match(octets, prefixes, index, index + sizes - _CRC.size)
+            order = np.argsort(np.concatenate([self.positions, index[good]]), kind="stable")
+            self.numbers = np.concatenate([self.numbers, np.full(int(good.sum()), 1 << 40)])[order]
+            self.positions = np.concatenate([self.positions, index[good]])[order]
+
+    def next(self, after: int, expected: int) -> int | None:
+        """The first candidate at or after `after` numbered `expected` or later."""
+        first = int(np.searchsorted(self.positions, after))
+        chosen = np.flatnonzero(self.numbers[first:] >= expected)
+        return int(self.positions[first + chosen[0]]) if chosen.size else None
+
+
+def _u32(octets: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The little-endian u32 at each position, as int64."""
+    value = np.zeros(len(positions), np.int64)
+    for byte in range(4):
+        value |= octets[positions + byte].astype(np.int64) << (8 * byte)
+    return value
+
+
+def _crcs_match(octets: np.ndarray, prefixes: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Whether each block [start, end) is followed by its CRC32."""
+    if not len(starts):
+        return np.zeros(0, bool)
+    return crc_scan.range_crcs(prefixes, starts, ends).astype(np.int64) == _u32(octets, ends)
 
 
 def _locate_segment(data: bytes, position: int, end: int, expected: int) -> tuple[_Entry, int]:
@@ -934,9 +1053,15 @@ def _locate_segment(data: bytes, position: int, end: int, expected: int) -> tupl
     if position + size > end:
         raise _Unreadable(f"it needs {size} bytes from byte {position}, only {end - position} are left",
                           truncated=True)
-    segment = _decode_segment(data[position:position + size])
+    try:
+        segment = _decode_segment(data[position:position + size])
+    except _Unreadable as problem:
+        if problem.whole is not None:
+            problem.whole = (problem.whole[0], size)
+        raise
     if segment.number < expected:
-        raise _Unreadable(f"byte {position} holds segment number {segment.number}, expected {expected} or later")
+        raise _Unreadable(f"byte {position} holds segment number {segment.number}, expected {expected} or later",
+                          whole=(segment.number, size))
     return _Entry(position, size, segment.first_frame, segment.frames), segment.number
 
 
@@ -1007,7 +1132,7 @@ def _decode_segment(block: bytes) -> Segment:
     try:
         return Segment(number, first_frame, frames, _decode_units(block[_SEGMENT_FIELDS.size:-_CRC.size]))
     except (ValueError, struct.error) as error:
-        raise _Unreadable(f"its body is malformed: {error}") from None
+        raise _Unreadable(f"its body is malformed: {error}", whole=(number, len(block))) from None
 
 
 def _decode_units(body: bytes) -> tuple[Unit, ...]:
@@ -1052,6 +1177,17 @@ def _header_json(header: Mapping[str, Any]) -> bytes:
     if len(data) > 0xFFFFFFFF:
         raise ValueError(f"the archive header is {len(data)} bytes of JSON, more than 4 GiB")
     return data
+
+
+def _json_depth(text: bytes) -> int:
+    """How deep the JSON in `text` nests, counted without parsing it (the parser recurses, and a header of
+    thousands of brackets broke even `info` with a RecursionError); brackets inside strings do not count."""
+    outside = re.sub(rb'"(?:[^"\\]|\\.)*"', b'""', text)
+    depth = deepest = 0
+    for match in re.finditer(rb"[\[{\]}]", outside):
+        depth += 1 if match.group() in (b"[", b"{") else -1
+        deepest = max(deepest, depth)
+    return deepest
 
 
 def _header_problem(header: object) -> str | None:

@@ -22,6 +22,7 @@ an error, so `decode_codes` checks the CRC and raises ValueError("segment payloa
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from contextlib import contextmanager
@@ -53,6 +54,15 @@ not depend on it. Coding sets the count process-wide while it runs and restores 
 UNSEEN_SHARE = 2.0 ** -10
 """Probability mass a `StaticModel` spreads evenly over all entries, so that codes its counts never
 saw stay codable (about 20 bits each at 1024 entries) while seen codes pay only ~0.0014 bits more."""
+
+MAX_STATIC_ENTRIES = 1 << 20
+"""Codebooks × entries a stored `StaticModel` may have (encodec-fx writes at most 32 × 1024): its counts are
+inflated with this bound, so that a few hundred crafted bytes cannot inflate to gigabytes."""
+
+RANGE_CODER_SLACK_BITS = 96
+"""Bits a range-coded body may hold beyond its bytes: the coder's 64-bit state, flushed as whole words."""
+
+_PRECISION_BITS = 24  # constriction's default models quantise probabilities to multiples of 2^-24, at least one each
 
 _CRC = struct.Struct("<I")
 _STATIC_HEADER = struct.Struct("<HIB")  # codebooks, entries per codebook, bits per count
@@ -105,12 +115,29 @@ class StaticModel:
         if len(data) < _STATIC_HEADER.size:
             raise ValueError(f"static model needs at least {_STATIC_HEADER.size} bytes, got {len(data)}")
         num_codebooks, card, bits = _STATIC_HEADER.unpack_from(data)
+        if not 1 <= num_codebooks * card <= MAX_STATIC_ENTRIES or not 1 <= bits <= 32:
+            raise ValueError(f"static model bytes are corrupt: {num_codebooks} codebooks of {card} entries of {bits}"
+                             f" bits, beyond 1 to {MAX_STATIC_ENTRIES} entries of 1 to 32 bits")
+        expected = (num_codebooks * card * bits + 7) // 8
         try:
-            packed = zlib.decompress(data[_STATIC_HEADER.size:])
+            inflater = zlib.decompressobj()
+            packed = inflater.decompress(data[_STATIC_HEADER.size:], expected + 1)  # no further, whatever it claims
+            if len(packed) != expected or not inflater.eof or inflater.unused_data:
+                raise ValueError(f"its counts do not inflate to the {expected} bytes of {num_codebooks} × {card} "
+                                 f"counts of {bits} bits")
             counts = unpack_bits(packed, bits, num_codebooks * card)
         except (zlib.error, ValueError) as error:
             raise ValueError(f"static model bytes are corrupt: {error}") from error
         return cls(counts.reshape(num_codebooks, card))
+
+    def least_bits(self) -> float:
+        """Bits that coding one frame (a code per codebook) takes at least: each codebook's most probable
+        entry, as the coder quantises it. A body of B bytes thus holds at most (8·B + slack) / this frames,
+        checked before the decoder allocates them (a frame count near 2³² aborted the process)."""
+        quantum = 2.0 ** -_PRECISION_BITS
+        largest = np.minimum(self.probabilities().max(axis=1).astype(np.float64) + 2 * quantum,
+                             1 - (self.card - 1) * quantum)
+        return float(-np.log2(largest).sum())
 
 
 LanguageModel = EntropyLM | PortableLM
@@ -209,6 +236,9 @@ def _encode_static(codes: np.ndarray, static: StaticModel) -> bytes:
 
 
 def _decode_static(body: bytes, num_frames: int, static: StaticModel) -> np.ndarray:
+    if num_frames * static.least_bits() > 8 * len(body) + RANGE_CODER_SLACK_BITS:
+        raise ValueError(f"{len(body)} bytes cannot hold {num_frames} frames of {static.num_codebooks} codebooks "
+                         f"(each takes at least {static.least_bits():.3g} bits)")
     decoder = constriction.stream.queue.RangeDecoder(_bytes_to_words(body))
     rows = [decoder.decode(model, num_frames) for model in _static_coding_models(static)]
     return np.stack(rows).reshape(static.num_codebooks, num_frames)
@@ -258,14 +288,20 @@ def _decode_lm(bodies: list[bytes | None], num_codebooks: int, frames: list[int]
     depend on it. A row whose body is missing or fails stops decoding; the others go on unchanged."""
     decoders: list = []
     results: list[np.ndarray | ValueError | None] = []
-    for body, count in zip(bodies, frames):
+    lm = _portable(lm)
+    quantum = 2.0 ** -_PRECISION_BITS
+    most_likely = 1 - (lm.config.card - 1) * quantum  # the largest probability the coder gives an entry
+    capacity = [0.0 if body is None else 8.0 * len(body) + RANGE_CODER_SLACK_BITS for body in bodies]
+    information = [0.0] * len(bodies)  # bits the codes decoded so far take at least, per row
+    for body, count, bits in zip(bodies, frames, capacity):
         try:
+            if body is not None and count * num_codebooks * -math.log2(most_likely) > bits:
+                raise ValueError(f"{len(body)} bytes cannot hold {count} frames of {num_codebooks} codebooks")
             decoders.append(None if body is None else constriction.stream.queue.RangeDecoder(_bytes_to_words(body)))
             results.append(None if body is None else np.zeros((num_codebooks, count), np.int64))
         except ValueError as error:
             decoders.append(None)
             results.append(ValueError(f"segment payload is corrupt: {error}"))
-    lm = _portable(lm)
     state, previous = lm.initial_state(len(bodies), num_codebooks), None
     active = [index for index, decoder in enumerate(decoders) if decoder is not None]
     mixer = AdaptiveMixer(len(bodies), num_codebooks, lm.config.card) if adaptive else None
@@ -288,10 +324,20 @@ def _decode_lm(bodies: list[bytes | None], num_codebooks: int, frames: list[int]
                         continue
                     results[index][k, t] = current[index, k] = code
                     decoded[index] = True
+                    # Garbage decodes to codes the model finds unlikely: once they take more bits than the
+                    # body holds, it is corrupt, rather than decoding all the frames a header claims.
+                    information[index] -= math.log2(min(float(probabilities[index, code]) + 2 * quantum,
+                                                        most_likely))
+                    if information[index] > capacity[index]:
+                        results[index] = ValueError(f"segment payload is corrupt: its {len(bodies[index] or b'')} "
+                                                    "bytes cannot hold the codes decoded from them")
                 if mixer is not None:
                     mixer.observe(k, current[:, k], decoded)
                 frame.observe(k, current[:, k])
             previous = current
+            active = [index for index in active if isinstance(results[index], np.ndarray)]
+            if not active:  # every row has failed: no frame is left to decode
+                break
     return results
 
 

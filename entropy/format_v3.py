@@ -20,6 +20,10 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import numpy as np
+
+from entropy import crc_scan
+
 VERSION = 3
 MAGIC = b"ECFX"
 FOOTER_MAGIC = b"XF"
@@ -31,11 +35,11 @@ PARITY_BIT = 1 << 31  # parity segment g is numbered PARITY_BIT | g in its CRC
 CODING_MODE_IDS: tuple[str, ...] = ("raw", "static", "lm", "lm-adaptive")
 """Coding mode names by their id byte in the header. Append new modes (never reorder or remove): the id
 is what archives store, and a reader refuses ids it does not know."""
+LM_CODING_MODES: tuple[str, ...] = ("lm", "lm-adaptive")  # modes whose header names the LM they need
 
 WELL_KNOWN_NAMES: tuple[str, ...] = ("encodec-fx-24khz", "encodec-fx-24khz-lm")
 """Names of shipped codecs and LMs, stored as one byte (their position, plus one). Append only."""
 
-LM_CODING_MODES: tuple[str, ...] = ("lm", "lm-adaptive")  # modes whose header names the LM they need
 # header flags
 _CHUNKED = 1  # chunk_length and chunk_stride follow
 _SCALES = 2  # every payload has a float32 scale (models that normalise chunks)
@@ -451,6 +455,7 @@ def scan(data: bytes, start: int, end: int, geometry: Geometry, has_footer: bool
     position = start
     skipped: str | None = None
     cut: str | None = None
+    candidates: _Candidates | None = None  # found when first needed, for the whole range at once
     while len(slots) < geometry.physical and position < end:
         expected = len(slots)
         found = _segment_at(data, position, end, keys, expected)
@@ -463,8 +468,9 @@ def scan(data: bytes, start: int, end: int, geometry: Geometry, has_footer: bool
             position += size
             continue
         skipped = skipped or found
-        resumed = next((p for p in range(position + 1, end)
-                        if isinstance(_segment_at(data, p, end, keys, expected), tuple)), None)
+        if candidates is None:
+            candidates = _Candidates(data, start, end, keys)
+        resumed = candidates.next(position + 1, expected)
         if resumed is None:
             if has_footer or not _truncated(found):
                 slots.append(found)
@@ -478,6 +484,67 @@ def scan(data: bytes, start: int, end: int, geometry: Geometry, has_footer: bool
 
 
 _ZERO_KEY = zlib.crc32(b"\0\0\0\0")
+_WINDOW = 1 << 18  # positions checked at once while resynchronising: bounds the arrays, not the work
+
+
+class _Candidates:
+    """Every position in [start, end) that frames a segment whose CRC names a file position, found window by
+    window for all positions at once (`entropy.crc_scan`): trying each byte with zlib cost its claimed length,
+    quadratic in a crafted file whose every byte claims most of it."""
+
+    def __init__(self, data: bytes, start: int, end: int, keys: dict[int, int]) -> None:
+        self.data, self.start, self.end = data, start, end
+        self.prefixes = crc_scan.prefix_crcs(data[:end])
+        self.keys = np.array(sorted(keys), dtype=np.uint32)
+        self.numbers = np.array([keys[key] for key in sorted(keys)], dtype=np.int64)
+        self.windows: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def next(self, after: int, expected: int) -> int | None:
+        """The first candidate at or after `after` that names a file position of `expected` or later."""
+        window = max(after - self.start, 0) // _WINDOW
+        while self.start + window * _WINDOW < self.end:
+            positions, numbers = self._window(window)
+            chosen = np.flatnonzero((positions >= after) & (numbers >= expected))
+            if chosen.size:
+                return int(positions[chosen[0]])
+            window += 1
+        return None
+
+    def _window(self, window: int) -> tuple[np.ndarray, np.ndarray]:
+        if window not in self.windows:
+            self.windows[window] = self._find(self.start + window * _WINDOW,
+                                              min(self.end, self.start + (window + 1) * _WINDOW))
+        return self.windows[window]
+
+    def _find(self, first: int, last: int) -> tuple[np.ndarray, np.ndarray]:
+        raw = np.frombuffer(self.data[first:min(self.end, last + 7)], np.uint8)
+        octets = np.zeros(last - first + 7, np.int64)
+        octets[:len(raw)] = raw
+        count = last - first
+        positions = np.arange(first, last, dtype=np.int64)
+        value = np.zeros(count, np.int64)
+        width = np.zeros(count, np.int64)  # bytes of the length varint; 0 while unfinished
+        for index in range(7):  # 49 bits: more than any file holds
+            byte = octets[index:index + count]
+            open_ = width == 0
+            value[open_] |= (byte[open_] & 0x7F) << (7 * index)
+            ends = open_ & (byte < 0x80)
+            width[ends & ~((index > 0) & (byte == 0))] = index + 1  # not minimal: stays unfinished, refused
+            width[ends & (index > 0) & (byte == 0)] = -1
+        body_end = positions + width + value
+        valid = (width > 0) & (body_end + CRC.size <= self.end)
+        positions, body_end = positions[valid], body_end[valid]
+        if not positions.size:
+            return positions, positions
+        running = crc_scan.range_crcs(self.prefixes, positions, body_end)
+        stored = np.frombuffer(self.data, np.uint8)
+        stored_crc = np.zeros(len(positions), np.uint32)
+        for index in range(CRC.size):
+            stored_crc |= stored[body_end + index].astype(np.uint32) << np.uint32(8 * index)
+        keys = stored_crc ^ crc_scan.crc_continued(running, b"\0\0\0\0")
+        slot = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
+        found = self.keys[slot] == keys
+        return positions[found], self.numbers[slot[found]]
 
 
 def _truncated(reason: str) -> bool:

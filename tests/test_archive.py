@@ -4,6 +4,7 @@ Layout facts are checked against docs/archive-format.md with `struct` directly, 
 module, so the document and the code cannot drift apart unnoticed.
 """
 
+import base64
 import gc
 import io
 import math
@@ -18,6 +19,7 @@ import numpy as np
 import pytest
 
 from entropy.archive import (
+    V2_MIN_SEGMENT_BYTES,
     ArchiveError,
     ArchiveHeader,
     ArchiveReader,
@@ -105,7 +107,7 @@ def test_round_trip_from_bytes_and_path(archive, tmp_path):
     with ArchiveReader(archive) as from_bytes, ArchiveReader(path) as from_path:
         for reader in (from_bytes, from_path):
             assert reader.header == HEADER and reader.indexed and len(reader) == len(SEGMENTS)
-            assert ArchiveHeader.from_dict(reader.header).static_model == b"\x08\x00counts"
+            assert base64.b64decode(reader.header["static_model"]) == b"\x08\x00counts"
             for read, written in zip(reader, SEGMENTS, strict=True):
                 assert_same_segment(read, written)
     assert any(math.isnan(scale) for segment in SEGMENTS for unit in segment.units for scale in unit.scales)
@@ -311,6 +313,11 @@ def test_truncation_at_every_byte(archive):
     segments_start, offsets, index_offset = layout(archive)
     ends = offsets[1:] + [index_offset]
     for cut in range(segments_start, len(archive)):
+        if cut - segments_start < len(SEGMENTS) * V2_MIN_SEGMENT_BYTES:  # could not hold the segments announced
+            with pytest.raises(ArchiveError, match=f"^archive header is invalid: it announces {len(SEGMENTS)} "
+                                                   "segments, more than the"):
+                ArchiveReader(archive[:cut])
+            continue
         reader = ArchiveReader(archive[:cut])
         intact = sum(end <= cut for end in ends)
         assert not reader.indexed and len(reader) == intact

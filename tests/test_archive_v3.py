@@ -34,7 +34,7 @@ def header(frames=1000, streams=1, parity=0, mode="lm", chunked=False, codec="en
     return ArchiveHeader(
         codec={"name": codec, "sha256": "ab" * 32},
         lm={"name": "encodec-fx-24khz-lm", "sha256": "cd" * 32} if mode == "lm" else None,
-        coding_mode=mode, sample_rate=44_100, channels=streams, audio_length=frames * 588,
+        coding_mode=mode, sample_rate=44_100, channels=streams, audio_length=frames * (294 if chunked else 588),
         model_sample_rate=48_000 if chunked else 24_000, bandwidth=6.0, n_q=8 if not chunked else 4,
         frame_rate=150 if chunked else 75, chunk_length=48_000 if chunked else None,
         chunk_stride=47_520 if chunked else None, segment_frames=unit_frames * per_segment,
