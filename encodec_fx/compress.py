@@ -8,8 +8,10 @@ audio's length only by the codes (≤ 3 kB per second) and their payloads in eac
 mode: the static mode's distribution goes in the header before the segments, and "auto" keeps
 whichever mode's archive comes out smallest.
 
-Channels: a mono model codes each channel of the input as its own stream; a stereo model codes a
-mono input duplicated (and decodes it back to mono) and refuses more than two channels.
+Channels: a mono model codes each channel of the input as its own stream, except stereo (`channels="joint"`,
+the default): then the bandwidth is the file's total, split between two streams, mid and side or left and
+right, whichever measures better (`choose_split`). A stereo model codes a mono input duplicated (and decodes
+it back to mono) and refuses more than two channels.
 
 Describing an archive needs none of this: `entropy.describe.describe_archive` reads its header alone.
 """
@@ -28,6 +30,7 @@ import torch
 from pedalboard.io import AudioFile
 from tqdm import tqdm
 
+from entropy import format_v3 as v3
 from entropy.archive import ARCHIVE_SUFFIX, ArchiveError, ArchiveHeader, ArchiveReader, ArchiveWriter, Segment, Unit
 from entropy.atomic import replacing
 from entropy.coding import CODING_MODES, LM_MODES, StaticModel, decode_many, encode_many
@@ -54,6 +57,9 @@ affect each other's arithmetic, so a reader may decode any segment alone or in a
 each group together for speed."""
 AUTO = "auto"  # every mode there is a model for (lm with an LM; static; raw), keeping the smallest archive
 PROGRESS_FROM_SECONDS = 5.0
+CHANNEL_CODINGS = ("joint", "independent")
+SPLIT_MEASURE_SECONDS = 20.0
+"""Seconds of a stereo file (from its start) that each split of the codebooks is decoded and measured on."""
 Progress = Callable[[float], None]
 
 
@@ -130,12 +136,18 @@ class _Facts:
 def compress_file(source: str | os.PathLike, destination: str | os.PathLike, model: EncodecModel, *,
                   bandwidth: float, model_name: str, mode: str = AUTO, lm: EntropyLM | None = None,
                   lm_name: str | None = None, overwrite: bool = False, progress: bool = True,
-                  parity: int = 0) -> ArchiveHeader:
+                  parity: int = 0, channels: str = "joint") -> ArchiveHeader:
     """Compress an audio file into a `.ecfx` archive at `bandwidth` kbps; returns its header. `mode` is a
     coding mode, or "auto": each mode there is a model for (lm only with `lm`), keeping the one that
     gives the smallest archive (the header records it). `parity` K adds a parity segment after every K
-    segments, which rebuilds any one damaged segment of the K (0: none)."""
+    segments, which rebuilds any one damaged segment of the K (0: none).
+
+    `channels` "joint" (the default) makes `bandwidth` the total for a stereo file on a mono model: its
+    codebooks are split between mid and side, or left and right, whichever measures better on the file
+    (`choose_split`); "independent" codes each channel at `bandwidth`, as for more channels."""
     _check_coding(mode, lm, parity)
+    if channels not in CHANNEL_CODINGS:
+        raise ValueError(f"channels must be one of {', '.join(CHANNEL_CODINGS)}, got {channels!r}")
     check_modules(model, lm)
     if not isinstance(model_name, (str, os.PathLike)) or not str(model_name):
         raise ValueError("model_name is how the archive names its codec (a shipped name or a path), "
@@ -148,15 +160,84 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
                          "for this codec")
     check_destination(destination, overwrite, {ARCHIVE_SUFFIX}, source=source)
     config = model.config
+    split = None
     with open_audio(source) as file, torch.inference_mode():
-        sample_rate, channels, length = int(file.samplerate), file.num_channels, file.frames
-        blocks = ModelBlocks(model_reader(file, source, config), config)
+        sample_rate, file_channels, length = int(file.samplerate), file.num_channels, file.frames
+        joint = channels == "joint" and file_channels == 2 and config.audio_channels == 1 and n_q >= 2
+        kept: list[np.ndarray] = []  # joint: the audio that the split is measured on
+        blocks = ModelBlocks(model_reader(file, source, config), config,
+                             _joint_streams(kept, int(SPLIT_MEASURE_SECONDS * config.sampling_rate)) if joint
+                             else to_model_channels)
         with _progress_bar(length / sample_rate, progress, "compress") as advance:
             units = list(code_units(model, bandwidth, blocks, advance))
-    facts = _Facts(identity(str(model_name), model), sample_rate, channels, length, config.sampling_rate,
+        if joint:
+            split = choose_split(model, units, np.concatenate(kept, axis=-1))
+            units = [_split_unit(unit, *split) for unit in units]
+    facts = _Facts(identity(str(model_name), model), sample_rate, file_channels, length, config.sampling_rate,
                    config.frame_rate, config.chunk_length, config.chunk_stride, _units_per_segment(model),
                    _segment_seconds(model), blocks.samples, config.codebook_size)
-    return _write_archive(destination, units, facts, bandwidth, mode, lm, lm_name, overwrite, parity)
+    return _write_archive(destination, units, facts, bandwidth, mode, lm, lm_name, overwrite, parity, split)
+
+
+Split = tuple[str, list[int]]  # a stereo coding of entropy.format_v3.STEREO_CODINGS and each stream's codebooks
+_JOINT_STREAMS = {"left-right": (0, 1), "mid-side": (2, 3)}  # rows of _joint_streams' output
+
+
+def _joint_streams(kept: list[np.ndarray], keep: int) -> Callable[[np.ndarray, EncodecConfig], np.ndarray]:
+    """Stereo (2, n) → streams left, right, mid, side (4, 1, n) for a mono model, appending the first `keep`
+    samples to `kept`."""
+    def streams(audio: np.ndarray, config: EncodecConfig) -> np.ndarray:
+        held = sum(block.shape[-1] for block in kept)
+        if held < keep:
+            kept.append(audio[:, :keep - held].copy())
+        left, right = audio
+        return np.stack([left, right, (left + right) / 2, (left - right) / 2])[:, np.newaxis, :]
+    return streams
+
+
+def split_candidates(n_q: int) -> list[Split]:
+    """The splits of `n_q` codebooks that compression measures: mid-side with 1, 2, 4 … n_q / 2 codebooks
+    for the side, and left-right halves."""
+    sides = [1 << i for i in range(n_q.bit_length()) if 1 << i <= n_q // 2]
+    return [("mid-side", [n_q - side, side]) for side in sides] + [("left-right", [n_q - n_q // 2, n_q // 2])]
+
+
+def choose_split(model: EncodecModel, units: list[CodedUnit], audio: np.ndarray) -> Split:
+    """The split of the codebooks whose decode of `audio` (the stereo file's start at the model's rate) has the
+    smallest multi-scale mel distance over both channels; `units` hold left, right, mid and side at all n_q."""
+    from .train.losses import MultiScaleMelLoss
+    frames = -(-audio.shape[-1] // model.config.hop_length)
+    codes = np.concatenate([unit.codes for unit in units], axis=-1)[..., :frames]
+    candidates = split_candidates(codes.shape[1])
+    needed = sorted({(row, n) for stereo, counts in candidates for row, n in zip(_JOINT_STREAMS[stereo], counts)})
+    decoded: dict[tuple[int, int], torch.Tensor] = {}
+    for n in sorted({n for _, n in needed}):
+        rows = [row for row, m in needed if m == n]
+        batch = torch.from_numpy(codes[rows, :n].astype(np.int64))[None]
+        out = model.decode(batch, return_dict=False)[0][:, 0, :audio.shape[-1]]
+        decoded.update({(row, n): out[i] for i, row in enumerate(rows)})
+    mel = MultiScaleMelLoss(model.config.sampling_rate)
+    reference = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
+
+    def distance(split: Split) -> float:
+        first, second = (decoded[row, n] for row, n in zip(_JOINT_STREAMS[split[0]], split[1]))
+        estimate = torch.stack(_to_left_right(split[0], first, second))
+        return float(mel(estimate[:, None], reference[:, None]))
+    return min(candidates, key=distance)
+
+
+def _to_left_right(stereo: str, first, second):
+    """The left and right channels of a split archive's two decoded streams (torch or numpy)."""
+    return (first + second, first - second) if stereo == "mid-side" else (first, second)
+
+
+def _split_unit(unit: CodedUnit, stereo: str, codebooks: list[int]) -> CodedUnit:
+    """A unit of the 4 joint streams → its 2 streams for `stereo`, codebooks past a stream's count zeroed."""
+    rows = list(_JOINT_STREAMS[stereo])
+    codes = unit.codes[rows, :max(codebooks)].copy()
+    for stream, count in enumerate(codebooks):
+        codes[stream, count:] = 0
+    return CodedUnit(codes, None if unit.scales is None else unit.scales[rows])
 
 
 def transcode_file(source: str | os.PathLike, destination: str | os.PathLike, *, bandwidth: float | None = None,
@@ -177,15 +258,22 @@ def transcode_file(source: str | os.PathLike, destination: str | os.PathLike, *,
     check_destination(destination, overwrite, {ARCHIVE_SUFFIX}, source=source)
     with ArchiveReader(source) as reader:
         header = ArchiveHeader.from_dict(reader.header)
-        n_q = header.n_q if bandwidth is None else _codebooks_for(header, bandwidth)
+        split = header.stream_codebooks is not None
+        same = bandwidth is None or split and as_number(bandwidth) == header.bandwidth
+        n_q = header.n_q if same else _codebooks_for(header, bandwidth)  # refuses a higher or odd bandwidth
+        if split and not same:
+            raise ValueError(f"cannot transcode split stereo ({header.stereo}) to another bandwidth: the split is "
+                             "chosen from the audio, so compress it again (or compress with --channels independent)")
         mode = mode if mode is not None else header.coding_mode
         parity = header.parity if parity is None else parity
         _check_coding(mode, lm, parity)
         if header.coding_mode in LM_MODES:
             check_identity("LM", header.lm, source_lm, "source_lm")
-        if lm is not None and lm.config.n_q < n_q:
-            raise ValueError(f"the LM predicts {lm.config.n_q} codebooks; the archive's codes have {n_q}")
         static = StaticModel.from_bytes(header.static_model) if header.static_model else None
+        card = _card(header, static)
+        if lm is not None and (lm.config.n_q < n_q or lm.config.card != card):
+            raise ValueError(f"the LM predicts {lm.config.n_q} codebooks of {lm.config.card} codes; the archive's "
+                             f"codes have {n_q} of {card}: pass the LM trained for its codec")
         coder = PortableLM(source_lm) if header.coding_mode in LM_MODES else None
         numbered = _numbered(reader.scan(recover=True), header, False, [])
         streams = len(reader.segment(0).units[0].payloads)  # version 2 headers do not say
@@ -197,19 +285,20 @@ def transcode_file(source: str | os.PathLike, destination: str | os.PathLike, *,
                 units.append(CodedUnit(unit_codes[:, :n_q], scales))
         if repaired is not None:
             repaired += sorted(reader.repaired)
-    card = lm.config.card if lm is not None else static.card if static is not None else 1 << 10
     facts = _Facts(header.codec, header.sample_rate, header.channels, header.audio_length, header.model_sample_rate,
-                   header.frame_rate, header.chunk_length, header.chunk_stride, -(-header.units // header.segments),
+                   header.frame_rate, header.chunk_length, header.chunk_stride, _segment_units(header),
                    header.segment_seconds, header.model_audio_length, card)
     new_bandwidth = header.bandwidth if bandwidth is None else float(as_number(bandwidth))
-    return _write_archive(destination, units, facts, new_bandwidth, mode, lm, lm_name, overwrite, parity)
+    split = (header.stereo, header.stream_codebooks) if header.stereo and header.stream_codebooks else None
+    return _write_archive(destination, units, facts, new_bandwidth, mode, lm, lm_name, overwrite, parity, split)
 
 
 def _codebooks_for(header: ArchiveHeader, bandwidth: float) -> int:
-    """Codebooks at `bandwidth` kbps for the archive's frame rate (10-bit codes): a whole number, at most the
-    archive's."""
+    """Codebooks at `bandwidth` kbps, which must be one that compressing refuses no more than the archive's own:
+    EnCodec's bandwidths double from the smallest (2 codebooks), so the archive's codebooks halved (each codebook
+    the archive's kbps per codebook), at most the archive's."""
     bandwidth = as_number(bandwidth)
-    per_codebook = header.frame_rate * 10 / 1000
+    per_codebook = header.bandwidth / header.n_q
     n_q = round(bandwidth / per_codebook) if isinstance(bandwidth, (int, float)) and math.isfinite(bandwidth) else 0
     if n_q < 1 or abs(n_q * per_codebook - bandwidth) > 1e-9:
         raise ValueError(f"bandwidth {bandwidth!r} kbps is not a whole number of codebooks of {per_codebook:g} kbps "
@@ -217,7 +306,27 @@ def _codebooks_for(header: ArchiveHeader, bandwidth: float) -> int:
     if n_q > header.n_q:
         raise ValueError(f"cannot transcode to {bandwidth:g} kbps: the archive holds {header.bandwidth:g} kbps of "
                          "codes, and a higher bandwidth needs the audio (compress it again)")
+    halvings = header.n_q // n_q
+    if header.n_q % n_q or halvings & (halvings - 1) or n_q < min(2, header.n_q):
+        offered = [header.bandwidth / (1 << k) for k in range(header.n_q.bit_length()) if header.n_q >> k >= 2
+                   and not header.n_q % (1 << k)] or [header.bandwidth]
+        raise ValueError(f"bandwidth {bandwidth:g} kbps is not one the codec codes; from this archive transcode "
+                         f"to {', '.join(f'{b:g}' for b in offered)} kbps")
     return n_q
+
+
+def _card(header: ArchiveHeader, static: StaticModel | None) -> int:
+    """Codes per codebook of the archive's codec: the static model's, or 2 to the bits of a code that its
+    bandwidth pays (`entropy.format_v3.derived_bandwidth`: 10 bits)."""
+    if static is not None:
+        return static.card
+    codebooks = sum(header.stream_codebooks) if getattr(header, "stream_codebooks", None) else header.n_q
+    bits = round(header.bandwidth * 1000 / (codebooks * header.frame_rate))
+    paid = v3.derived_bandwidth(codebooks, header.frame_rate) * bits / 10
+    if not 1 <= bits <= 16 or abs(paid - header.bandwidth) > 1e-9:
+        raise ValueError(f"the archive's {header.bandwidth:g} kbps is not a whole number of bits per code of its "
+                         f"{codebooks} codebook(s) at {header.frame_rate:g} frames per second")
+    return 1 << bits
 
 
 def _check_coding(mode: str, lm: EntropyLM | None, parity: int) -> None:
@@ -230,7 +339,8 @@ def _check_coding(mode: str, lm: EntropyLM | None, parity: int) -> None:
 
 
 def _write_archive(destination: str | os.PathLike, units: list[CodedUnit], facts: _Facts, bandwidth: float,
-                   mode: str, lm: EntropyLM | None, lm_name: str | None, overwrite: bool, parity: int) -> ArchiveHeader:
+                   mode: str, lm: EntropyLM | None, lm_name: str | None, overwrite: bool, parity: int,
+                   split: Split | None = None) -> ArchiveHeader:
     """Codes → archive: segments of `facts.units_per_segment` units, each coding mode tried ("auto") and the
     smallest archive kept. Compression and transcoding both end here, so that an archive transcoded to a
     lower bandwidth is byte for byte the one compressing at that bandwidth writes."""
@@ -238,10 +348,12 @@ def _write_archive(destination: str | os.PathLike, units: list[CodedUnit], facts
     segments = [units[start: start + units_per_segment] for start in range(0, len(units), units_per_segment)]
     lm_group = max(1, LM_GROUP_ROWS // (units_per_segment * len(units[0].codes)))
     candidates = [mode] if mode != AUTO else ["static", "raw", *(["lm"] if lm is not None else [])]
-    static = StaticModel.from_codes(np.concatenate([c for u in units for c in u.codes], axis=-1),
-                                    card=facts.card) if "static" in candidates else None
+    codebooks = split[1] if split is not None else None
+    static = None if "static" not in candidates else \
+        StaticModel.from_codes(np.concatenate([c for u in units for c in u.codes], axis=-1), card=facts.card) \
+        if codebooks is None else _split_static(units, codebooks, facts.card)
     coded = {candidate: _archived(segments, candidate, PortableLM(lm) if candidate in LM_MODES else None, static,
-                                  lm_group if candidate in LM_MODES else 1) for candidate in candidates}
+                                  lm_group if candidate in LM_MODES else 1, codebooks) for candidate in candidates}
     table = len(static.to_bytes()) if static is not None else 0  # the static table sits in the header
     mode = min(candidates, key=lambda candidate: coded[candidate][1] + (table if candidate == "static" else 0))
     header = ArchiveHeader(
@@ -254,22 +366,50 @@ def _write_archive(destination: str | os.PathLike, units: list[CodedUnit], facts
         segments=len(segments), units=len(units), frames=sum(u.codes.shape[-1] for u in units),
         segment_seconds=facts.segment_seconds, lm_group_segments=lm_group if mode in LM_MODES else 1,
         streams=len(units[0].codes), unit_frames=units[0].codes.shape[-1], scaled=units[0].scales is not None,
-        parity=parity)
+        parity=parity, stereo=split[0] if split is not None else None, stream_codebooks=codebooks)
     with ArchiveWriter(destination, header, overwrite=overwrite) as writer:
         for segment in coded[mode][0]:
             writer.write_segment(segment)
     return header
 
 
+def _split_static(units: list[CodedUnit], codebooks: list[int], card: int) -> StaticModel:
+    """The static model of a split archive: codebook k counted over the streams that have it."""
+    counts = np.zeros((max(codebooks), card), np.int64)
+    for unit in units:
+        for codes, count in zip(unit.codes, codebooks):
+            counts[:count] += StaticModel.from_codes(codes[:count], card=card).counts
+    return StaticModel(counts)
+
+
+def _static_for(static: StaticModel | None, n_q: int) -> StaticModel | None:
+    """The static model for payloads of `n_q` codebooks: its first `n_q` (a split archive's side stream)."""
+    return static if static is None or static.num_codebooks == n_q else StaticModel(static.counts[:n_q])
+
+
+def _by_codebooks(n_qs: list[int]) -> dict[int, list[int]]:
+    """Row positions by their codebook count: rows of one count are coded as one batch."""
+    groups: dict[int, list[int]] = {}
+    for position, n_q in enumerate(n_qs):
+        groups.setdefault(n_q, []).append(position)
+    return groups
+
+
 def _archived(segments: list[list[CodedUnit]], mode: str, coder: PortableLM | None, static: StaticModel | None,
-              group_segments: int) -> tuple[list[Segment], int]:
+              group_segments: int, codebooks: list[int] | None = None) -> tuple[list[Segment], int]:
     """The archive's segments in one coding mode, and the bytes of their payloads. In lm mode,
-    `group_segments` segments are coded as rows of one batch."""
+    `group_segments` segments are coded as rows of one batch (with a split, one batch per codebook count)."""
     archived, first_frame = [], 0
     for group_start in range(0, len(segments), group_segments):
         group = segments[group_start: group_start + group_segments]
-        payloads = iter(encode_many([codes for segment in group for unit in segment for codes in unit.codes],
-                                    mode, lm=coder, static=static))
+        rows = [codes[:codebooks[stream]] if codebooks else codes
+                for segment in group for unit in segment for stream, codes in enumerate(unit.codes)]
+        coded: list[bytes] = [b""] * len(rows)
+        for n_q, positions in _by_codebooks([row.shape[0] for row in rows]).items():
+            for position, payload in zip(positions, encode_many([rows[p] for p in positions], mode, lm=coder,
+                                                                static=_static_for(static, n_q))):
+                coded[position] = payload
+        payloads = iter(coded)
         for number, segment in enumerate(group, group_start):
             units = tuple(Unit(unit.codes.shape[-1], _scales(unit), tuple(next(payloads) for _ in unit.codes))
                           for unit in segment)
@@ -318,6 +458,12 @@ def _unit(codes: torch.Tensor, scale: torch.Tensor | None) -> CodedUnit:
 def _scales(unit: CodedUnit) -> tuple[float, ...]:
     """Per stream: the chunk's loudness scale, or NaN for models that do not normalise."""
     return tuple(float("nan") for _ in unit.codes) if unit.scales is None else tuple(map(float, unit.scales))
+
+
+def _segment_units(header: ArchiveHeader) -> int:
+    """Units of every segment but the last, from the header's geometry (units / segments rounded up is not it
+    when the last segment is short: 7 chunks in 2 segments of 5)."""
+    return header.segment_frames // (header.unit_frames or header.segment_frames)
 
 
 def _units_per_segment(model: EncodecModel) -> int:
@@ -445,9 +591,9 @@ def _range(source: str | os.PathLike, model: EncodecModel, lm: EntropyLM | None,
         raise ValueError(f"start must be a finite number of seconds >= 0, got {start!r}")
     if duration is not None and (not math.isfinite(as_number(duration)) or as_number(duration) < 0):
         raise ValueError(f"duration must be a finite number of seconds >= 0, got {duration!r}")
-    config = model.config
     with ArchiveReader(source) as reader:
         header = _checked_header(reader, model, lm)
+        config = model.config  # after the check, which names the codec needed if there is none
         rate, model_rate = header.sample_rate, header.model_sample_rate
         total = header.audio_length / rate
         if start >= total:
@@ -474,11 +620,13 @@ def _range(source: str | os.PathLike, model: EncodecModel, lm: EntropyLM | None,
                 segments.append((number, None))
         coder = PortableLM(lm) if header.coding_mode in LM_MODES else None
         streams = _streams(header, config.audio_channels)
-        decoded = list(_decode_group(segments, header, streams, -(-header.units // header.segments), coder, static,
+        decoded = list(_decode_group(segments, header, streams, _segment_units(header), coder, static,
                                      recover, lost))
         if repaired is not None:
             repaired += sorted(reader.repaired)
-    if decoded and not isinstance(decoded[0], int):
+    if decoded and isinstance(decoded[0], int):  # the first segment lost: its silence starts at the decode's start
+        decoded[0] -= trim if config.chunk_length is None else trim * config.frames_per_chunk
+    elif decoded:
         segment, codes = decoded[0]
         if config.chunk_length is None:
             decoded[0] = (segment, [codes[0][..., trim:]])
@@ -513,7 +661,7 @@ def _range_plan(header: ArchiveHeader, config: EncodecConfig, model_first: int, 
         last_frame = min(header.frames, -(-model_end // hop)) - 1
         first, last = first_frame // segment_frames, max(first_frame, last_frame) // segment_frames
         return list(range(first, last + 1)), first_frame * hop, first_frame - first * segment_frames
-    stride, per_segment = config.chunk_stride, -(-header.units // header.segments)
+    stride, per_segment = config.chunk_stride, _segment_units(header)
     first_unit = max(0, model_first // stride - 1)
     last_unit = min(header.units - 1, max(first_unit, (model_end - 1) // stride))
     first, last = first_unit // per_segment, last_unit // per_segment
@@ -581,7 +729,7 @@ def _decoded(numbered: Iterable[tuple[int, Segment | None]], header: ArchiveHead
     """Per segment in order: the segment and its units' `streams` codes [streams, n_q, frames], or the
     number of code frames it held if it is lost. Payloads LM-coded together are decoded together, as
     rows in the order they were coded; a lost segment keeps its rows' places."""
-    units_per_segment = -(-header.units // header.segments)
+    units_per_segment = _segment_units(header)
     group: list[tuple[int, Segment | None]] = []
     for item in numbered:
         group.append(item)
@@ -602,7 +750,15 @@ def _decode_group(group: list[tuple[int, Segment | None]], header: ArchiveHeader
         else:
             payloads += [payload for unit in segment.units for payload in unit.payloads]
             frames += [unit.frames for unit in segment.units for _ in unit.payloads]
-    rows = iter(decode_many(payloads, header.n_q, frames, header.coding_mode, lm=lm, static=static))
+    n_qs = (header.stream_codebooks or [header.n_q] * streams) * (len(payloads) // streams)
+    decoded: list = [None] * len(payloads)
+    for n_q, positions in _by_codebooks(n_qs).items():
+        for position, codes in zip(positions, decode_many([payloads[p] for p in positions], n_q,
+                                                          [frames[p] for p in positions], header.coding_mode, lm=lm,
+                                                          static=_static_for(static, n_q))):
+            decoded[position] = codes if isinstance(codes, ValueError) or n_q == header.n_q else \
+                np.pad(codes, ((0, header.n_q - n_q), (0, 0)))  # a split's fewer codebooks, zeros past them
+    rows = iter(decoded)
     for number, segment in group:
         if segment is None:
             units = min(units_per_segment, header.units - number * units_per_segment)
@@ -631,6 +787,9 @@ def decode_audio(model: EncodecModel, header: ArchiveHeader,
     """Decoded segments (or frame counts of lost ones) → audio blocks (streams, model channels, n) at
     the model's rate; a lost segment is silence, and the decoder starts afresh after it."""
     streams = _streams(header, model.config.audio_channels)
+    if header.stream_codebooks is not None:
+        yield from _decode_split(model, header, decoded)
+        return
     decoder = model.stream_decoder()
     for item in decoded:
         if isinstance(item, int):
@@ -643,6 +802,36 @@ def decode_audio(model: EncodecModel, header: ArchiveHeader,
             scales = None if math.isnan(unit.scales[0]) else (torch.tensor(unit.scales, dtype=torch.float32),)
             yield decoder.push(CodeBlock((torch.from_numpy(codes),), scales, decoder.chunked, codes.shape[0]))
     yield decoder.flush()
+
+
+def _decode_split(model: EncodecModel, header: ArchiveHeader,
+                  decoded: Iterable[tuple[Segment, list[np.ndarray]] | int]) -> Iterator[torch.Tensor]:
+    """`decode_audio` of a split stereo archive: each stream decoded with its own codebooks, then left and
+    right (2, 1, n) from mid and side (or as they are)."""
+    codebooks, stereo = header.stream_codebooks or [], header.stereo or ""
+    decoders = [model.stream_decoder() for _ in codebooks]
+
+    def joined(blocks: list[torch.Tensor]) -> torch.Tensor:
+        if not all(block.numel() for block in blocks):  # a flush with nothing decoded: the decoders run in step
+            return torch.zeros(2, 1, 0)
+        return torch.stack(_to_left_right(stereo, blocks[0][0], blocks[1][0]))
+
+    for item in decoded:
+        if isinstance(item, int):
+            tail = joined([decoder.flush() for decoder in decoders])
+            yield tail
+            yield torch.zeros(2, 1, _silence(model, item, tail.shape[-1]))
+            continue
+        segment, unit_codes = item
+        for unit, codes in zip(segment.units, unit_codes):
+            blocks = []
+            for stream, (decoder, count) in enumerate(zip(decoders, codebooks)):
+                scales = None if math.isnan(unit.scales[stream]) else \
+                    (torch.tensor(unit.scales[stream: stream + 1], dtype=torch.float32),)
+                rows = (torch.from_numpy(codes[stream: stream + 1, :count]),)
+                blocks.append(decoder.push(CodeBlock(rows, scales, decoder.chunked, 1)))
+            yield joined(blocks)
+    yield joined([decoder.flush() for decoder in decoders])
 
 
 def _silence(model: EncodecModel, frames: int, flushed: int) -> int:

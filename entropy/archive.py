@@ -151,6 +151,20 @@ def _is_identity(value: object) -> bool:
     return isinstance(value, dict) and all(isinstance(value.get(key), str) for key in ("name", "sha256"))
 
 
+def _v2_unit_frames(values: dict[str, Any]) -> Any:
+    """Frames of a chunk of a version 2 header (which has no unit_frames): ceil(chunk_length · frame_rate /
+    model rate), or the segment's frames over its chunks where that does not divide them (audio shorter than a
+    chunk); the header's own value (None) where its fields are not numbers, for the checks to name."""
+    try:
+        whole = math.ceil(values["chunk_length"] * values["frame_rate"] / values["model_sample_rate"])
+        if whole >= 1 and values["segment_frames"] % whole == 0:
+            return whole
+        units = round(values["segment_seconds"] * values["model_sample_rate"] / values["chunk_stride"])
+        return values["segment_frames"] // units if units >= 1 and values["segment_frames"] % units == 0 else None
+    except (KeyError, TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+
+
 @dataclass(frozen=True)
 class ArchiveHeader:
     """The header fields encodec-fx writes, as a typed view of the header dict.
@@ -183,6 +197,8 @@ class ArchiveHeader:
     unit_frames: int | None = None  # frames of every unit but the last; None: segment_frames (unchunked)
     scaled: bool = False  # whether units carry the chunks' loudness scales (models that normalise)
     parity: int = 0  # data segments per parity segment (version 3), 0 for none
+    stereo: str | None = None  # split stereo (version 3): what the 2 streams are, "mid-side" or "left-right"
+    stream_codebooks: list[int] | None = None  # split stereo: each stream's codebooks (n_q the most), the sum paid
 
     def __post_init__(self) -> None:
         """Refuse values no archive encodec-fx writes can hold: the header's CRC only says that
@@ -210,6 +226,13 @@ class ArchiveHeader:
             refuse("unit_frames", "a positive integer or null")
         if not _is_int(self.parity) or self.parity < 0:
             refuse("parity", "a non-negative integer")
+        if (self.stereo, self.stream_codebooks) != (None, None) and not (
+                self.stereo in v3.STEREO_CODINGS and self.channels == self.streams == 2
+                and isinstance(self.stream_codebooks, list) and len(self.stream_codebooks) == 2
+                and all(_is_int(n) and 1 <= n <= self.n_q for n in self.stream_codebooks)
+                and max(self.stream_codebooks) == self.n_q):
+            refuse("stream_codebooks", f"2 codebook counts of at most n_q {self.n_q} (the larger n_q) with a stereo "
+                   f"coding of {', '.join(v3.STEREO_CODINGS)} for 2 channels in 2 streams")
         if self.coding_mode in v3.LM_CODING_MODES and not _is_identity(self.lm):
             refuse("lm", f"an object with the LM's name and sha256, as the coding mode is {self.coding_mode}")
         if self.coding_mode == "static" and self.static_model is None:
@@ -264,6 +287,8 @@ class ArchiveHeader:
 
     def to_dict(self) -> dict[str, Any]:
         header = asdict(self)
+        if self.stream_codebooks is None:  # what version 2 headers never hold
+            del header["stereo"], header["stream_codebooks"]
         if self.static_model is not None:
             header["static_model"] = base64.b64encode(self.static_model).decode("ascii")
         return header
@@ -279,6 +304,8 @@ class ArchiveHeader:
                 values["static_model"] = base64.b64decode(values["static_model"], validate=True)
             except (binascii.Error, TypeError, ValueError):
                 raise ValueError("the archive header's static_model must be base64 text") from None
+        if values.get("unit_frames") is None and values.get("chunk_length") and values.get("chunk_stride"):
+            values["unit_frames"] = _v2_unit_frames(values)  # version 2 headers do not say
         header = cls(**values)
         header.check_consistent()
         return header
@@ -288,8 +315,14 @@ class ArchiveHeader:
         unit_frames = self.unit_frames or self.segment_frames
         if self.segment_frames % unit_frames:
             raise ValueError(f"segment_frames {self.segment_frames} is not a whole number of units of {unit_frames}")
+        tail = ()
+        if self.chunk_stride and self.chunk_length and self.frame_rate == int(self.frame_rate):
+            model_length = self.model_audio_length or v3.derived_model_length(self.audio_length, self.sample_rate,
+                                                                              self.model_sample_rate)
+            tail = v3.chunk_tail(model_length, self.chunk_length, self.chunk_stride, self.model_sample_rate,
+                                 int(self.frame_rate), unit_frames, self.frames)
         geometry = v3.Geometry(self.frames, unit_frames, self.segment_frames // unit_frames, self.streams,
-                               self.scaled, self.parity)
+                               self.scaled, self.parity, tail)
         if (geometry.units, geometry.segments) != (self.units, self.segments):
             raise ValueError(f"the header's {self.units} units in {self.segments} segments do not follow from "
                              f"{self.frames} frames in units of {unit_frames}, {geometry.segment_units} per segment")
@@ -331,6 +364,8 @@ class ArchiveWriter:
             self._sizes: list[int] = []  # of every segment written, parity included
             self._group: list[bytes] = []  # the data segments of the parity group being written
         else:
+            if isinstance(header, ArchiveHeader) and header.stream_codebooks is not None:
+                raise ValueError("version 2 archives cannot hold split stereo (stream_codebooks): write version 3")
             header_json = _header_json(header.to_dict() if isinstance(header, ArchiveHeader) else header)
             preamble = _PREAMBLE.pack(ARCHIVE_MAGIC, 2, len(header_json)) + header_json
             preamble_bytes = preamble + _crc(preamble)
@@ -950,31 +985,41 @@ def _scan(data: bytes, start: int,
     position = start
     skipped: str | None = None  # why the bytes skipped to reach `position` were unreadable
     candidates: _Candidates | None = None  # found when first needed, for the whole range at once
+    gap_start = start  # where the bytes since the last segment read begin
     while True:
         expected = len(slots)
         if position == end:
             return slots, None if has_footer else _truncated_after(expected)
+        # Segments lost between the last one read and `position` took bytes: no more can be missing than
+        # fit there (a CRC-valid number of 2**31 listed two billion lost segments).
+        most = expected + (position - gap_start) // V2_MIN_SEGMENT_BYTES
         if not has_footer and INDEX_MARKER.startswith(data[position:position + len(INDEX_MARKER)]):
             count = _index_at(data, position)
-            if count is not None:
+            if count is not None and count <= most:
                 _mark_lost(slots, count, skipped, position)
             return slots, None
         try:
             entry, number = _locate_segment(data, position, end, expected)
+            if number > most:
+                raise _Unreadable(f"byte {position} holds segment number {number}, more than the "
+                                  f"{position - gap_start} bytes before it leave room for")
         except _Unreadable as problem:
+            if problem.whole is not None and problem.whole[0] > most:
+                problem.whole = (-1, problem.whole[1])  # a number out of reach: its bytes are skipped, no more
             if problem.whole is not None:  # a whole segment as written (its CRC matches): step over it
                 number, size = problem.whole
                 if number >= expected:
                     _mark_lost(slots, number, skipped, position)
                     slots.append(problem.reason)
                     skipped = None
+                    gap_start = position + size
                 else:
                     skipped = skipped or problem.reason
                 position += size
                 continue
             if candidates is None:
                 candidates = _Candidates(data, start, end, has_footer)
-            resume = candidates.next(position + 1, expected)
+            resume = candidates.next(position + 1, expected, gap_start)
             if resume is not None:
                 skipped = skipped or problem.reason
                 position = resume
@@ -987,6 +1032,7 @@ def _scan(data: bytes, start: int,
         skipped = None
         slots.append(entry)
         position += entry.size
+        gap_start = position
 
 
 class _Candidates:
@@ -1017,10 +1063,13 @@ class _Candidates:
             self.numbers = np.concatenate([self.numbers, np.full(int(good.sum()), 1 << 40)])[order]
             self.positions = np.concatenate([self.positions, index[good]])[order]
 
-    def next(self, after: int, expected: int) -> int | None:
-        """The first candidate at or after `after` numbered `expected` or later."""
+    def next(self, after: int, expected: int, gap_start: int) -> int | None:
+        """The first candidate at or after `after` numbered `expected` or later, and no later than the bytes
+        from `gap_start` leave room for (an index: any)."""
         first = int(np.searchsorted(self.positions, after))
-        chosen = np.flatnonzero(self.numbers[first:] >= expected)
+        numbers, positions = self.numbers[first:], self.positions[first:]
+        reach = expected + (positions - gap_start) // V2_MIN_SEGMENT_BYTES
+        chosen = np.flatnonzero((numbers >= expected) & ((numbers <= reach) | (numbers == 1 << 40)))
         return int(self.positions[first + chosen[0]]) if chosen.size else None
 
 

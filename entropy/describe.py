@@ -26,5 +26,6 @@ def describe_archive(source: str | os.PathLike) -> dict:
             "bandwidth_kbps": header.bandwidth, "n_q": header.n_q, "segments": segments,
             "segments_expected": expected, "complete": not truncated and segments == expected, "bytes": size,
             "payload_bytes": payload, "overhead_bytes": size - payload, "parity": header.parity or None,
-            "version": version,
+            "version": version, **({"stereo": header.stereo, "stream_codebooks": header.stream_codebooks}
+                                   if header.stream_codebooks else {}),
             "kbps": round(size * 8 / seconds / 1000, 3)}

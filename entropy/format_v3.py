@@ -46,7 +46,9 @@ _SCALES = 2  # every payload has a float32 scale (models that normalise chunks)
 _BANDWIDTH = 4  # the bandwidth is stored (float64): it is not n_q · 10 bits · frame_rate
 _LM = 8  # an LM identity follows the codec's
 _STATIC = 16  # a static model's bytes follow
-_KNOWN_FLAGS = _CHUNKED | _SCALES | _BANDWIDTH | _LM | _STATIC
+_SPLIT = 32  # the streams have codebook counts of their own, and a stereo coding (STEREO_CODINGS) says what they are
+_KNOWN_FLAGS = _CHUNKED | _SCALES | _BANDWIDTH | _LM | _STATIC | _SPLIT
+STEREO_CODINGS: tuple[str, ...] = ("left-right", "mid-side")  # streams of a split stereo archive, by id; append only
 
 MAX_VARINT_BYTES = 10
 
@@ -159,10 +161,20 @@ class Geometry:
     streams: int  # payloads per unit
     scales: bool  # whether each payload has a float32 scale
     parity: int  # data segments per parity segment, 0 for none
+    tail: tuple[int, ...] = ()  # frames of the last units when more than the last is short (`chunk_tail`)
 
     @property
     def units(self) -> int:
+        if self.tail:
+            return (self.frames - sum(self.tail)) // self.unit_frames + len(self.tail)
         return -(-self.frames // self.unit_frames)
+
+    def unit_length(self, unit: int) -> int:
+        """Frames of unit number `unit`."""
+        whole = self.units - len(self.tail) if self.tail else self.units - 1
+        if unit < whole:
+            return self.unit_frames
+        return self.tail[unit - whole] if self.tail else self.frames - unit * self.unit_frames
 
     @property
     def segments(self) -> int:
@@ -181,10 +193,13 @@ class Geometry:
         """Frames of each unit of data segment `number`."""
         first = number * self.segment_units
         last = min(first + self.segment_units, self.units)
-        return [min(self.unit_frames, self.frames - unit * self.unit_frames) for unit in range(first, last)]
+        return [self.unit_length(unit) for unit in range(first, last)]
 
     def first_frame(self, number: int) -> int:
-        return number * self.segment_units * self.unit_frames
+        first, whole = number * self.segment_units, self.units - len(self.tail)
+        if not self.tail or first <= whole:
+            return first * self.unit_frames
+        return whole * self.unit_frames + sum(self.tail[:first - whole])
 
     def slot(self, position: int) -> tuple[bool, int]:
         """(is parity, data segment number or parity group) of the `position`-th segment in the file."""
@@ -207,6 +222,33 @@ class Geometry:
         return range(number - number % self.parity, min(number - number % self.parity + self.parity, self.segments))
 
 
+MAX_TAIL_UNITS = 64
+"""Short chunks at the end that `chunk_tail` lays out (a chunk overlapping the next by 1 %, as EnCodec's do,
+makes at most 2)."""
+
+
+def chunk_tail(model_length: int, chunk_length: int, chunk_stride: int, model_sample_rate: int, frame_rate: int,
+               unit_frames: int, frames: int) -> tuple[int, ...]:
+    """Frames of a chunked stream's last units, from the first that is short, when more than the last is (else
+    ()): the chunks start every `chunk_stride` of the `model_length` samples and are `chunk_length` long or cut at
+    the end, each ceil(samples / hop) frames. 142660 samples in 1 s chunks of stride 47520 at 48 kHz make
+    [150, 150, 149, 1]: tail (149, 1). The hop is the one of those that give `frame_rate` (ceil(rate / hop))
+    whose chunks make the header's `unit_frames` and `frames`; () if none does (the header is then refused)."""
+    count = -(-model_length // chunk_stride)
+    whole = 0 if model_length < chunk_length else (model_length - chunk_length) // chunk_stride + 1
+    if count - whole < 2 or count - whole > MAX_TAIL_UNITS or frame_rate < 1:
+        return ()
+    smallest = -(-model_sample_rate // frame_rate)
+    for hop in range(smallest, smallest + 8):
+        if -(-model_sample_rate // hop) != frame_rate:
+            break
+        tail = tuple(-(-min(chunk_length, model_length - unit * chunk_stride) // hop) for unit in range(whole, count))
+        if (whole == 0 and tail[0] == unit_frames or whole and -(-chunk_length // hop) == unit_frames) \
+                and whole * unit_frames + sum(tail) == frames:
+            return tail
+    return ()
+
+
 def crc_number(parity: bool, number: int) -> int:
     return (PARITY_BIT | number) if parity else number
 
@@ -225,10 +267,12 @@ def encode_header(header: Any, geometry: Geometry) -> bytes:
     if header.coding_mode not in CODING_MODE_IDS:
         raise ValueError(f"coding mode {header.coding_mode!r} has no id in entropy.format_v3.CODING_MODE_IDS")
     chunked = header.chunk_length is not None
-    stored_bandwidth = header.bandwidth != derived_bandwidth(header.n_q, frame_rate)
+    split = header.stream_codebooks is not None
+    stored_bandwidth = header.bandwidth != derived_bandwidth(sum(header.stream_codebooks) if split else header.n_q,
+                                                             frame_rate)
     flags = ((_CHUNKED if chunked else 0) | (_SCALES if geometry.scales else 0)
              | (_BANDWIDTH if stored_bandwidth else 0) | (_LM if header.lm is not None else 0)
-             | (_STATIC if header.static_model is not None else 0))
+             | (_STATIC if header.static_model is not None else 0) | (_SPLIT if split else 0))
     fields = [varint(flags), varint(CODING_MODE_IDS.index(header.coding_mode)),
               _digest(header.codec, "codec"), _name_bytes(header.codec["name"])]
     if header.lm is not None:
@@ -248,6 +292,8 @@ def encode_header(header: Any, geometry: Geometry) -> bytes:
         fields += [varint(header.chunk_length), varint(header.chunk_stride)]
     fields += [varint(geometry.streams), varint(geometry.unit_frames), varint(geometry.segment_units),
                varint(geometry.frames), varint(header.lm_group_segments), varint(geometry.parity)]
+    if split:
+        fields += [varint(STEREO_CODINGS.index(header.stereo))] + [varint(n) for n in header.stream_codebooks]
     body = b"".join(fields)
     block = MAGIC + bytes([VERSION]) + varint(len(body)) + body
     return block + CRC.pack(zlib.crc32(block))
@@ -314,8 +360,7 @@ def _fields(cursor: Cursor, room: int) -> tuple[dict, Geometry]:
                         ("codebook count", n_q)):
         if value < 1:
             raise Unreadable(f"its {name} is 0")
-    bandwidth = struct.unpack("<d", cursor.take(8, "bandwidth"))[0] if flags & _BANDWIDTH else \
-        derived_bandwidth(n_q, frame_rate)
+    bandwidth = struct.unpack("<d", cursor.take(8, "bandwidth"))[0] if flags & _BANDWIDTH else None
     chunk_length = chunk_stride = None
     if flags & _CHUNKED:
         chunk_length, chunk_stride = cursor.varint("chunk length", positive), cursor.varint("chunk stride", positive)
@@ -325,18 +370,23 @@ def _fields(cursor: Cursor, room: int) -> tuple[dict, Geometry]:
     frames = cursor.varint("frame count", positive)
     lm_group = cursor.varint("LM group", 1 << 32)
     parity = cursor.varint("parity group", 1 << 32)
+    stereo, codebooks = _split_fields(cursor, streams, n_q) if flags & _SPLIT else (None, None)
+    if bandwidth is None:
+        bandwidth = derived_bandwidth(sum(codebooks) if codebooks else n_q, frame_rate)
     if cursor.position != cursor.end:
         raise Unreadable(f"{cursor.end - cursor.position} bytes follow its last field")
     if min(streams, unit_frames, segment_units, frames, lm_group) < 1:
         raise Unreadable("its stream count, unit frames, units per segment, frame count and LM group must be "
                          "at least 1")
-    geometry = Geometry(frames, unit_frames, segment_units, streams, bool(flags & _SCALES), parity)
-    smallest = geometry.physical * (1 + CRC.size) + CRC.size + FOOTER.size
-    if smallest > room:
-        raise Unreadable(f"it announces {geometry.physical} segments, more than the {room} bytes after it can hold")
     model_length = derived_model_length(audio_length, sample_rate, model_sample_rate) + delta
     if model_length < 0:
         raise Unreadable(f"its model length is {model_length}")
+    tail = chunk_tail(model_length, chunk_length, chunk_stride, model_sample_rate, frame_rate, unit_frames,
+                      frames) if chunk_stride else ()
+    geometry = Geometry(frames, unit_frames, segment_units, streams, bool(flags & _SCALES), parity, tail)
+    smallest = geometry.physical * (1 + CRC.size) + CRC.size + FOOTER.size
+    if smallest > room:
+        raise Unreadable(f"it announces {geometry.physical} segments, more than the {room} bytes after it can hold")
     segment_frames = unit_frames * segment_units
     header = {
         "codec": codec, "lm": lm, "coding_mode": CODING_MODE_IDS[mode_id], "sample_rate": sample_rate,
@@ -348,10 +398,24 @@ def _fields(cursor: Cursor, room: int) -> tuple[dict, Geometry]:
                             else segment_frames / frame_rate),
         "static_model": static, "model_audio_length": model_length, "lm_group_segments": lm_group,
         "streams": streams, "unit_frames": unit_frames, "scaled": bool(flags & _SCALES), "parity": parity,
+        **({"stereo": stereo, "stream_codebooks": codebooks} if codebooks else {}),
     }
     if not math.isfinite(bandwidth) or bandwidth <= 0:
         raise Unreadable(f"its bandwidth is {bandwidth!r}")
     return header, geometry
+
+
+def _split_fields(cursor: Cursor, streams: int, n_q: int) -> tuple[str, list[int]]:
+    """The stereo coding and each stream's codebook count (flag bit 5): the streams split n_q between them."""
+    if streams != 2:
+        raise Unreadable(f"it splits codebooks between {streams} streams; only stereo's 2 can be")
+    stereo = cursor.varint("stereo coding")
+    if stereo >= len(STEREO_CODINGS):
+        raise Unreadable(f"its stereo coding id {stereo} is not one this reader knows ({', '.join(STEREO_CODINGS)})")
+    codebooks = [cursor.varint("stream codebook count", n_q + 1) for _ in range(streams)]
+    if min(codebooks) < 1 or max(codebooks) != n_q:
+        raise Unreadable(f"its streams' codebook counts {codebooks} do not split {n_q} codebooks between 2 streams")
+    return STEREO_CODINGS[stereo], codebooks
 
 
 def segment_bytes(units: tuple, geometry: Geometry, number: int) -> bytes:

@@ -44,7 +44,8 @@ def models(files, codec):
 def test_transcoding_to_a_lower_bandwidth_is_compressing_at_it(files, tmp_path, codec, mode):
     model, lm = models(files, codec)
     high, low = model.config.target_bandwidths[2], model.config.target_bandwidths[0]
-    options = dict(model_name=codec, mode=mode, lm=lm if mode in ("lm", "auto") else None, progress=False, parity=2)
+    options = dict(model_name=codec, mode=mode, lm=lm if mode in ("lm", "auto") else None, progress=False, parity=2,
+                   channels="independent")  # split stereo (joint) is refused: tests/test_stereo_split.py
     header = compress_file(files / "in.wav", tmp_path / "high.ecfx", model, bandwidth=high, **options)
     compress_file(files / "in.wav", tmp_path / "low.ecfx", model, bandwidth=low, **options)
     transcode_file(tmp_path / "high.ecfx", tmp_path / "out.ecfx", bandwidth=low, mode=mode, lm=options["lm"],
@@ -122,7 +123,7 @@ def test_transcode_many_archives_into_a_folder(files, tmp_path, capsys):
     (tmp_path / "in").mkdir()
     for name in ("a", "b"):
         compress_file(files / "in.wav", tmp_path / "in" / f"{name}.ecfx", model, bandwidth=3.0, model_name="m",
-                      mode="raw", progress=False)
+                      mode="raw", progress=False, channels="independent")
     assert main(["transcode", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "-b", "1.5", "--coding", "static",
                  "--workers", "1", "--quiet"]) == 0
     for name in ("a", "b"):

@@ -45,12 +45,13 @@ def compress(args: argparse.Namespace) -> int:
         from ..collection import CompressJob
         from .collections import run_and_report
         job = CompressJob(model=args.model, bandwidth=args.bandwidth, coding=mode, lm=lm_name,
-                          device=str(args.device), parity=args.parity)
+                          device=str(args.device), parity=args.parity, channels=args.channels)
         return run_and_report(job, args.inputs, args.output_dir, args)
     model = load_codec(args.model, args.device)
     lm = load_lm(lm_name) if lm_name else None
     header = compress_file(args.input, args.output, model, bandwidth=args.bandwidth, mode=mode,
-                           model_name=args.model, lm=lm, lm_name=lm_name, overwrite=args.force, parity=args.parity)
+                           model_name=args.model, lm=lm, lm_name=lm_name, overwrite=args.force, parity=args.parity,
+                           channels=args.channels)
     size = Path(args.output).stat().st_size
     seconds = header.audio_length / header.sample_rate
     print(f"wrote {args.output}: {seconds:.2f} s at {header.bandwidth:g} kbps codes, {header.coding_mode} coding, "
@@ -192,6 +193,10 @@ def add_compress(commands: argparse._SubParsersAction) -> None:
                          help="lm: usually smallest, slowest; lm-adaptive: the LM mixed with the file's own code "
                               "counts, 0.7-2 %% smaller, 1.6x the LM's time; static: per-codebook distribution; raw: "
                               "10-bit codes (default: lm, static and raw, keeping the smallest archive)")
+    command.add_argument("--channels", choices=["joint", "independent"], default="joint",
+                         help="stereo on a mono model: joint (default) codes -b kbps in all, the codebooks split "
+                              "between mid and side (or left and right, whichever measures better); independent "
+                              "codes each channel at -b kbps")
     add_device_argument(command, "cpu", "cpu; a GPU's rounding may pick another code where two nearly tie")
     add_parity_argument(command, 0)
     command.add_argument("--force", action="store_true", help="overwrite an existing output")

@@ -21,12 +21,14 @@ class CompressJob:
     lm: str | None = None
     device: str = "cpu"
     parity: int = 0
+    channels: str = "joint"
     suffix: str = ".ecfx"
     input_suffixes: set[str] = field(default_factory=lambda: set(AUDIO_SUFFIXES))
 
     def options(self) -> dict[str, Any]:
         return {"command": "compress", "model": self.model, "bandwidth": self.bandwidth, "coding": self.coding,
-                "lm": self.lm} | ({"parity": self.parity} if self.parity else {})
+                "lm": self.lm} | ({"parity": self.parity} if self.parity else {}) | \
+            ({"channels": self.channels} if self.channels != "joint" else {})
 
     def setup(self) -> None:
         from ..lm import load_lm
@@ -38,7 +40,7 @@ class CompressJob:
         from ..compress import compress_file
         header = compress_file(item.source, item.output, self._model, bandwidth=self.bandwidth, mode=self.coding,
                                model_name=self.model, lm=self._lm, lm_name=self.lm, overwrite=True, progress=False,
-                               parity=self.parity)
+                               parity=self.parity, channels=self.channels)
         size = item.output.stat().st_size
         seconds = header.audio_length / header.sample_rate
         return {"duration_seconds": round(seconds, 6), "sample_rate": header.sample_rate,

@@ -1,0 +1,145 @@
+"""Stereo on a mono model at the bandwidth asked for (`channels="joint"`): the codebooks split between mid and
+side, or left and right, recorded in the version 3 header and honoured by every reader."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pedalboard.io import AudioFile
+
+import encodec_fx.compress as compress
+from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx.compress import (
+    check_archive_codes,
+    compress_file,
+    decode_range,
+    decompress_file,
+    split_candidates,
+    transcode_file,
+)
+from entropy.archive import ArchiveHeader, ArchiveReader, ArchiveWriter
+from entropy.coding import StaticModel, decode_many
+from entropy.describe import describe_archive
+from entropy.lm import EntropyLM, LMConfig, load_lm, save_lm
+
+from conftest import randomize
+
+RATE = 24_000
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("stereo")
+    randomize(EncodecModel(EncodecConfig(num_filters=4)), seed=11).save_pretrained(root / "codec24")
+    torch.manual_seed(0)
+    save_lm(EntropyLM(LMConfig(n_q=32, dim=32, num_heads=4, num_layers=1, past_context=20)), root / "lm.safetensors")
+    n = int(RATE * 7.3)  # 2 segments, an odd length
+    rng = np.random.default_rng(3)
+    tones = 0.2 * np.sin(2 * np.pi * rng.uniform(100, 800, (2, 1)) * np.arange(n) / RATE)
+    left, right = tones[0] + 0.5 * tones[1], 0.5 * tones[0] + tones[1]
+    with AudioFile(str(root / "stereo.wav"), "w", samplerate=RATE, num_channels=2) as file:
+        file.write((np.stack([left, right]) + 0.01 * rng.standard_normal((2, n))).astype(np.float32))
+    with AudioFile(str(root / "mono.wav"), "w", samplerate=RATE, num_channels=1) as file:
+        file.write(left[None].astype(np.float32))
+    return root
+
+
+def read(path):
+    with AudioFile(str(path)) as file:
+        return file.read(file.frames)
+
+
+def codes_of(path, lm=None):
+    """Each stream's codes over the whole file, decoded as the format says: [stream] of [its n_q, frames]."""
+    with ArchiveReader(path) as reader:
+        header = ArchiveHeader.from_dict(reader.header)
+        static = StaticModel.from_bytes(header.static_model) if header.static_model else None
+        segments = list(reader)
+    streams = []
+    for stream, n_q in enumerate(header.stream_codebooks):
+        table = None if static is None else StaticModel(static.counts[:n_q])
+        rows = decode_many([unit.payloads[stream] for segment in segments for unit in segment.units], n_q,
+                           [unit.frames for segment in segments for unit in segment.units], header.coding_mode,
+                           lm=lm, static=table)
+        streams.append(np.concatenate(rows, axis=-1))
+    return header, streams
+
+
+@pytest.mark.parametrize("split", [("mid-side", [3, 1]), ("left-right", [2, 2])])
+@pytest.mark.parametrize("mode", ["raw", "static", "lm"])
+def test_a_split_archive_decodes_to_the_model_decode_of_its_streams(files, tmp_path, monkeypatch, split, mode):
+    monkeypatch.setattr(compress, "choose_split", lambda model, units, audio: split)
+    model, lm = EncodecModel.from_pretrained(files / "codec24"), load_lm(files / "lm.safetensors")
+    archive = tmp_path / "s.ecfx"
+    header = compress_file(files / "stereo.wav", archive, model, bandwidth=3.0, model_name="m", mode=mode,
+                           lm=lm if mode == "lm" else None, progress=False)
+    assert (header.stereo, header.stream_codebooks, header.n_q, header.bandwidth) == (*split, max(split[1]), 3.0)
+    read_back, streams = codes_of(archive, lm)
+    assert (read_back.stereo, read_back.stream_codebooks, read_back.n_q) == (header.stereo, split[1], header.n_q)
+    assert [codes.shape[0] for codes in streams] == split[1]
+    assert sum(split[1]) * model.config.frame_rate * 10 / 1000 <= 3.0  # the file's codes within -b
+    payload = describe_archive(archive)["payload_bytes"]
+    if mode == "raw":  # 10 bits a code: the codes' kbps, + each payload's 4-byte CRC (an untrained LM codes more)
+        assert payload * 8 / (header.audio_length / RATE) / 1000 <= 3.0 + 0.1
+    decompress_file(archive, tmp_path / "s.wav", model, lm=lm, progress=False)
+    with torch.inference_mode():
+        first, second = (model.decode(torch.from_numpy(codes)[None, None], return_dict=False)[0][0, 0].numpy()
+                         for codes in streams)
+    expected = np.stack([first + second, first - second] if split[0] == "mid-side" else [first, second])
+    decoded = read(tmp_path / "s.wav")
+    np.testing.assert_allclose(decoded, expected[:, :decoded.shape[-1]], atol=1e-4)
+    whole = decode_range(archive, model, lm=lm)  # decompress's output is 16-bit WAV
+    np.testing.assert_allclose(whole, decoded, atol=2 / 32768)
+    np.testing.assert_allclose(decode_range(archive, model, lm=lm, start=5.5, duration=1.0),
+                               whole[:, round(5.5 * RATE): round(6.5 * RATE)], atol=1e-5, rtol=0)
+    assert check_archive_codes(archive, lm=lm)[1] == []
+    assert describe_archive(archive)["stream_codebooks"] == split[1]
+
+
+def test_joint_is_the_default_and_independent_keeps_todays_archives(files, tmp_path):
+    model = EncodecModel.from_pretrained(files / "codec24")
+    options = dict(model_name="m", mode="raw", progress=False)
+    joint = compress_file(files / "stereo.wav", tmp_path / "j.ecfx", model, bandwidth=6.0, **options)
+    assert joint.stereo in ("mid-side", "left-right") and sum(joint.stream_codebooks) == 8
+    assert (joint.stereo, joint.stream_codebooks) in split_candidates(8)
+    independent = compress_file(files / "stereo.wav", tmp_path / "i.ecfx", model, bandwidth=6.0,
+                                channels="independent", **options)
+    assert (independent.stereo, independent.stream_codebooks, independent.n_q) == (None, None, 8)
+    doubled = describe_archive(tmp_path / "i.ecfx")["payload_bytes"] / describe_archive(tmp_path / "j.ecfx")[
+        "payload_bytes"]
+    assert 1.99 < doubled < 2  # raw codes: 16 codebooks a frame against 8, with a 4-byte CRC per payload
+    for channels in ("joint", "independent"):  # mono is coded as before either way
+        compress_file(files / "mono.wav", tmp_path / f"{channels}.ecfx", model, bandwidth=6.0, channels=channels,
+                      **options)
+    assert (tmp_path / "joint.ecfx").read_bytes() == (tmp_path / "independent.ecfx").read_bytes()
+    with pytest.raises(ValueError, match="channels must be one of joint, independent"):
+        compress_file(files / "stereo.wav", tmp_path / "x.ecfx", model, bandwidth=6.0, channels="both", **options)
+
+
+def test_transcoding_a_split_archive(files, tmp_path):
+    model = EncodecModel.from_pretrained(files / "codec24")
+    options = dict(model_name="m", progress=False)
+    compress_file(files / "stereo.wav", tmp_path / "raw.ecfx", model, bandwidth=6.0, mode="raw", **options)
+    compress_file(files / "stereo.wav", tmp_path / "static.ecfx", model, bandwidth=6.0, mode="static", **options)
+    transcode_file(tmp_path / "raw.ecfx", tmp_path / "out.ecfx", mode="static", bandwidth=6.0)
+    assert (tmp_path / "out.ecfx").read_bytes() == (tmp_path / "static.ecfx").read_bytes()
+    with pytest.raises(ValueError, match="^cannot transcode split stereo .* to another bandwidth") as error:
+        transcode_file(tmp_path / "raw.ecfx", tmp_path / "low.ecfx", bandwidth=3.0)
+    assert "\n" not in str(error.value)
+    with pytest.raises(ValueError, match="^cannot transcode to 12 kbps: the archive holds 6 kbps"):
+        transcode_file(tmp_path / "raw.ecfx", tmp_path / "high.ecfx", bandwidth=12.0)
+
+
+def test_the_split_in_the_header(files, tmp_path):
+    model = EncodecModel.from_pretrained(files / "codec24")
+    header = compress_file(files / "stereo.wav", tmp_path / "s.ecfx", model, bandwidth=3.0, model_name="m",
+                           mode="raw", progress=False)
+    with pytest.raises(ValueError, match="version 2 archives cannot hold split stereo"):
+        ArchiveWriter(tmp_path / "v2.ecfx", header, version=2)
+    assert "stream_codebooks" not in ArchiveHeader.from_dict({**header.to_dict(), "stereo": None,
+                                                             "stream_codebooks": None}).to_dict()
+    for bad in ({"stream_codebooks": [2, 3]}, {"stream_codebooks": [1]}, {"stereo": "surround"},
+                {"stream_codebooks": [0, header.n_q]}):
+        with pytest.raises(ValueError, match="stream_codebooks must be"):
+            ArchiveHeader.from_dict({**header.to_dict(), **bad})
