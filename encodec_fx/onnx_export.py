@@ -25,6 +25,7 @@ Needs `pip install "encodec-fx[onnx]"` (onnx, onnxscript for torch's exporter, o
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from pathlib import Path
@@ -33,6 +34,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from entropy.atomic import replacing
 
 from .conv import NormConv1d, NormConvTranspose1d
 from .seanet import ResidualUnit, SkipLSTM
@@ -43,6 +46,8 @@ if TYPE_CHECKING:
 OPSET = 18
 STATE_INPUTS = "state_{}"
 STATE_OUTPUTS = "next_state_{}"
+STEP_GRAPHS = ("encoder_step.onnx", "decoder_step.onnx")  # a causal model's streaming graphs
+METADATA = "metadata.json"
 
 
 # --- layers with folded weights, whole input or one step ---------------------------------------------
@@ -470,7 +475,19 @@ def export_onnx(model: EncodecModel, directory: str | os.PathLike, frames_per_st
     frames_per_step = (frames_per_step or needed) if streamable else None
     _check_exporter()
     directory.mkdir(parents=True, exist_ok=True)
-    config, model = model.config, model.to("cpu").eval()
+    names = ["encoder.onnx", "decoder.onnx", *(STEP_GRAPHS if frames_per_step is not None else ()), METADATA]
+    with replacing(*(directory / name for name in names), overwrite=overwrite) as temporaries:
+        written = dict(zip(names, temporaries))
+        data = _export_all(copy.deepcopy(model).cpu().eval(), written, frames_per_step)
+    for stale in set(STEP_GRAPHS) - set(names):  # an earlier export's step graphs, which this model has not
+        (directory / stale).unlink(missing_ok=True)
+    return data
+
+
+def _export_all(model: EncodecModel, written: dict[str, Path], frames_per_step: int | None) -> dict[str, Any]:
+    """Every graph and the metadata into the paths `written` names (temporaries, put in place together): the
+    caller's model is a copy on the CPU, so the export moves nothing of the caller's."""
+    config = model.config
     channels, length = config.audio_channels, 4 * min_samples(model)
     shortest = min_samples(model)
     batch, samples = torch.export.Dim("batch", min=1), torch.export.Dim("samples", min=shortest)
@@ -482,26 +499,26 @@ def export_onnx(model: EncodecModel, directory: str | os.PathLike, frames_per_st
     decoder_states: list = []
     with torch.no_grad():
         encoder_outputs = ["codes", "scale"] if config.normalize else ["codes"]
-        _export(EncoderGraph(model), (audio,), directory / "encoder.onnx", ["audio"], encoder_outputs,
+        _export(EncoderGraph(model), (audio,), written["encoder.onnx"], ["audio"], encoder_outputs,
                 {"audio": {0: batch, 2: samples}})
         decoder_inputs = ["codes", "scale"] if config.normalize else ["codes"]
         decoder_args: tuple = (codes, torch.ones(2, 1)) if config.normalize else (codes,)
         shapes: dict[str, Any] = {"codes": {0: batch, 1: n_q, 2: frames}}
         if config.normalize:
             shapes["scale"] = {0: batch}
-        _export(DecoderGraph(model), decoder_args, directory / "decoder.onnx", decoder_inputs, ["audio"], shapes)
+        _export(DecoderGraph(model), decoder_args, written["decoder.onnx"], decoder_inputs, ["audio"], shapes)
         if frames_per_step is not None:
             step = frames_per_step * config.hop_length
             encoder_step, decoder_step = EncoderStepGraph(model), DecoderStepGraph(model)
             encoder_states = encoder_step.stack.state_shapes(channels, step)
             decoder_states = decoder_step.stack.state_shapes(config.hidden_size, frames_per_step)
-            _export_step(encoder_step, audio[..., :step], encoder_states, directory / "encoder_step.onnx",
+            _export_step(encoder_step, audio[..., :step], encoder_states, written["encoder_step.onnx"],
                          ["audio"], ["codes"], batch)
-            _export_step(decoder_step, codes[..., :frames_per_step], decoder_states, directory / "decoder_step.onnx",
+            _export_step(decoder_step, codes[..., :frames_per_step], decoder_states, written["decoder_step.onnx"],
                          ["codes"], ["audio"], batch, {1: n_q})
     data = metadata(model, frames_per_step, encoder_states, decoder_states)
-    (directory / "metadata.json").write_text(json.dumps(data, indent=2) + "\n")
-    _store_metadata(directory, data)
+    written[METADATA].write_text(json.dumps(data, indent=2) + "\n")
+    _store_metadata([path for name, path in written.items() if name.endswith(".onnx")], data)
     return data
 
 
@@ -547,10 +564,10 @@ def _export_step(module: nn.Module, first: torch.Tensor, state_shapes: list, pat
     program.save(str(path))
 
 
-def _store_metadata(directory: Path, data: dict[str, Any]) -> None:
+def _store_metadata(graphs: list[Path], data: dict[str, Any]) -> None:
     """The metadata also inside each graph (`metadata_props`), for runtimes that read only the .onnx file."""
     import onnx
-    for path in sorted(directory.glob("*.onnx")):
+    for path in graphs:
         graph = onnx.load(str(path))
         del graph.metadata_props[:]
         for key, value in data.items():

@@ -73,6 +73,7 @@ class Resampler:
     def __init__(self, from_rate: int, to_rate: int):
         self.up, self.down = _ratio(from_rate, to_rate)
         self.taps: np.ndarray | None = None  # none for equal rates: the audio passes through
+        self.leading_shape: tuple[int, ...] = ()  # the blocks' shape but for the samples (channels)
         self.latency = 0
         if self.up != self.down:
             self.taps, self.latency = _filter(self.up, self.down)
@@ -92,6 +93,7 @@ class Resampler:
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """The outputs that `block` completes."""
+        self.leading_shape = block.shape[:-1]
         if self.taps is None:
             return block
         self.buffer = block if self.buffer is None else np.concatenate([self.buffer, block], axis=-1)
@@ -101,9 +103,9 @@ class Resampler:
 
     def flush(self) -> np.ndarray:
         """The withheld outputs, as if zeros followed the input; then reset. Nothing withheld (the rates
-        are equal, or nothing was pushed): an empty array."""
+        are equal, or nothing was pushed since the last flush): no samples, shaped as the last block was."""
         if self.buffer is None or self.taps is None:
-            return np.zeros((0,), np.float32)
+            return np.zeros((*self.leading_shape, 0), np.float32)
         end = self.latency + -(-self.inputs * self.up // self.down)
         tail = np.zeros((*self.buffer.shape[:-1], len(self.taps) // self.up + 1), np.float32)
         out = self._outputs(self.taps, np.concatenate([self.buffer, tail], axis=-1), end)

@@ -296,7 +296,7 @@ def replacing(*destinations: str | os.PathLike, overwrite: bool = False) -> Iter
     written. On any failure the temporaries are removed, and a full disk or refused permission is named."""
     paths = [Path(each) for each in destinations]
     temporaries: list[Path] = []
-    placed: list[tuple[Path, Path]] = []
+    placed: list[tuple[Path, int]] = []  # destinations this write created, and their inode
     about = paths[0]  # what a failure is said to be writing
     try:
         for destination in paths:
@@ -316,14 +316,19 @@ def replacing(*destinations: str | os.PathLike, overwrite: bool = False) -> Iter
                 os.replace(temporary, destination)
             else:
                 _put_no_replace(temporary, destination)
-                placed.append((temporary, destination))
+                placed.append((destination, os.stat(destination).st_ino))
         for folder in {destination.parent for destination in paths}:
             about = folder
             fsync_folder(folder)
-    except Exception as error:
-        for temporary, destination in placed:  # all or none: take back what this write put in place
-            if destination.exists() and temporary.exists() and os.path.samefile(temporary, destination):
-                destination.unlink()
+    except BaseException as error:  # Ctrl-C and SIGTERM (`Terminated`) too: all or none
+        for destination, inode in placed:  # take back what this write put in place, unless replaced since
+            try:
+                if os.stat(destination).st_ino == inode:
+                    destination.unlink()
+            except OSError:
+                pass
+        if not isinstance(error, Exception):
+            raise
         stated = write_error(error, about, temporaries[-1] if temporaries else None)
         if stated is not None and str(stated) != str(error):
             raise stated from error

@@ -315,3 +315,19 @@ def test_an_unwritable_folder_is_said_before_the_work(noise, tmp_path):
         assert os.listdir(folder) == []
     finally:
         unlock_folder(folder)
+
+
+def test_ctrl_c_while_placing_several_files_takes_back_those_already_placed(tmp_path, monkeypatch):
+    """All or none holds for Ctrl-C and SIGTERM (KeyboardInterrupt) as for errors: here the interrupt comes
+    after both files are in place, before the folder's fsync."""
+    import entropy.atomic
+
+    def interrupted(folder):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(entropy.atomic, "fsync_folder", interrupted)
+    first, second = tmp_path / "a.json", tmp_path / "b.json"
+    with pytest.raises(KeyboardInterrupt):
+        with entropy.atomic.replacing(first, second) as (one, two):
+            one.write_text("1")
+            two.write_text("2")
+    assert sorted(path.name for path in tmp_path.iterdir()) == []

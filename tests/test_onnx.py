@@ -45,8 +45,15 @@ def exported(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFa
         model.save_pretrained(directory / "model")
         assert main(["export-onnx", str(directory / "model"), str(directory / "graphs")]) == 0
         metadata = json.loads((directory / "graphs" / "metadata.json").read_text())
-    else:
-        metadata = model.export_onnx(directory / "graphs")
+    else:  # through the library, over an earlier 24 kHz export, from a model in training mode
+        (directory / "graphs").mkdir()
+        (directory / "graphs" / "encoder_step.onnx").write_bytes(b"an earlier export's step graph")
+        model.train()
+        metadata = model.export_onnx(directory / "graphs", overwrite=True)
+        assert model.training  # the export works on a copy
+        model.eval()
+        assert sorted(path.name for path in (directory / "graphs").iterdir()) == \
+            ["decoder.onnx", "encoder.onnx", "metadata.json"]  # whole, and nothing stale beside it
     audio = read_audio(RECORDING, model.config.sampling_rate).mean(axis=0)
     audio = np.stack([audio] * model.config.audio_channels)[None].astype(np.float32)
     return model, directory / "graphs", metadata, audio
@@ -104,8 +111,9 @@ def run_steps(session, first_input: np.ndarray, step: int, states: dict, name: s
 
 def test_streaming_through_the_step_graphs_is_the_whole_input_graph(exported):
     model, directory, metadata, audio = exported
-    if "frames_per_step" not in metadata:
-        pytest.skip("a chunked model streams by chunks: the whole-input graphs are its steps")
+    if model.config.chunk_length is not None:  # it streams by chunks: the whole-input graphs are its steps
+        assert "frames_per_step" not in metadata and not (directory / "encoder_step.onnx").exists()
+        return
     step, frames = metadata["step_samples"], metadata["frames_per_step"]
     usable = audio[..., : audio.shape[-1] // step * step]
     batch = np.concatenate([usable, 0.5 * usable[..., ::-1]])  # two streams at once

@@ -53,7 +53,14 @@ def test_equal_rates_pass_the_audio_through():
     audio = np.ones((1, 10), np.float32)
     assert resample(audio, 24_000, 24_000) is audio
     resampler = Resampler(24_000, 24_000)
-    assert resampler.latency == 0 and resampler.process(audio) is audio and resampler.flush().size == 0
+    assert resampler.latency == 0 and resampler.process(audio) is audio and resampler.flush().shape == (1, 0)
+
+
+def test_a_flush_with_nothing_withheld_is_shaped_as_the_blocks():
+    resampler = Resampler(44_100, 24_000)
+    pieces = [resampler.process(np.ones((2, 500), np.float32)), resampler.flush()]
+    assert resampler.flush().shape == (2, 0)  # nothing pushed since: no samples, still two channels
+    assert np.concatenate(pieces, axis=-1).shape == (2, resampled_length(500, 44_100, 24_000))
 
 
 @pytest.mark.parametrize("frames", [1, 3, 70_000, 200_001])  # pedalboard cannot write (2, 2)

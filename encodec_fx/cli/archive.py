@@ -96,7 +96,7 @@ def report_repaired(repaired: list[int]) -> None:
 
 def transcode(args: argparse.Namespace) -> int:
     """Re-code .ecfx archives without their audio: a lower bandwidth (the first codebooks), another coding
-    (lm, static, raw) or LM, or parity; byte for byte what compressing the audio that way writes. One
+    (lm, lm-adaptive, static, raw) or LM, or parity; byte for byte what compressing the audio that way writes. One
     archive (INPUT.ecfx OUTPUT.ecfx), or files and folders of them into a mirrored tree (-o OUTPUT_DIR)."""
     from entropy.archive import ArchiveHeader, ArchiveReader
 
