@@ -85,7 +85,8 @@ class Effect(ABC):
 
 SAMPLE_RATES = (1_000, 768_000)
 """The sample rates taken, in Hz. Resampling to the model's rate builds filters of 64 x max(up, down)
-taps (`encodec_fx.resample`), so a rate from a corrupt header (123456789 Hz) or a kHz mix-up (8 for 8000) asked for gigabytes."""
+taps (`encodec_fx.resample`), so a rate from a corrupt header (123456789 Hz) or a kHz mix-up (8 for 8000)
+asked for gigabytes."""
 
 
 def check_sample_rate(sample_rate: float) -> int:
