@@ -298,7 +298,7 @@ def _codebooks_for(header: ArchiveHeader, bandwidth: float) -> int:
     EnCodec's bandwidths double from the smallest (2 codebooks), so the archive's codebooks halved (each codebook
     the archive's kbps per codebook), at most the archive's."""
     bandwidth = as_number(bandwidth)
-    per_codebook = header.bandwidth / header.n_q
+    per_codebook = header.bandwidth / _codebooks_paid(header)
     n_q = round(bandwidth / per_codebook) if isinstance(bandwidth, (int, float)) and math.isfinite(bandwidth) else 0
     if n_q < 1 or abs(n_q * per_codebook - bandwidth) > 1e-9:
         raise ValueError(f"bandwidth {bandwidth!r} kbps is not a whole number of codebooks of {per_codebook:g} kbps "
@@ -315,12 +315,17 @@ def _codebooks_for(header: ArchiveHeader, bandwidth: float) -> int:
     return n_q
 
 
+def _codebooks_paid(header: ArchiveHeader) -> int:
+    """Codebooks the archive's bandwidth pays for: every stream's (split stereo) or n_q."""
+    return sum(header.stream_codebooks) if getattr(header, "stream_codebooks", None) else header.n_q
+
+
 def _card(header: ArchiveHeader, static: StaticModel | None) -> int:
     """Codes per codebook of the archive's codec: the static model's, or 2 to the bits of a code that its
     bandwidth pays (`entropy.format_v3.derived_bandwidth`: 10 bits)."""
     if static is not None:
         return static.card
-    codebooks = sum(header.stream_codebooks) if getattr(header, "stream_codebooks", None) else header.n_q
+    codebooks = _codebooks_paid(header)
     bits = round(header.bandwidth * 1000 / (codebooks * header.frame_rate))
     paid = v3.derived_bandwidth(codebooks, header.frame_rate) * bits / 10
     if not 1 <= bits <= 16 or abs(paid - header.bandwidth) > 1e-9:
