@@ -26,10 +26,9 @@ def received_embeddings(model: EncodecModel, codes: torch.Tensor, received: torc
 
 def decode_chunk_received(model: EncodecModel, codes: torch.Tensor, received: torch.Tensor,
                           scale: torch.Tensor | None, precision: str = "exact") -> torch.Tensor:
-    """One chunk's codes and mask [batch, n_q, frames] → audio (batch, channels, frames · hop_length);
-    below "exact" `precision`, by the model's faster decoder (`encodec_fx.precision`)."""
-    embeddings = received_embeddings(model, codes, received)
-    audio = model.decoder(embeddings) if precision == "exact" else model.decode_embeddings(embeddings, precision)
+    """One chunk's codes and mask [batch, n_q, frames] → audio (batch, channels, frames · hop_length), by the
+    model's inference path at `precision` (`encodec_fx.precision`), as `model.decode` decodes."""
+    audio = model.decode_embeddings(received_embeddings(model, codes, received), precision)
     return audio if scale is None else audio * scale.view(-1, 1, 1)
 
 
