@@ -167,13 +167,15 @@ def _v3_header(fields: dict) -> bytes:
     from entropy import format_v3 as v3
     values = dict(fields)
     values["static_model"] = values.get("static_model")
+    values.setdefault("stream_codebooks", None)
+    values.setdefault("stereo", None)
     if isinstance(values["static_model"], str):
         values["static_model"] = base64.b64decode(values["static_model"])
     unit = values.get("unit_frames") or 1
     geometry = types.SimpleNamespace(streams=values.get("streams", 1), unit_frames=unit,
                                      segment_units=max(values.get("segment_frames", unit) // unit, 0),
                                      frames=values.get("frames", 1), parity=values.get("parity", 0),
-                                     scales=values.get("scaled", False))
+                                     scales=values.get("scaled", False), tail=())
     return v3.encode_header(types.SimpleNamespace(**values), geometry)
 
 
@@ -231,6 +233,8 @@ def mutate(data: bytes, others: list[bytes], rng: random.Random) -> tuple[bytes,
 
 
 def _apply(operation: str, data: bytes, others: list[bytes], rng: random.Random, done: list[str]) -> bytes:
+    if not data:
+        return data
     if operation == "flip":
         buffer = bytearray(data)
         for _ in range(rng.randint(1, 8)):
@@ -410,8 +414,10 @@ class Judge:
                     [[row[:len(row)] for row in stream] for stream in unit] for unit in expected] != got:
                 return "silent wrong output", f"segment {number}'s codes differ from the original's"
         model_length = header.model_audio_length
+        if model_length is None:  # version 2 may leave it out: it follows from the audio's length
+            model_length = -(-header.audio_length * header.model_sample_rate // header.sample_rate)
         supported = frames * HOP if header.chunk_stride is None else header.units * header.chunk_stride
-        if model_length is None or model_length > supported or \
+        if model_length > supported or \
                 header.audio_length * header.model_sample_rate > (supported + 2) * header.sample_rate:
             return "silent wrong output", f"{header.audio_length} samples from {frames} frames"
         if header != original:

@@ -73,6 +73,8 @@ def v3_with_header(data: bytes, **changes) -> bytes:
     with ArchiveReader(data) as reader:
         fields, start = dict(reader.header), reader._segments_start
     fields.update(changes)
+    fields.setdefault("stream_codebooks", None)
+    fields.setdefault("stereo", None)
     geometry = v3.Geometry(fields["frames"], fields["unit_frames"], fields["segment_frames"] // fields["unit_frames"],
                            fields["streams"], fields["scaled"], fields["parity"])
     return v3.encode_header(types.SimpleNamespace(**fields), geometry) + data[start:]
