@@ -139,7 +139,7 @@ def test_the_split_in_the_header(files, tmp_path):
         ArchiveWriter(tmp_path / "v2.ecfx", header, version=2)
     assert "stream_codebooks" not in ArchiveHeader.from_dict({**header.to_dict(), "stereo": None,
                                                              "stream_codebooks": None}).to_dict()
-    for bad in ({"stream_codebooks": [2, 3]}, {"stream_codebooks": [1]}, {"stereo": "surround"},
+    for bad in ({"stream_codebooks": [header.n_q + 1, 1]}, {"stream_codebooks": [1]}, {"stereo": "surround"},
                 {"stream_codebooks": [0, header.n_q]}):
         with pytest.raises(ValueError, match="stream_codebooks must be"):
             ArchiveHeader.from_dict({**header.to_dict(), **bad})
