@@ -335,8 +335,8 @@ def _decode_lm(bodies: list[bytes | None], num_codebooks: int, frames: list[int]
                     mixer.observe(k, current[:, k], decoded)
                 frame.observe(k, current[:, k])
             previous = current
-            active = [index for index in active if isinstance(results[index], np.ndarray)]
-            if not active:  # every row has failed: no frame is left to decode
+            active = [index for index in active if isinstance(results[index], np.ndarray) and t + 1 < frames[index]]
+            if not active:  # every row has failed or ended: a failed row's claimed frames are not run through
                 break
     return results
 
