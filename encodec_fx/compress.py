@@ -260,10 +260,13 @@ def transcode_file(source: str | os.PathLike, destination: str | os.PathLike, *,
         header = ArchiveHeader.from_dict(reader.header)
         split = header.stream_codebooks is not None
         same = bandwidth is None or split and as_number(bandwidth) == header.bandwidth
-        n_q = header.n_q if same else _codebooks_for(header, bandwidth)  # refuses a higher or odd bandwidth
         if split and not same:
+            wanted = as_number(bandwidth)
+            if isinstance(wanted, (int, float)) and wanted > header.bandwidth:
+                _codebooks_for(header, bandwidth)  # a higher bandwidth: the error every archive gives
             raise ValueError(f"cannot transcode split stereo ({header.stereo}) to another bandwidth: the split is "
-                             "chosen from the audio, so compress it again (or compress with --channels independent)")
+                             "chosen from the audio, so compress it again (or compress with channels='independent')")
+        n_q = header.n_q if same else _codebooks_for(header, bandwidth)  # refuses a higher or odd bandwidth
         mode = mode if mode is not None else header.coding_mode
         parity = header.parity if parity is None else parity
         _check_coding(mode, lm, parity)

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from entropy.format_v3 import CODING_MODE_IDS, LM_CODING_MODES
+
 from ..devices import add_device_argument
 from ..pretrained import DEFAULT_MODEL, archive_lm, default_lm, is_shipped
 from .collections import add_paths, add_run_arguments, single_or_many
@@ -38,7 +40,7 @@ def compress(args: argparse.Namespace) -> int:
     from ..compress import compress_file
     from ..lm import load_lm
     many = single_or_many(args, "OUTPUT.ecfx")
-    wants_lm = not args.no_lm and args.coding in (None, "lm", "lm-adaptive")
+    wants_lm = not args.no_lm and (args.coding is None or args.coding in LM_CODING_MODES)
     lm_name = (args.lm or default_lm(args.model)) if wants_lm else None  # a shipped codec's LM by default
     mode = args.coding or "auto"  # the smallest archive of the modes there is a model for
     if many:
@@ -112,7 +114,7 @@ def transcode(args: argparse.Namespace) -> int:
     with ArchiveReader(args.input) as reader:
         header = ArchiveHeader.from_dict(reader.header)
     source_lm = archive_lm(args.source_lm, header.lm)
-    keeps_an_lm = mode in (None, "lm", "lm-adaptive", "auto") and header.coding_mode in ("lm", "lm-adaptive")
+    keeps_an_lm = (mode in (None, "auto") or mode in LM_CODING_MODES) and header.coding_mode in LM_CODING_MODES
     target_lm = args.lm or (source_lm if keeps_an_lm else None)
     repaired: list[int] = []
     out = transcode_file(args.input, args.output, bandwidth=args.bandwidth, mode=mode,
@@ -189,7 +191,7 @@ def add_compress(commands: argparse._SubParsersAction) -> None:
                                       "default: the LM shipped with the codec, if any")
     command.add_argument("--no-lm", action="store_true",
                          help="do not use an LM (static or raw coding, whichever is smaller)")
-    command.add_argument("--coding", choices=["lm", "lm-adaptive", "static", "raw"],
+    command.add_argument("--coding", choices=CODING_MODE_IDS,
                          help="lm: usually smallest, slowest; lm-adaptive: the LM mixed with the file's own code "
                               "counts, 0.7-2 %% smaller, 1.6x the LM's time; static: per-codebook distribution; raw: "
                               "10-bit codes (default: lm, static and raw, keeping the smallest archive)")
@@ -217,7 +219,7 @@ def add_transcode(commands: argparse._SubParsersAction) -> None:
               "to transcode", verb="transcode many archives")
     command.add_argument("-b", "--bandwidth", type=float,
                          help="kbps of codes, at most the archive's (default: the archive's)")
-    command.add_argument("--coding", choices=["lm", "lm-adaptive", "static", "raw", "auto"],
+    command.add_argument("--coding", choices=(*CODING_MODE_IDS, "auto"),
                          help="coding of the output; auto keeps the smallest (default: the archive's)")
     command.add_argument("--lm", help="LM to code the output with (default: the archive's, for lm coding)")
     command.add_argument("--source-lm", help="LM file the archive was coded with, if it cannot be found by its name")
