@@ -104,7 +104,7 @@ def remove_stale_in(folder: str | os.PathLike) -> list[Path]:
 
 
 def _remove_stale_in(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:  # no folder (yet), or not readable: the write itself will say what is wrong

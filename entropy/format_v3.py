@@ -381,7 +381,7 @@ def _fields(cursor: Cursor, room: int) -> tuple[dict, Geometry]:
     model_length = derived_model_length(audio_length, sample_rate, model_sample_rate) + delta
     if model_length < 0:
         raise Unreadable(f"its model length is {model_length}")
-    tail = chunk_tail(model_length, chunk_length, chunk_stride, model_sample_rate, frame_rate, unit_frames,
+    tail = chunk_tail(model_length, chunk_length or 0, chunk_stride, model_sample_rate, frame_rate, unit_frames,
                       frames) if chunk_stride else ()
     geometry = Geometry(frames, unit_frames, segment_units, streams, bool(flags & _SCALES), parity, tail)
     smallest = geometry.physical * (1 + CRC.size) + CRC.size + FOOTER.size
