@@ -7,7 +7,6 @@ tests/conftest.py imports the reference-model helpers from here too.
 
 from __future__ import annotations
 
-import importlib
 import sys
 import time
 import types
@@ -38,14 +37,19 @@ def random_model(config: EncodecConfig | None = None, seed: int = 0) -> EncodecM
 
 def import_original_encodec():
     """Import the original `encodec` package. It imports torchaudio for file I/O only, and torchaudio
-    wheels do not match our torch, so empty stand-ins are registered first (transformers is imported
-    before, so it never sees them)."""
-    importlib.import_module("transformers")  # first: it must not see the stand-ins
-    for name in ("torchaudio", "torchaudio.transforms"):
-        sys.modules.setdefault(name, types.ModuleType(name))
-    import encodec
-    import encodec.compress
-    import encodec.model
+    wheels do not match our torch, so empty stand-ins are registered while it imports, and taken away
+    after: transformers asks whether torchaudio exists when its modules load, and a stand-in without a
+    module spec makes that question raise."""
+    stand_ins = [name for name in ("torchaudio", "torchaudio.transforms") if name not in sys.modules]
+    for name in stand_ins:
+        sys.modules[name] = types.ModuleType(name)
+    try:
+        import encodec
+        import encodec.compress
+        import encodec.model
+    finally:
+        for name in stand_ins:
+            del sys.modules[name]
     return encodec
 
 

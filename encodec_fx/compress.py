@@ -261,9 +261,7 @@ def transcode_file(source: str | os.PathLike, destination: str | os.PathLike, *,
         split = header.stream_codebooks is not None
         same = bandwidth is None or split and as_number(bandwidth) == header.bandwidth
         if split and not same:
-            wanted = as_number(bandwidth)
-            if isinstance(wanted, (int, float)) and wanted > header.bandwidth:
-                _codebooks_for(header, bandwidth)  # a higher bandwidth: the error every archive gives
+            _whole_codebooks(header, bandwidth)  # an odd or a higher bandwidth: the error every archive gives
             raise ValueError(f"cannot transcode split stereo ({header.stereo}) to another bandwidth: the split is "
                              "chosen from the audio, so compress it again (or compress with channels='independent')")
         n_q = header.n_q if same else _codebooks_for(header, bandwidth)  # refuses a higher or odd bandwidth
@@ -300,21 +298,29 @@ def _codebooks_for(header: ArchiveHeader, bandwidth: float) -> int:
     """Codebooks at `bandwidth` kbps, which must be one that compressing refuses no more than the archive's own:
     EnCodec's bandwidths double from the smallest (2 codebooks), so the archive's codebooks halved (each codebook
     the archive's kbps per codebook), at most the archive's."""
+    n_q = _whole_codebooks(header, bandwidth)
     bandwidth = as_number(bandwidth)
-    per_codebook = header.bandwidth / _codebooks_paid(header)
-    n_q = round(bandwidth / per_codebook) if isinstance(bandwidth, (int, float)) and math.isfinite(bandwidth) else 0
-    if n_q < 1 or abs(n_q * per_codebook - bandwidth) > 1e-9:
-        raise ValueError(f"bandwidth {bandwidth!r} kbps is not a whole number of codebooks of {per_codebook:g} kbps "
-                         f"for this archive (it holds {header.bandwidth:g} kbps)")
-    if n_q > header.n_q:
-        raise ValueError(f"cannot transcode to {bandwidth:g} kbps: the archive holds {header.bandwidth:g} kbps of "
-                         "codes, and a higher bandwidth needs the audio (compress it again)")
     halvings = header.n_q // n_q
     if header.n_q % n_q or halvings & (halvings - 1) or n_q < min(2, header.n_q):
         offered = [header.bandwidth / (1 << k) for k in range(header.n_q.bit_length()) if header.n_q >> k >= 2
                    and not header.n_q % (1 << k)] or [header.bandwidth]
         raise ValueError(f"bandwidth {bandwidth:g} kbps is not one the codec codes; from this archive transcode "
                          f"to {', '.join(f'{b:g}' for b in offered)} kbps")
+    return n_q
+
+
+def _whole_codebooks(header: ArchiveHeader, bandwidth: float) -> int:
+    """The codebooks `bandwidth` kbps pays for, refused unless a whole number of the archive's, at most its own."""
+    bandwidth = as_number(bandwidth)
+    paid = _codebooks_paid(header)
+    per_codebook = header.bandwidth / paid
+    n_q = round(bandwidth / per_codebook) if isinstance(bandwidth, (int, float)) and math.isfinite(bandwidth) else 0
+    if n_q < 1 or abs(n_q * per_codebook - bandwidth) > 1e-9:
+        raise ValueError(f"bandwidth {bandwidth!r} kbps is not a whole number of codebooks of {per_codebook:g} kbps "
+                         f"for this archive (it holds {header.bandwidth:g} kbps)")
+    if n_q > paid:
+        raise ValueError(f"cannot transcode to {bandwidth:g} kbps: the archive holds {header.bandwidth:g} kbps of "
+                         "codes, and a higher bandwidth needs the audio (compress it again)")
     return n_q
 
 
