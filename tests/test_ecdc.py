@@ -5,8 +5,6 @@ import json
 import math
 import os
 import struct
-import sys
-import types
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,18 +15,7 @@ import torch
 from entropy.bitpack import pack_bits, packed_size, unpack_bits
 from entropy.ecdc import OFFICIAL_GEOMETRIES, EcdcContent, EcdcGeometry, ecdc_bytes, read_ecdc, write_ecdc
 
-from conftest import Trickle
-
-
-def import_original_encodec():
-    """The original `encodec` package, importable without torchaudio.
-
-    It imports torchaudio at module level (for file I/O we never use), and torchaudio wheels do not
-    match our torch, so empty stand-in modules are registered before the import.
-    """
-    for name in ("torchaudio", "torchaudio.transforms"):
-        sys.modules.setdefault(name, types.ModuleType(name))
-    return pytest.importorskip("encodec")
+from conftest import Trickle, import_original_encodec
 
 
 def build_original_model(name: str, bandwidth: float):
