@@ -540,13 +540,7 @@ def _check_exporter() -> None:
 
 def _export(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
             dynamic: dict[str, Any]) -> None:
-    shapes = tuple(dynamic.get(name) for name in inputs)
-    program = torch.onnx.export(module.eval(), args, dynamo=True, input_names=inputs, output_names=outputs,
-                                dynamic_shapes=shapes, opset_version=OPSET, verbose=False, optimize=False,
-                                custom_translation_table=translations(module))
-    if program is None:
-        raise RuntimeError(f"torch.onnx.export returned no program for {path.name}")
-    program.save(str(path))
+    _save_program(module, args, path, inputs, outputs, tuple(dynamic.get(name) for name in inputs))
 
 
 def _export_step(module: nn.Module, first: torch.Tensor, state_shapes: list, path: Path, inputs: list[str],
@@ -556,7 +550,13 @@ def _export_step(module: nn.Module, first: torch.Tensor, state_shapes: list, pat
     names = [*inputs, "started", *(STATE_INPUTS.format(i) for i in range(len(states)))]
     out_names = [*outputs, "next_started", *(STATE_OUTPUTS.format(i) for i in range(len(states)))]
     shapes = ({0: batch} | (first_dims or {}), None, tuple({0: batch} for _ in states))  # *states: one tuple
-    program = torch.onnx.export(module.eval(), args, dynamo=True, input_names=names, output_names=out_names,
+    _save_program(module, args, path, names, out_names, shapes)
+
+
+def _save_program(module: nn.Module, args: tuple, path: Path, inputs: list[str], outputs: list[str],
+                  shapes: tuple) -> None:
+    """One graph through torch's exporter (`shapes`: the dynamic dimensions of each argument, in order)."""
+    program = torch.onnx.export(module.eval(), args, dynamo=True, input_names=inputs, output_names=outputs,
                                 dynamic_shapes=shapes, opset_version=OPSET, verbose=False, optimize=False,
                                 custom_translation_table=translations(module))
     if program is None:

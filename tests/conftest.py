@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import math
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -26,7 +28,7 @@ finally:
 
 __all__ = ["PRESETS", "import_original_encodec", "original_model", "randomize",  # what tests import from here
            "transformers_model", "model_trio", "sample_codes", "peaked", "Trickle",
-           "summation_order_tolerance", "probability_tolerance"]
+           "summation_order_tolerance", "probability_tolerance", "small_filesystem_works"]
 
 
 @pytest.fixture(autouse=True)
@@ -114,3 +116,12 @@ def peaked(lm: torch.nn.Module) -> torch.nn.Module:
         for embedding in getattr(lm, "intra", []):
             embedding.weight.mul_(50.0)
     return lm.eval()
+
+
+def small_filesystem_works() -> bool:
+    """Whether this machine lets an unprivileged user namespace mount a tmpfs (Linux with user namespaces)."""
+    if sys.platform != "linux" or shutil.which("unshare") is None:
+        return False
+    probe = subprocess.run(["unshare", "-Urm", "sh", "-c", "mount -t tmpfs -o size=16k tmpfs /mnt"],
+                           capture_output=True)
+    return probe.returncode == 0

@@ -21,6 +21,8 @@ import pytest
 from entropy import atomic
 from entropy.atomic import create_temporary, remove_stale, replacing, temporary_pattern
 
+from conftest import small_filesystem_works
+
 COMMAND = [sys.executable, "-m", "encodec_fx.cli"]
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="signals, links and locks are POSIX")
 
@@ -203,15 +205,6 @@ def test_sigterm_unwinds_removing_the_temporary(noise, tmp_path):
 
 
 # --- full disks and refused permissions ---------------------------------------------------------
-
-
-def small_filesystem_works() -> bool:
-    """Whether this machine lets an unprivileged user namespace mount a tmpfs (Linux with user namespaces)."""
-    if sys.platform != "linux" or shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(["unshare", "-Urm", "sh", "-c", "mount -t tmpfs -o size=16k tmpfs /mnt"],
-                           capture_output=True)
-    return probe.returncode == 0
 
 
 LIBRARY_WRITERS = """

@@ -4,7 +4,6 @@ with two workers, and a disk that fills up (a real, small tmpfs mounted in a use
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ import time
 
 import pytest
 
+from conftest import small_filesystem_works
 from test_collection import cli, write_tone
 
 COMMAND = [sys.executable, "-m", "encodec_fx.cli"]
@@ -53,15 +53,6 @@ def test_ctrl_c_leaves_whole_outputs_a_consistent_journal_and_the_next_run_does_
     assert cli("compress", source, "-o", out, "-b", "6", "--coding", "static", "--workers", "2") == 0
     assert f"{12 - len(done)} done, {len(done)} already done, 0 failed" in capsys.readouterr().out
     assert len(list(out.rglob("*.ecfx"))) == 12
-
-
-def small_filesystem_works() -> bool:
-    """Whether this machine lets an unprivileged user namespace mount a tmpfs (Linux with user namespaces)."""
-    if sys.platform != "linux" or shutil.which("unshare") is None:
-        return False
-    probe = subprocess.run(["unshare", "-Urm", "sh", "-c", "mount -t tmpfs -o size=16k tmpfs /mnt"],
-                           capture_output=True)
-    return probe.returncode == 0
 
 
 @pytest.mark.skipif(not small_filesystem_works(), reason="needs unshare and user namespaces to mount a small tmpfs")
