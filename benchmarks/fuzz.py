@@ -449,6 +449,27 @@ def worker(directory: str, first: int, count: int, seed: int, memory_mb: int) ->
         print("done " + json.dumps([number, outcome, detail]), flush=True)
 
 
+class _Lines:
+    """Lines from a pipe with a deadline: select() cannot see lines already read into a file's buffer."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd, self.pending = fd, b""
+
+    def next(self, seconds: float) -> str | None:
+        """The next line ("" at end of file), or None when none is complete within `seconds`."""
+        deadline = time.monotonic() + seconds
+        while b"\n" not in self.pending:
+            if not select.select([self.fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                return None
+            chunk = os.read(self.fd, 65536)
+            if not chunk:
+                rest, self.pending = self.pending, b""
+                return rest.decode()
+            self.pending += chunk
+        line, _, self.pending = self.pending.partition(b"\n")
+        return line.decode() + "\n"
+
+
 def run(directory: Path, cases: int, *, first: int = 0, seed: int = 0, timeout: float = 5.0,
         seconds: float | None = None, memory_mb: int = 1536, progress: bool = False) -> dict:
     """Runs up to `cases` cases (fewer if `seconds` run out) in worker processes; the report."""
@@ -462,19 +483,20 @@ def run(directory: Path, cases: int, *, first: int = 0, seed: int = 0, timeout: 
         process = subprocess.Popen([sys.executable, __file__, "--worker", str(directory), str(number),
                                     str(end - number), str(seed), str(memory_mb)],
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lines = _Lines(process.stdout.fileno())
         current, case_started = None, time.monotonic()
         ready = False
         while True:
             limit = timeout if ready else 120.0
-            waiting = select.select([process.stdout], [], [], max(0.0, limit - (time.monotonic() - case_started)))[0]
-            if not waiting:  # the case has run too long: a hang
+            line = lines.next(max(0.0, limit - (time.monotonic() - case_started)))
+            if line is None:  # the case has run too long: a hang
                 process.kill()
                 process.wait()
                 outcomes["hang"] += 1
-                failures.append({"case": current, "outcome": "hang", "detail": f"over {timeout} s"})
-                number = (current if current is not None else number) + 1
+                stalled = current if current is not None else number
+                failures.append({"case": stalled, "outcome": "hang", "detail": f"over {timeout} s"})
+                number = stalled + 1
                 break
-            line = process.stdout.readline()
             if not line:  # the worker died
                 code = process.wait()
                 if current is None and not ready:

@@ -8,14 +8,22 @@ from __future__ import annotations
 
 import io
 import math
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
-import torch
+# Under pytest-xdist each worker gets its share of the cores, and so do the commands it starts: torch's
+# default (a thread per core in every worker) oversubscribes the CPU, and spinning OpenMP threads made
+# the suite several times slower on a 2-core machine.
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
+
+import numpy as np  # noqa: E402  (after the thread share, which torch reads when it loads)
+import pytest  # noqa: E402
+import torch  # noqa: E402
 
 from encodec_fx import EncodecModel
 
