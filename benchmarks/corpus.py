@@ -86,15 +86,16 @@ def main(argv: list[str] | None = None) -> int:
         source = Path(workdir) / "in"
         seconds = synthetic_collection(source, args.files)
         print(f"{args.files} files, {seconds / 3600:.2f} h of audio; {args.workers} workers\n")
-        results = {engine: measure(engine, args.workers, source, Path(workdir) / engine) for engine in args.engines}
-        base = results.get("serial")
         print("| engine | wall s | files/s | h audio / h | speed-up | efficiency | peak RSS / worker MB |")
-        print("|---|---|---|---|---|---|---|")
-        for engine, r in results.items():
+        print("|---|---|---|---|---|---|---|", flush=True)
+        results: dict[str, dict] = {}
+        for engine in args.engines:  # each row as its engine finishes: a long run cut short keeps its rows
+            r = results[engine] = measure(engine, args.workers, source, Path(workdir) / engine)
+            base = results.get("serial")
             speedup = base["wall"] / r["wall"] if base else float("nan")
             workers = 1 if engine == "serial" else args.workers
             print(f"| {engine} | {r['wall']:.1f} | {r['files'] / r['wall']:.2f} | {r['audio'] / r['wall']:.0f} | "
-                  f"{speedup:.2f}× | {speedup / workers:.0%} | {r['peak_rss_mb']:.0f} |")
+                  f"{speedup:.2f}× | {speedup / workers:.0%} | {r['peak_rss_mb']:.0f} |", flush=True)
         if base:
             overhead = (base["wall"] - base["job_seconds"]) / base["files"]
             print(f"\nper-file overhead in one process, beyond the coding: {overhead * 1000:.0f} ms "
