@@ -23,12 +23,15 @@ def records(out) -> list[dict]:
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a process is POSIX")
-def test_ctrl_c_leaves_whole_outputs_a_consistent_journal_and_the_next_run_does_the_rest(tmp_path, capsys):
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_ctrl_c_leaves_whole_outputs_a_consistent_journal_and_the_next_run_does_the_rest(engine, tmp_path, capsys):
+    """For Ray, the run starts its own local cluster, which Ctrl-C must stop with the actors mid-file."""
     source, out = tmp_path / "in", tmp_path / "out"
     for number in range(12):
         write_tone(source / f"set{number % 2}" / f"clip{number:02d}.wav", 24_000, 1, 12.0, seed=number)
     run = subprocess.Popen([*COMMAND, "compress", str(source), "-o", str(out), "-b", "6", "--coding", "static",
-                            "--workers", "2", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            "--workers", "2", "--engine", engine, "--quiet"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and run.poll() is None:  # wait for the first finished file
         if (out / "journal.jsonl").exists() and (out / "journal.jsonl").read_text().count("\n") >= 1:

@@ -9,6 +9,7 @@ out of memory) costs only that file: it is reported failed, a new worker takes i
 from __future__ import annotations
 
 import errno
+import logging
 import multiprocessing
 import os
 import pickle
@@ -276,8 +277,8 @@ def run_ray(job: Job, items: Iterable[WorkItem], workers: int, address: str | No
     if not ray.is_initialized():
         if address is not None:
             check_reachable(address)
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 **({} if address else {"num_cpus": workers}))
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                 **({} if address else {"num_cpus": workers}))  # Ray's start-up notes are not the run's output
         started_here = True
     actor_class = ray.remote(num_cpus=threads, num_gpus=gpus_per_worker)(_RayWorker)
     pending = list(items)
