@@ -72,6 +72,9 @@ def test_two_inputs_for_one_output_are_refused_naming_both(collection, tmp_path)
         plan(find_inputs([collection, other], AUDIO), tmp_path / "out", ".ecfx")
     with pytest.raises(ValueError, match="listed twice"):
         plan(find_inputs([collection / "a.wav", collection / "a.wav"], AUDIO), tmp_path / "out", ".ecfx")
+    with pytest.raises(ValueError, match="would both write"):  # through the run: refused before the folder is made
+        run_collection(job(), [collection, other], tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("inside", ["", "out", "sub/out"])
@@ -129,12 +132,13 @@ def test_a_rerun_skips_what_is_done_and_redoes_what_changed(collection, tmp_path
     assert (other.done, other.skipped) == (4, 0)  # other options: everything is redone
 
 
-def test_an_output_the_journal_did_not_write_is_kept_unless_forced(collection, tmp_path):
+def test_an_output_the_journal_did_not_write_is_kept_unless_forced(collection, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
     (out / "a.ecfx").write_bytes(b"someone else's file")
     summary = run_collection(job(), [collection / "a.wav"], out, workers=1, progress=False)
     assert summary.failed == 1 and "pass overwrite=True" in summary.failures[0][1]  # the library's words
+    assert capsys.readouterr().out.startswith(f"failed: {collection / 'a.wav'}: {out / 'a.ecfx'} exists")
     from encodec_fx.cli import command_line_message
     assert command_line_message(ValueError(summary.failures[0][1])).endswith("pass --force to replace it")
     assert (out / "a.ecfx").read_bytes() == b"someone else's file"
@@ -189,7 +193,7 @@ def test_an_unreachable_ray_cluster_is_named_before_any_work(collection, tmp_pat
     assert not ray.is_initialized()
     with pytest.raises(ValueError, match=r"no Ray cluster answers at the `address` argument 127\.0\.0\.1:9"):
         run_collection(job(), [collection], tmp_path / "out", engine="ray", address="127.0.0.1:9", progress=False)
-    assert not list((tmp_path / "out").rglob("*.ecfx"))
+    assert not (tmp_path / "out").exists()  # refused before the output folder is made
 
 
 @pytest.fixture

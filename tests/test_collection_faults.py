@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -56,6 +57,51 @@ def test_ctrl_c_leaves_whole_outputs_a_consistent_journal_and_the_next_run_does_
     assert cli("compress", source, "-o", out, "-b", "6", "--coding", "static", "--workers", "2") == 0
     assert f"{12 - len(done)} done, {len(done)} already done, 0 failed" in capsys.readouterr().out
     assert len(list(out.rglob("*.ecfx"))) == 12
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is `pid`, from /proc."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # it ended while we looked
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_a_run_killed_outright_takes_its_workers_with_it_and_the_next_run_does_the_rest(tmp_path, capsys):
+    """SIGKILL to the run itself (kill -9, the OOM killer): no worker goes on to finish a file that the journal
+    will never record (the next run would refuse to replace it), and nothing partial is left."""
+    source, out = tmp_path / "in", tmp_path / "out"
+    for number in range(6):
+        write_tone(source / f"clip{number}.wav", 24_000, 1, 12.0, seed=number)
+    run = subprocess.Popen([*COMMAND, "compress", str(source), "-o", str(out), "-b", "6", "--coding", "static",
+                            "--workers", "2", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and run.poll() is None:  # wait for the first finished file
+        if (out / "journal.jsonl").exists() and (out / "journal.jsonl").read_text().count("\n") >= 1:
+            break
+        time.sleep(0.02)
+    workers = children(run.pid)
+    assert run.poll() is None and len(workers) == 2, "the run ended before it could be killed: give it more work"
+    run.kill()
+    _, stderr = run.communicate(timeout=60)
+    deadline = time.monotonic() + 60
+    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.05)  # they are not our children: /proc says when they are gone
+    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "a worker outlived the run"
+    assert "Traceback" not in stderr
+
+    latest = {record["output"]: record for record in records(out)}
+    done = {key for key, record in latest.items() if record["status"] == "done"}
+    files = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
+    assert 1 <= len(done) < 6 and files == done | {"journal.jsonl"}  # nothing unrecorded, nothing partial
+    assert cli("compress", source, "-o", out, "-b", "6", "--coding", "static", "--workers", "2") == 0
+    assert f"{6 - len(done)} done, {len(done)} already done, 0 failed" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not small_filesystem_works(), reason="needs unshare and user namespaces to mount a small tmpfs")

@@ -104,16 +104,29 @@ def _set_threads(threads: int) -> None:
 
 # A worker is a fresh interpreter that runs only this: it never imports the caller's __main__, so a
 # script may call run_collection at its top level, with no `if __name__ == "__main__":` guard.
-_WORKER_COMMAND = "import sys; from encodec_fx.collection.engines import worker_main; worker_main(int(sys.argv[1]))"
+_WORKER_COMMAND = ("import sys; from encodec_fx.collection.engines import worker_main; "
+                   "worker_main(int(sys.argv[1]), int(sys.argv[2]))")
 
 
-def worker_main(descriptor: int) -> None:
+def worker_main(descriptor: int, parent: int) -> None:
     """A worker process: it takes the parent's import path, then the job, then items until told to stop
     (or until the parent is gone). Ctrl-C is the parent's to handle; SIGTERM unwinds, so an output in
     progress is removed."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    connection = Connection(descriptor)
+    signal.signal(signal.SIGTERM, _unwind)
+    _end_with(parent)
+    try:
+        _serve(Connection(descriptor))
+    finally:  # once leaving, a SIGTERM (the parent's death) has nothing left to unwind
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _unwind(*_: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one SystemExit: a second would land in the clean-up
+    sys.exit(1)
+
+
+def _serve(connection: Connection) -> None:
     try:
         sys.path[:] = connection.recv()  # so that the job's classes import as they do in the parent
         job, threads = connection.recv()
@@ -135,7 +148,21 @@ def worker_main(descriptor: int) -> None:
             return
         if item is None:
             return
-        connection.send(process(job, item))
+        result = process(job, item)
+        try:
+            connection.send(result)
+        except OSError:  # the parent is gone (where no signal told us): it will redo this item
+            return
+
+
+def _end_with(parent: int) -> None:
+    """Linux: SIGTERM when the parent dies. A run killed outright (SIGKILL, the OOM killer) must not leave
+    workers finishing outputs that its journal never records, which the next run would refuse to replace."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the request was made
+        sys.exit(1)
 
 
 class _Worker:
@@ -143,7 +170,7 @@ class _Worker:
 
     def __init__(self, job: Job, threads: int):
         self.connection, child = multiprocessing.Pipe()
-        self.process = subprocess.Popen([sys.executable, "-c", _WORKER_COMMAND, str(child.fileno())],
+        self.process = subprocess.Popen([sys.executable, "-c", _WORKER_COMMAND, str(child.fileno()), str(os.getpid())],
                                         pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL,
                                         start_new_session=True)  # Ctrl-C reaches the parent only
         child.close()
@@ -251,6 +278,13 @@ def _import_ray() -> Any:
     return ray
 
 
+def check_ray(address: str | None) -> None:
+    """Ray installed, and the cluster at `address` (if any, and if this process has not started Ray) answering."""
+    ray = _import_ray()
+    if address is not None and not ray.is_initialized():
+        check_reachable(address)
+
+
 def check_reachable(address: str, timeout: float = 5.0) -> None:
     """Refuse an unreachable cluster address at once, before Ray retries it for minutes."""
     if address == "auto":
@@ -274,9 +308,7 @@ def run_ray(job: Job, items: Iterable[WorkItem], workers: int, address: str | No
     in_flight = set() if in_flight is None else in_flight
     ray = _import_ray()
     started_here = False
-    if not ray.is_initialized():
-        if address is not None:
-            check_reachable(address)
+    if not ray.is_initialized():  # `check_ray` has vetted the address
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                  **({} if address else {"num_cpus": workers}))  # Ray's start-up notes are not the run's output
         started_here = True

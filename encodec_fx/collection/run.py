@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from entropy.atomic import temporary_pattern
 
-from .engines import Job, default_workers, run_local, run_ray, run_serial
+from .engines import Job, check_ray, default_workers, run_local, run_ray, run_serial
 from .inputs import WorkItem, check_output_dir, find_inputs, plan
 from .journal import DONE, FAILED, JOURNAL_NAME, Journal
 from .shards import ShardSink
@@ -87,13 +87,18 @@ def run_collection(job: Job, sources: Sequence[str | os.PathLike], output_dir: s
     output_dir = check_output_dir(output_dir, sources)
     found = find_inputs(sources, job.input_suffixes)
     workers = workers or default_workers()
+    # what can be refused is refused before the output folder is made
+    if getattr(job, "shard_rows", None) is not None:
+        sink: Any = ShardSink(job, found, output_dir, overwrite)
+    else:
+        sink = FileSink(job, plan(found, output_dir, job.suffix), overwrite)
+    if engine == "ray":
+        check_ray(address)
     journal = Journal(output_dir)
     summary = Summary(journal=str(output_dir / JOURNAL_NAME))
-    if getattr(job, "shard_rows", None) is not None:
-        sink: Any = ShardSink(job, found, output_dir, journal, overwrite)
-    else:
-        sink = FileSink(job, plan(found, output_dir, job.suffix), journal, overwrite)
-    todo = sink.plan(summary)
+    todo = sink.plan(summary, journal)
+    for record in summary.records:  # refused while planning (an output that the journal did not write)
+        tqdm.write(f"failed: {record['source']['path']}: {explain(record['error'])}")
     started = time.monotonic()
     in_flight: set[WorkItem] = set()
     if engine == "ray":
@@ -126,13 +131,13 @@ def run_collection(job: Job, sources: Sequence[str | os.PathLike], output_dir: s
 class FileSink:
     """Each input makes its own output (compress, decompress, fx, verify): recorded as it comes back."""
 
-    def __init__(self, job: Job, items: list[WorkItem], journal: Journal, overwrite: bool):
-        self.job, self.items, self.journal, self.overwrite = job, items, journal, overwrite
+    def __init__(self, job: Job, items: list[WorkItem], overwrite: bool):
+        self.job, self.items, self.overwrite = job, items, overwrite
         self.options = job.options()
 
-    def plan(self, summary: Summary) -> list[WorkItem]:
+    def plan(self, summary: Summary, journal: Journal) -> list[WorkItem]:
         """The items to run; skipped ones and outputs the journal did not write are counted in `summary`."""
-        self.summary = summary
+        self.summary, self.journal = summary, journal
         todo: list[WorkItem] = []
         for item in self.items:
             record = self.journal.finished(item.key, item.source, self.options)

@@ -51,11 +51,10 @@ class _Shard:
 class ShardSink:
     """Plans shards, collects rows as inputs come back, writes each shard when it is complete."""
 
-    def __init__(self, job: ShardedJob, found: list[tuple[Path, Path]], output_dir: Path, journal: Journal,
-                 overwrite: bool):
+    def __init__(self, job: ShardedJob, found: list[tuple[Path, Path]], output_dir: Path, overwrite: bool):
         if isinstance(job.shard_rows, bool) or not isinstance(job.shard_rows, int) or job.shard_rows < 1:
             raise ValueError(f"shard rows must be a whole number of at least 1, got {job.shard_rows!r}")
-        self.job, self.journal, self.overwrite = job, journal, overwrite
+        self.job, self.overwrite = job, overwrite
         self.options = job.options()
         keys: dict[str, Path] = {}
         for source, relative in found:
@@ -74,11 +73,11 @@ class ShardSink:
             chunk = [WorkItem(source, output, key) for key, source in items[start:start + job.shard_rows]]
             self.shards[name] = _Shard(name, output, chunk)
 
-    def plan(self, summary: Any) -> list[WorkItem]:
+    def plan(self, summary: Any, journal: Journal) -> list[WorkItem]:
         """The inputs to code. Rows kept from whole shards count as skipped; shards the journal did not
         write are refused (their inputs fail) unless overwriting; shards of an earlier run that this one
         no longer has are removed, so the folder holds this run's dataset and nothing else."""
-        self.summary = summary
+        self.summary, self.journal = summary, journal
         ours = {record.get("output") for record in self.journal.records.values() if "input" in record}
         # and the one-file-per-input Parquet files tokenize wrote before it wrote shards
         earlier = {record.get("output") for record in self.journal.records.values()
