@@ -3,7 +3,7 @@
 Each block is a standalone script: a reader copies it into a file in an empty folder and runs it, and so
 does this test (a fresh temporary working directory, `python block.py` in a subprocess). A block must
 therefore import what it uses and make the small input files it reads. Blocks that start worker
-processes guard their job with `if __name__ == "__main__":`, which a script run this way honours.
+processes need no `if __name__ == "__main__":` guard (workers never import the calling script).
 Shell blocks (```sh, plain ```) are not run here."""
 
 from __future__ import annotations
