@@ -200,9 +200,19 @@ def test_an_unreachable_ray_cluster_is_named_before_any_work(collection, tmp_pat
 def ray_cluster():
     """A real local Ray cluster of two CPUs, started and stopped by the test."""
     ray = pytest.importorskip("ray", reason="Ray is in the test extras; this runs where they are installed")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+def test_gpus_per_worker_is_for_ray_and_more_than_the_cluster_has_is_refused(collection, tmp_path, ray_cluster):
+    with pytest.raises(ValueError, match="use it with engine='ray'") as refused:
+        run_collection(job(), [collection], tmp_path / "local", gpus_per_worker=1, progress=False)
+    from encodec_fx.cli import command_line_message
+    assert command_line_message(refused.value).startswith("--gpus-per-worker reserves GPUs for Ray actors: use it "
+                                                          "with --engine ray")
+    with pytest.raises(ValueError, match="the Ray cluster has 0 GPUs, fewer than the 1 per worker"):
+        run_collection(job(), [collection], tmp_path / "ray", engine="ray", gpus_per_worker=1, progress=False)
 
 
 def test_ray_actors_give_the_same_bytes_as_local_workers(collection, tmp_path, ray_cluster):

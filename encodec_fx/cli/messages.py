@@ -7,6 +7,7 @@ ADVICE = {"pass overwrite=True": "pass --force", "pass recover=True": "pass --re
           "as the `model` argument": "with --model", "as the `lm` argument": "with --lm",
           "as the `source_lm` argument": "with --source-lm",
           "engine='ray'": "--engine ray", "the `address` argument": "--address",
+          "the `gpus_per_worker` argument": "--gpus-per-worker",
           "channels='independent'": "--channels independent",
           "pass config=EncodecConfig(...)": "convert it with `encodec-fx convert SOURCE OUTPUT --config CONFIG` first"}
 COMMAND_ADVICE = {"convert": {"pass config=EncodecConfig(...)": "pass --config"},

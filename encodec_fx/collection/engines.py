@@ -315,9 +315,14 @@ def run_ray(job: Job, items: Iterable[WorkItem], workers: int, address: str | No
     actor_class = ray.remote(num_cpus=threads, num_gpus=gpus_per_worker)(_RayWorker)
     pending = list(items)
     pending.reverse()
-    actors = [actor_class.remote(job, threads) for _ in range(min(workers, len(pending)))]
+    actors: list[Any] = []
     running: dict[Any, tuple[Any, WorkItem]] = {}
     try:
+        gpus = ray.cluster_resources().get("GPU", 0)
+        if gpus_per_worker > gpus:  # the actors would wait for them for ever
+            raise ValueError(f"the Ray cluster has {gpus:g} GPUs, fewer than the {gpus_per_worker:g} per worker "
+                             "asked for")
+        actors = [actor_class.remote(job, threads) for _ in range(min(workers, len(pending)))]
         try:
             ray.get([actor.ready.remote() for actor in actors])
         except ray.exceptions.RayActorError as error:  # the models did not load: no file would code

@@ -84,6 +84,9 @@ def run_collection(job: Job, sources: Sequence[str | os.PathLike], output_dir: s
         raise ValueError("the `address` argument names a Ray cluster: use it with engine='ray'")
     if gpus_per_worker < 0:
         raise ValueError(f"gpus per worker must be 0 or more, got {gpus_per_worker:g}")
+    if gpus_per_worker and engine != "ray":
+        raise ValueError("the `gpus_per_worker` argument reserves GPUs for Ray actors: use it with engine='ray' "
+                         "(local workers use the job's device)")
     output_dir = check_output_dir(output_dir, sources)
     found = find_inputs(sources, job.input_suffixes)
     workers = workers or default_workers()
