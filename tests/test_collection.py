@@ -263,12 +263,17 @@ def test_fx_runs_a_chain_over_a_folder(collection, tmp_path, capsys):
     assert "unknown effect 'nonsense'" in capsys.readouterr().err and not (tmp_path / "other").exists()
 
 
-def test_verify_decodes_lm_coded_archives(collection, tmp_path, capsys):
+@pytest.mark.parametrize("mode", ["lm", "lm-adaptive"])
+def test_lm_coded_archives_verify_decompress_and_transcode_as_collections(mode, collection, tmp_path, capsys):
     archives_dir = tmp_path / "lm"
-    assert cli("compress", collection / "a.wav", "-o", archives_dir, "-b", "3", "--coding", "lm") == 0
+    assert cli("compress", collection / "a.wav", "-o", archives_dir, "-b", "3", "--coding", mode) == 0
     assert cli("verify", archives_dir / "a.ecfx", "--journal-dir", tmp_path / "journal") == 0
     record = journal(tmp_path / "journal")[-1]
-    assert (record["status"], record["coding_mode"]) == ("done", "lm")
+    assert (record["status"], record["coding_mode"]) == ("done", mode)
+    assert cli("decompress", archives_dir, "-o", tmp_path / "audio") == 0
+    assert cli("transcode", archives_dir, "-o", tmp_path / "lower", "-b", "1.5") == 0
+    assert cli("transcode", archives_dir / "a.ecfx", tmp_path / "one.ecfx", "-b", "1.5") == 0
+    assert (tmp_path / "lower" / "a.ecfx").read_bytes() == (tmp_path / "one.ecfx").read_bytes()  # the mode kept
 
 
 def test_one_file_keeps_its_form_and_a_wrong_form_is_one_line(collection, tmp_path, capsys):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from entropy.archive import ARCHIVE_SUFFIX, ArchiveHeader, ArchiveReader
+from entropy.coding import LM_MODES
 
 from ..pretrained import is_shipped, is_shipped_lm
 from .inputs import WorkItem
@@ -36,7 +37,7 @@ class _Models:
 
     def lm_for(self, header: ArchiveHeader):
         from ..lm import load_lm
-        if header.coding_mode != "lm":
+        if header.coding_mode not in LM_MODES:
             return None
         source = self.lm or header.lm["name"]
         if self.lm is None and not (is_shipped_lm(source) or Path(source).is_file()):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from entropy.archive import ARCHIVE_SUFFIX
+from entropy.coding import LM_MODES
 
 from ..pretrained import archive_lm
 from .archive_checks import archive_is_whole
@@ -48,10 +49,10 @@ class TranscodeJob:
         from ..compress import transcode_file
         header = _header(item.source)
         source_lm = archive_lm(self.source_lm, header.lm)
-        if header.coding_mode == "lm" and source_lm is None:
+        if header.coding_mode in LM_MODES and source_lm is None:
             raise ValueError(f"the archive needs LM {header.lm['name']!r}, which is not here; "
                              "pass it as the `source_lm` argument")
-        keeps_lm = self.coding in (None, "lm", "auto") and header.coding_mode == "lm"
+        keeps_lm = self.coding in (None, "auto", *LM_MODES) and header.coding_mode in LM_MODES
         target = self.lm or (source_lm if keeps_lm else None)
         repaired: list[int] = []
         out = transcode_file(item.source, item.output, bandwidth=self.bandwidth, mode=self.coding,
