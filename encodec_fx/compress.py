@@ -755,6 +755,7 @@ def _decoded(numbered: Iterable[tuple[int, Segment | None]], header: ArchiveHead
 def _decode_group(group: list[tuple[int, Segment | None]], header: ArchiveHeader, streams: int,
                   units_per_segment: int, lm: PortableLM | None, static: StaticModel | None, recover: bool,
                   lost: list[LostSegment]) -> Iterator[tuple[Segment, list[np.ndarray]] | int]:
+    group = [(number, _with_streams(number, segment, header, streams, recover, lost)) for number, segment in group]
     payloads, frames = [], []
     for number, segment in group:
         if segment is None:
@@ -788,6 +789,22 @@ def _decode_group(group: list[tuple[int, Segment | None]], header: ArchiveHeader
         else:
             _lose(lost, number, header, str(error))
             yield segment.frames
+
+
+def _with_streams(number: int, segment: Segment | None, header: ArchiveHeader, streams: int, recover: bool,
+                  lost: list[LostSegment]) -> Segment | None:
+    """`segment`, or None (lost) if its units do not hold one payload per stream: the rows of a batch would
+    shift, each payload decoded as another's (a version 2 header's channels edited, which the codec implies the
+    streams from)."""
+    if segment is None or all(len(unit.payloads) == streams for unit in segment.units):
+        return segment
+    held = sorted({len(unit.payloads) for unit in segment.units})
+    reason = (f"its units hold {' and '.join(map(str, held))} payload(s), but the header's {header.channels} "
+              f"channel(s) make {streams} stream(s) for this codec")
+    if not recover:
+        raise ValueError(f"archive segment {number} is damaged: {reason}")
+    _lose(lost, number, header, reason)
+    return None
 
 
 def _lost_frames(number: int, header: ArchiveHeader) -> int:

@@ -244,6 +244,8 @@ class ArchiveHeader:
                 refuse(name, f"at most {bound}")
         if self.frame_rate > self.model_sample_rate:
             refuse("frame_rate", f"at most the model's sample rate ({self.model_sample_rate})")
+        if self.streams not in (1, self.channels):  # a model of several channels codes them as one stream
+            refuse("streams", f"1 or the {self.channels} channels (one stream per channel)")
         if self.segment_frames * self.n_q * self.streams > MAX_SEGMENT_CODES:
             raise ValueError(f"the archive header's segments hold {self.segment_frames} frames of {self.n_q} codebooks "
                              f"in {self.streams} stream(s), more than {MAX_SEGMENT_CODES} codes")
@@ -576,6 +578,7 @@ class ArchiveReader:
                 index_offset = self._find_index()
                 entries = None if index_offset is None else self._read_index(index_offset)
                 self.indexed = entries is not None
+                self._layout = _v2_layout(self.header)
                 if entries is not None:
                     self._slots: list[_Entry | str] = list(entries)
                     self._truncation: TruncatedArchiveError | None = None
@@ -623,6 +626,9 @@ class ArchiveReader:
                 f"[{slot.first_frame}, +{slot.frames}), the segment is number {segment.number} with frames "
                 f"[{segment.first_frame}, +{segment.frames})"
             )
+        problem = _layout_problem(self._layout, index, segment)
+        if problem is not None:
+            raise DamagedSegmentError(index, f"it does not fit the header's layout: {problem}")
         return segment
 
     def __iter__(self) -> Iterator[Segment]:
@@ -1155,6 +1161,47 @@ def _index_problem(entries: list[_Entry], segments_start: int, index_offset: int
                     f"must start at frame {frame} and cover at least one")
         frame += entry.frames
     return None
+
+
+def _v2_layout(header: dict) -> tuple[v3.Geometry, dict] | None:
+    """What a version 2 header implies of every segment (version 3 stores only this): the geometry (units and
+    their frames, first frames), and the payloads a unit holds, one per stream: the header's `streams`, or in
+    a header written before it held them, 1 or one per channel (the codec says which). None for a header the
+    checks refuse: whoever reads its fields (`ArchiveHeader.from_dict`) is told why."""
+    try:
+        parsed = ArchiveHeader.from_dict(header)
+        geometry = parsed.geometry()
+    except (ValueError, TypeError, ArithmeticError):
+        return None
+    return geometry, {"streams": (parsed.streams,) if "streams" in header else tuple(sorted({1, parsed.channels})),
+                      "channels": parsed.channels}
+
+
+def _layout_problem(layout: tuple[v3.Geometry, dict] | None, number: int, segment: Segment) -> str | None:
+    """How version 2 segment `number` differs from what its header implies, or None. Its CRC says only that
+    its bytes are as written: a segment of another archive, or with its frames edited (CRC recomputed), decoded
+    to other codes than the archive's without a word (issue 22)."""
+    if layout is None:
+        return None
+    geometry, counts = layout
+    if number >= geometry.segments:
+        return f"it is segment {number}, but the header announces {geometry.segments}"
+    expected = geometry.units_of(number)
+    found = [unit.frames for unit in segment.units]
+    if (segment.first_frame, segment.frames, found) != (geometry.first_frame(number), sum(expected), expected):
+        return (f"it covers frames [{segment.first_frame}, +{segment.frames}) in {_frame_list(found)}, the header "
+                f"frames [{geometry.first_frame(number)}, +{sum(expected)}) in {_frame_list(expected)}")
+    payloads = sorted({len(unit.payloads) for unit in segment.units})
+    if len(payloads) > 1 or payloads[0] not in counts["streams"]:
+        needed = " or ".join(map(str, counts["streams"]))
+        return (f"its units hold {' and '.join(map(str, payloads))} payload(s), but the header's "
+                f"{counts['channels']} channel(s) are coded as {needed} stream(s), one payload each")
+    return None
+
+
+def _frame_list(frames: list[int]) -> str:
+    shown = ", ".join(map(str, frames[:4])) + (", ..." if len(frames) > 4 else "")
+    return f"{len(frames)} unit{'s' if len(frames) != 1 else ''} of [{shown}] frames"
 
 
 def _segment_bytes(segment: Segment) -> bytes:

@@ -190,11 +190,24 @@ except ValueError as error:
     print("refused:", error)
 """
 
+LIMITED_PAYLOAD = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (int(sys.argv[2]), int(sys.argv[2])))
+from entropy.archive import ArchiveHeader, ArchiveReader, _decode_segment
+from entropy.coding import decode_many, StaticModel
+data = open(sys.argv[1], "rb").read()
+with ArchiveReader(data) as reader:
+    header, slot = ArchiveHeader.from_dict(reader.header), reader._slots[0]
+unit = _decode_segment(data[slot.offset:slot.offset + slot.size]).units[0]
+static = StaticModel.from_bytes(header.static_model)
+print(decode_many(list(unit.payloads), header.n_q, [unit.frames], header.coding_mode, static=static)[0])
+"""
 
-def run_limited(path, memory_bytes: int = 3 << 30) -> subprocess.CompletedProcess:
+
+def run_limited(path, memory_bytes: int = 3 << 30, script: str = LIMITED) -> subprocess.CompletedProcess:
     """Reads every code of the archive in a process limited in memory and time: a regression fails the
     test instead of aborting or swapping the suite."""
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(LIMITED), str(path), str(memory_bytes)],
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(script), str(path), str(memory_bytes)],
                           capture_output=True, text=True, timeout=60, env=os.environ | {"PYTHONPATH": os.getcwd()})
 
 
@@ -214,8 +227,11 @@ def test_a_frame_count_near_2_32_in_a_static_archive_is_refused_not_an_abort(tmp
     path.write_bytes(data)
     result = run_limited(path)
     assert result.returncode == 0, result.stderr[-2000:]  # once: SIGABRT, "memory allocation of 17179869180 bytes"
-    assert result.stdout.startswith("lost: 0: segment payload is corrupt: ")
-    assert "cannot hold 4294967294 frames" in result.stdout
+    assert result.stdout.startswith("lost: 0: archive segment 0 is damaged: it does not fit the header's layout")
+    assert "1 unit of [4294967294] frames" in result.stdout  # the header's 10 frames: never decoded
+    result = run_limited(path, script=LIMITED_PAYLOAD)  # the decoder's own bound, the layout unchecked
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("segment payload is corrupt: ") and "cannot hold 4294967294 frames" in result.stdout
 
 
 def test_a_v3_frame_count_near_2_32_is_refused_in_the_header(tmp_path, capsys):
