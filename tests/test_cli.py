@@ -154,6 +154,15 @@ def test_library_errors_advise_python_arguments_not_command_line_options():
 
 
 
+@pytest.mark.parametrize("command", [["decompress", "{missing}", "{out}.wav"], ["info", "{missing}"],
+                                     ["transcode", "{missing}", "{out}.ecfx", "-b", "3"]])
+def test_a_missing_archive_is_named_in_words(command, tmp_path, capsys):
+    missing = tmp_path / "nope.ecfx"
+    argv = [part.format(missing=missing, out=tmp_path / "out") for part in command]
+    assert main(argv) == 1
+    assert capsys.readouterr().err == f"encodec-fx {command[0]}: error: {missing}: no such file or directory\n"
+
+
 def test_the_python_api_names_its_parameter_and_the_command_line_its_option(tmp_path, capsys):
     audio = tmp_path / "tone.wav"
     write_audio(audio, np.zeros((1, 2400), np.float32), 24_000)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 # Library errors advise the Python argument to change (`overwrite=True`); on the command line it is an option.
 ADVICE = {"pass overwrite=True": "pass --force", "pass recover=True": "pass --recover",
           "as the `model` argument": "with --model", "as the `lm` argument": "with --lm",
@@ -14,11 +16,16 @@ COMMAND_ADVICE = {"convert": {"pass config=EncodecConfig(...)": "pass --config"}
                   "export-onnx": {"frames_per_step must": "--frames-per-step must",
                                   "leave frames_per_step unset": "leave --frames-per-step out"}}
 
+# Python's wording of an operating-system error that reached us unexplained: "[Errno 2] No such file or
+# directory: 'a.ecfx'" reads "a.ecfx: no such file or directory".
+OS_ERROR = re.compile(r"\[Errno \d+\] (?P<reason>[^:']+): '(?P<path>[^']*)'")
+
 
 def command_line_message(error: BaseException, command: str | None = None) -> str:
     """An error's message as the command line (or a demo script) states it: advice about a Python argument
     names the option instead, so `overwrite=True` reads `--force`."""
-    message = str(error)
+    message = OS_ERROR.sub(lambda found: f"{found['path']}: {found['reason'][:1].lower()}{found['reason'][1:]}",
+                           str(error))
     for python, option in (ADVICE | COMMAND_ADVICE.get(command or "", {})).items():
         message = message.replace(python, option)
     return message
