@@ -75,8 +75,14 @@ def process(job: Job, item: WorkItem) -> tuple[str, dict[str, Any]]:
 
 
 def _peak_rss_mb() -> float:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+    """This process's peak resident memory. On Linux from VmHWM: ru_maxrss carries the parent's memory at
+    fork across exec, so every local worker would report at least its parent's."""
+    try:
+        with open("/proc/self/status") as status:
+            return next(round(int(line.split()[1]) / 2**10, 1) for line in status if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def run_serial(job: Job, items: Iterable[WorkItem], in_flight: set[WorkItem] | None = None) -> Iterator[Result]:
