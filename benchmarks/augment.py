@@ -64,7 +64,8 @@ def main() -> None:
     compress.randomize_parameters(batch, args.rate)
     compress.freeze_parameters()  # the same bandwidths in every run and in the loop
     bandwidths = [draw.bandwidth for draw in compress.transform_parameters["draws"]]
-    effects = {kbps: EncodecCompressor(bandwidth=kbps, model=model) for kbps in set(bandwidths)}
+    # the loop at the batched path's precision ("exact"): the effect's own default decodes in bfloat16 where native
+    effects = {kbps: EncodecCompressor(bandwidth=kbps, model=model, precision="exact") for kbps in set(bandwidths)}
     mp3 = mp3_transform()
 
     def loop() -> np.ndarray:
