@@ -18,7 +18,8 @@ from pathlib import Path
 # default (a thread per core in every worker) oversubscribes the CPU, and spinning OpenMP threads made
 # the suite several times slower on a 2-core machine.
 if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
-    _share = max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _share = max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
     os.environ.setdefault("OMP_NUM_THREADS", str(_share))
 
 import numpy as np  # noqa: E402  (after the thread share, which torch reads when it loads)

@@ -23,6 +23,14 @@ def records(out) -> list[dict]:
     return [json.loads(line) for line in (out / "journal.jsonl").read_text().splitlines()]
 
 
+def after_queued(out) -> dict[str, dict]:
+    """Each output's latest record; every input was journaled as queued before any worker took it."""
+    lines = records(out)
+    queued = [record["output"] for record in lines if record["status"] == "queued"]
+    assert queued and lines[:len(queued)] == [r for r in lines if r["status"] == "queued"]
+    return {record["output"]: record for record in lines}
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a process is POSIX")
 @pytest.mark.parametrize("engine", ["local", "ray"])
 def test_ctrl_c_leaves_whole_outputs_a_consistent_journal_and_the_next_run_does_the_rest(engine, tmp_path, capsys):
@@ -35,7 +43,7 @@ def test_ctrl_c_leaves_whole_outputs_a_consistent_journal_and_the_next_run_does_
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and run.poll() is None:  # wait for the first finished file
-        if (out / "journal.jsonl").exists() and (out / "journal.jsonl").read_text().count("\n") >= 1:
+        if (out / "journal.jsonl").exists() and '"status": "done"' in (out / "journal.jsonl").read_text():
             break
         time.sleep(0.02)
     assert run.poll() is None, "the run ended before it could be interrupted: give it more work"
@@ -44,7 +52,7 @@ def test_ctrl_c_leaves_whole_outputs_a_consistent_journal_and_the_next_run_does_
     assert run.returncode == 130, stderr
     assert stderr.strip().splitlines() == ["encodec-fx compress: interrupted"]
 
-    latest = {record["output"]: record for record in records(out)}
+    latest = after_queued(out)
     done = {key for key, record in latest.items() if record["status"] == "done"}
     assert 1 <= len(done) < 12
     for key in done:  # what the journal says is done is there, whole
@@ -72,6 +80,14 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def alive(pid: int) -> bool:
+    """In /proc and not a zombie (an orphan that an init without reaping leaves there)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
 def test_a_run_killed_outright_takes_its_workers_with_it_and_the_next_run_does_the_rest(tmp_path, capsys):
     """SIGKILL to the run itself (kill -9, the OOM killer): no worker goes on to finish a file that the journal
@@ -83,7 +99,7 @@ def test_a_run_killed_outright_takes_its_workers_with_it_and_the_next_run_does_t
                             "--workers", "2", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and run.poll() is None:  # wait for the first finished file
-        if (out / "journal.jsonl").exists() and (out / "journal.jsonl").read_text().count("\n") >= 1:
+        if (out / "journal.jsonl").exists() and '"status": "done"' in (out / "journal.jsonl").read_text():
             break
         time.sleep(0.02)
     workers = children(run.pid)
@@ -91,12 +107,12 @@ def test_a_run_killed_outright_takes_its_workers_with_it_and_the_next_run_does_t
     run.kill()
     _, stderr = run.communicate(timeout=60)
     deadline = time.monotonic() + 60
-    while any(Path(f"/proc/{pid}").exists() for pid in workers) and time.monotonic() < deadline:
+    while any(map(alive, workers)) and time.monotonic() < deadline:
         time.sleep(0.05)  # they are not our children: /proc says when they are gone
-    assert not any(Path(f"/proc/{pid}").exists() for pid in workers), "a worker outlived the run"
+    assert not any(map(alive, workers)), "a worker outlived the run"
     assert "Traceback" not in stderr
 
-    latest = {record["output"]: record for record in records(out)}
+    latest = after_queued(out)
     done = {key for key, record in latest.items() if record["status"] == "done"}
     files = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
     assert 1 <= len(done) < 6 and files == done | {"journal.jsonl"}  # nothing unrecorded, nothing partial

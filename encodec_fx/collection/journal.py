@@ -21,6 +21,7 @@ from entropy.atomic import remove_stale_in, write_error
 
 JOURNAL_NAME = "journal.jsonl"
 DONE, FAILED = "done", "failed"
+QUEUED = "queued"  # written for each input before any worker takes it: its output, if any, is this run's
 
 
 def fingerprint(path: Path) -> dict[str, int]:
@@ -73,17 +74,25 @@ class Journal:
         return record if unchanged else None
 
     def append(self, record: dict[str, Any]) -> None:
+        self.append_many([record])
+
+    def append_many(self, records: list[dict[str, Any]]) -> None:
+        """Records on disk before this returns (one sync for all of them)."""
+        if not records:
+            return
         if self._file is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "a", encoding="utf-8")
-        record = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z")} | record
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        records = [{"time": stamp} | record for record in records]
         try:
-            self._file.write(json.dumps(record, sort_keys=False) + "\n")
+            self._file.write("".join(json.dumps(record, sort_keys=False) + "\n" for record in records))
             self._file.flush()
             os.fsync(self._file.fileno())
         except OSError as error:  # a full disk: named as such
             raise write_error(error, self.path) or error from None
-        self.records[record_key(record)] = record
+        for record in records:
+            self.records[record_key(record)] = record
 
     def close(self) -> None:
         if self._file is not None:

@@ -17,7 +17,7 @@ from entropy.atomic import temporary_pattern
 
 from .engines import Job, check_ray, default_workers, run_local, run_ray, run_serial
 from .inputs import WorkItem, check_output_dir, find_inputs, plan
-from .journal import DONE, FAILED, JOURNAL_NAME, Journal
+from .journal import DONE, FAILED, JOURNAL_NAME, QUEUED, Journal
 from .shards import ShardSink
 
 ENGINES = ("local", "ray")
@@ -101,7 +101,8 @@ def run_collection(job: Job, sources: Sequence[str | os.PathLike], output_dir: s
     summary = Summary(journal=str(output_dir / JOURNAL_NAME))
     todo = sink.plan(summary, journal)
     for record in summary.records:  # refused while planning (an output that the journal did not write)
-        tqdm.write(f"failed: {record['source']['path']}: {explain(record['error'])}")
+        if record["status"] == FAILED:
+            tqdm.write(f"failed: {record['source']['path']}: {explain(record['error'])}")
     started = time.monotonic()
     in_flight: set[WorkItem] = set()
     if engine == "ray":
@@ -152,6 +153,10 @@ class FileSink:
                 self._record(item, FAILED, {"source": {"path": str(item.source)}, "error": error})
             else:
                 todo.append(item)
+        # Ahead of the work: a run killed between a worker's finished output and its "done" line leaves an
+        # output that this journal names, which the next run then redoes instead of refusing.
+        self.journal.append_many([{"output": item.key, "status": QUEUED, "options": self.options,
+                                   "source": {"path": str(item.source)}} for item in todo])
         return todo
 
     def _record(self, item: WorkItem, status: str, fields: dict[str, Any], count: bool = True) -> None:
