@@ -163,6 +163,13 @@ def test_a_missing_archive_is_named_in_words(command, tmp_path, capsys):
     assert capsys.readouterr().err == f"encodec-fx {command[0]}: error: {missing}: no such file or directory\n"
 
 
+def test_an_os_error_kept_as_text_reads_in_words_whatever_its_quotes():
+    """A journal keeps only the text of a worker's error; the progress line rewords it the same way."""
+    for path in ["in/a.wav", "it's.wav"]:
+        assert command_line_message(ValueError(str(FileNotFoundError(2, "No such file or directory", path)))) == \
+            f"{path}: no such file or directory"
+
+
 def test_the_python_api_names_its_parameter_and_the_command_line_its_option(tmp_path, capsys):
     audio = tmp_path / "tone.wav"
     write_audio(audio, np.zeros((1, 2400), np.float32), 24_000)

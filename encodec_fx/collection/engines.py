@@ -189,6 +189,9 @@ class _Worker:
             self.process.kill()
             self.process.wait()
             raise ValueError(f"the job cannot go to worker processes: {one_line(error)}") from None
+        except OSError:  # it died before it read the job
+            self.process.wait()
+            raise ValueError(f"a worker process could not start (exit status {self.process.returncode})") from None
         self.item: WorkItem | None = None
         self.ready = False
 
