@@ -216,8 +216,20 @@ def test_gpus_per_worker_is_for_ray_and_more_than_the_cluster_has_is_refused(col
     from encodec_fx.cli import command_line_message
     assert command_line_message(refused.value).startswith("--gpus-per-worker reserves GPUs for Ray actors: use it "
                                                           "with --engine ray")
-    with pytest.raises(ValueError, match="the Ray cluster has 0 GPUs, fewer than the 1 per worker"):
+    with pytest.raises(ValueError, match="no machine of the Ray cluster has the 1 GPUs per worker asked for"):
         run_collection(job(), [collection], tmp_path / "ray", engine="ray", gpus_per_worker=1, progress=False)
+
+
+def test_no_more_actors_than_the_gpus_hold(collection, tmp_path):
+    """Two GPUs (logical: Ray places by count) for four workers of one GPU each: two actors do the work."""
+    ray = pytest.importorskip("ray", reason="Ray is in the test extras; this runs where they are installed")
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        summary = run_collection(job(), [collection], tmp_path / "out", engine="ray", workers=4, gpus_per_worker=1,
+                                 progress=False)
+    finally:
+        ray.shutdown()
+    assert (summary.done, summary.failed) == (4, 1)
 
 
 def test_ray_actors_give_the_same_bytes_as_local_workers(collection, tmp_path, ray_cluster):

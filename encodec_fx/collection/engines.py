@@ -329,10 +329,12 @@ def run_ray(job: Job, items: Iterable[WorkItem], workers: int, address: str | No
     actors: list[Any] = []
     running: dict[Any, tuple[Any, WorkItem]] = {}
     try:
-        gpus = ray.cluster_resources().get("GPU", 0)
-        if gpus_per_worker > gpus:  # the actors would wait for them for ever
-            raise ValueError(f"the Ray cluster has {gpus:g} GPUs, fewer than the {gpus_per_worker:g} per worker "
-                             "asked for")
+        if gpus_per_worker:  # actors that no machine can place, or more than the GPUs hold, would wait for ever
+            most = max((node["Resources"].get("GPU", 0) for node in ray.nodes() if node["Alive"]), default=0)
+            if gpus_per_worker > most:
+                raise ValueError(f"no machine of the Ray cluster has the {gpus_per_worker:g} GPUs per worker asked "
+                                 f"for (the most on one is {most:g})")
+            workers = min(workers, int(ray.cluster_resources().get("GPU", 0) // gpus_per_worker))
         actors = [actor_class.remote(job, threads) for _ in range(min(workers, len(pending)))]
         try:
             ray.get([actor.ready.remote() for actor in actors])
