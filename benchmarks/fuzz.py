@@ -43,6 +43,7 @@ import select
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import zlib
@@ -449,6 +450,11 @@ def worker(directory: str, first: int, count: int, seed: int, memory_mb: int) ->
         print("done " + json.dumps([number, outcome, detail]), flush=True)
 
 
+def _tail(file, characters: int) -> str:
+    file.seek(0)
+    return file.read()[-characters:]
+
+
 class _Lines:
     """Lines from a pipe with a deadline: select() cannot see lines already read into a file's buffer."""
 
@@ -480,9 +486,10 @@ def run(directory: Path, cases: int, *, first: int = 0, seed: int = 0, timeout: 
     number, end = first, first + cases
     slowest, slowest_case = 0.0, None
     while number < end and (seconds is None or time.monotonic() - started < seconds):
+        errors = tempfile.TemporaryFile("w+")  # a file, not a pipe: warnings past a pipe's 64 KB would stall it
         process = subprocess.Popen([sys.executable, __file__, "--worker", str(directory), str(number),
                                     str(end - number), str(seed), str(memory_mb)],
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                   stdout=subprocess.PIPE, stderr=errors, text=True)
         lines = _Lines(process.stdout.fileno())
         current, case_started = None, time.monotonic()
         ready = False
@@ -500,11 +507,11 @@ def run(directory: Path, cases: int, *, first: int = 0, seed: int = 0, timeout: 
             if not line:  # the worker died
                 code = process.wait()
                 if current is None and not ready:
-                    raise RuntimeError(f"the fuzz worker did not start: {process.stderr.read()[-2000:]}")
+                    raise RuntimeError(f"the fuzz worker did not start: {_tail(errors, 2000)}")
                 if current is not None:
                     outcomes["crash"] += 1
                     failures.append({"case": current, "outcome": "crash",
-                                     "detail": f"exit {code}: {process.stderr.read()[-500:]}"})
+                                     "detail": f"exit {code}: {_tail(errors, 500)}"})
                     number = current + 1
                 else:
                     number = end
@@ -533,6 +540,8 @@ def run(directory: Path, cases: int, *, first: int = 0, seed: int = 0, timeout: 
                     break
         if process.poll() is None:
             process.wait()
+        process.stdout.close()
+        errors.close()
     elapsed = time.monotonic() - started
     total = sum(outcomes.values())
     return {"cases": total, "seconds": round(elapsed, 1), "cases_per_second": round(total / max(elapsed, 1e-9), 1),
