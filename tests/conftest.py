@@ -26,7 +26,8 @@ import numpy as np  # noqa: E402  (after the thread share, which torch reads whe
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-from encodec_fx import EncodecModel
+from encodec_fx import EncodecConfig, EncodecModel
+from entropy.lm import EntropyLM, LMConfig, save_lm
 
 _BENCHMARKS = str(Path(__file__).resolve().parents[1] / "benchmarks")
 sys.path.insert(0, _BENCHMARKS)  # only while importing: benchmarks/ holds generic names (common, effects, ...)
@@ -37,7 +38,7 @@ finally:
 
 __all__ = ["PRESETS", "import_original_encodec", "original_model", "randomize",  # what tests import from here
            "transformers_model", "model_trio", "sample_codes", "peaked", "Trickle",
-           "summation_order_tolerance", "probability_tolerance", "small_filesystem_works"]
+           "summation_order_tolerance", "probability_tolerance", "small_filesystem_works", "save_tiny_codecs_and_lm"]
 
 
 @pytest.fixture(autouse=True)
@@ -134,3 +135,13 @@ def small_filesystem_works() -> bool:
     probe = subprocess.run(["unshare", "-Urm", "sh", "-c", "mount -t tmpfs -o size=16k tmpfs /mnt"],
                            capture_output=True)
     return probe.returncode == 0
+
+
+def save_tiny_codecs_and_lm(root: Path) -> None:
+    """The archive tests' models in `root`: codec24/ and codec48/ (4 filters, seeded random weights) and a
+    one-layer lm.safetensors, small enough to code seconds of audio quickly."""
+    for name, config in {"codec24": EncodecConfig(num_filters=4),
+                         "codec48": EncodecConfig.encodec_48khz(num_filters=4)}.items():
+        randomize(EncodecModel(config), seed=11).save_pretrained(root / name)
+    torch.manual_seed(0)
+    save_lm(EntropyLM(LMConfig(n_q=32, dim=32, num_heads=4, num_layers=1, past_context=20)), root / "lm.safetensors")

@@ -9,13 +9,13 @@ import pytest
 import torch
 from pedalboard.io import AudioFile
 
-from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx import EncodecModel
 from encodec_fx.compress import compress_file, decode_range, decompress_file, transcode_file
 from entropy import format_v3 as v3
 from entropy.archive import ArchiveHeader, ArchiveReader, ArchiveWriter
-from entropy.lm import EntropyLM, LMConfig, load_lm, save_lm
+from entropy.lm import EntropyLM, LMConfig, load_lm
 
-from conftest import randomize
+from conftest import save_tiny_codecs_and_lm
 from test_compress import flip_byte_in_segment
 
 
@@ -29,11 +29,7 @@ def _write(path, rate, n, seed=1):
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("geometry")
-    for name, config in {"codec24": EncodecConfig(num_filters=4),
-                         "codec48": EncodecConfig.encodec_48khz(num_filters=4)}.items():
-        randomize(EncodecModel(config), seed=11).save_pretrained(root / name)
-    torch.manual_seed(0)
-    save_lm(EntropyLM(LMConfig(n_q=32, dim=32, num_heads=4, num_layers=1, past_context=20)), root / "lm.safetensors")
+    save_tiny_codecs_and_lm(root)
     _write(root / "mono48k.wav", 48_000, int(48_000 * 6.5))  # 7 chunks: segments of 5 and 2
     _write(root / "mono24k.wav", 24_000, int(24_000 * 8.0))  # 2 segments of 5 s and 3 s
     return root

@@ -20,19 +20,15 @@ from encodec_fx import DEFAULT_MODEL, EncodecConfig, EncodecModel, decompress_fi
 from encodec_fx.cli import main
 from entropy.archive import ArchiveHeader, ArchiveReader, ArchiveWriter
 from entropy.coding import StaticModel, decode_many
-from entropy.lm import EntropyLM, LMConfig, load_lm, save_lm
+from entropy.lm import EntropyLM, LMConfig, load_lm
 
-from conftest import randomize
+from conftest import randomize, save_tiny_codecs_and_lm
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("compress")
-    for name, config in {"codec24": EncodecConfig(num_filters=4),
-                         "codec48": EncodecConfig.encodec_48khz(num_filters=4)}.items():
-        randomize(EncodecModel(config), seed=11).save_pretrained(root / name)
-    torch.manual_seed(0)
-    save_lm(EntropyLM(LMConfig(n_q=32, dim=32, num_heads=4, num_layers=1, past_context=20)), root / "lm.safetensors")
+    save_tiny_codecs_and_lm(root)
     rng = np.random.default_rng(1)
     for name, rate, channels, seconds in [("stereo44k.wav", 44_100, 2, 6.3), ("mono24k.wav", 24_000, 1, 11.0),
                                           ("mono16k.flac", 16_000, 1, 2.2)]:

@@ -5,27 +5,21 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from pedalboard.io import AudioFile
 
-from encodec_fx import EncodecConfig, EncodecModel
+from encodec_fx import EncodecModel
 from encodec_fx.cli import main
 from encodec_fx.compress import compress_file, decode_range, decompress_file, transcode_file
 from entropy.archive import ArchiveReader
-from entropy.lm import EntropyLM, LMConfig, save_lm
 
-from conftest import randomize
+from conftest import save_tiny_codecs_and_lm
 from test_compress import flip_byte_in_segment, segment_offsets
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("transcode")
-    for name, config in {"codec24": EncodecConfig(num_filters=4),
-                         "codec48": EncodecConfig.encodec_48khz(num_filters=4)}.items():
-        randomize(EncodecModel(config), seed=11).save_pretrained(root / name)
-    torch.manual_seed(0)
-    save_lm(EntropyLM(LMConfig(n_q=32, dim=32, num_heads=4, num_layers=1, past_context=20)), root / "lm.safetensors")
+    save_tiny_codecs_and_lm(root)
     rate, n = 44_100, int(44_100 * 13.3)  # stereo at another rate than the models', an odd length: 3 segments
     rng = np.random.default_rng(1)
     audio = 0.2 * np.sin(2 * np.pi * rng.uniform(100, 800, (2, 1)) * np.arange(n) / rate)
