@@ -30,7 +30,7 @@ from encodec_fx.train import (
 from encodec_fx.train.command import train_loop
 from encodec_fx.train.data import centre_segments, random_segments
 from encodec_fx.train.discriminator import discriminator_hinge_loss, feature_matching_loss, generator_hinge_loss
-from encodec_fx.train.losses import mel_filterbank, si_snr
+from encodec_fx.train.losses import TimeLoss, mel_filterbank, si_snr
 from encodec_fx.train.quantizer import CodebookTraining, initialise_codebook, update_codebook
 from encodec_fx.train.settings import PAPER_WEIGHTS
 
@@ -90,6 +90,27 @@ def test_si_snr_is_scale_invariant_and_drops_with_noise():
     reference = torch.randn(2, 1, 1000)
     assert si_snr(3 * reference, reference).min() > 60
     assert si_snr(reference + torch.randn_like(reference), reference).mean() < 3
+
+
+def test_the_time_loss_sees_the_whole_band_or_only_the_band_below_its_cutoff():
+    l1 = torch.nn.functional.l1_loss
+    time = torch.arange(SAMPLE_RATE, dtype=torch.float64) / SAMPLE_RATE  # float32 phases would add broadband noise
+    reference = torch.randn(2, 1, SAMPLE_RATE)
+    low, high = (0.1 * torch.sin(2 * torch.pi * frequency * time).float().expand(2, 1, -1) for frequency in (300, 3000))
+    assert TimeLoss(SAMPLE_RATE)(reference + high, reference) == l1(reference + high, reference)
+    below_1k = TimeLoss(SAMPLE_RATE, cutoff_hz=1000)
+    # An error at 300 Hz counts in full, one at 3 kHz not at all (the stopband is below −74 dB, 2e-4 of
+    # the amplitude), except in the 127 samples at each end where the filter meets the zero padding.
+    edges = 2 * 127 / SAMPLE_RATE
+    assert 1 - edges < below_1k(reference + low, reference) / l1(reference + low, reference) < 1 + 1e-4
+    assert below_1k(reference + high, reference) < edges * l1(reference + high, reference)
+    assert below_1k.low_pass(high)[..., 127:-127].abs().max() < 2e-4 * 0.1
+
+
+def test_a_time_loss_cutoff_at_or_above_nyquist_is_refused():
+    with pytest.raises(ValueError, match="time_loss_cutoff must be below the model's Nyquist frequency "
+                                         r"\(12000 Hz\), got 12000"):
+        CodecTrainer(untrained_model(tiny_config()), TrainingConfig(segment_seconds=0.2, time_loss_cutoff=12000))
 
 
 # --- discriminator ----------------------------------------------------------------------------
@@ -506,6 +527,7 @@ def test_fresh_models_encode_the_input_not_their_biases():
     ("seed", 10**400, "seed must be below 2\\*\\*64"),  # math.isfinite(10**400) overflowed
     ("adversarial_every", 0, "adversarial_every must be positive, got 0"),
     ("discriminator_warmup", -1, "discriminator_warmup must be at least 0, got -1"),
+    ("time_loss_cutoff", -1.0, "time_loss_cutoff must be at least 0, got -1.0"),
     ("discriminator_precision", "float16", "discriminator_precision must be one of float32, bfloat16"),
 ])
 def test_training_settings_out_of_range_are_refused(setting, value, message):

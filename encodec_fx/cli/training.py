@@ -31,6 +31,8 @@ CODEC_SETTINGS_HELP = {
     "discriminator_precision": "the discriminator's arithmetic; bfloat16 autocasts, faster on CPUs with "
                                "AVX-512-BF16 or AMX",
     "commitment_weight": "weight of the quantiser's commitment loss",
+    "time_loss_cutoff": "the time-domain loss on the band below this frequency in Hz only, the mel loss alone "
+                        "above it (0: the whole band, the paper's)",
     "held_out_percent": "percent of the files held out for validation, chosen by a hash of their names",
     "eval_every": "steps between validations", "checkpoint_every": "steps between checkpoints", "seed": "random seed",
 }

@@ -8,8 +8,8 @@ We follow the later open re-implementation (audiocraft's `MultiScaleMelSpectrogr
 the L1 term on the linear mel magnitude and the L2 (mean squared) term on the log10 mel: the log term
 keeps quiet bands from vanishing next to loud ones, which a second term on the linear scale does not.
 Both terms are means over elements and the sum is divided by the number of scales, so the loss does
-not depend on segment length. The time-domain loss is plain `F.l1_loss`, used as is by the trainer;
-SI-SNR, the validation metric, lives here too.
+not depend on segment length. The time-domain loss is `F.l1_loss`, on the whole band (the paper's) or
+on both signals low-passed (`TimeLoss`); SI-SNR, the validation metric, lives here too.
 """
 
 from __future__ import annotations
@@ -86,6 +86,35 @@ class MultiScaleMelLoss(nn.Module):
 
     def _log(self, mel: torch.Tensor) -> torch.Tensor:
         return torch.log10(mel.clamp(min=self.log_floor))
+
+
+class TimeLoss(nn.Module):
+    """L1 between waveforms, optionally below `cutoff_hz` only.
+
+    Where a small codec cannot reproduce a band's phase, the L1-optimal output in that band is
+    silence, and the time loss teaches the decoder to drop it (training/LOG.md, issue 16); the mel
+    loss asks for the band's energy whatever its phase. Low-passing both signals keeps the waveform
+    alignment that the time loss gives where the codec can follow the phase, and leaves the band
+    above the cutoff to the mel loss. The low-pass is a Blackman-windowed sinc of `taps` taps
+    (transition about 5.5 · rate / taps wide, stopband below −74 dB), zero-padded at the ends."""
+
+    def __init__(self, sample_rate: int, cutoff_hz: float = 0.0, taps: int = 255):
+        super().__init__()
+        self.filtered = cutoff_hz > 0
+        time = torch.arange(taps, dtype=torch.float64) - (taps - 1) / 2
+        kernel = torch.special.sinc(2 * cutoff_hz / sample_rate * time) * torch.blackman_window(
+            taps, periodic=False, dtype=torch.float64)
+        self.register_buffer("kernel", (kernel / kernel.sum()).float().view(1, 1, taps), persistent=False)
+
+    def forward(self, estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        if self.filtered:
+            estimate, reference = self.low_pass(estimate), self.low_pass(reference)
+        return F.l1_loss(estimate, reference)
+
+    def low_pass(self, audio: torch.Tensor) -> torch.Tensor:
+        batch, channels, length = audio.shape
+        flat = audio.reshape(batch * channels, 1, length)
+        return F.conv1d(flat, self.kernel, padding=self.kernel.shape[-1] // 2).view(batch, channels, length)
 
 
 def si_snr(estimate: torch.Tensor, reference: torch.Tensor, epsilon: float = 1e-8) -> torch.Tensor:

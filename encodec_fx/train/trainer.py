@@ -27,7 +27,6 @@ import math
 import numpy as np
 import torch
 from torch import nn
-from torch.nn import functional as F
 from torch.nn.utils import parametrize
 
 from ..config import EncodecConfig
@@ -39,7 +38,7 @@ from .discriminator import (
     feature_matching_loss,
     generator_hinge_loss,
 )
-from .losses import MultiScaleMelLoss, si_snr
+from .losses import MultiScaleMelLoss, TimeLoss, si_snr
 from .quantizer import CodebookTraining, TrainingQuantization, quantize_for_training, reset_codebooks
 from .settings import TrainingConfig
 
@@ -106,6 +105,10 @@ class CodecTrainer:
         self.discriminator = MultiScaleSTFTDiscriminator(model.config.audio_channels,
                                                          config.discriminator_filters).to(self.device)
         self.mel_loss = MultiScaleMelLoss(sampling_rate).to(self.device)
+        if config.time_loss_cutoff >= sampling_rate / 2:
+            raise ValueError(f"time_loss_cutoff must be below the model's Nyquist frequency "
+                             f"({sampling_rate / 2:g} Hz), got {config.time_loss_cutoff:g}")
+        self.time_loss = TimeLoss(sampling_rate, config.time_loss_cutoff).to(self.device)
         check_segment_length(self.segment_length, sampling_rate, config.segment_seconds,
                              (*self.mel_loss.spectrograms, *self.discriminator.scales))
         self.balancer = Balancer(config.loss_weights)
@@ -131,7 +134,7 @@ class CodecTrainer:
         n_q = self.model.config.num_quantizers_for_bandwidth(bandwidth)
         reconstruction, quantization = self.reconstruct(audio, n_q)
         logged = {"bandwidth": bandwidth}
-        losses = {"time": F.l1_loss(reconstruction, audio), "mel": self.mel_loss(reconstruction, audio)}
+        losses = {"time": self.time_loss(reconstruction, audio), "mel": self.mel_loss(reconstruction, audio)}
         if self.in_discriminator_warmup():  # the discriminator learns; the generator keeps to reconstruction
             logged["discriminator"] = self._discriminator_step(audio, reconstruction.detach())
         elif self.is_adversarial_step():
