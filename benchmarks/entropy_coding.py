@@ -10,9 +10,11 @@ and for the payloads alone (without the header, segment framing and index, which
 files; the paper's figures are payloads); then the LM step's time at 6 kbps, float against the
 PortableLM that coding runs, side by side; last (alone with --archive-only), version 3's overhead bytes per
 archive, transcoding against compressing at the lower bandwidth, and decoding 10 s from the middle of a
-one-hour archive. Without --model/--lm, a full-size 24 kHz codec and paper-size LM
-with random weights are used: the sizes then say nothing about the savings a trained LM gives (that
-needs the shipped model), but the speeds and the coding overhead are real. Without AUDIO, 30 s of
+one-hour archive, the LM's for each of --segments (segment lengths in seconds); with --segments and
+AUDIO, also the LM archives' bytes at 1.5 and 6 kbps per segment length over all the files. Without
+--model/--lm, a full-size 24 kHz codec and paper-size LM with random weights are used: the sizes then
+say nothing about the savings a trained LM gives (that needs the shipped model), but the speeds and the
+coding overhead are real. Without AUDIO, 30 s of
 synthetic music-like audio is used.
 """
 
@@ -29,7 +31,7 @@ from pedalboard.io import AudioFile
 
 from encodec_fx import EncodecModel, load_lm
 from encodec_fx.compress import compress_file, decompress_file
-from entropy.archive import ArchiveHeader, ArchiveReader
+from entropy.archive import SEGMENT_SECONDS, ArchiveHeader, ArchiveReader
 from entropy.lm import EntropyLM
 from entropy.portable_lm import PortableLM
 from entropy.train import lm_config_for
@@ -104,6 +106,9 @@ def main() -> None:
     parser.add_argument("--lm")
     parser.add_argument("--archive-only", action="store_true",
                         help="only the version 3 archive costs: overhead, transcode, time ranges")
+    parser.add_argument("--segments", type=lambda text: [float(x) for x in text.split(",")], default=[SEGMENT_SECONDS],
+                        help=f"segment lengths in seconds to time LM ranges at, comma-separated (default "
+                             f"{SEGMENT_SECONDS:g}); with AUDIO and --archive-only, also their bytes")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
@@ -119,7 +124,9 @@ def main() -> None:
             path = args.audio[0] if args.audio else Path(directory) / "synthetic.wav"
             if not args.audio:
                 synthetic_audio(path)
-            archive_costs(model, lm, path)
+            archive_costs(model, lm, path, segments=args.segments)
+            if args.audio and args.segments != [SEGMENT_SECONDS]:
+                segment_costs(model, lm, args.audio, args.segments)
         return
     with tempfile.TemporaryDirectory() as directory:
         directory = Path(directory)
@@ -166,12 +173,14 @@ def main() -> None:
             print(f"{name} {bandwidth:>5g} kbps: raw {kbps['raw']:.2f}, static {kbps['static']:.2f}, "
                   f"lm {kbps['lm']:.2f}; saving {100 * (1 - kbps['lm'] / kbps['raw']):.1f} %{paper_text}")
     step_speeds(lm, model.num_quantizers_for_bandwidth(6.0))
-    archive_costs(model, lm, files[0])
+    archive_costs(model, lm, files[0], segments=args.segments)
 
 
-def archive_costs(model: EncodecModel, lm: EntropyLM, path: Path, hour_seconds: float = 3600.0) -> None:
+def archive_costs(model: EncodecModel, lm: EntropyLM, path: Path, hour_seconds: float = 3600.0,
+                  segments: list[float] = (SEGMENT_SECONDS,)) -> None:
     """Version 3's overhead bytes per archive (header, framing, index: all but the payloads), transcoding
-    against compressing at the lower bandwidth, and decoding 10 s from the middle of a one-hour archive."""
+    against compressing at the lower bandwidth, and decoding 10 s from the middle of a one-hour archive
+    (the LM's at each segment length of `segments`)."""
     from encodec_fx.compress import decode_range, transcode_file
     from entropy.describe import describe_archive
     bandwidths = model.config.target_bandwidths
@@ -197,21 +206,48 @@ def archive_costs(model: EncodecModel, lm: EntropyLM, path: Path, hour_seconds: 
                   f"({compress_time / transcode_time:.0f}× faster, same bytes: {out.read_bytes() == low.read_bytes()})")
         # a range decodes only the segments it needs, so its cost does not grow with the archive: the LM's is
         # measured on 2 minutes (coding an hour with the LM would take an hour), the static one's on an hour
-        for mode, seconds in (("raw", hour_seconds), ("static", hour_seconds), ("lm", 120.0)):
+        runs = [("raw", hour_seconds, SEGMENT_SECONDS), ("static", hour_seconds, SEGMENT_SECONDS)]
+        for mode, seconds, segment in runs + [("lm", 120.0, segment) for segment in segments]:
             audio, archive = directory / f"{seconds:.0f}.wav", directory / f"long-{mode}.ecfx"
             if not audio.exists():
                 synthetic_audio(audio, seconds=seconds, rate=model.config.sampling_rate)
             start = time.perf_counter()
             compress_file(audio, archive, model, bandwidth=6.0, model_name="codec", mode=mode,
-                          lm=lm if mode == "lm" else None, overwrite=True, progress=False)
+                          lm=lm if mode == "lm" else None, overwrite=True, progress=False, segment_seconds=segment)
             made = time.perf_counter() - start
             timings = []
             for _ in range(3):
                 start = time.perf_counter()
                 decode_range(archive, model, lm=lm, start=seconds / 2, duration=10.0)
                 timings.append(time.perf_counter() - start)
-            print(f"  {seconds / 60:.0f}-min archive, {mode} at 6 kbps ({archive.stat().st_size} bytes, made in "
-                  f"{made:.0f} s): 10 s from the middle decoded in {min(timings):.2f} s (best of 3)")
+            print(f"  {seconds / 60:.0f}-min archive, {mode} at 6 kbps, {segment:g} s segments "
+                  f"({archive.stat().st_size} bytes, made in {made:.0f} s): 10 s from the middle decoded in "
+                  f"{min(timings):.2f} s (best of 3)")
+
+
+def segment_costs(model: EncodecModel, lm: EntropyLM, files: list[Path], segments: list[float]) -> None:
+    """LM archives' bytes (payload and overhead) over `files` at 1.5 and 6 kbps per segment length: what
+    shorter segments, which decode time ranges faster, cost. Each channel coded alone (no stereo split),
+    so that the lengths differ only in their segments."""
+    from entropy.describe import describe_archive
+    print(f"\nLM archives of {len(files)} file(s) per segment length (payload + overhead bytes):")
+    base: dict[float, int] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        archive = Path(directory) / "a.ecfx"
+        for segment in segments:
+            cells = []
+            for bandwidth in (1.5, 6.0):
+                payload = overhead = 0
+                for path in files:
+                    compress_file(path, archive, model, bandwidth=bandwidth, model_name="codec", mode="lm", lm=lm,
+                                  overwrite=True, progress=False, channels="independent", segment_seconds=segment)
+                    described = describe_archive(archive)
+                    payload, overhead = payload + described["payload_bytes"], overhead + described["overhead_bytes"]
+                    total = payload + overhead
+                base.setdefault(bandwidth, total)
+                change = 100 * (total / base[bandwidth] - 1)
+                cells.append(f"{bandwidth:g} kbps {payload} + {overhead} = {total} ({change:+.1f} %)")
+            print(f"  {segment:g} s: " + "; ".join(cells))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ Describing an archive needs none of this: `entropy.describe.describe_archive` re
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -31,7 +32,17 @@ from pedalboard.io import AudioFile
 from tqdm import tqdm
 
 from entropy import format_v3 as v3
-from entropy.archive import ARCHIVE_SUFFIX, ArchiveError, ArchiveHeader, ArchiveReader, ArchiveWriter, Segment, Unit
+from entropy.archive import (
+    ARCHIVE_SUFFIX,
+    MAX_SEGMENT_SECONDS,
+    SEGMENT_SECONDS,
+    ArchiveError,
+    ArchiveHeader,
+    ArchiveReader,
+    ArchiveWriter,
+    Segment,
+    Unit,
+)
 from entropy.atomic import replacing
 from entropy.coding import CODING_MODES, LM_MODES, StaticModel, decode_many, encode_many
 from entropy.lm import EntropyLM
@@ -46,7 +57,6 @@ from .resample import Resampler
 from .stream import CodeBlock
 from .validation import as_number
 
-SEGMENT_SECONDS = 5.0
 LM_GROUP_ROWS = 32
 """Payloads (one per segment, unit and stream) LM-coded as the rows of one batch, whole segments at a
 time: the LM runs once per frame for all of them, which makes LM coding several times faster
@@ -136,11 +146,13 @@ class _Facts:
 def compress_file(source: str | os.PathLike, destination: str | os.PathLike, model: EncodecModel, *,
                   bandwidth: float, model_name: str, mode: str = AUTO, lm: EntropyLM | None = None,
                   lm_name: str | None = None, overwrite: bool = False, progress: bool = True,
-                  parity: int = 0, channels: str = "joint") -> ArchiveHeader:
+                  parity: int = 0, channels: str = "joint", segment_seconds: float = SEGMENT_SECONDS
+                  ) -> ArchiveHeader:
     """Compress an audio file into a `.ecfx` archive at `bandwidth` kbps; returns its header. `mode` is a
     coding mode, or "auto": each mode there is a model for (lm only with `lm`), keeping the one that
     gives the smallest archive (the header records it). `parity` K adds a parity segment after every K
-    segments, which rebuilds any one damaged segment of the K (0: none).
+    segments, which rebuilds any one damaged segment of the K (0: none). `segment_seconds`: shorter
+    segments make time ranges faster to decode (with an LM) for a few more bytes (`SEGMENT_SECONDS`).
 
     `channels` "joint" (the default) makes `bandwidth` the total for a stereo file on a mono model: its
     codebooks are split between mid and side, or left and right, whichever measures better on the file
@@ -149,6 +161,7 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
     if channels not in CHANNEL_CODINGS:
         raise ValueError(f"channels must be one of {', '.join(CHANNEL_CODINGS)}, got {channels!r}")
     check_modules(model, lm)
+    units_per_segment, unit_frames, segment_seconds = segment_geometry(model.config, segment_seconds)
     if not isinstance(model_name, (str, os.PathLike)) or not str(model_name):
         raise ValueError("model_name is how the archive names its codec (a shipped name or a path), "
                          f"got {model_name!r}")
@@ -169,13 +182,13 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
                              _joint_streams(kept, int(SPLIT_MEASURE_SECONDS * config.sampling_rate)) if joint
                              else to_model_channels)
         with _progress_bar(length / sample_rate, progress, "compress") as advance:
-            units = list(code_units(model, bandwidth, blocks, advance))
+            units = list(code_units(model, bandwidth, blocks, advance, unit_frames))
         if joint:
             split = choose_split(model, units, np.concatenate(kept, axis=-1))
             units = [_split_unit(unit, *split) for unit in units]
     facts = _Facts(identity(str(model_name), model), sample_rate, file_channels, length, config.sampling_rate,
-                   config.frame_rate, config.chunk_length, config.chunk_stride, _units_per_segment(model),
-                   _segment_seconds(model), blocks.samples, config.codebook_size)
+                   config.frame_rate, config.chunk_length, config.chunk_stride, units_per_segment,
+                   segment_seconds, blocks.samples, config.codebook_size)
     return _write_archive(destination, units, facts, bandwidth, mode, lm, lm_name, overwrite, parity, split)
 
 
@@ -434,11 +447,11 @@ def _archived(segments: list[list[CodedUnit]], mode: str, coder: PortableLM | No
 
 
 def code_units(model: EncodecModel, bandwidth: float, blocks: Iterable[torch.Tensor],
-               advance: Progress = lambda seconds: None) -> Iterator[CodedUnit]:
+               advance: Progress = lambda seconds: None, unit_frames: int | None = None) -> Iterator[CodedUnit]:
     """Audio blocks (streams, channels, n) at the model's rate → units of codes: one per chunk for
-    chunked models, SEGMENT_SECONDS of frames for streaming ones."""
+    chunked models, `unit_frames` frames (default: SEGMENT_SECONDS' worth) for streaming ones."""
     encoder, pending = model.stream_encoder(bandwidth), []
-    unit_frames = int(SEGMENT_SECONDS * model.config.frame_rate)
+    unit_frames = unit_frames or segment_geometry(model.config, SEGMENT_SECONDS)[1]
     for block in blocks:
         advance(block.shape[-1] / model.config.sampling_rate)
         coded = encoder.push(block)
@@ -480,17 +493,21 @@ def _segment_units(header: ArchiveHeader) -> int:
     return header.segment_frames // (header.unit_frames or header.segment_frames)
 
 
-def _units_per_segment(model: EncodecModel) -> int:
-    """Chunks per segment for chunked models (units are chunks); one unit otherwise."""
-    stride = model.config.chunk_stride
-    return 1 if stride is None else max(1, round(SEGMENT_SECONDS * model.config.sampling_rate / stride))
-
-
-def _segment_seconds(model: EncodecModel) -> float:
-    config = model.config
+def segment_geometry(config: EncodecConfig, seconds: float) -> tuple[int, int, float]:
+    """(units per segment, frames per unit, the segment's seconds) for segments of about `seconds`: one
+    unit of that many frames for streaming models; for chunked ones, that many chunks (at least one)."""
+    seconds = as_number(seconds)
+    shortest = (config.chunk_stride or config.hop_length) / config.sampling_rate  # a chunk, or a frame
+    if not isinstance(seconds, numbers.Real) or isinstance(seconds, bool) or \
+            not shortest <= seconds <= MAX_SEGMENT_SECONDS:  # NaN fails too
+        unit = "chunk" if config.chunk_stride else "frame"
+        raise ValueError(f"segment_seconds must be from {shortest:.4g} (one {unit} of this codec) to "
+                         f"{MAX_SEGMENT_SECONDS:g} seconds, got {seconds!r}")
     if config.chunk_stride is None:
-        return int(SEGMENT_SECONDS * config.frame_rate) / config.frame_rate
-    return _units_per_segment(model) * config.chunk_stride / config.sampling_rate
+        frames = int(seconds * config.frame_rate)
+        return 1, frames, frames / config.frame_rate
+    chunks = max(1, round(seconds * config.sampling_rate / config.chunk_stride))
+    return chunks, config.frames_per_chunk, chunks * config.chunk_stride / config.sampling_rate
 
 
 def model_reader(file: AudioFile, source: str | os.PathLike, config: EncodecConfig):

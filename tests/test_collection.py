@@ -16,6 +16,7 @@ from encodec_fx.collection.compress import CompressJob
 from encodec_fx.collection.inputs import WorkItem, check_output_dir, find_inputs, plan
 from encodec_fx.collection.journal import JOURNAL_NAME
 from encodec_fx.collection.run import run_collection
+from entropy.archive import ArchiveHeader, ArchiveReader
 
 AUDIO = {".wav", ".flac"}
 # rate, channels, seconds: mono to 6 channels, 8 to 48 kHz
@@ -135,6 +136,10 @@ def test_a_rerun_skips_what_is_done_and_redoes_what_changed(collection, tmp_path
     assert archives(out)["sub/b.ecfx"] == before["sub/b.ecfx"] and archives(out)["a.ecfx"] != before["a.ecfx"]
     other = run_collection(job(bandwidth=3.0), [collection], out, workers=1, progress=False)
     assert (other.done, other.skipped) == (4, 0)  # other options: everything is redone
+    shorter = run_collection(job(bandwidth=3.0, segment_seconds=0.5), [collection], out, workers=1, progress=False)
+    assert (shorter.done, shorter.skipped) == (4, 0)
+    with ArchiveReader(out / "sub/b.ecfx") as reader:  # 1.5 s in segments of 0.4933 s (37 frames)
+        assert ArchiveHeader.from_dict(reader.header).segments == 4
 
 
 def test_an_output_the_journal_did_not_write_is_kept_unless_forced(collection, tmp_path, capsys):

@@ -47,6 +47,29 @@ def test_transcoding_to_a_lower_bandwidth_is_compressing_at_it(files, tmp_path, 
     assert (tmp_path / "out.ecfx").read_bytes() == (tmp_path / "low.ecfx").read_bytes()
 
 
+def test_short_segments_transcode_as_they_compress(files, tmp_path):
+    model, lm = models(files, "codec24")
+    options = dict(model_name="m", mode="lm", lm=lm, progress=False, channels="independent", segment_seconds=0.5)
+    compress_file(files / "in.wav", tmp_path / "high.ecfx", model, bandwidth=6.0, **options)
+    low = compress_file(files / "in.wav", tmp_path / "low.ecfx", model, bandwidth=1.5, **options)
+    assert low.segments == 27 and low.segment_frames == 37
+    transcode_file(tmp_path / "high.ecfx", tmp_path / "out.ecfx", bandwidth=1.5, mode="lm", lm=lm, source_lm=lm)
+    assert (tmp_path / "out.ecfx").read_bytes() == (tmp_path / "low.ecfx").read_bytes()
+
+
+@pytest.mark.parametrize("seconds, message", [
+    ("0", "segment_seconds must be from 0.01333 (one frame of this codec) to 60 seconds, got 0.0"),
+    ("nan", "segment_seconds must be from 0.01333 (one frame of this codec) to 60 seconds, got nan"),
+    ("61", "segment_seconds must be from 0.01333 (one frame of this codec) to 60 seconds, got 61.0"),
+])
+def test_a_segment_length_out_of_range_is_refused_in_one_line(files, tmp_path, capsys, seconds, message):
+    assert main(["compress", str(files / "in.wav"), str(tmp_path / "a.ecfx"), "--model", str(files / "codec24"),
+                 "--segment-seconds", seconds]) == 1
+    error = capsys.readouterr().err
+    assert message in error and error.count("\n") == 1
+    assert not (tmp_path / "a.ecfx").exists()
+
+
 def test_transcoding_the_coding_mode_and_its_refusals(files, tmp_path, capsys):
     model, lm = models(files, "codec24")
     compress_file(files / "in.wav", tmp_path / "lm.ecfx", model, bandwidth=3.0, model_name="m", mode="lm", lm=lm,
@@ -65,11 +88,13 @@ def test_transcoding_the_coding_mode_and_its_refusals(files, tmp_path, capsys):
     assert not (tmp_path / "bad.ecfx").exists()
 
 
-@pytest.mark.parametrize("codec", ["codec24", "codec48"])
-def test_a_time_range_is_the_whole_decode_there(files, tmp_path, codec):
+@pytest.mark.parametrize("codec, segment_seconds, segments", [("codec24", 5.0, 3), ("codec48", 5.0, 3),
+                                                                ("codec24", 1.25, 11), ("codec48", 1.25, 14)])
+def test_a_time_range_is_the_whole_decode_there(files, tmp_path, codec, segment_seconds, segments):
     model, lm = models(files, codec)
-    compress_file(files / "in.wav", tmp_path / "a.ecfx", model, bandwidth=6.0, model_name=codec, mode="lm", lm=lm,
-                  progress=False)
+    header = compress_file(files / "in.wav", tmp_path / "a.ecfx", model, bandwidth=6.0, model_name=codec, mode="lm",
+                           lm=lm, progress=False, segment_seconds=segment_seconds)
+    assert header.segments == segments  # 13.3 s: 1.25 s is 93 frames at 75 Hz, one 0.99 s chunk at 48 kHz
     whole = decode_range(tmp_path / "a.ecfx", model, lm=lm)
     decompress_file(tmp_path / "a.ecfx", tmp_path / "whole.wav", model, lm=lm, progress=False)
     with AudioFile(str(tmp_path / "whole.wav")) as file:  # the Python API's decode is decompress's (16-bit WAV)

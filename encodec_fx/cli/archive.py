@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from entropy.archive import SEGMENT_SECONDS
 from entropy.format_v3 import CODING_MODE_IDS, LM_CODING_MODES
 
 from ..devices import add_device_argument
@@ -47,13 +48,14 @@ def compress(args: argparse.Namespace) -> int:
         from ..collection import CompressJob
         from .collections import run_and_report
         job = CompressJob(model=args.model, bandwidth=args.bandwidth, coding=mode, lm=lm_name,
-                          device=str(args.device), parity=args.parity, channels=args.channels)
+                          device=str(args.device), parity=args.parity, channels=args.channels,
+                          segment_seconds=args.segment_seconds)
         return run_and_report(job, args.inputs, args.output_dir, args)
     model = load_codec(args.model, args.device)
     lm = load_lm(lm_name) if lm_name else None
     header = compress_file(args.input, args.output, model, bandwidth=args.bandwidth, mode=mode,
                            model_name=args.model, lm=lm, lm_name=lm_name, overwrite=args.force, parity=args.parity,
-                           channels=args.channels)
+                           channels=args.channels, segment_seconds=args.segment_seconds)
     size = Path(args.output).stat().st_size
     seconds = header.audio_length / header.sample_rate
     print(f"wrote {args.output}: {seconds:.2f} s at {header.bandwidth:g} kbps codes, {header.coding_mode} coding, "
@@ -201,6 +203,10 @@ def add_compress(commands: argparse._SubParsersAction) -> None:
                               "codes each channel at -b kbps")
     add_device_argument(command, "cpu", "cpu; a GPU's rounding may pick another code where two nearly tie")
     add_parity_argument(command, 0)
+    command.add_argument("--segment-seconds", type=float, default=SEGMENT_SECONDS, metavar="S",
+                         help=f"segment length (default {SEGMENT_SECONDS:g}): a time range decodes whole segments, "
+                              "so shorter ones decode ranges faster with an LM (2: a 10 s range in 0.69 s instead of "
+                              "1.19 s, for 1.4 %% more bytes at 1.5 kbps, none at 6)")
     command.add_argument("--force", action="store_true", help="overwrite an existing output")
     add_run_arguments(command)
     command.set_defaults(run=compress)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from entropy.archive import SEGMENT_SECONDS
+
 from ..audio_io import AUDIO_SUFFIXES
 from .archive_checks import archive_is_whole
 from .inputs import WorkItem
@@ -22,13 +24,15 @@ class CompressJob:
     device: str = "cpu"
     parity: int = 0
     channels: str = "joint"
+    segment_seconds: float = SEGMENT_SECONDS
     suffix: str = ".ecfx"
     input_suffixes: set[str] = field(default_factory=lambda: set(AUDIO_SUFFIXES))
 
     def options(self) -> dict[str, Any]:
         return {"command": "compress", "model": self.model, "bandwidth": self.bandwidth, "coding": self.coding,
                 "lm": self.lm} | ({"parity": self.parity} if self.parity else {}) | \
-            ({"channels": self.channels} if self.channels != "joint" else {})
+            ({"channels": self.channels} if self.channels != "joint" else {}) | \
+            ({"segment_seconds": self.segment_seconds} if self.segment_seconds != SEGMENT_SECONDS else {})
 
     def setup(self) -> None:
         from ..lm import load_lm
@@ -40,7 +44,7 @@ class CompressJob:
         from ..compress import compress_file
         header = compress_file(item.source, item.output, self._model, bandwidth=self.bandwidth, mode=self.coding,
                                model_name=self.model, lm=self._lm, lm_name=self.lm, overwrite=True, progress=False,
-                               parity=self.parity, channels=self.channels)
+                               parity=self.parity, channels=self.channels, segment_seconds=self.segment_seconds)
         size = item.output.stat().st_size
         seconds = header.audio_length / header.sample_rate
         return {"duration_seconds": round(seconds, 6), "sample_rate": header.sample_rate,
