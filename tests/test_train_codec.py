@@ -27,12 +27,13 @@ from encodec_fx.train import (
     save_checkpoint,
     untrained_model,
 )
-from encodec_fx.train.command import train_loop
+from encodec_fx.train.command import train_loop, training_batch
 from encodec_fx.train.data import centre_segments, random_segments
 from encodec_fx.train.discriminator import discriminator_hinge_loss, feature_matching_loss, generator_hinge_loss
 from encodec_fx.train.losses import TimeLoss, mel_filterbank, si_snr
 from encodec_fx.train.quantizer import CodebookTraining, initialise_codebook, update_codebook
 from encodec_fx.train.settings import PAPER_WEIGHTS
+from encodec_fx.train.signals import LEVELS_DBFS, PEAK, synthetic_segments
 
 SAMPLE_RATE = 24_000
 
@@ -111,6 +112,32 @@ def test_a_time_loss_cutoff_at_or_above_nyquist_is_refused():
     with pytest.raises(ValueError, match="time_loss_cutoff must be below the model's Nyquist frequency "
                                          r"\(12000 Hz\), got 12000"):
         CodecTrainer(untrained_model(tiny_config()), TrainingConfig(segment_seconds=0.2, time_loss_cutoff=12000))
+
+
+def test_synthetic_signals_are_seeded_within_their_levels_and_alike_on_every_channel():
+    signals = synthetic_segments(64, 4800, SAMPLE_RATE, 2, np.random.default_rng(5))
+    assert signals.shape == (64, 2, 4800) and signals.dtype == torch.float32
+    assert torch.equal(signals, synthetic_segments(64, 4800, SAMPLE_RATE, 2, np.random.default_rng(5)))
+    assert torch.equal(signals[:, 0], signals[:, 1])
+    levels = 10 * torch.log10(signals.double().pow(2).mean(dim=(1, 2)))
+    assert levels.max() <= LEVELS_DBFS[1] + 1e-6 and levels.min() >= LEVELS_DBFS[0] - 1e-6  # lower when peaks cap
+    assert signals.abs().max() <= PEAK + 1e-6
+    # every octave from 62.5 Hz to 8 kHz holds the strongest part of some signal
+    spectra = torch.fft.rfft(signals[:, 0].double()).abs().pow(2)
+    peaks = torch.fft.rfftfreq(4800, 1 / SAMPLE_RATE)[spectra.argmax(-1)]
+    assert all(((peaks >= low) & (peaks < 2 * low)).any() for low in 62.5 * 2.0 ** np.arange(7))
+
+
+@pytest.mark.parametrize("share, synthetic", [(0.0, 0), (0.25, 1), (0.5, 2), (1.0, 4)])
+def test_a_batch_holds_its_synthetic_share(share, synthetic):
+    torch.manual_seed(0)
+    trainer = CodecTrainer(untrained_model(tiny_config()), TrainingConfig(batch_size=4, segment_seconds=0.2,
+                                                                          synthetic_share=share))
+    silence = [np.zeros((1, SAMPLE_RATE), np.float32)]
+    batch = training_batch(trainer, silence)
+    assert batch.shape == (4, 1, trainer.segment_length)
+    assert [bool(item.abs().max() > 0) for item in batch] == [False] * (4 - synthetic) + [True] * synthetic
+    assert np.isfinite(trainer.train_step(batch)["total"])
 
 
 # --- discriminator ----------------------------------------------------------------------------
@@ -528,6 +555,7 @@ def test_fresh_models_encode_the_input_not_their_biases():
     ("adversarial_every", 0, "adversarial_every must be positive, got 0"),
     ("discriminator_warmup", -1, "discriminator_warmup must be at least 0, got -1"),
     ("time_loss_cutoff", -1.0, "time_loss_cutoff must be at least 0, got -1.0"),
+    ("synthetic_share", 1.5, "synthetic_share must be from 0 to 1, got 1.5"),
     ("discriminator_precision", "float16", "discriminator_precision must be one of float32, bfloat16"),
 ])
 def test_training_settings_out_of_range_are_refused(setting, value, message):

@@ -31,6 +31,8 @@ CODEC_SETTINGS_HELP = {
     "discriminator_precision": "the discriminator's arithmetic; bfloat16 autocasts, faster on CPUs with "
                                "AVX-512-BF16 or AMX",
     "commitment_weight": "weight of the quantiser's commitment loss",
+    "synthetic_share": "share of each batch made of synthetic tones, harmonic complexes, sweeps and noise bands "
+                       "at random frequencies and levels (0: none, the paper's)",
     "time_loss_cutoff": "the time-domain loss on the band below this frequency in Hz only, the mel loss alone "
                         "above it (0: the whole band, the paper's)",
     "held_out_percent": "percent of the files held out for validation, chosen by a hash of their names",

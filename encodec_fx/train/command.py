@@ -44,6 +44,7 @@ from .checkpoint import (
 from .data import centre_segments, load_clip, random_segments
 from .export import export_generator
 from .settings import DEFAULT_NUM_FILTERS, PAPER_WEIGHTS, TrainingConfig
+from .signals import synthetic_segments
 from .trainer import CodecTrainer, untrained_model
 
 EXPORT_NAME = "generator-fp16.safetensors"
@@ -62,7 +63,7 @@ def train_loop(trainer: CodecTrainer, training_clips: list[np.ndarray], validati
     deadline = started + 60 * minutes if minutes is not None else math.inf
     saved = trainer.step if has_checkpoint(run_dir) else None
     while trainer.step < config.steps:
-        batch = random_segments(training_clips, config.batch_size, trainer.segment_length, trainer.rng)
+        batch = training_batch(trainer, training_clips)
         losses = trainer.train_step(batch)
         check_finite(losses, trainer.step, run_dir, saved)
         out_of_time = time.monotonic() >= deadline
@@ -77,6 +78,20 @@ def train_loop(trainer: CodecTrainer, training_clips: list[np.ndarray], validati
         if out_of_time:
             log(f"stopped at step {trainer.step} after {minutes:g} minutes (--minutes)")
             return
+
+
+def training_batch(trainer: CodecTrainer, clips: list[np.ndarray]) -> torch.Tensor:
+    """A batch of random segments of `clips`, the last round(synthetic_share × batch size) of them
+    synthetic signals instead (`signals.synthetic_segments`)."""
+    config, length = trainer.config, trainer.segment_length
+    synthetic = round(config.synthetic_share * config.batch_size)
+    parts = [random_segments(clips, config.batch_size - synthetic, length, trainer.rng)] \
+        if synthetic < config.batch_size else []
+    if synthetic:
+        model_config = trainer.model.config
+        parts.append(synthetic_segments(synthetic, length, model_config.sampling_rate, model_config.audio_channels,
+                                        trainer.rng))
+    return torch.cat(parts)
 
 
 def loss_weight_changes(given: list[str]) -> dict[str, float]:

@@ -26,6 +26,7 @@ class TrainingConfig:
     discriminator_warmup: int = 0  # steps from adversarial_start that train the discriminator alone
     discriminator_precision: str = "float32"  # bfloat16: autocast, ~2× faster on CPUs with AVX-512-BF16/AMX
     commitment_weight: float = 1.0
+    synthetic_share: float = 0.0  # of each batch: tones, sweeps, noise bands (signals.py), round(share × batch)
     time_loss_cutoff: float = 0.0  # Hz; > 0: the time loss sees only the band below (losses.TimeLoss); 0 the paper's
     held_out_percent: int = 10
     eval_every: int = 1000
@@ -39,7 +40,8 @@ class TrainingConfig:
                                        "adversarial_every"),
                        non_negative=("adversarial_start", "discriminator_warmup", "commitment_weight", "seed",
                                      "time_loss_cutoff"),
-                       fractions=("discriminator_update_probability",), percents=("held_out_percent",))
+                       fractions=("discriminator_update_probability", "synthetic_share"),
+                       percents=("held_out_percent",))
         if self.discriminator_precision not in DISCRIMINATOR_PRECISIONS:
             raise ValueError(f"discriminator_precision must be one of {', '.join(DISCRIMINATOR_PRECISIONS)}, "
                              f"got {self.discriminator_precision!r}")
