@@ -16,7 +16,7 @@ from entropy.archive import ArchiveHeader, ArchiveReader, ArchiveWriter
 from entropy.lm import EntropyLM, LMConfig, load_lm
 
 from conftest import save_tiny_codecs_and_lm
-from test_compress import flip_byte_in_segment
+from test_compress import flip_byte_in_segment, segment_offsets
 
 
 def _write(path, rate, n, seed=1):
@@ -168,3 +168,41 @@ def test_transcode_refuses_what_compress_refuses(files, tmp_path):
                   progress=False)
     transcode_file(tmp_path / "a.ecfx", tmp_path / "b.ecfx", bandwidth=1.5, mode="static")
     assert (tmp_path / "b.ecfx").read_bytes() == (tmp_path / "low.ecfx").read_bytes()
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_random_lengths_and_segment_lengths_decode_ranges_as_the_whole(files, tmp_path, case):
+    """Seeded draws of codec, file length (down to a few samples) and segment length (down to one frame or
+    chunk): the header's geometry counts every frame, every range is the whole decode there, and parity
+    rebuilds a damaged segment wherever it falls."""
+    rng = np.random.default_rng(case)
+    codec = ("codec24", "codec48")[case % 2]
+    model = _model(files, codec)
+    rate = model.config.sampling_rate
+    samples = int(rng.choice([int(rng.integers(1, 2_000)), int(rng.integers(2_000, int(9.5 * rate)))]))
+    segment_seconds = float(np.exp(rng.uniform(np.log(0.014 if codec == "codec24" else 0.99), np.log(6.0))))
+    _write(tmp_path / "in.wav", rate, samples, seed=case)
+    header = compress_file(tmp_path / "in.wav", tmp_path / "a.ecfx", model, bandwidth=6.0, model_name="m",
+                           mode="raw", progress=False, parity=2, segment_seconds=segment_seconds)
+    with ArchiveReader(tmp_path / "a.ecfx") as reader:
+        segments = list(reader)
+    assert len(segments) == header.segments and sum(segment.frames for segment in segments) == header.frames
+    assert all(segment.frames == header.segment_frames for segment in segments[:-1])
+    whole = decode_range(tmp_path / "a.ecfx", model)
+    assert whole.shape == (1, samples)
+    for _ in range(3):
+        start = float(rng.uniform(0, samples / rate))
+        duration = float(rng.uniform(0, 3.0))
+        first = round(start * rate)
+        if first >= samples:
+            continue
+        part = decode_range(tmp_path / "a.ecfx", model, start=start, duration=duration)
+        np.testing.assert_allclose(part, whole[:, first: first + round(duration * rate)], atol=1e-5, rtol=0)
+    data = bytearray((tmp_path / "a.ecfx").read_bytes())
+    number = int(rng.integers(header.segments))
+    offsets = segment_offsets(data)  # parity segments among them, one after every 2
+    data[offsets[number + number // 2 + 1] - 1] ^= 0xFF  # the segment's last byte, even in a one-frame segment
+    (tmp_path / "a.ecfx").write_bytes(bytes(data))
+    repaired: list[int] = []
+    np.testing.assert_array_equal(decode_range(tmp_path / "a.ecfx", model, repaired=repaired), whole)
+    assert repaired == [number]
