@@ -6,6 +6,11 @@ their neighbours pass (training/LOG.md, issue 16): real audio rarely holds one p
 so nothing taught the strided convolutions to keep every frequency. A share of each batch made of such
 signals, at random frequencies, levels and phases, does. They are drawn from the trainer's generator, so
 a resumed run draws the same ones.
+
+Each signal sits on pink noise 20 to 40 dB below it. Measured without it (LOG.md): on pure tones the
+log-mel term, which compares every mel band down to its floor, punishes any artefact in the bands a tone
+leaves empty more than it rewards the tone, and 500 steps with a quarter of each batch such tones took
+steady tones above 1 kHz from 18–25 dB down to 35–40 dB down. Real audio never leaves bands empty.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import torch
 KINDS = ("tones", "harmonics", "sweep", "noise band")
 LOWEST_HZ = 50.0
 LEVELS_DBFS = (-40.0, -10.0)  # RMS of each signal, drawn uniformly in dB
+FLOOR_DB = (-40.0, -20.0)  # the pink noise under each signal, relative to it
 PEAK = 0.99
 
 
@@ -51,11 +57,25 @@ def synthetic_segments(count: int, length: int, rate: int, channels: int, rng: n
             frequencies = np.fft.rfftfreq(length, 1 / rate)
             spectrum[(frequencies < low) | (frequencies >= 2 * low)] = 0
             signal = np.fft.irfft(spectrum, length)
-        rms = np.sqrt(np.mean(np.square(signal))) + 1e-12
-        signal = signal * (10 ** (rng.uniform(*LEVELS_DBFS) / 20) / rms)
+        floor = pink_noise(length, rng)
+        signal = signal / _rms(signal) + floor * (10 ** (rng.uniform(*FLOOR_DB) / 20) / _rms(floor))
+        signal = signal * (10 ** (rng.uniform(*LEVELS_DBFS) / 20) / _rms(signal))
         signal = signal * min(1.0, PEAK / (np.abs(signal).max() + 1e-12))  # many harmonics in phase would clip
         signals.append(np.broadcast_to(signal, (channels, length)))
     return torch.from_numpy(np.stack(signals).astype(np.float32))
+
+
+def pink_noise(length: int, rng: np.random.Generator) -> np.ndarray:
+    """Noise with equal energy per octave (a 1/f power spectrum, nothing at 0 Hz)."""
+    spectrum = np.fft.rfft(rng.standard_normal(length))
+    frequencies = np.fft.rfftfreq(length)
+    spectrum[1:] /= np.sqrt(frequencies[1:])
+    spectrum[0] = 0
+    return np.fft.irfft(spectrum, length)
+
+
+def _rms(signal: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(signal)))) + 1e-12
 
 
 def _log_uniform(rng: np.random.Generator, low: float, high: float, count: int) -> np.ndarray:
