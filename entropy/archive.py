@@ -23,6 +23,7 @@ import zlib
 from dataclasses import MISSING, asdict, dataclass, fields
 from fractions import Fraction
 from pathlib import Path
+from types import TracebackType
 from typing import Any, BinaryIO, Iterator, Mapping
 
 import numpy as np
@@ -222,8 +223,8 @@ class ArchiveHeader:
             if getattr(self, name) is not None and (not _is_int(getattr(self, name)) or getattr(self, name) < 0):
                 refuse(name, "a non-negative integer or null")
         for name in ("bandwidth", "frame_rate", "segment_seconds"):
-            value = getattr(self, name)
-            if not (isinstance(value, numbers.Real) and math.isfinite(value) and value > 0):
+            value = getattr(self, name)  # (numbers.Real promises < and <=: for a finite number, not <= 0 is > 0)
+            if not (isinstance(value, numbers.Real) and math.isfinite(value) and not value <= 0):
                 refuse(name, "a positive number")
         if not _is_identity(self.codec):
             refuse("codec", "an object with the codec's name and sha256")
@@ -278,6 +279,8 @@ class ArchiveHeader:
         elif abs(model_length - derived) > 2 + self.model_sample_rate // self.sample_rate:
             raise ValueError(f"the archive header's model_audio_length {model_length} does not follow from "
                              f"{self.audio_length} samples at {self.sample_rate} Hz ({derived} at the model's rate)")
+        low: int | Fraction
+        high: int | Fraction
         if self.chunk_length is not None or self.chunk_stride is not None:
             stride = self.chunk_stride
             if not stride or self.chunk_length is None or not stride <= self.chunk_length <= 64 * MAX_SAMPLE_RATE:
@@ -315,16 +318,16 @@ class ArchiveHeader:
                 raise ValueError("the archive header's static_model must be base64 text") from None
         if values.get("unit_frames") is None and values.get("chunk_length") and values.get("chunk_stride"):
             values["unit_frames"] = _v2_unit_frames(values)  # version 2 headers do not say
-        header = cls(**values)
-        header.check_consistent()
-        return header
+        parsed = cls(**values)
+        parsed.check_consistent()
+        return parsed
 
     def geometry(self) -> v3.Geometry:
         """The segments' layout this header implies (version 3 stores only this, and derives the rest)."""
         unit_frames = self.unit_frames or self.segment_frames
         if self.segment_frames % unit_frames:
             raise ValueError(f"segment_frames {self.segment_frames} is not a whole number of units of {unit_frames}")
-        tail = ()
+        tail: tuple[int, ...] = ()
         if self.chunk_stride and self.chunk_length and self.frame_rate == int(self.frame_rate):
             model_length = self.model_audio_length or v3.derived_model_length(self.audio_length, self.sample_rate,
                                                                               self.model_sample_rate)
@@ -360,7 +363,7 @@ class ArchiveWriter:
             raise TypeError(f"the archive path must be a str or os.PathLike, got {type(path).__name__}")
         self.path = os.fsdecode(os.fspath(path))
         self.overwrite = overwrite
-        self._file = None
+        self._file: io.BufferedWriter | None = None
         self._failure: str | None = None  # why the archive was discarded, if an error did it
         self.version = version if version is not None else 3 if isinstance(header, ArchiveHeader) else 2
         if self.version not in READ_VERSIONS:
@@ -419,7 +422,7 @@ class ArchiveWriter:
             if self._geometry is None:
                 self._write(_segment_bytes(segment))
             else:
-                self._write_v3(segment)
+                self._write_v3(segment, self._geometry)
         except BaseException as error:
             self._fail(error)
             raise
@@ -436,7 +439,7 @@ class ArchiveWriter:
             return
         try:
             if self._geometry is not None:
-                self._close_v3()
+                self._close_v3(self._geometry)
             else:
                 index_offset = self._offset
                 index = _INDEX_FIELDS.pack(INDEX_MARKER, len(self._entries))
@@ -454,9 +457,8 @@ class ArchiveWriter:
         self._file = None
         _fsync_directory(self._directory)
 
-    def _write_v3(self, segment: Segment) -> None:
+    def _write_v3(self, segment: Segment, geometry: v3.Geometry) -> None:
         """A data segment, checked against the header's geometry, then the group's parity when it is full."""
-        geometry = self._geometry
         number = segment.number
         if number >= geometry.segments:
             raise ValueError(f"the header announces {geometry.segments} segments; segment {number} is one too many")
@@ -484,9 +486,9 @@ class ArchiveWriter:
         self._write(block)
         self._sizes.append(len(block))
 
-    def _close_v3(self) -> None:
-        if len(self._entries) != self._geometry.segments:
-            raise ValueError(f"the header announces {self._geometry.segments} segments, "
+    def _close_v3(self, geometry: v3.Geometry) -> None:
+        if len(self._entries) != geometry.segments:
+            raise ValueError(f"the header announces {geometry.segments} segments, "
                              f"{len(self._entries)} were written")
         self._write(v3.index_bytes(self._sizes))
 
@@ -500,24 +502,28 @@ class ArchiveWriter:
     def __enter__(self) -> ArchiveWriter:
         return self
 
-    def __exit__(self, exc_type, exc_value, traceback) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc_value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         if exc_type is None:
             self.close()
         else:
             self.discard()
 
     def _write(self, data: bytes) -> None:
+        file = self._check_open()
         try:
-            self._file.write(data)
+            file.write(data)
         except OSError as error:  # a full disk: named as such, after the destination
             raise atomic.write_error(error, self.path) or error from None
         self._offset += len(data)
 
-    def _check_open(self) -> None:
+    def _check_open(self) -> io.BufferedWriter:
+        """The temporary file, while the archive is being written."""
         if self._failure is not None:
             raise ValueError(f"the archive writer for {self.path} was discarded after an error ({self._failure})")
         if self._file is None:
             raise ValueError(f"the archive writer for {self.path} is closed")
+        return self._file
 
     def _fail(self, error: BaseException) -> None:
         self._failure = f"{type(error).__name__}: {error}"
@@ -549,30 +555,27 @@ class ArchiveReader:
     """
 
     def __init__(self, source: bytes | bytearray | memoryview | str | os.PathLike | BinaryIO) -> None:
-        self._data: bytes | None = None
-        self._file: BinaryIO | None = None
+        self._source: bytes | BinaryIO  # the archive's bytes, or the file they are read from as needed
         self._owns_file = False
         self._start = 0  # where the archive starts in the file
         if isinstance(source, (bytes, bytearray, memoryview)):
-            self._data = bytes(source)
+            self._source = bytes(source)
+            self._size = len(self._source)
         elif isinstance(source, (str, os.PathLike)):
-            self._file = open(source, "rb")
+            self._source = file = open(source, "rb")
             self._owns_file = True
+            self._size = os.fstat(file.fileno()).st_size
         elif isinstance(source, io.TextIOBase):
             raise TypeError(f"an archive source must be {_SOURCES}, got a text stream: open the file with 'rb'")
         elif callable(getattr(source, "read", None)):  # file descriptors (ints) are refused below
             if _seekable(source):
-                self._file, self._start = source, source.tell()
+                self._source, self._start = source, source.tell()
+                self._size = source.seek(0, io.SEEK_END) - self._start
             else:
-                self._data = _bytes_read(source.read(), "read()")
+                self._source = _bytes_read(source.read(), "read()")
+                self._size = len(self._source)
         else:
             raise TypeError(f"an archive source must be {_SOURCES}, got {type(source).__name__}")
-        if self._data is not None:
-            self._size = len(self._data)
-        elif self._owns_file:
-            self._size = os.fstat(self._file.fileno()).st_size
-        else:
-            self._size = self._file.seek(0, io.SEEK_END) - self._start
         self.index_problem: str | None = None  # why the index was not used, when it was not
         self.version = 2
         self._geometry: v3.Geometry | None = None
@@ -580,7 +583,7 @@ class ArchiveReader:
         try:
             self.header, self._segments_start = self._read_header()
             if self._geometry is not None:
-                self._open_v3()
+                self._open_v3(self._geometry)
             else:
                 index_offset = self._find_index()
                 entries = None if index_offset is None else self._read_index(index_offset)
@@ -616,11 +619,11 @@ class ArchiveReader:
         index = int(index)
         if not 0 <= index < len(self._slots):
             if index >= len(self._slots) and self._truncation is not None:
-                raise self._truncation_error()
+                raise _fresh(self._truncation)
             raise IndexError(f"segment {index} is out of range: the archive has {len(self._slots)} segments")
         slot = self._slots[index]
         if self._geometry is not None:
-            return self._segment_v3(index, slot)
+            return self._segment_v3(index, slot, self._geometry)
         if isinstance(slot, str):
             raise DamagedSegmentError(index, slot)
         try:
@@ -643,7 +646,7 @@ class ArchiveReader:
         for index in range(len(self._slots)):
             yield self.segment(index)
         if self._truncation is not None:
-            raise self._truncation_error()
+            raise _fresh(self._truncation)
 
     def scan(self, recover: bool = True) -> Iterator[Segment | ArchiveError]:
         """Every segment in order, or the error that stops reading it, then the truncation if any.
@@ -658,7 +661,7 @@ class ArchiveReader:
                 if not recover:
                     return
         if self._truncation is not None:
-            yield self._truncation_error()
+            yield _fresh(self._truncation)
 
     def segment_for_frame(self, frame: int) -> Segment:
         """The segment whose frames include `frame`, found through the index without scanning."""
@@ -671,7 +674,7 @@ class ArchiveReader:
                                  f"[0, {self._geometry.frames})")
             number = frame // (self._geometry.unit_frames * self._geometry.segment_units)
             if number >= len(self._slots) and self._truncation is not None:
-                raise self._truncation_error()
+                raise _fresh(self._truncation)
             return self.segment(number)
         position = bisect.bisect_right(self._located_starts, frame) - 1
         following = 0
@@ -689,7 +692,7 @@ class ArchiveReader:
                 following, f"frame {frame} lies in one of the damaged segments {following} to {until - 1}"
             )
         if self._truncation is not None:
-            raise self._truncation_error()
+            raise _fresh(self._truncation)
         end = self._located[-1][0] + self._located[-1][2] if self._located else 0
         raise ValueError(f"frame {frame} is past the end of the archive, which holds frames [0, {end})")
 
@@ -720,33 +723,31 @@ class ArchiveReader:
 
     def close(self) -> None:
         """Closes the file the reader opened (a file object it was given stays open)."""
-        if self._file is not None and self._owns_file:
-            self._file.close()
+        if self._owns_file and not isinstance(self._source, bytes):
+            self._source.close()
 
     def __enter__(self) -> ArchiveReader:
         return self
 
-    def __exit__(self, exc_type, exc_value, traceback) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, exc_value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         self.close()
 
     def _read_at(self, offset: int, size: int) -> bytes:
-        if self._data is not None:
-            return self._data[offset:offset + size]
-        self._file.seek(self._start + offset)
+        source = self._source
+        if isinstance(source, bytes):
+            return source[offset:offset + size]
+        source.seek(self._start + offset)
         if self._owns_file:
-            return self._file.read(size)
+            return source.read(size)
         pieces, got = [], 0
         while got < size:  # a raw stream may return fewer bytes than asked for
-            piece = _bytes_read(self._file.read(size - got), "read()")
+            piece = _bytes_read(source.read(size - got), "read()")
             if not piece:
                 break
             pieces.append(piece)
             got += len(piece)
         return b"".join(pieces)
-
-    def _truncation_error(self) -> TruncatedArchiveError:
-        """A fresh copy each time, so raising it again does not pile up tracebacks."""
-        return TruncatedArchiveError(self._truncation.index, self._truncation.reason)
 
     def _read_header(self) -> tuple[dict, int]:
         """The header dict and where the first segment starts."""
@@ -793,19 +794,19 @@ class ArchiveReader:
             header = json.loads(text.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
             raise ArchiveError(f"archive header is invalid: not UTF-8 JSON ({error})") from None
-        problem = _header_problem(header)
+        invalid = _header_problem(header)
         segments = header.get("segments") if isinstance(header, dict) else None
         room = self._size - header_end - _CRC.size
-        if problem is None and _is_int(segments) and segments * V2_MIN_SEGMENT_BYTES > room:
-            problem = (f"it announces {segments} segments, more than the {room} bytes after it can hold "
+        if invalid is None and isinstance(segments, int) and not isinstance(segments, bool) \
+                and segments * V2_MIN_SEGMENT_BYTES > room:  # (JSON holds no other integers)
+            invalid = (f"it announces {segments} segments, more than the {room} bytes after it can hold "
                        f"({V2_MIN_SEGMENT_BYTES} bytes each at least): the file is cut short or crafted")
-        if problem is not None:
-            raise ArchiveError(f"archive header is invalid: {problem}")
+        if invalid is not None:
+            raise ArchiveError(f"archive header is invalid: {invalid}")
         return header, header_end + _CRC.size
 
-    def _open_v3(self) -> None:
+    def _open_v3(self, geometry: v3.Geometry) -> None:
         """Locates the segments of a version 3 archive: through the index, or by scanning without one."""
-        geometry = self._geometry
         self._physical: list[tuple[int, int] | str] = []
         end, has_footer = self._size, False
         if self._size >= self._segments_start + v3.CRC.size + v3.FOOTER.size:
@@ -843,7 +844,7 @@ class ArchiveReader:
                  if not isinstance(self._slot_at(geometry.position(number)), str)]
         count = geometry.segments if not truncated else (known[-1] + 1 if known else 0)
         if truncated:  # damaged segments the group's parity rebuilds count too, up to the truncation
-            count = max([count] + [n + 1 for n in range(geometry.segments) if self._repairable(n)])
+            count = max([count] + [n + 1 for n in range(geometry.segments) if self._repairable(n, geometry)])
         self._slots = []
         for number in range(count):
             slot = self._slot_at(geometry.position(number))
@@ -889,8 +890,7 @@ class ArchiveReader:
             return problem.reason
         return block
 
-    def _repairable(self, number: int) -> bool:
-        geometry = self._geometry
+    def _repairable(self, number: int, geometry: v3.Geometry) -> bool:
         if not geometry.parity:
             return False
         group = number // geometry.parity
@@ -898,11 +898,10 @@ class ArchiveReader:
         return not any(isinstance(slot, str) for slot in others) and \
             not isinstance(self._slot_at(geometry.position(group, parity=True)), str)
 
-    def _segment_v3(self, index: int, slot: _Entry | str) -> Segment:
-        geometry = self._geometry
+    def _segment_v3(self, index: int, slot: _Entry | str, geometry: v3.Geometry) -> Segment:
         block = self._block(geometry.position(index), False, index) if isinstance(slot, _Entry) else slot
         if isinstance(block, str):
-            repaired = self._repair(index)
+            repaired = self._repair(index, geometry)
             if repaired is None:
                 raise DamagedSegmentError(index, block)
             block = repaired
@@ -914,16 +913,16 @@ class ArchiveReader:
         return Segment(index, geometry.first_frame(index), sum(frames for frames, _, _ in units),
                        tuple(Unit(*unit) for unit in units))
 
-    def _repair(self, number: int) -> bytes | None:
+    def _repair(self, number: int, geometry: v3.Geometry) -> bytes | None:
         """Segment `number`'s bytes rebuilt from its group's parity and other segments, or None."""
-        geometry = self._geometry
         if not geometry.parity:
             return None
         group = number // geometry.parity
         parity = self._block(geometry.position(group, parity=True), True, group)
-        others = [self._block(geometry.position(other), False, other) for other in geometry.group(number)
+        blocks = [self._block(geometry.position(other), False, other) for other in geometry.group(number)
                   if other != number]
-        if isinstance(parity, str) or any(isinstance(block, str) for block in others):
+        others = [block for block in blocks if not isinstance(block, str)]
+        if isinstance(parity, str) or len(others) != len(blocks):
             return None
         body = v3.checked_block(parity, True, group)
         xor = int.from_bytes(body, "little")
@@ -977,6 +976,11 @@ class ArchiveReader:
         return entries
 
 
+def _fresh(truncation: TruncatedArchiveError) -> TruncatedArchiveError:
+    """A fresh copy of the reader's truncation each time, so raising it again does not pile up tracebacks."""
+    return TruncatedArchiveError(truncation.index, truncation.reason)
+
+
 class _Unreadable(Exception):
     """Why the bytes at some position are not a readable segment; `truncated` if they run out."""
 
@@ -993,7 +997,7 @@ def _scan(data: bytes, start: int,
     `index_offset` is where a trusted footer says the index is (the segments end there), or None.
     """
     has_footer = index_offset is not None
-    end = index_offset if has_footer else len(data)
+    end = index_offset if index_offset is not None else len(data)
     slots: list[_Entry | str] = []
     position = start
     skipped: str | None = None  # why the bytes skipped to reach `position` were unreadable

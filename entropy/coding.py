@@ -176,9 +176,9 @@ def encode_many(rows: list[np.ndarray], mode: CodingMode, *, lm: LanguageModel |
     if mode == "raw":
         bodies = [pack_bits(codes.T.ravel(), RAW_BITS) for codes in rows]
     elif mode == "static":
-        bodies = [_encode_static(codes, static) for codes in rows]
+        bodies = [_encode_static(codes, _static_of(static)) for codes in rows]
     else:
-        bodies = _encode_lm(rows, lm, adaptive=mode == "lm-adaptive")
+        bodies = _encode_lm(rows, _lm_of(mode, lm), adaptive=mode == "lm-adaptive")
     return [body + _CRC.pack(_codes_crc(codes)) for body, codes in zip(bodies, rows)]
 
 
@@ -190,30 +190,35 @@ def decode_many(payloads: list[bytes | None], num_codebooks: int, frames: list[i
     _check_model(mode, lm, static, num_codebooks)
     if any(count < 0 for count in frames):
         raise ValueError(f"frame counts must be >= 0, got {frames}")
+    if len(frames) != len(payloads):
+        raise ValueError(f"one frame count per payload: got {len(frames)} for {len(payloads)} payloads")
     bodies: list[bytes | None] = []
-    results: list[np.ndarray | ValueError | None] = []
+    stored: list[int] = []  # each payload's CRC32 of its codes (0 for a missing one)
     for payload in payloads:
         if payload is None or len(payload) < _CRC.size:
             bodies.append(None)
-            results.append(ValueError("segment payload is corrupt: missing or too short for its CRC"))
+            stored.append(0)
         else:
             bodies.append(payload[:-_CRC.size])
-            results.append(None)
+            stored.append(_CRC.unpack(payload[-_CRC.size:])[0])
     if mode in LM_MODES:
-        decoded = _decode_lm(bodies, num_codebooks, frames, lm, adaptive=mode == "lm-adaptive")
+        decoded = _decode_lm(bodies, num_codebooks, frames, _lm_of(mode, lm), adaptive=mode == "lm-adaptive")
     else:
-        decoded = [_decode_one(body, num_codebooks, count, mode, static) if body is not None else None
+        decoded = [_decode_one(body, num_codebooks, count, mode, static) if body is not None else _missing()
                    for body, count in zip(bodies, frames)]
-    for index, (payload, codes) in enumerate(zip(payloads, decoded)):
-        if results[index] is not None:
-            continue
+    results: list[np.ndarray | ValueError] = []
+    for crc, codes in zip(stored, decoded):
         if isinstance(codes, ValueError):
-            results[index] = codes
-        elif _codes_crc(codes) != _CRC.unpack(payload[-_CRC.size:])[0]:
-            results[index] = ValueError("segment payload is corrupt: the decoded codes do not match the stored CRC32")
+            results.append(codes)
+        elif _codes_crc(codes) != crc:
+            results.append(ValueError("segment payload is corrupt: the decoded codes do not match the stored CRC32"))
         else:
-            results[index] = codes
+            results.append(codes)
     return results
+
+
+def _missing() -> ValueError:
+    return ValueError("segment payload is corrupt: missing or too short for its CRC")
 
 
 def _decode_one(body: bytes, num_codebooks: int, num_frames: int, mode: CodingMode,
@@ -222,7 +227,7 @@ def _decode_one(body: bytes, num_codebooks: int, num_frames: int, mode: CodingMo
         if mode == "raw":
             packed = unpack_bits(body, RAW_BITS, num_codebooks * num_frames)
             return np.ascontiguousarray(packed.reshape(num_frames, num_codebooks).T, dtype=np.int64)
-        return np.ascontiguousarray(_decode_static(body, num_frames, static), dtype=np.int64)
+        return np.ascontiguousarray(_decode_static(body, num_frames, _static_of(static)), dtype=np.int64)
     except (ValueError, AssertionError) as error:  # constriction's failures include AssertionError
         return ValueError(f"segment payload is corrupt: {error}")
 
@@ -272,9 +277,9 @@ def _encode_lm(rows: list[np.ndarray], lm: LanguageModel, adaptive: bool = False
                 mixer.start_frame()
             for k in range(num_codebooks):
                 probabilities = _probabilities(frame, k, mixer)
-                for index in np.flatnonzero(active):
-                    encoders[index].encode(current[index, k:k + 1].astype(np.int32), _CATEGORICAL,
-                                           probabilities[index:index + 1])
+                for row in np.flatnonzero(active):
+                    encoders[row].encode(current[row, k:k + 1].astype(np.int32), _CATEGORICAL,
+                                         probabilities[row:row + 1])
                 if mixer is not None:
                     mixer.observe(k, current[:, k], active)
                 frame.observe(k, current[:, k])
@@ -283,11 +288,11 @@ def _encode_lm(rows: list[np.ndarray], lm: LanguageModel, adaptive: bool = False
 
 
 def _decode_lm(bodies: list[bytes | None], num_codebooks: int, frames: list[int], lm: LanguageModel,
-               adaptive: bool = False) -> list[np.ndarray | ValueError | None]:
+               adaptive: bool = False) -> list[np.ndarray | ValueError]:
     """Mirror of `_encode_lm`: each code is decoded before the LM predicts the next one that may
     depend on it. A row whose body is missing or fails stops decoding; the others go on unchanged."""
     decoders: list = []
-    results: list[np.ndarray | ValueError | None] = []
+    results: list[np.ndarray | ValueError] = []
     lm = _portable(lm)
     quantum = 2.0 ** -_PRECISION_BITS
     most_likely = 1 - (lm.config.card - 1) * quantum  # the largest probability the coder gives an entry
@@ -298,7 +303,7 @@ def _decode_lm(bodies: list[bytes | None], num_codebooks: int, frames: list[int]
             if body is not None and count * num_codebooks * -math.log2(most_likely) > bits:
                 raise ValueError(f"{len(body)} bytes cannot hold {count} frames of {num_codebooks} codebooks")
             decoders.append(None if body is None else constriction.stream.queue.RangeDecoder(_bytes_to_words(body)))
-            results.append(None if body is None else np.zeros((num_codebooks, count), np.int64))
+            results.append(_missing() if body is None else np.zeros((num_codebooks, count), np.int64))
         except ValueError as error:
             decoders.append(None)
             results.append(ValueError(f"segment payload is corrupt: {error}"))
@@ -315,14 +320,15 @@ def _decode_lm(bodies: list[bytes | None], num_codebooks: int, frames: list[int]
                 probabilities = _probabilities(frame, k, mixer)
                 decoded = np.zeros(len(bodies), dtype=bool)
                 for index in active:
-                    if t >= frames[index] or not isinstance(results[index], np.ndarray):
+                    codes = results[index]
+                    if t >= frames[index] or not isinstance(codes, np.ndarray):
                         continue
                     try:
                         code = decoders[index].decode(_CATEGORICAL, probabilities[index:index + 1])[0]
                     except (ValueError, AssertionError) as error:
                         results[index] = ValueError(f"segment payload is corrupt: {error}")
                         continue
-                    results[index][k, t] = current[index, k] = code
+                    codes[k, t] = current[index, k] = code
                     decoded[index] = True
                     # Garbage decodes to codes the model finds unlikely: once they take more bits than the
                     # body holds, it is corrupt, rather than decoding all the frames a header claims.
@@ -367,24 +373,38 @@ def _check_model(mode: str, lm: LanguageModel | None, static: StaticModel | None
     """The mode exists, its model is given and fits `num_codebooks`."""
     if mode not in CODING_MODES:
         raise ValueError(f"mode must be one of {CODING_MODES}, got {mode!r}")
-    if mode == "static" and static is None:
-        raise ValueError("static mode needs a StaticModel (static=...)")
-    if mode in LM_MODES and lm is None:
-        raise ValueError(f"{mode} mode needs an EntropyLM (lm=...)")
-    if mode == "static" and num_codebooks != static.num_codebooks:
-        raise ValueError(f"the static model has {static.num_codebooks} codebooks, the segment {num_codebooks}")
-    if mode in LM_MODES and not 1 <= num_codebooks <= lm.config.n_q:
-        raise ValueError(f"the LM takes 1..{lm.config.n_q} codebooks, the segment has {num_codebooks}")
+    if mode == "static":
+        model = _static_of(static)
+        if num_codebooks != model.num_codebooks:
+            raise ValueError(f"the static model has {model.num_codebooks} codebooks, the segment {num_codebooks}")
+    if mode in LM_MODES:
+        n_q = _lm_of(mode, lm).config.n_q
+        if not 1 <= num_codebooks <= n_q:
+            raise ValueError(f"the LM takes 1..{n_q} codebooks, the segment has {num_codebooks}")
     if num_codebooks < 1:
         raise ValueError(f"a segment has at least one codebook, got {num_codebooks}")
+
+
+def _static_of(static: StaticModel | None) -> StaticModel:
+    """The model static mode needs, refused when missing."""
+    if static is None:
+        raise ValueError("static mode needs a StaticModel (static=...)")
+    return static
+
+
+def _lm_of(mode: str, lm: LanguageModel | None) -> LanguageModel:
+    """The LM an LM mode needs, refused when missing."""
+    if lm is None:
+        raise ValueError(f"{mode} mode needs an EntropyLM (lm=...)")
+    return lm
 
 
 def _card(mode: str, lm: LanguageModel | None, static: StaticModel | None) -> int:
     """Entries per codebook that `mode` can code (its model checked present by `_check_model`)."""
     if mode == "static":
-        return static.card
+        return _static_of(static).card
     if mode in LM_MODES:
-        return lm.config.card
+        return _lm_of(mode, lm).config.card
     return 1 << RAW_BITS
 
 

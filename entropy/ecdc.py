@@ -83,7 +83,8 @@ class EcdcGeometry:
         _set_field(self, "bits_per_code", bits)
         if (self.chunk_length is None) != (self.chunk_stride is None):
             raise ValueError("chunk_length and chunk_stride must be given together (or both None for one chunk)")
-        if self.chunk_length is not None and not 0 < self.chunk_stride <= self.chunk_length:
+        if self.chunk_length is not None and self.chunk_stride is not None \
+                and not 0 < self.chunk_stride <= self.chunk_length:
             raise ValueError(
                 f"chunk_stride must be in [1, chunk_length={self.chunk_length}], got {self.chunk_stride}"
             )
@@ -94,14 +95,23 @@ class EcdcGeometry:
 
     def chunk_count(self, audio_length: int) -> int:
         """len(chunk_lengths(audio_length)), without building the list."""
-        return 1 if self.chunk_length is None else -(-audio_length // self.chunk_stride)
+        chunking = self._chunking()
+        return 1 if chunking is None else -(-audio_length // chunking[1])
 
     def _chunk_lengths(self, audio_length: int) -> Iterator[int]:
-        if self.chunk_length is None:
+        chunking = self._chunking()
+        if chunking is None:
             yield audio_length
             return
-        for start in range(0, audio_length, self.chunk_stride):
-            yield min(self.chunk_length, audio_length - start)
+        length, stride = chunking
+        for start in range(0, audio_length, stride):
+            yield min(length, audio_length - start)
+
+    def _chunking(self) -> tuple[int, int] | None:
+        """(chunk_length, chunk_stride), or None for one chunk (`__post_init__` has them given together)."""
+        if self.chunk_length is None or self.chunk_stride is None:
+            return None
+        return self.chunk_length, self.chunk_stride
 
     def frames_in(self, samples: int) -> int:
         """Frames the encoder emits for `samples` samples: ceil(samples * frame_rate / sample_rate).
@@ -147,7 +157,7 @@ def ecdc_bytes(content: EcdcContent, geometry: EcdcGeometry | None = None) -> by
     metadata_bytes = json.dumps(metadata).encode("utf-8")
     parts = [_HEADER.pack(ECDC_MAGIC, ECDC_VERSION, len(metadata_bytes)), metadata_bytes]
     for index, chunk_codes in enumerate(content.codes):
-        if geometry.normalize:
+        if scales is not None:  # a normalising model's (`_check_content`)
             parts.append(_SCALE.pack(scales[index]))
         parts.append(pack_bits(np.asarray(chunk_codes).T.ravel(), geometry.bits_per_code))
     return b"".join(parts)
@@ -332,7 +342,7 @@ def _scale_value(scale: object, index: int) -> float:
     if hasattr(value, "numel") and hasattr(value, "item") and not isinstance(value, np.generic):  # a tensor
         if value.numel() != 1:
             raise ValueError(f"the scale of chunk {index} must be one number, got a tensor of shape "
-                             f"{list(value.shape)}")
+                             f"{list(getattr(value, 'shape'))}")  # a tensor's torch.Size
         value = value.item()
     elif isinstance(value, np.ndarray):
         if value.size != 1:
@@ -410,5 +420,5 @@ def _read_exactly(stream: BinaryIO, size: int, what: str) -> bytes:
 
 
 def _is_positive_int(value: object) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and bool(value > 0)
 

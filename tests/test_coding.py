@@ -229,3 +229,15 @@ def test_an_intra_frame_lm_uses_the_frames_coarser_codes(intra_lm):
         for embedding in blind.intra:
             embedding.weight.zero_()
     assert len(payload) < 0.9 * len(encode_codes(codes, "lm", lm=blind))
+
+
+def test_decode_many_takes_one_frame_count_per_payload():
+    """Once: a payload without a frame count came back as None, which is neither codes nor an error (and a
+    count without a payload was dropped without a word)."""
+    codes = np.arange(20).reshape(2, 10) % 7
+    payload = encode_codes(codes, "raw")
+    with pytest.raises(ValueError, match="one frame count per payload: got 1 for 2 payloads"):
+        decode_many([payload, payload], 2, [10], "raw")
+    with pytest.raises(ValueError, match="one frame count per payload: got 2 for 1 payloads"):
+        decode_many([payload], 2, [10, 10], "raw")
+    assert all(np.array_equal(row, codes) for row in decode_many([payload, payload], 2, [10, 10], "raw"))

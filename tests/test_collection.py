@@ -142,6 +142,55 @@ def test_a_rerun_skips_what_is_done_and_redoes_what_changed(collection, tmp_path
         assert ArchiveHeader.from_dict(reader.header).segments == 4
 
 
+class TextShards:
+    """A sharded job without a model (as tokenize is one with): each input's row is its text, a shard a JSON
+    list of rows."""
+
+    suffix = ".json"
+    input_suffixes = {".txt"}
+    shard_rows = 2
+
+    def options(self) -> dict:
+        return {"command": "text-shards"}
+
+    def setup(self) -> None:
+        pass
+
+    def run(self, item: WorkItem) -> dict:
+        return {"row": item.source.read_text()}
+
+    def is_whole(self, item: WorkItem, record: dict) -> bool:
+        return False
+
+    def shard_name(self, number: int) -> str:
+        return f"shard-{number}.json"
+
+    def write_shard(self, destination, rows: list) -> None:
+        old = json.loads(destination.read_text()) if destination.exists() else []
+        destination.write_text(json.dumps([row if kind == "new" else old[row] for kind, row in rows]))
+
+    def shard_row_count(self, path) -> int:
+        return len(json.loads(path.read_text()))
+
+
+def test_a_journal_record_without_an_output_name_does_not_stop_a_sharded_run(tmp_path):
+    """Once: a record of an input with no output name (a hand-edited or foreign journal line) beside the name
+    of a shard this run no longer makes was sorted with it, a TypeError before any work."""
+    (tmp_path / "in").mkdir()
+    for name in "abcde":
+        (tmp_path / "in" / f"{name}.txt").write_text(name * 3)
+    out = tmp_path / "out"
+    first = run_collection(TextShards(), [tmp_path / "in"], out, workers=1, progress=False)
+    assert (first.done, first.failed) == (5, 0) and (out / "shard-2.json").exists()
+    (tmp_path / "in" / "e.txt").unlink()  # shard-2 is no longer this run's
+    with open(out / JOURNAL_NAME, "a", encoding="utf-8") as file:
+        file.write(json.dumps({"input": "gone.txt", "status": "failed", "error": "written by hand"}) + "\n")
+    again = run_collection(TextShards(), [tmp_path / "in"], out, workers=1, progress=False)
+    assert (again.done, again.skipped, again.failed) == (0, 4, 0)
+    assert sorted(path.name for path in out.iterdir()) == [JOURNAL_NAME, "shard-0.json", "shard-1.json"]
+    assert json.loads((out / "shard-1.json").read_text()) == ["ccc", "ddd"]
+
+
 def test_an_output_the_journal_did_not_write_is_kept_unless_forced(collection, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()

@@ -15,6 +15,7 @@ from .messages import command_line_message
 
 if TYPE_CHECKING:
     from ..collection import Summary
+    from ..collection.engines import Job
 
 SHARD_ROWS = 1000  # collection.tokenize.SHARD_ROWS, here without importing numpy for --help
 
@@ -50,7 +51,7 @@ def add_run_arguments(command: argparse.ArgumentParser) -> None:
     group.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def run_and_report(job, sources: list[str], output_dir: str, args: argparse.Namespace, label: str | None = None,
+def run_and_report(job: Job, sources: list[str], output_dir: str, args: argparse.Namespace, label: str | None = None,
                    keep_journal: bool = True, report: Callable[[Summary], None] | None = None) -> int:
     """Run `job` over `sources`; one line per failure as it happens, a summary at the end (after what
     `report` prints of it); the exit status is 1 when any input failed."""

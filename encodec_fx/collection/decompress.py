@@ -3,15 +3,22 @@ loaded once per worker (an archive names its codec and LM; `model`/`lm` override
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from entropy.archive import ARCHIVE_SUFFIX, ArchiveHeader, ArchiveReader
 from entropy.coding import LM_MODES
 
 from ..pretrained import is_shipped, is_shipped_lm
 from .inputs import WorkItem
+
+if TYPE_CHECKING:
+    from entropy.lm import EntropyLM
+
+    from ..compress import LostSegment
+    from ..model import EncodecModel
 
 
 @dataclass
@@ -23,10 +30,10 @@ class _Models:
     device: str = "cpu"
 
     def setup(self) -> None:
-        self._codecs: dict[str, Any] = {}
-        self._lms: dict[str, Any] = {}
+        self._codecs: dict[str, EncodecModel] = {}
+        self._lms: dict[str, EntropyLM] = {}
 
-    def codec_for(self, header: ArchiveHeader):
+    def codec_for(self, header: ArchiveHeader) -> EncodecModel:
         from ..model import EncodecModel
         source = self.model or header.codec["name"]
         if self.model is None and not (is_shipped(source) or Path(source).exists()):
@@ -35,16 +42,23 @@ class _Models:
             self._codecs[source] = EncodecModel.from_pretrained(source, device=self.device)
         return self._codecs[source]
 
-    def lm_for(self, header: ArchiveHeader):
+    def lm_for(self, header: ArchiveHeader) -> EntropyLM | None:
         from ..lm import load_lm
-        if header.coding_mode not in LM_MODES:
+        needed = needed_lm(header)
+        if needed is None:
             return None
-        source = self.lm or header.lm["name"]
+        source = self.lm or needed
         if self.lm is None and not (is_shipped_lm(source) or Path(source).is_file()):
             raise ValueError(f"the archive needs LM {source!r}, which is not here: pass it as the `lm` argument")
         if source not in self._lms:
             self._lms[source] = load_lm(source)
         return self._lms[source]
+
+
+def needed_lm(header: ArchiveHeader) -> str | None:
+    """The name of the LM an archive's codes need; None for a coding without one (`ArchiveHeader` refuses an LM
+    coding whose header names no LM)."""
+    return header.lm["name"] if header.coding_mode in LM_MODES and header.lm is not None else None
 
 
 def _header(path: Path) -> ArchiveHeader:
@@ -126,7 +140,7 @@ class VerifyJob(_Models):
         return False  # archives are checked on every run: that is the point of verifying
 
 
-def damage_line(lost: list, segments: int, repaired: list[int] | None = None) -> str:
+def damage_line(lost: Sequence[LostSegment], segments: int, repaired: Sequence[int] = ()) -> str:
     """Damaged segments in one line: those parity rebuilds ("repairable": decompress and transcode rebuild
     them bit-exactly, and transcode writes a whole archive again), and those lost, which and why (the first
     five)."""

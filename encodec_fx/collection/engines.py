@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
 
@@ -27,6 +27,7 @@ from .inputs import WorkItem
 from .journal import DONE, FAILED, fingerprint, sha256_of
 
 Result = tuple[WorkItem, str, dict[str, Any]]  # item, DONE or FAILED, journal fields
+Results = Generator[Result, None, None]  # closing it stops the workers
 
 
 class Job(Protocol):
@@ -85,7 +86,7 @@ def _peak_rss_mb() -> float:
         return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
-def run_serial(job: Job, items: Iterable[WorkItem], in_flight: set[WorkItem] | None = None) -> Iterator[Result]:
+def run_serial(job: Job, items: Iterable[WorkItem], in_flight: set[WorkItem] | None = None) -> Results:
     """Runs items in this process, one after another; `in_flight` as for `run_local`."""
     in_flight = set() if in_flight is None else in_flight
     job.setup()
@@ -204,7 +205,7 @@ def _death(process: subprocess.Popen) -> str:
 
 
 def run_local(job: Job, items: Iterable[WorkItem], workers: int, threads: int = 1,
-              in_flight: set[WorkItem] | None = None) -> Iterator[Result]:
+              in_flight: set[WorkItem] | None = None) -> Results:
     """Runs items on `workers` worker processes, one item at a time each, yielding results as they come.
     `in_flight` holds the items handed to a worker and not yet back (what an interrupt abandons)."""
     in_flight = set() if in_flight is None else in_flight
@@ -218,11 +219,11 @@ def run_local(job: Job, items: Iterable[WorkItem], workers: int, threads: int = 
                     worker.item = pending.pop()
                     in_flight.add(worker.item)
                     worker.connection.send(worker.item)
-            busy = {w.connection: w for w in pool if w.item is not None or not w.ready}
+            busy = [w for w in pool if w.item is not None or not w.ready]
             if not busy:
                 break
-            for ready in wait(list(busy)):
-                worker = busy[ready]
+            for ready in wait([w.connection for w in busy]):  # the connections given, in the order they are ready
+                worker = next(w for w in busy if w.connection is ready)
                 try:
                     message = worker.connection.recv()
                 except (EOFError, OSError):
@@ -312,7 +313,7 @@ def check_reachable(address: str, timeout: float = 5.0) -> None:
 
 def run_ray(job: Job, items: Iterable[WorkItem], workers: int, address: str | None = None,
             gpus_per_worker: float = 0.0, threads: int = 1, in_flight: set[WorkItem] | None = None
-            ) -> Iterator[Result]:
+            ) -> Results:
     """Runs items on `workers` Ray actors (each loads the models once), on the cluster at `address`, on
     one Ray already started in this process, or on a local one started for the run and stopped after.
     `in_flight` as for `run_local`."""

@@ -15,7 +15,7 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from entropy.atomic import remove_stale_in, write_error
 
@@ -49,7 +49,7 @@ class Journal:
 
     def __init__(self, output_dir: Path):
         self.path = output_dir / JOURNAL_NAME
-        self._folder = hold_folder(Path(output_dir))
+        self._folder: int | None = hold_folder(Path(output_dir))
         self.records: dict[str, dict[str, Any]] = {}
         if self.path.exists():
             with open(self.path, encoding="utf-8") as file:
@@ -60,7 +60,7 @@ class Journal:
                         continue
                     if isinstance(record, dict) and isinstance(record_key(record), str):
                         self.records[record_key(record)] = record
-        self._file = None
+        self._file: TextIO | None = None
 
     def finished(self, key: str, source: Path, options: dict) -> dict[str, Any] | None:
         """The earlier record of a successful run with these options on this unchanged input, if any."""
@@ -103,8 +103,9 @@ class Journal:
             self._folder = None
 
     def __del__(self) -> None:  # a run that failed before its end lets go of the folder all the same
-        if getattr(self, "_folder", None) is not None:
-            os.close(self._folder)
+        folder: int | None = getattr(self, "_folder", None)  # none where __init__ failed before it held one
+        if folder is not None:
+            os.close(folder)
 
 
 def hold_folder(output_dir: Path) -> int:

@@ -18,7 +18,7 @@ from entropy.atomic import temporary_pattern
 from .engines import Job, check_ray, default_workers, run_local, run_ray, run_serial
 from .inputs import WorkItem, check_output_dir, find_inputs, plan
 from .journal import DONE, FAILED, JOURNAL_NAME, QUEUED, Journal
-from .shards import ShardSink
+from .shards import ShardSink, is_sharded
 
 ENGINES = ("local", "ray")
 
@@ -91,8 +91,9 @@ def run_collection(job: Job, sources: Sequence[str | os.PathLike], output_dir: s
     found = find_inputs(sources, job.input_suffixes)
     workers = workers or default_workers()
     # what can be refused is refused before the output folder is made
-    if getattr(job, "shard_rows", None) is not None:
-        sink: Any = ShardSink(job, found, output_dir, overwrite)
+    sink: ShardSink | FileSink
+    if is_sharded(job):
+        sink = ShardSink(job, found, output_dir, overwrite)
     else:
         sink = FileSink(job, plan(found, output_dir, job.suffix), overwrite)
     if engine == "ray":

@@ -14,10 +14,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 from .inputs import WorkItem
 from .journal import DONE, FAILED, Journal
+
+if TYPE_CHECKING:
+    from .run import Summary
 
 
 class ShardedJob(Protocol):
@@ -36,6 +39,12 @@ class ShardedJob(Protocol):
 
     def shard_row_count(self, path: Path) -> int:
         """Rows in a shard file (raises when it cannot be read)."""
+
+
+def is_sharded(job: object) -> TypeGuard[ShardedJob]:
+    """Whether `job` writes its inputs' rows into shards (it has a `shard_rows`: tokenize); `ShardSink` checks
+    the count."""
+    return getattr(job, "shard_rows", None) is not None
 
 
 @dataclass
@@ -73,7 +82,7 @@ class ShardSink:
             chunk = [WorkItem(source, output, key) for key, source in items[start:start + job.shard_rows]]
             self.shards[name] = _Shard(name, output, chunk)
 
-    def plan(self, summary: Any, journal: Journal) -> list[WorkItem]:
+    def plan(self, summary: Summary, journal: Journal) -> list[WorkItem]:
         """The inputs to code. Rows kept from whole shards count as skipped; shards the journal did not
         write are refused (their inputs fail) unless overwriting; shards of an earlier run that this one
         no longer has are removed, so the folder holds this run's dataset and nothing else."""
@@ -83,8 +92,9 @@ class ShardSink:
         earlier = {record.get("output") for record in self.journal.records.values()
                    if "input" not in record and (record.get("options") or {}).get("command") == "tokenize"}
         suffix = Path(self.job.shard_name(0)).suffix
-        for name in sorted((ours | earlier) - set(self.shards)):
-            if isinstance(name, str) and name.endswith(suffix) and ".." not in Path(name).parts:
+        # a journal line may hold anything as its output (one edited by hand): only names are sorted and removed
+        for name in sorted(name for name in (ours | earlier) - set(self.shards) if isinstance(name, str)):
+            if name.endswith(suffix) and ".." not in Path(name).parts:
                 (self.journal.path.parent / name).unlink(missing_ok=True)
         todo: list[WorkItem] = []
         for shard in self.shards.values():

@@ -15,12 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..audio_io import AUDIO_SUFFIXES
 from .inputs import WorkItem
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from ..config import EncodecConfig
+    from ..model import EncodecModel
 
 PARQUET_SUFFIX = ".parquet"
 SHARD_ROWS = 1000  # 1,000 files of 30 s at 6 kbps: a shard of about 36 MB
@@ -90,7 +96,7 @@ class TokenizeJob:
             pq.write_table(table, temporary)
 
 
-def _table(rows: list[dict[str, Any]]):
+def _table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows as a table; the codes go in as one flat int16 buffer and offsets (no Python lists)."""
     import pyarrow as pa
     codes = [np.asarray(row["codes"], dtype=np.int16) for row in rows]
@@ -104,7 +110,7 @@ def _table(rows: list[dict[str, Any]]):
     return pa.table({name: columns[name] for name in _schema().names}, schema=_schema())
 
 
-def _schema():
+def _schema() -> pa.Schema:
     import pyarrow as pa
     return pa.schema([("source", pa.string()), ("duration_seconds", pa.float64()), ("sample_rate", pa.int32()),
                       ("channels", pa.int32()), ("n_q", pa.int32()), ("frame_rate", pa.float64()),
@@ -112,7 +118,8 @@ def _schema():
                       ("scales", pa.list_(pa.float32()))])
 
 
-def stream_codes(model, path: Path, bandwidth: float) -> tuple[np.ndarray, list[float], tuple[int, int, int]]:
+def stream_codes(model: EncodecModel, path: Path,
+                 bandwidth: float) -> tuple[np.ndarray, list[float], tuple[int, int, int]]:
     """Codes [n_q, frames] (int16) of a file, the chunks' scales (chunked models), and the file's (rate,
     channels, samples); the file is read and coded a second at a time, as `compress` codes it."""
     import torch
@@ -128,7 +135,7 @@ def stream_codes(model, path: Path, bandwidth: float) -> tuple[np.ndarray, list[
     return codes, scales, (rate, channels, length)
 
 
-def one_stream(audio: np.ndarray, config) -> np.ndarray:
+def one_stream(audio: np.ndarray, config: EncodecConfig) -> np.ndarray:
     """(channels, n) → one stream (1, model channels, n): a mono model codes the mix."""
     from ..channels import to_model_channels
     return to_model_channels(audio.mean(axis=0, keepdims=True) if config.audio_channels == 1 else audio, config)

@@ -5,15 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from entropy.archive import ARCHIVE_SUFFIX
 from entropy.coding import LM_MODES
 
 from ..pretrained import archive_lm
 from .archive_checks import archive_is_whole
-from .decompress import _header
+from .decompress import _header, needed_lm
 from .inputs import WorkItem
+
+if TYPE_CHECKING:
+    from entropy.lm import EntropyLM
 
 
 @dataclass
@@ -35,9 +38,9 @@ class TranscodeJob:
                 "parity": self.parity}
 
     def setup(self) -> None:
-        self._lms: dict[str, Any] = {}
+        self._lms: dict[str, EntropyLM] = {}
 
-    def _load(self, source: str | None) -> Any:
+    def _load(self, source: str | None) -> EntropyLM | None:
         from ..lm import load_lm
         if source is None:
             return None
@@ -50,7 +53,7 @@ class TranscodeJob:
         header = _header(item.source)
         source_lm = archive_lm(self.source_lm, header.lm)
         if header.coding_mode in LM_MODES and source_lm is None:
-            raise ValueError(f"the archive needs LM {header.lm['name']!r}, which is not here; "
+            raise ValueError(f"the archive needs LM {needed_lm(header)!r}, which is not here; "
                              "pass it as the `source_lm` argument")
         keeps_lm = self.coding in (None, "auto", *LM_MODES) and header.coding_mode in LM_MODES
         target = self.lm or (source_lm if keeps_lm else None)
