@@ -19,7 +19,6 @@ Describing an archive needs none of this: `entropy.describe.describe_archive` re
 from __future__ import annotations
 
 import math
-import numbers
 import os
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -34,7 +33,7 @@ from tqdm import tqdm
 from entropy import format_v3 as v3
 from entropy.archive import (
     ARCHIVE_SUFFIX,
-    MAX_SEGMENT_SECONDS,
+    MAX_SEGMENT_CODES,
     SEGMENT_SECONDS,
     ArchiveError,
     ArchiveHeader,
@@ -42,6 +41,7 @@ from entropy.archive import (
     ArchiveWriter,
     Segment,
     Unit,
+    check_segment_seconds,
 )
 from entropy.atomic import replacing
 from entropy.coding import CODING_MODES, LM_MODES, StaticModel, decode_many, encode_many
@@ -54,7 +54,7 @@ from .checkpoints import weights_sha256
 from .config import EncodecConfig
 from .model import EncodecModel
 from .resample import Resampler
-from .stream import CodeBlock
+from .stream import CodeBlock, default_frames_per_step
 from .validation import as_number
 
 LM_GROUP_ROWS = 32
@@ -176,6 +176,7 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
     split = None
     with open_audio(source) as file, torch.inference_mode():
         sample_rate, file_channels, length = int(file.samplerate), file.num_channels, file.frames
+        check_segment_codes(units_per_segment * unit_frames, n_q, file_channels, segment_seconds)
         joint = channels == "joint" and file_channels == 2 and config.audio_channels == 1 and n_q >= 2
         kept: list[np.ndarray] = []  # joint: the audio that the split is measured on
         blocks = ModelBlocks(model_reader(file, source, config), config,
@@ -451,7 +452,7 @@ def code_units(model: EncodecModel, bandwidth: float, blocks: Iterable[torch.Ten
     """Audio blocks (streams, channels, n) at the model's rate → units of codes: one per chunk for
     chunked models, `unit_frames` frames (default: SEGMENT_SECONDS' worth) for streaming ones."""
     encoder, pending = model.stream_encoder(bandwidth), []
-    unit_frames = unit_frames or segment_geometry(model.config, SEGMENT_SECONDS)[1]
+    unit_frames = unit_frames if unit_frames is not None else segment_geometry(model.config, SEGMENT_SECONDS)[1]
     for block in blocks:
         advance(block.shape[-1] / model.config.sampling_rate)
         coded = encoder.push(block)
@@ -494,20 +495,25 @@ def _segment_units(header: ArchiveHeader) -> int:
 
 
 def segment_geometry(config: EncodecConfig, seconds: float) -> tuple[int, int, float]:
-    """(units per segment, frames per unit, the segment's seconds) for segments of about `seconds`: one
-    unit of that many frames for streaming models; for chunked ones, that many chunks (at least one)."""
+    """(units per segment, frames per unit, the segment's seconds) for segments of `seconds` rounded to whole
+    frames (streaming models: one unit of that many frames) or chunks (chunked models)."""
     seconds = as_number(seconds)
-    shortest = (config.chunk_stride or config.hop_length) / config.sampling_rate  # a chunk, or a frame
-    if not isinstance(seconds, numbers.Real) or isinstance(seconds, bool) or \
-            not shortest <= seconds <= MAX_SEGMENT_SECONDS:  # NaN fails too
-        unit = "chunk" if config.chunk_stride else "frame"
-        raise ValueError(f"segment_seconds must be from {shortest:.4g} (one {unit} of this codec) to "
-                         f"{MAX_SEGMENT_SECONDS:g} seconds, got {seconds!r}")
+    check_segment_seconds(seconds)
     if config.chunk_stride is None:
-        frames = int(seconds * config.frame_rate)
+        frames = max(1, round(seconds * config.frame_rate))
         return 1, frames, frames / config.frame_rate
     chunks = max(1, round(seconds * config.sampling_rate / config.chunk_stride))
     return chunks, config.frames_per_chunk, chunks * config.chunk_stride / config.sampling_rate
+
+
+def check_segment_codes(frames: int, n_q: int, channels: int, segment_seconds: float) -> None:
+    """Refuse, before any coding, segments that would hold more codes than an archive's segment may
+    (`MAX_SEGMENT_CODES`): long segments of a file with many channels at a high bandwidth."""
+    if frames * n_q * channels > MAX_SEGMENT_CODES:
+        longest = segment_seconds * MAX_SEGMENT_CODES / (frames * n_q * channels)
+        raise ValueError(f"segments of {segment_seconds:g} s would hold {frames} frames × {n_q} codebooks × {channels} "
+                         f"channels, more than the {MAX_SEGMENT_CODES} codes an archive segment holds: use "
+                         f"segment_seconds of at most {longest:.3g} for this file")
 
 
 def model_reader(file: AudioFile, source: str | os.PathLike, config: EncodecConfig):
@@ -637,7 +643,8 @@ def _range(source: str | os.PathLike, model: EncodecModel, lm: EntropyLM | None,
         margin = 0 if resampler is None else len(resampler.taps) // up + down + 2  # model samples the filter reaches
         model_first = max(0, (first * down // up - margin) // down * down)  # outputs line up with the stream's
         model_end = min(model_length, -(-end * down // up) + margin)
-        numbers, offset, trim = _range_plan(header, config, model_first, model_end)
+        numbers, offset, trim = _range_plan(header, config, model_first, model_end,
+                                            lookahead=default_frames_per_step(model) - 1)
         static = StaticModel.from_bytes(header.static_model) if header.static_model else None
         lost: list[LostSegment] = []
         segments: list[tuple[int, Segment | None]] = []
@@ -651,8 +658,10 @@ def _range(source: str | os.PathLike, model: EncodecModel, lm: EntropyLM | None,
                 segments.append((number, None))
         coder = PortableLM(lm) if header.coding_mode in LM_MODES else None
         streams = _streams(header, config.audio_channels)
-        decoded = list(_decode_group(segments, header, streams, _segment_units(header), coder, static,
-                                     recover, lost))
+        group = header.lm_group_segments  # as many rows per LM batch as the writer coded together, no more
+        decoded = [item for start in range(0, len(segments), group)
+                   for item in _decode_group(segments[start:start + group], header, streams, _segment_units(header),
+                                             coder, static, recover, lost)]
         if repaired is not None:
             repaired += sorted(reader.repaired)
     if decoded and isinstance(decoded[0], int):  # the first segment lost: its silence starts at the decode's start
@@ -680,16 +689,18 @@ def _range(source: str | os.PathLike, model: EncodecModel, lm: EntropyLM | None,
     return np.ascontiguousarray(audio, dtype=np.float32), header, lost
 
 
-def _range_plan(header: ArchiveHeader, config: EncodecConfig, model_first: int, model_end: int
+def _range_plan(header: ArchiveHeader, config: EncodecConfig, model_first: int, model_end: int, lookahead: int = 0
                 ) -> tuple[list[int], int, int]:
     """The segments that model samples [model_first, model_end) need; the model sample their decode starts at;
     and how many frames (streaming models) or units (chunked) of the first to skip. A streaming model starts
-    RANGE_WARMUP_FRAMES early; a chunked one a chunk early, whose tail overlaps the first chunk needed."""
+    RANGE_WARMUP_FRAMES early, and decodes `lookahead` frames past the last it needs: the first output of a
+    stream that starts (or starts again after a lost segment) waits for its first step's frames, which its
+    padding reflects. A chunked one starts a chunk early, whose tail overlaps the first chunk needed."""
     segment_frames = header.segment_frames
     if config.chunk_length is None:
         hop = config.hop_length
         first_frame = max(0, model_first // hop - RANGE_WARMUP_FRAMES)
-        last_frame = min(header.frames, -(-model_end // hop)) - 1
+        last_frame = min(header.frames, -(-model_end // hop) + lookahead) - 1
         first, last = first_frame // segment_frames, max(first_frame, last_frame) // segment_frames
         return list(range(first, last + 1)), first_frame * hop, first_frame - first * segment_frames
     stride, per_segment = config.chunk_stride, _segment_units(header)

@@ -57,23 +57,34 @@ _SOURCES = "bytes, a bytearray, a memoryview, a path or a binary file object ope
 
 # Bounds on what a header may announce (docs/archive-format.md, "Bounds"): the writer refuses beyond them and
 # so does the reader, before anything is allocated from them, so that a crafted archive is an ArchiveError and
-# not a memory bomb. Each lies far beyond what encodec-fx writes (in brackets).
+# not a memory bomb. Each lies beyond what encodec-fx writes by default (in brackets).
 MAX_SAMPLE_RATE = 768_000  # Hz, of the audio and of the model (the highest common audio rate; 8-48 kHz)
-MAX_CHANNELS = 1024  # channels and streams (1-2)
+MAX_CHANNELS = 1024  # channels and streams (the file's)
 MAX_CODEBOOKS = 256  # n_q (at most 32)
-MAX_UNIT_FRAMES = 1 << 16  # code frames in one payload (375 or 150)
-MAX_SEGMENT_CODES = 1 << 24  # frames × codebooks × streams of one segment, 128 MiB decoded (at most 24,000)
+MAX_UNIT_FRAMES = 1 << 16  # code frames in one payload (375 or 150; 9,000 at most, 60 s at 150 frames/s)
+MAX_SEGMENT_CODES = 1 << 24  # frames × codebooks × streams of one segment, 128 MiB decoded (24,000 for
+# stereo at 24 kbps; long segments of many channels reach it, which `encodec_fx.compress` refuses up front)
 SEGMENT_SECONDS = 5.0
 """The segment length `encodec_fx.compress` writes unless told otherwise. Segments are what a time range
 decodes whole, what parity protects and what `--recover` loses; each costs 8 bytes (its length, CRC and
 index entry) and, with an LM, restarts the LM's context. Measured with the shipped codec and LM
 (docs/archive-format.md): 2 s segments take 1.4 % more bytes at 1.5 kbps and 0.1 % fewer at 6, and an
 LM archive then decodes a 10 s range in 0.69 s instead of 1.19 s."""
-MAX_SEGMENT_SECONDS = 60.0  # longer brings nothing (the LM sees 3.5 s back) and nears MAX_UNIT_FRAMES
+MIN_SEGMENT_SECONDS = 0.1  # shorter costs more in framing (8 bytes each) than any range could gain
+MAX_SEGMENT_SECONDS = 60.0  # longer brings nothing (the LM sees 3.5 s back)
 MAX_LM_ROWS = 256  # payloads LM-coded as one batch, each with its attention cache (at most 32)
 MAX_HEADER_DEPTH = 16  # nesting of a version 2 JSON header (2)
 V2_MIN_SEGMENT_BYTES = _SEGMENT_OVERHEAD + _UNIT_COUNT.size + _UNIT_FIELDS.size + _CHANNEL_FIELDS.size
 """The fewest bytes a version 2 segment (one unit, one stream, an empty payload) takes."""
+
+
+def check_segment_seconds(seconds: object) -> None:
+    """MIN_SEGMENT_SECONDS to MAX_SEGMENT_SECONDS, or a one-line error (`encodec_fx.compress` and the
+    collection job, which checks before any file is read)."""
+    if not isinstance(seconds, numbers.Real) or isinstance(seconds, bool) or \
+            not MIN_SEGMENT_SECONDS <= seconds <= MAX_SEGMENT_SECONDS:  # NaN fails too
+        raise ValueError(f"segment_seconds must be from {MIN_SEGMENT_SECONDS:g} to {MAX_SEGMENT_SECONDS:g} seconds, "
+                         f"got {seconds!r}")
 
 
 class ArchiveError(ValueError):

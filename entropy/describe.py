@@ -23,7 +23,8 @@ def describe_archive(source: str | os.PathLike) -> dict:
     return {"codec": header.codec, "lm": header.lm, "coding_mode": header.coding_mode,
             "sample_rate": header.sample_rate, "channels": header.channels, "audio_length": header.audio_length,
             "duration_seconds": round(seconds, 3), "model_sample_rate": header.model_sample_rate,
-            "bandwidth_kbps": header.bandwidth, "n_q": header.n_q, "segments": segments,
+            "bandwidth_kbps": header.bandwidth, "n_q": header.n_q, "segment_seconds": round(header.segment_seconds, 4),
+            "segments": segments,
             "segments_expected": expected, "complete": not truncated and segments == expected, "bytes": size,
             "payload_bytes": payload, "overhead_bytes": size - payload, "parity": header.parity or None,
             "version": version, **({"stereo": header.stereo, "stream_codebooks": header.stream_codebooks}

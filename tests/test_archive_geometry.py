@@ -172,15 +172,15 @@ def test_transcode_refuses_what_compress_refuses(files, tmp_path):
 
 @pytest.mark.parametrize("case", range(8))
 def test_random_lengths_and_segment_lengths_decode_ranges_as_the_whole(files, tmp_path, case):
-    """Seeded draws of codec, file length (down to a few samples) and segment length (down to one frame or
-    chunk): the header's geometry counts every frame, every range is the whole decode there, and parity
-    rebuilds a damaged segment wherever it falls."""
+    """Seeded draws of codec, file length (down to a few samples) and segment length (0.1 s, 8 frames or one
+    chunk, to 6 s): the header's geometry counts every frame, every range is the whole decode there, and
+    parity rebuilds a damaged segment wherever it falls."""
     rng = np.random.default_rng(case)
     codec = ("codec24", "codec48")[case % 2]
     model = _model(files, codec)
     rate = model.config.sampling_rate
     samples = int(rng.choice([int(rng.integers(1, 2_000)), int(rng.integers(2_000, int(9.5 * rate)))]))
-    segment_seconds = float(np.exp(rng.uniform(np.log(0.014 if codec == "codec24" else 0.99), np.log(6.0))))
+    segment_seconds = float(np.exp(rng.uniform(np.log(0.1), np.log(6.0))))
     _write(tmp_path / "in.wav", rate, samples, seed=case)
     header = compress_file(tmp_path / "in.wav", tmp_path / "a.ecfx", model, bandwidth=6.0, model_name="m",
                            mode="raw", progress=False, parity=2, segment_seconds=segment_seconds)

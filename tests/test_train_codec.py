@@ -108,10 +108,12 @@ def test_the_time_loss_sees_the_whole_band_or_only_the_band_below_its_cutoff():
     assert below_1k.low_pass(high)[..., 127:-127].abs().max() < 2e-4 * 0.1
 
 
-def test_a_time_loss_cutoff_at_or_above_nyquist_is_refused():
-    with pytest.raises(ValueError, match="time_loss_cutoff must be below the model's Nyquist frequency "
-                                         r"\(12000 Hz\), got 12000"):
-        CodecTrainer(untrained_model(tiny_config()), TrainingConfig(segment_seconds=0.2, time_loss_cutoff=12000))
+@pytest.mark.parametrize("cutoff", [12000.0, 12000.0001, 517.0, 1e-9])
+def test_a_time_loss_cutoff_the_filter_cannot_make_is_refused(cutoff):
+    with pytest.raises(ValueError, match="time_loss_cutoff must be 0 \\(the whole band\\) or from 518 Hz \\(what the "
+                                         "low-pass resolves at 24000 Hz\\) to below the Nyquist frequency "
+                                         f"\\(12000 Hz\\), got {cutoff!r}"):
+        CodecTrainer(untrained_model(tiny_config()), TrainingConfig(segment_seconds=0.2, time_loss_cutoff=cutoff))
 
 
 def test_synthetic_signals_are_seeded_within_their_levels_and_alike_on_every_channel():

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 from pedalboard.io import AudioFile
 
-from encodec_fx import EncodecModel
+from encodec_fx import EncodecConfig, EncodecModel
 from encodec_fx.cli import main
-from encodec_fx.compress import compress_file, decode_range, decompress_file, transcode_file
+from encodec_fx.compress import compress_file, decode_range, decompress_file, segment_geometry, transcode_file
+from encodec_fx.stream import default_frames_per_step
 from entropy.archive import ArchiveReader
 
 from conftest import save_tiny_codecs_and_lm
@@ -52,22 +53,62 @@ def test_short_segments_transcode_as_they_compress(files, tmp_path):
     options = dict(model_name="m", mode="lm", lm=lm, progress=False, channels="independent", segment_seconds=0.5)
     compress_file(files / "in.wav", tmp_path / "high.ecfx", model, bandwidth=6.0, **options)
     low = compress_file(files / "in.wav", tmp_path / "low.ecfx", model, bandwidth=1.5, **options)
-    assert low.segments == 27 and low.segment_frames == 37
+    assert low.segments == 27 and low.segment_frames == 38
     transcode_file(tmp_path / "high.ecfx", tmp_path / "out.ecfx", bandwidth=1.5, mode="lm", lm=lm, source_lm=lm)
     assert (tmp_path / "out.ecfx").read_bytes() == (tmp_path / "low.ecfx").read_bytes()
 
 
-@pytest.mark.parametrize("seconds, message", [
-    ("0", "segment_seconds must be from 0.01333 (one frame of this codec) to 60 seconds, got 0.0"),
-    ("nan", "segment_seconds must be from 0.01333 (one frame of this codec) to 60 seconds, got nan"),
-    ("61", "segment_seconds must be from 0.01333 (one frame of this codec) to 60 seconds, got 61.0"),
-])
-def test_a_segment_length_out_of_range_is_refused_in_one_line(files, tmp_path, capsys, seconds, message):
-    assert main(["compress", str(files / "in.wav"), str(tmp_path / "a.ecfx"), "--model", str(files / "codec24"),
+@pytest.mark.parametrize("seconds", ["0", "0.0999", "nan", "60.001"])
+@pytest.mark.parametrize("many", [False, True])
+def test_a_segment_length_out_of_range_is_refused_in_one_line(files, tmp_path, capsys, seconds, many):
+    output = ["-o", str(tmp_path / "out")] if many else [str(tmp_path / "a.ecfx")]
+    assert main(["compress", str(files / "in.wav"), *output, "--model", str(files / "codec24"),
                  "--segment-seconds", seconds]) == 1
     error = capsys.readouterr().err
-    assert message in error and error.count("\n") == 1
+    assert f"segment_seconds must be from 0.1 to 60 seconds, got {float(seconds)!r}" in error
+    assert error.count("\n") == 1
+    assert not (tmp_path / "a.ecfx").exists() and not (tmp_path / "out").exists()
+
+
+def test_segment_lengths_round_to_whole_frames_or_chunks(files):
+    config24, config48 = (EncodecModel.from_pretrained(files / codec).config for codec in ("codec24", "codec48"))
+    assert segment_geometry(config24, 55 / 75) == (1, 55, 55 / 75)  # 55 / 75 * 75 is 54.99999…
+    assert segment_geometry(config24, 0.1) == (1, 8, 8 / 75)
+    assert segment_geometry(config48, 60.0) == (61, 150, 61 * 47_520 / 48_000)
+    assert segment_geometry(config48, 0.1) == (1, 150, 0.99)
+
+
+def test_segments_too_large_for_an_archive_are_refused_before_coding(files, tmp_path, monkeypatch):
+    import encodec_fx.compress
+    monkeypatch.setattr(encodec_fx.compress, "MAX_SEGMENT_CODES", 2_000)
+    model, _ = models(files, "codec24")
+    with pytest.raises(ValueError, match=r"segments of 2.50667 s would hold 188 frames × 8 codebooks × 2 channels, "
+                                         r"more than the 2000 codes an archive segment holds: use segment_seconds of "
+                                         r"at most 1.67 for this file"):
+        compress_file(files / "in.wav", tmp_path / "a.ecfx", model, bandwidth=6.0, model_name="m", mode="raw",
+                      progress=False, segment_seconds=2.5, channels="independent")
     assert not (tmp_path / "a.ecfx").exists()
+
+
+def test_a_range_just_after_a_lost_segment_is_the_recovered_whole_there(tmp_path):
+    """The decoder starts afresh after a lost segment, and its first output waits for a step of frames
+    (`default_frames_per_step`): a range that ends within them must decode past its end as the whole decode
+    does. A codec of 37.5 frames a second, whose shortest segments (0.1 s) hold 4 frames, fewer than its step;
+    at the model's rate, so that no resampler margin hides it."""
+    from conftest import randomize
+    model = randomize(EncodecModel(EncodecConfig(num_filters=4, upsampling_ratios=[8, 5, 4, 4])), seed=11)
+    assert default_frames_per_step(model) > 4
+    rng = np.random.default_rng(3)
+    with AudioFile(str(tmp_path / "in.wav"), "w", samplerate=24_000, num_channels=1) as file:
+        file.write((0.1 * rng.standard_normal((1, 72_000))).astype(np.float32))
+    compress_file(tmp_path / "in.wav", tmp_path / "a.ecfx", model, bandwidth=6.0, model_name="m", mode="raw",
+                  progress=False, segment_seconds=0.1)
+    flip_byte_in_segment(tmp_path / "a.ecfx", 20)  # frames 80-83 lost: the decoder restarts at frame 84
+    whole = decode_range(tmp_path / "a.ecfx", model, recover=True)
+    first, end = 60 * 640, 86 * 640  # to 2 frames after the restart
+    part = decode_range(tmp_path / "a.ecfx", model, start=first / 24_000, duration=(end - first) / 24_000,
+                        recover=True)
+    np.testing.assert_allclose(part, whole[:, first:end], atol=1e-5, rtol=0)
 
 
 def test_transcoding_the_coding_mode_and_its_refusals(files, tmp_path, capsys):
@@ -89,12 +130,14 @@ def test_transcoding_the_coding_mode_and_its_refusals(files, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("codec, segment_seconds, segments", [("codec24", 5.0, 3), ("codec48", 5.0, 3),
-                                                                ("codec24", 1.25, 11), ("codec48", 1.25, 14)])
+                                                                ("codec24", 1.25, 11), ("codec48", 1.25, 14),
+                                                                ("codec24", 0.1, 125)])
 def test_a_time_range_is_the_whole_decode_there(files, tmp_path, codec, segment_seconds, segments):
     model, lm = models(files, codec)
     header = compress_file(files / "in.wav", tmp_path / "a.ecfx", model, bandwidth=6.0, model_name=codec, mode="lm",
                            lm=lm, progress=False, segment_seconds=segment_seconds)
-    assert header.segments == segments  # 13.3 s: 1.25 s is 93 frames at 75 Hz, one 0.99 s chunk at 48 kHz
+    assert header.segments == segments  # 13.3 s: 1.25 s is 94 frames at 75 Hz, one 0.99 s chunk at 48 kHz; 0.1 s 8
+    # frames, whose 125 segments a range decodes in LM batches of the writer's groups (16 segments of stereo)
     whole = decode_range(tmp_path / "a.ecfx", model, lm=lm)
     decompress_file(tmp_path / "a.ecfx", tmp_path / "whole.wav", model, lm=lm, progress=False)
     with AudioFile(str(tmp_path / "whole.wav")) as file:  # the Python API's decode is decompress's (16-bit WAV)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from entropy.archive import SEGMENT_SECONDS
+from entropy.archive import SEGMENT_SECONDS, check_segment_seconds
 
 from ..audio_io import AUDIO_SUFFIXES
 from .archive_checks import archive_is_whole
@@ -27,6 +27,9 @@ class CompressJob:
     segment_seconds: float = SEGMENT_SECONDS
     suffix: str = ".ecfx"
     input_suffixes: set[str] = field(default_factory=lambda: set(AUDIO_SUFFIXES))
+
+    def __post_init__(self) -> None:
+        check_segment_seconds(self.segment_seconds)
 
     def options(self) -> dict[str, Any]:
         return {"command": "compress", "model": self.model, "bandwidth": self.bandwidth, "coding": self.coding,

@@ -14,6 +14,8 @@ on both signals low-passed (`TimeLoss`); SI-SNR, the validation metric, lives he
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -95,16 +97,25 @@ class TimeLoss(nn.Module):
     silence, and the time loss teaches the decoder to drop it (training/LOG.md, issue 16); the mel
     loss asks for the band's energy whatever its phase. Low-passing both signals keeps the waveform
     alignment that the time loss gives where the codec can follow the phase, and leaves the band
-    above the cutoff to the mel loss. The low-pass is a Blackman-windowed sinc of `taps` taps
-    (transition about 5.5 · rate / taps wide, stopband below −74 dB), zero-padded at the ends."""
+    above the cutoff to the mel loss. The low-pass is a Blackman-windowed sinc of `TAPS` taps
+    (transition about 5.5 · rate / TAPS wide, stopband below −74 dB), zero-padded at the ends."""
 
-    def __init__(self, sample_rate: int, cutoff_hz: float = 0.0, taps: int = 255):
+    TAPS = 255
+
+    def __init__(self, sample_rate: int, cutoff_hz: float = 0.0):
         super().__init__()
         self.filtered = cutoff_hz > 0
-        time = torch.arange(taps, dtype=torch.float64) - (taps - 1) / 2
-        kernel = torch.special.sinc(2 * cutoff_hz / sample_rate * time) * torch.blackman_window(
-            taps, periodic=False, dtype=torch.float64)
-        self.register_buffer("kernel", (kernel / kernel.sum()).float().view(1, 1, taps), persistent=False)
+        if self.filtered:
+            time = torch.arange(self.TAPS, dtype=torch.float64) - (self.TAPS - 1) / 2
+            kernel = torch.special.sinc(2 * cutoff_hz / sample_rate * time) * torch.blackman_window(
+                self.TAPS, periodic=False, dtype=torch.float64)
+            self.register_buffer("kernel", (kernel / kernel.sum()).float().view(1, 1, -1), persistent=False)
+
+    @classmethod
+    def lowest_cutoff(cls, sample_rate: int) -> float:
+        """The lowest cutoff the filter resolves: its transition band's width (below it, every cutoff gives
+        about the same filter)."""
+        return math.ceil(5.5 * sample_rate / cls.TAPS)
 
     def forward(self, estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         if self.filtered:

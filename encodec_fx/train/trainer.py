@@ -105,9 +105,11 @@ class CodecTrainer:
         self.discriminator = MultiScaleSTFTDiscriminator(model.config.audio_channels,
                                                          config.discriminator_filters).to(self.device)
         self.mel_loss = MultiScaleMelLoss(sampling_rate).to(self.device)
-        if config.time_loss_cutoff >= sampling_rate / 2:
-            raise ValueError(f"time_loss_cutoff must be below the model's Nyquist frequency "
-                             f"({sampling_rate / 2:g} Hz), got {config.time_loss_cutoff:g}")
+        lowest, cutoff = TimeLoss.lowest_cutoff(sampling_rate), config.time_loss_cutoff
+        if cutoff and not lowest <= cutoff < sampling_rate / 2:
+            raise ValueError(f"time_loss_cutoff must be 0 (the whole band) or from {lowest:g} Hz (what the "
+                             f"low-pass resolves at {sampling_rate} Hz) to below the Nyquist frequency "
+                             f"({sampling_rate / 2:g} Hz), got {cutoff!r}")
         self.time_loss = TimeLoss(sampling_rate, config.time_loss_cutoff).to(self.device)
         check_segment_length(self.segment_length, sampling_rate, config.segment_seconds,
                              (*self.mel_loss.spectrograms, *self.discriminator.scales))
