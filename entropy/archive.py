@@ -82,7 +82,7 @@ def check_segment_seconds(seconds: object) -> None:
     """MIN_SEGMENT_SECONDS to MAX_SEGMENT_SECONDS, or a one-line error (`encodec_fx.compress` and the
     collection job, which checks before any file is read)."""
     if not isinstance(seconds, numbers.Real) or isinstance(seconds, bool) or \
-            not MIN_SEGMENT_SECONDS <= seconds <= MAX_SEGMENT_SECONDS:  # NaN fails too
+            not MIN_SEGMENT_SECONDS <= float(seconds) <= MAX_SEGMENT_SECONDS:  # NaN fails too
         raise ValueError(f"segment_seconds must be from {MIN_SEGMENT_SECONDS:g} to {MAX_SEGMENT_SECONDS:g} seconds, "
                          f"got {seconds!r}")
 
