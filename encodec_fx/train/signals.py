@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .spectral_gate import pink_noise
+
 KINDS = ("tones", "harmonics", "sweep", "noise band")
 LOWEST_HZ = 50.0
 LEVELS_DBFS = (-40.0, -10.0)  # RMS of each signal, drawn uniformly in dB
@@ -57,21 +59,12 @@ def synthetic_segments(count: int, length: int, rate: int, channels: int, rng: n
             frequencies = np.fft.rfftfreq(length, 1 / rate)
             spectrum[(frequencies < low) | (frequencies >= 2 * low)] = 0
             signal = np.fft.irfft(spectrum, length)
-        floor = pink_noise(length, rng)
+        floor = pink_noise(length / rate, rate, seed=rng)
         signal = signal / _rms(signal) + floor * (10 ** (rng.uniform(*FLOOR_DB) / 20) / _rms(floor))
         signal = signal * (10 ** (rng.uniform(*LEVELS_DBFS) / 20) / _rms(signal))
         signal = signal * min(1.0, PEAK / (np.abs(signal).max() + 1e-12))  # many harmonics in phase would clip
         signals.append(np.broadcast_to(signal, (channels, length)))
     return torch.from_numpy(np.stack(signals).astype(np.float32))
-
-
-def pink_noise(length: int, rng: np.random.Generator) -> np.ndarray:
-    """Noise with equal energy per octave (a 1/f power spectrum, nothing at 0 Hz)."""
-    spectrum = np.fft.rfft(rng.standard_normal(length))
-    frequencies = np.fft.rfftfreq(length)
-    spectrum[1:] /= np.sqrt(frequencies[1:])
-    spectrum[0] = 0
-    return np.fft.irfft(spectrum, length)
 
 
 def _rms(signal: np.ndarray) -> float:

@@ -35,8 +35,9 @@ def band_balance(decoded: np.ndarray, reference: np.ndarray, rate: int) -> np.nd
     return 10 * np.log10(np.maximum(out, floor) / np.maximum(given, floor))
 
 
-def pink_noise(seconds: float, rate: int, seed: int = 0, rms: float = 0.1) -> np.ndarray:
-    """Noise with equal energy per octave: every band of the gate gets the same share."""
+def pink_noise(seconds: float, rate: int, seed: int | np.random.Generator = 0, rms: float = 0.1) -> np.ndarray:
+    """Noise with equal energy per octave: every band of the gate gets the same share. `seed` may be a
+    generator to draw from (the training signals' floor, `signals.synthetic_segments`)."""
     length = round(seconds * rate)
     spectrum = np.fft.rfft(np.random.default_rng(seed).standard_normal(length))
     frequencies = np.fft.rfftfreq(length, 1 / rate)
