@@ -658,10 +658,7 @@ def _range(source: str | os.PathLike, model: EncodecModel, lm: EntropyLM | None,
                 segments.append((number, None))
         coder = PortableLM(lm) if header.coding_mode in LM_MODES else None
         streams = _streams(header, config.audio_channels)
-        group = header.lm_group_segments  # as many rows per LM batch as the writer coded together, no more
-        decoded = [item for start in range(0, len(segments), group)
-                   for item in _decode_group(segments[start:start + group], header, streams, _segment_units(header),
-                                             coder, static, recover, lost)]
+        decoded = list(_decoded(segments, header, streams, coder, static, recover, lost))
         if repaired is not None:
             repaired += sorted(reader.repaired)
     if decoded and isinstance(decoded[0], int):  # the first segment lost: its silence starts at the decode's start
@@ -769,15 +766,19 @@ def _decoded(numbered: Iterable[tuple[int, Segment | None]], header: ArchiveHead
              lm: PortableLM | None, static: StaticModel | None, recover: bool, lost: list[LostSegment]
              ) -> Iterator[tuple[Segment, list[np.ndarray]] | int]:
     """Per segment in order: the segment and its units' `streams` codes [streams, n_q, frames], or the
-    number of code frames it held if it is lost. Payloads LM-coded together are decoded together, as
-    rows in the order they were coded; a lost segment keeps its rows' places."""
+    number of code frames it held if it is lost. Segments are decoded in batches of as many as the writer
+    LM-coded together (`lm_group_segments`), counted from the first given: from segment 0, the writer's own
+    groups; for a time range, as few batches as its segments need. Rows do not affect each other's
+    arithmetic, so any grouping decodes the same codes; a lost segment keeps its rows' places."""
     units_per_segment = _segment_units(header)
     group: list[tuple[int, Segment | None]] = []
     for item in numbered:
         group.append(item)
-        if item[0] % header.lm_group_segments == header.lm_group_segments - 1 or item[0] == header.segments - 1:
+        if len(group) == header.lm_group_segments:
             yield from _decode_group(group, header, streams, units_per_segment, lm, static, recover, lost)
             group = []
+    if group:
+        yield from _decode_group(group, header, streams, units_per_segment, lm, static, recover, lost)
 
 
 def _decode_group(group: list[tuple[int, Segment | None]], header: ArchiveHeader, streams: int,
