@@ -7,8 +7,8 @@ folder, then runs, each in a fresh process so that its peak RSS is its own, on a
 random weights (full size, or `--num-filters 16` as the shipped default):
 
 * `compress`: `encodec_fx.compress.compress_file` in raw mode at 6 kbps (random weights have no LM;
-  the coding mode costs little beside the codec), the stereo file coded as two streams of the mono
-  model;
+  the coding mode costs little beside the codec), the stereo file coded jointly on the mono model
+  (four streams of the first 20 s to choose the split, then the two chosen streams of the whole file);
 * `effect`: `encodec_fx.effects.files.process_file` through an `EncodecCompressor` (encode and
   decode, streaming, 8192-sample blocks).
 

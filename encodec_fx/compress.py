@@ -178,18 +178,16 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
         sample_rate, file_channels, length = int(file.samplerate), file.num_channels, file.frames
         check_segment_codes(units_per_segment * unit_frames, n_q, file_channels, segment_seconds)
         joint = channels == "joint" and file_channels == 2 and config.audio_channels == 1 and n_q >= 2
-        kept: list[np.ndarray] = []  # joint: the audio that the split is measured on
-        blocks = ModelBlocks(model_reader(file, source, config), config,
-                             _joint_streams(kept, int(SPLIT_MEASURE_SECONDS * config.sampling_rate)) if joint
-                             else to_model_channels)
+        reader = model_reader(file, source, config)
         with _progress_bar(length / sample_rate, progress, "compress") as advance:
-            units = list(code_units(model, bandwidth, blocks, advance, unit_frames))
-        if joint:
-            split = choose_split(model, units, np.concatenate(kept, axis=-1))
-            units = [_split_unit(unit, *split) for unit in units]
+            if joint:
+                split, units, samples = _code_joint(model, bandwidth, source, reader, unit_frames, advance)
+            else:
+                blocks = ModelBlocks(reader, config)
+                units, samples = list(code_units(model, bandwidth, blocks, advance, unit_frames)), blocks.samples
     facts = _Facts(identity(str(model_name), model), sample_rate, file_channels, length, config.sampling_rate,
                    config.frame_rate, config.chunk_length, config.chunk_stride, units_per_segment,
-                   segment_seconds, blocks.samples, config.codebook_size)
+                   segment_seconds, samples, config.codebook_size)
     return _write_archive(destination, units, facts, bandwidth, mode, lm, lm_name, overwrite, parity, split)
 
 
@@ -197,16 +195,59 @@ Split = tuple[str, list[int]]  # a stereo coding of entropy.format_v3.STEREO_COD
 _JOINT_STREAMS = {"left-right": (0, 1), "mid-side": (2, 3)}  # rows of _joint_streams' output
 
 
-def _joint_streams(kept: list[np.ndarray], keep: int) -> Callable[[np.ndarray, EncodecConfig], np.ndarray]:
-    """Stereo (2, n) → streams left, right, mid, side (4, 1, n) for a mono model, appending the first `keep`
-    samples to `kept`."""
+def _code_joint(model: EncodecModel, bandwidth: float, source: str | os.PathLike, reader, unit_frames: int,
+                advance: Progress) -> tuple[Split, list[CodedUnit], int]:
+    """Stereo on a mono model: left, right, mid and side of the first `SPLIT_MEASURE_SECONDS` are coded and the
+    split chosen on them (`choose_split`); a longer file is then read again and only the chosen two streams coded
+    (four streams of a whole file cost twice the encoder's time). The split, the units, the samples coded."""
+    config = model.config
+    measured = int(SPLIT_MEASURE_SECONDS * config.sampling_rate)
+    whole = reader.frames <= measured
+    kept: list[np.ndarray] = []
+    blocks = ModelBlocks(_Head(reader, measured), config, _joint_streams(kept))
+    units = list(code_units(model, bandwidth, blocks, advance if whole else _quiet, unit_frames))
+    split = choose_split(model, units, np.concatenate(kept, axis=-1))
+    if whole:
+        return split, [_split_unit(unit, *split) for unit in units], blocks.samples
+    with open_audio(source) as again:
+        blocks = ModelBlocks(model_reader(again, source, config), config, _split_streams(split[0]))
+        units = [_zero_past(unit, split[1]) for unit in code_units(model, bandwidth, blocks, advance, unit_frames)]
+    return split, units, blocks.samples
+
+
+def _joint_streams(kept: list[np.ndarray]) -> Callable[[np.ndarray, EncodecConfig], np.ndarray]:
+    """Stereo (2, n) → streams left, right, mid, side (4, 1, n) for a mono model, appending the audio to `kept`."""
     def streams(audio: np.ndarray, config: EncodecConfig) -> np.ndarray:
-        held = sum(block.shape[-1] for block in kept)
-        if held < keep:
-            kept.append(audio[:, :keep - held].copy())
-        left, right = audio
-        return np.stack([left, right, (left + right) / 2, (left - right) / 2])[:, np.newaxis, :]
+        kept.append(audio.copy())
+        return _stereo_streams(audio)
     return streams
+
+
+def _split_streams(stereo: str) -> Callable[[np.ndarray, EncodecConfig], np.ndarray]:
+    """Stereo (2, n) → the two streams of `stereo` (2, 1, n) for a mono model."""
+    rows = list(_JOINT_STREAMS[stereo])
+    return lambda audio, config: _stereo_streams(audio)[rows]
+
+
+def _stereo_streams(audio: np.ndarray) -> np.ndarray:
+    left, right = audio
+    return np.stack([left, right, (left + right) / 2, (left - right) / 2])[:, np.newaxis, :]
+
+
+class _Head:
+    """The first `samples` of a reader (what `ModelBlocks` reads the split's measure from)."""
+
+    def __init__(self, reader, samples: int):
+        self.reader, self.left = reader, samples
+
+    def read(self, count: int) -> np.ndarray:
+        count = min(count, self.left)
+        self.left -= count
+        return self.reader.read(count) if count else np.zeros((2, 0), dtype=np.float32)
+
+
+def _quiet(seconds: float) -> None:
+    """No progress to report (the split's measure of a long file, before the file is coded)."""
 
 
 def split_candidates(n_q: int) -> list[Split]:
@@ -248,10 +289,16 @@ def _to_left_right(stereo: str, first, second):
 def _split_unit(unit: CodedUnit, stereo: str, codebooks: list[int]) -> CodedUnit:
     """A unit of the 4 joint streams → its 2 streams for `stereo`, codebooks past a stream's count zeroed."""
     rows = list(_JOINT_STREAMS[stereo])
-    codes = unit.codes[rows, :max(codebooks)].copy()
+    return _zero_past(CodedUnit(unit.codes[rows], None if unit.scales is None else unit.scales[rows]), codebooks)
+
+
+def _zero_past(unit: CodedUnit, codebooks: list[int]) -> CodedUnit:
+    """A unit of a split's 2 streams with the codebooks past each stream's count zeroed (and dropped past the
+    larger count)."""
+    codes = unit.codes[:, :max(codebooks)].copy()
     for stream, count in enumerate(codebooks):
         codes[stream, count:] = 0
-    return CodedUnit(codes, None if unit.scales is None else unit.scales[rows])
+    return CodedUnit(codes, unit.scales)
 
 
 def transcode_file(source: str | os.PathLike, destination: str | os.PathLike, *, bandwidth: float | None = None,

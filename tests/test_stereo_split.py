@@ -143,3 +143,30 @@ def test_the_split_in_the_header(files, tmp_path):
                 {"stream_codebooks": [0, header.n_q]}):
         with pytest.raises(ValueError, match="stream_codebooks must be"):
             ArchiveHeader.from_dict({**header.to_dict(), **bad})
+
+
+@pytest.mark.parametrize("split", [("mid-side", [3, 1]), ("left-right", [2, 2])])
+def test_a_file_longer_than_the_measure_codes_only_its_two_streams(files, tmp_path, monkeypatch, split):
+    """The split is chosen on the first SPLIT_MEASURE_SECONDS (four streams coded there); the rest of a longer
+    file is coded as the two chosen streams only, with the codes of coding those streams directly."""
+    measured = []
+
+    def choose(model, units, audio):
+        measured.append((audio.shape, sum(unit.codes.shape[-1] for unit in units), units[0].codes.shape[0]))
+        return split
+
+    monkeypatch.setattr(compress, "SPLIT_MEASURE_SECONDS", 2.0)
+    monkeypatch.setattr(compress, "choose_split", choose)
+    model = EncodecModel.from_pretrained(files / "codec24")
+    archive = tmp_path / "s.ecfx"
+    header = compress_file(files / "stereo.wav", archive, model, bandwidth=3.0, model_name="m", mode="raw",
+                           progress=False)
+    assert measured == [((2, 2 * RATE), 2 * 75, 4)]  # 2 s of stereo; 150 frames of left, right, mid and side
+    assert header.audio_length == read(files / "stereo.wav").shape[-1]
+    left, right = read(files / "stereo.wav")
+    streams = np.stack([left, right] if split[0] == "left-right" else [(left + right) / 2, (left - right) / 2])
+    with torch.inference_mode():
+        expected = model.encode(torch.from_numpy(streams)[:, None], bandwidth=3.0).audio_codes[0].numpy()
+    _, coded = codes_of(archive)
+    for stream, count in enumerate(split[1]):
+        np.testing.assert_array_equal(coded[stream], expected[stream, :count])
