@@ -202,12 +202,11 @@ def _code_joint(model: EncodecModel, bandwidth: float, source: str | os.PathLike
     (four streams of a whole file cost twice the encoder's time). The split, the units, the samples coded."""
     config = model.config
     measured = int(SPLIT_MEASURE_SECONDS * config.sampling_rate)
-    whole = reader.frames <= measured
     kept: list[np.ndarray] = []
     blocks = ModelBlocks(_Head(reader, measured), config, _joint_streams(kept))
-    units = list(code_units(model, bandwidth, blocks, advance if whole else _quiet, unit_frames))
+    units = list(code_units(model, bandwidth, blocks, advance if reader.frames <= measured else _quiet, unit_frames))
     split = choose_split(model, units, np.concatenate(kept, axis=-1))
-    if whole:
+    if reader.read(1).shape[-1] == 0:  # read to its end, not trusted to `frames` (an MP3's is an estimate)
         return split, [_split_unit(unit, *split) for unit in units], blocks.samples
     with open_audio(source) as again:
         blocks = ModelBlocks(model_reader(again, source, config), config, _split_streams(split[0]))

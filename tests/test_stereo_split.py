@@ -170,3 +170,24 @@ def test_a_file_longer_than_the_measure_codes_only_its_two_streams(files, tmp_pa
     _, coded = codes_of(archive)
     for stream, count in enumerate(split[1]):
         np.testing.assert_array_equal(coded[stream], expected[stream, :count])
+
+
+def test_a_reader_that_understates_its_length_is_still_coded_to_its_end(files, tmp_path, monkeypatch):
+    """Whether a file is longer than the measure is found by reading, not from `frames` (an estimate for MP3)."""
+    real_reader = compress.model_reader
+
+    class Understated:
+        def __init__(self, reader):
+            self.reader, self.frames = reader, RATE  # says 1 s; the file holds 7.3
+
+        def read(self, count):
+            return self.reader.read(count)
+
+    monkeypatch.setattr(compress, "SPLIT_MEASURE_SECONDS", 2.0)
+    monkeypatch.setattr(compress, "model_reader", lambda *args: Understated(real_reader(*args)))
+    model = EncodecModel.from_pretrained(files / "codec24")
+    compress_file(files / "stereo.wav", tmp_path / "s.ecfx", model, bandwidth=3.0, model_name="m", mode="raw",
+                  progress=False)
+    _, streams = codes_of(tmp_path / "s.ecfx")
+    assert all(codes.shape[-1] == -(-read(files / "stereo.wav").shape[-1] // model.config.hop_length)
+               for codes in streams)
