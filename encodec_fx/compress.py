@@ -53,7 +53,7 @@ from .channels import from_model_channels, to_model_channels
 from .checkpoints import weights_sha256
 from .config import EncodecConfig
 from .model import EncodecModel
-from .resample import Resampler
+from .resample import ResampledReader, Resampler
 from .stream import CodeBlock, default_frames_per_step
 from .validation import as_number
 
@@ -178,12 +178,11 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
         sample_rate, file_channels, length = int(file.samplerate), file.num_channels, file.frames
         check_segment_codes(units_per_segment * unit_frames, n_q, file_channels, segment_seconds)
         joint = channels == "joint" and file_channels == 2 and config.audio_channels == 1 and n_q >= 2
-        reader = model_reader(file, source, config)
         with _progress_bar(length / sample_rate, progress, "compress") as advance:
             if joint:
-                split, units, samples = _code_joint(model, bandwidth, source, reader, unit_frames, advance)
+                split, units, samples = _code_joint(model, bandwidth, file, source, unit_frames, advance)
             else:
-                blocks = ModelBlocks(reader, config)
+                blocks = ModelBlocks(model_reader(file, source, config), config)
                 units, samples = list(code_units(model, bandwidth, blocks, advance, unit_frames)), blocks.samples
     facts = _Facts(identity(str(model_name), model), sample_rate, file_channels, length, config.sampling_rate,
                    config.frame_rate, config.chunk_length, config.chunk_stride, units_per_segment,
@@ -192,61 +191,57 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
 
 
 Split = tuple[str, list[int]]  # a stereo coding of entropy.format_v3.STEREO_CODINGS and each stream's codebooks
-_JOINT_STREAMS = {"left-right": (0, 1), "mid-side": (2, 3)}  # rows of _joint_streams' output
+_JOINT_STREAMS = {"left-right": (0, 1), "mid-side": (2, 3)}  # rows of _stereo_streams' output
 
 
-def _code_joint(model: EncodecModel, bandwidth: float, source: str | os.PathLike, reader, unit_frames: int,
+def _code_joint(model: EncodecModel, bandwidth: float, file: AudioFile, source: str | os.PathLike, unit_frames: int,
                 advance: Progress) -> tuple[Split, list[CodedUnit], int]:
     """Stereo on a mono model: left, right, mid and side of the first `SPLIT_MEASURE_SECONDS` are coded and the
-    split chosen on them (`choose_split`); a longer file is then read again and only the chosen two streams coded
-    (four streams of a whole file cost twice the encoder's time). The split, the units, the samples coded."""
+    split chosen on them (`choose_split`); a longer file is then read again from its start and only the chosen
+    two streams coded (four streams of a whole file cost twice the encoder's time). Whether the file is longer
+    is found by reading on, not from `frames` (an MP3's is an estimate); the same open file is rewound, so the
+    header's length and the codes come from one file. Returns the split, the units and the samples coded."""
     config = model.config
+    reader = model_reader(file, source, config)
     measured = int(SPLIT_MEASURE_SECONDS * config.sampling_rate)
     kept: list[np.ndarray] = []
-    blocks = ModelBlocks(_Head(reader, measured), config, _joint_streams(kept))
-    units = list(code_units(model, bandwidth, blocks, advance if reader.frames <= measured else _quiet, unit_frames))
+    blocks = ModelBlocks(_Head(reader, measured), config, _keeping_stereo_streams(kept))
+    units = list(code_units(model, bandwidth, blocks, unit_frames=unit_frames))
     split = choose_split(model, units, np.concatenate(kept, axis=-1))
-    if reader.read(1).shape[-1] == 0:  # read to its end, not trusted to `frames` (an MP3's is an estimate)
+    if reader.read(1).shape[-1] == 0:  # the whole file
+        advance(blocks.samples / config.sampling_rate)
         return split, [_split_unit(unit, *split) for unit in units], blocks.samples
-    with open_audio(source) as again:
-        blocks = ModelBlocks(model_reader(again, source, config), config, _split_streams(split[0]))
-        units = [_zero_past(unit, split[1]) for unit in code_units(model, bandwidth, blocks, advance, unit_frames)]
+    file.seek(0)
+    blocks = ModelBlocks(model_reader(file, source, config), config,
+                         lambda audio, config: _stereo_streams(audio)[list(_JOINT_STREAMS[split[0]])])
+    units = [_zero_past(unit, split[1]) for unit in code_units(model, bandwidth, blocks, advance, unit_frames)]
     return split, units, blocks.samples
 
 
-def _joint_streams(kept: list[np.ndarray]) -> Callable[[np.ndarray, EncodecConfig], np.ndarray]:
-    """Stereo (2, n) → streams left, right, mid, side (4, 1, n) for a mono model, appending the audio to `kept`."""
+def _keeping_stereo_streams(kept: list[np.ndarray]) -> Callable[[np.ndarray, EncodecConfig], np.ndarray]:
+    """`_stereo_streams`, appending the audio to `kept`."""
     def streams(audio: np.ndarray, config: EncodecConfig) -> np.ndarray:
         kept.append(audio.copy())
         return _stereo_streams(audio)
     return streams
 
 
-def _split_streams(stereo: str) -> Callable[[np.ndarray, EncodecConfig], np.ndarray]:
-    """Stereo (2, n) → the two streams of `stereo` (2, 1, n) for a mono model."""
-    rows = list(_JOINT_STREAMS[stereo])
-    return lambda audio, config: _stereo_streams(audio)[rows]
-
-
 def _stereo_streams(audio: np.ndarray) -> np.ndarray:
+    """Stereo (2, n) → streams left, right, mid, side (4, 1, n) for a mono model."""
     left, right = audio
     return np.stack([left, right, (left + right) / 2, (left - right) / 2])[:, np.newaxis, :]
 
 
 class _Head:
-    """The first `samples` of a reader (what `ModelBlocks` reads the split's measure from)."""
+    """The first `samples` of a stereo reader (what the split is measured on)."""
 
-    def __init__(self, reader, samples: int):
+    def __init__(self, reader: AudioFile | ResampledReader, samples: int):
         self.reader, self.left = reader, samples
 
     def read(self, count: int) -> np.ndarray:
         count = min(count, self.left)
         self.left -= count
         return self.reader.read(count) if count else np.zeros((2, 0), dtype=np.float32)
-
-
-def _quiet(seconds: float) -> None:
-    """No progress to report (the split's measure of a long file, before the file is coded)."""
 
 
 def split_candidates(n_q: int) -> list[Split]:
