@@ -255,15 +255,12 @@ def choose_split(model: EncodecModel, units: list[CodedUnit], audio: np.ndarray)
     """The split of the codebooks whose decode of `audio` (the stereo file's start at the model's rate) has the
     smallest multi-scale mel distance over both channels; `units` hold left, right, mid and side at all n_q."""
     from .train.losses import MultiScaleMelLoss
-    frames = -(-audio.shape[-1] // model.config.hop_length)
-    codes = np.concatenate([unit.codes for unit in units], axis=-1)[..., :frames]
-    candidates = split_candidates(codes.shape[1])
+    candidates = split_candidates(units[0].codes.shape[1])
     needed = sorted({(row, n) for stereo, counts in candidates for row, n in zip(_JOINT_STREAMS[stereo], counts)})
     decoded: dict[tuple[int, int], torch.Tensor] = {}
     for n in sorted({n for _, n in needed}):
         rows = [row for row, m in needed if m == n]
-        batch = torch.from_numpy(codes[rows, :n].astype(np.int64))[None]
-        out = model.decode(batch, return_dict=False)[0][:, 0, :audio.shape[-1]]
+        out = _decode_rows(model, units, rows, n)[:, 0, :audio.shape[-1]]
         decoded.update({(row, n): out[i] for i, row in enumerate(rows)})
     mel = MultiScaleMelLoss(model.config.sampling_rate)
     reference = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
@@ -273,6 +270,17 @@ def choose_split(model: EncodecModel, units: list[CodedUnit], audio: np.ndarray)
         estimate = torch.stack(_to_left_right(split[0], first, second))
         return float(mel(estimate[:, None], reference[:, None]))
     return min(candidates, key=distance)
+
+
+def _decode_rows(model: EncodecModel, units: list[CodedUnit], rows: list[int], n: int) -> torch.Tensor:
+    """The streams `rows` of `units` decoded with their first `n` codebooks, as one batch: (rows, channels,
+    samples). Through the stream decoder, which takes a chunked model's units and scales as they are."""
+    decoder, blocks = model.stream_decoder(), []
+    for unit in units:
+        scales = None if unit.scales is None else (torch.from_numpy(unit.scales[rows]),)
+        codes = torch.from_numpy(unit.codes[rows, :n].astype(np.int64))
+        blocks.append(decoder.push(CodeBlock((codes,), scales, decoder.chunked, len(rows))))
+    return torch.cat(blocks + [decoder.flush()], dim=-1)
 
 
 def _to_left_right(stereo: str, first, second):

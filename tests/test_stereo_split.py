@@ -191,3 +191,37 @@ def test_a_reader_that_understates_its_length_is_still_coded_to_its_end(files, t
     _, streams = codes_of(tmp_path / "s.ecfx")
     assert all(codes.shape[-1] == -(-read(files / "stereo.wav").shape[-1] // model.config.hop_length)
                for codes in streams)
+
+
+def test_a_chunked_normalising_model_chooses_its_split_as_the_offline_decode_measures(tmp_path):
+    """Each chunk of such a model decodes with its own loudness scale: the split is measured (and the archive
+    decoded) with the scales, matching the model's own whole-file encode and decode."""
+    from encodec_fx.compress import _stereo_streams, _to_left_right
+    from encodec_fx.train.losses import MultiScaleMelLoss
+    model = randomize(EncodecModel(EncodecConfig(num_filters=4, normalize=True, chunk_length_s=1.0, overlap=0.01)),
+                      seed=5)
+    n = int(RATE * 3.3)
+    rng = np.random.default_rng(8)
+    with AudioFile(str(tmp_path / "in.wav"), "w", samplerate=RATE, num_channels=2) as file:
+        file.write((np.array([[0.2], [0.05]]) * rng.standard_normal((2, n))).astype(np.float32))
+    audio = read(tmp_path / "in.wav")  # as the 16-bit file holds it
+    header = compress_file(tmp_path / "in.wav", tmp_path / "s.ecfx", model, bandwidth=6.0, model_name="m",
+                           mode="raw", progress=False)
+    with torch.inference_mode():
+        encoded = model.encode(torch.from_numpy(_stereo_streams(audio)), bandwidth=6.0)
+
+        def decoded(row, codebooks):
+            return model.decode(encoded.audio_codes[:, row: row + 1, :codebooks],
+                                [scale[row: row + 1] for scale in encoded.audio_scales],
+                                return_dict=False)[0][0, 0, :n]
+
+        def estimate(split):
+            first, second = (decoded(row, count) for row, count in zip(compress._JOINT_STREAMS[split[0]], split[1]))
+            return torch.stack(_to_left_right(split[0], first, second))
+
+        mel = MultiScaleMelLoss(RATE)
+        distances = {split[0] + str(split[1]): float(mel(estimate(split)[:, None], torch.from_numpy(audio)[:, None]))
+                     for split in split_candidates(8)}
+        chosen = (header.stereo, header.stream_codebooks)
+        assert distances[chosen[0] + str(chosen[1])] == pytest.approx(min(distances.values()), rel=1e-5)
+        np.testing.assert_allclose(decode_range(tmp_path / "s.ecfx", model), estimate(chosen).numpy(), atol=1e-5)
