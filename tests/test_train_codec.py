@@ -407,6 +407,24 @@ def test_train_codec_command_trains_resumes_and_exports(audio_dir, tmp_path, cap
     assert "--loss-weight takes NAME=WEIGHT with NAME one of time, mel" in capsys.readouterr().err
 
 
+def test_the_discriminator_width_changes_on_resume_only_before_it_has_trained(audio_dir, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    arguments = ["train-codec", str(audio_dir), str(run_dir), "--num-filters", "4", "--batch-size", "2",
+                 "--segment-seconds", "0.2", "--eval-every", "1", "--held-out-percent", "30"]
+    assert main(arguments + ["--steps", "1", "--discriminator-filters", "4", "--adversarial-start", "5"]) == 0
+    optimiser = load_checkpoint(run_dir)[1]["generator_optimizer"]
+    assert main(arguments + ["--steps", "2", "--resume", "--discriminator-filters", "8"]) == 0
+    assert "resuming with discriminator_filters 8 (the run had 4)" in capsys.readouterr().out
+    state = load_checkpoint(run_dir)[1]
+    widths = {tuple(weight.shape) for weight in state["discriminator"].values() if weight.dim() == 4}
+    assert state["settings"]["discriminator_filters"] == 8 and (8, 8, 3, 9) in widths and (4, 4, 3, 9) not in widths
+    assert state["generator_optimizer"]["state"][0]["step"] == optimiser["state"][0]["step"] + 1  # continued
+    assert main(arguments + ["--steps", "7", "--resume", "--adversarial-start", "2"]) == 0  # it trains from 2
+    capsys.readouterr()
+    assert main(arguments + ["--steps", "8", "--resume", "--discriminator-filters", "4"]) == 1
+    assert "discriminator_filters cannot change on --resume (the run has 8)" in one_line_error(capsys)
+
+
 def test_warm_up_trains_reconstruction_only_then_the_discriminator_joins():
     torch.manual_seed(0)
     config = TrainingConfig(batch_size=2, segment_seconds=0.2, discriminator_filters=4,

@@ -49,7 +49,8 @@ from .trainer import CodecTrainer, untrained_model
 
 EXPORT_NAME = "generator-fp16.safetensors"
 FIXED_ON_RESUME = {"num_filters": "the codec's weights have that size",  # setting → why it cannot change
-                   "discriminator_filters": "the discriminator's weights have that size",
+                   "discriminator_filters": "the discriminator's weights have that size (it can change until the "
+                                            "adversarial phase starts)",
                    "seed": "the random generators continue from the checkpoint"}
 
 
@@ -121,15 +122,17 @@ def check_finite(losses: dict[str, float], step: int, run_dir: Path, saved: int 
                          f"{kept}")
 
 
-def resumed_config(saved: dict, given: dict, source: Path) -> TrainingConfig:
-    """The run's saved settings (from `source`), with the options given on the command line instead (each
-    change printed), so that resuming never swaps the recipe for the defaults. Settings whose change
-    would break the run (FIXED_ON_RESUME) are refused."""
+def resumed_config(saved: dict, given: dict, source: Path, step: int = 0) -> TrainingConfig:
+    """The run's saved settings (from `source`, at `step`), with the options given on the command line instead
+    (each change printed), so that resuming never swaps the recipe for the defaults. Settings whose change
+    would break the run (FIXED_ON_RESUME) are refused; the discriminator's width only once it has trained
+    (from the run's adversarial_start): before, a new width starts a new discriminator."""
     try:
         run_config = TrainingConfig.from_settings(saved)
     except ValueError as error:
         raise damaged(source, STATE_KIND, error) from None
-    for name in given.keys() & FIXED_ON_RESUME.keys():
+    fixed = FIXED_ON_RESUME.keys() - ({"discriminator_filters"} if step < run_config.adversarial_start else set())
+    for name in given.keys() & fixed:
         check_unchanged(name, given[name], getattr(run_config, name))
     config = replace(run_config, **given)
     for name, value in given.items():
@@ -159,7 +162,9 @@ def run(args: argparse.Namespace) -> None:
         check_unchanged("num_filters", args.num_filters, model.config.num_filters)
         if weights:
             given["loss_weights"] = dict(state["settings"].get("loss_weights", PAPER_WEIGHTS)) | weights
-        config = resumed_config(state["settings"], given, run_dir / STATE_FILE)
+        config = resumed_config(state["settings"], given, run_dir / STATE_FILE, state["step"])
+        if config.discriminator_filters != state["settings"].get("discriminator_filters"):
+            state = {name: value for name, value in state.items() if not name.startswith("discriminator")}
         if state["step"] >= config.steps:
             print(f"the run in {run_dir} is already at step {state['step']} ≥ --steps {config.steps}: nothing to "
                   f"train, nothing written (give a larger --steps to continue it)")

@@ -210,13 +210,14 @@ class CodecTrainer:
                 "torch_generator": self.torch_generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
-        """Continue from `state`, at this trainer's learning rate: the optimisers' saved groups carry the
-        rate the run had, which would silently override --learning-rate given on --resume (the rate is
-        constant, there is no schedule to restore)."""
+        """Continue from `state` (with a fresh discriminator where it holds none), at this trainer's learning
+        rate: the optimisers' saved groups carry the rate the run had, which would silently override
+        --learning-rate given on --resume (the rate is constant, there is no schedule to restore)."""
         self.step = state["step"]
         self.generator_optimizer.load_state_dict(state["generator_optimizer"])
-        self.discriminator.load_state_dict(state["discriminator"])
-        self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
+        if "discriminator" in state:  # absent: a run resumed with a new discriminator before it trained
+            self.discriminator.load_state_dict(state["discriminator"])
+            self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
         for optimizer in (self.generator_optimizer, self.discriminator_optimizer):
             for group in optimizer.param_groups:
                 group["lr"] = self.config.learning_rate
