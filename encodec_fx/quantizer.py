@@ -14,6 +14,8 @@ class Codebook(nn.Module):
     """One codebook. `inited`, `cluster_size` and `embed_avg` are training statistics, kept only so
     checkpoints load and save unchanged."""
 
+    embed: torch.Tensor  # a buffer, as the checkpoints name it
+
     def __init__(self, config: EncodecConfig):
         super().__init__()
         embed = torch.zeros(config.codebook_size, config.codebook_dim)
@@ -48,6 +50,8 @@ class Codebook(nn.Module):
 
 class QuantizerLayer(nn.Module):
     """Wraps a codebook under the transformers key name (`quantizer.layers.i.codebook`)."""
+
+    codebook: Codebook
 
     def __init__(self, config: EncodecConfig):
         super().__init__()

@@ -48,6 +48,8 @@ class SkipLSTM(nn.Module):
 
 
 class SequentialLayers(nn.Module):
+    layers: nn.ModuleList
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for layer in self.layers:
             x = layer(x)

@@ -16,7 +16,7 @@ closely). The two ends of the stream need care:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import torch
 
@@ -29,6 +29,7 @@ from .validation import check_codes, check_samples
 
 if TYPE_CHECKING:  # the model builds on this module (`model.stream_encoder`)
     from .model import EncodecModel
+    from .quantizer import QuantizerLayer
 
 # Code frames (or their audio, at the encoder) that go through the layers in one pass; longer pushes
 # are split. A pass holds every layer's intermediate tensors, about 0.5 MB a frame per stream with 16
@@ -127,7 +128,7 @@ class StreamingEncoder:
         self.num_quantizers = num_quantizers
         self.quantizer = model.quantizer
         self.layers = StreamingLayers(model.encoder.layers)
-        self.device, self.dtype = model.device, model.quantizer.layers[0].codebook.embed.dtype
+        self.device, self.dtype = model.device, cast("QuantizerLayer", model.quantizer.layers[0]).codebook.embed.dtype
         self.step = frames_per_step * self.config.hop_length  # samples coded together
         self.reset()
 
@@ -150,6 +151,7 @@ class StreamingEncoder:
         """Codes of the frames left, the last one padded as `model.encode` pads it; then reset."""
         if self.empty_block is None:  # nothing pushed
             return torch.zeros(0, self.num_quantizers, 0, dtype=torch.long, device=self.device)
+        assert self.waiting is not None  # set with empty_block
         waiting = self._quantize(self.layers.push_in_passes(self.waiting, PASS_FRAMES * self.config.hop_length))
         codes = torch.cat([waiting, self._quantize(self.layers.finish(self.empty_block))], dim=-1)
         self.reset()
@@ -159,6 +161,7 @@ class StreamingEncoder:
         """The audio received so far cut to whole steps; the rest waits. A frame completes only at a
         multiple of the hop (checked by the tests), so a one-hop step delays nothing, and it saves running
         every layer on blocks too short to complete a frame."""
+        assert self.waiting is not None  # set by _check_audio
         audio = torch.cat([self.waiting, audio], dim=-1)
         usable = audio.shape[-1] - audio.shape[-1] % self.step
         self.waiting = audio[..., usable:]
@@ -224,7 +227,7 @@ class StreamingDecoder:
     def flush(self) -> torch.Tensor:
         """The audio left (only for a stream too short to have started); then reset."""
         if self.empty_embeddings is None:  # nothing pushed
-            embed = self.quantizer.layers[0].codebook.embed
+            embed = cast("QuantizerLayer", self.quantizer.layers[0]).codebook.embed
             return embed.new_zeros(0, self.config.audio_channels, 0)
         audio = self.layers.finish(self.empty_embeddings.to(self.dtype)).to(self.empty_embeddings.dtype)
         self.reset()

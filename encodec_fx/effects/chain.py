@@ -18,7 +18,7 @@ still, which `process_file` flushes by counting samples.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, MutableSequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pedalboard
@@ -28,7 +28,7 @@ from .layout import AudioLayout, read_array, read_block, stream_layout
 from .portable import portable, rebuilt
 from .protocol import AUDIO, CODES, Effect, check_sample_rate
 
-Stage = Effect | pedalboard.Plugin
+Stage: TypeAlias = Effect | pedalboard.Plugin
 
 
 def stage_kinds(stage: Stage) -> tuple[str | None, str | None]:
@@ -127,12 +127,12 @@ class Chain(Effect, MutableSequence):
         self._commit(list(stages))
 
     @property
-    def input_kind(self) -> str | None:
+    def input_kind(self) -> str | None:  # type: ignore[override]  # a class constant elsewhere; here the stages'
         """What the first stage that cares takes; None if no stage does (the chain passes anything)."""
         return next((kinds[0] for kinds in map(stage_kinds, self._stages) if kinds[0] is not None), None)
 
     @property
-    def output_kind(self) -> str | None:
+    def output_kind(self) -> str | None:  # type: ignore[override]  # as input_kind
         return next((kinds[1] for kinds in map(stage_kinds, reversed(self._stages)) if kinds[1] is not None), None)
 
     def _commit(self, stages: list[Stage]) -> None:
@@ -151,7 +151,7 @@ class Chain(Effect, MutableSequence):
         return {"stages": [portable(stage) for stage in self._stages]}
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__([rebuilt(stage) for stage in state["stages"]])
+        type(self).__init__(self, [rebuilt(stage) for stage in state["stages"]])
 
     def __getitem__(self, index: int | slice) -> Any:
         return self._stages[index]

@@ -89,7 +89,7 @@ def decode_to_audio(model: EncodecModel, codes: Codes, sample_rate: int, precisi
     check_decodable(model, codes, sample_rate, streaming=False)
     device = model.device
     audio_codes = torch.from_numpy(codes.audio_codes).to(device)
-    scales = [None] * audio_codes.shape[0] if codes.audio_scales is None else \
+    scales: list[torch.Tensor | None] = [None] * audio_codes.shape[0] if codes.audio_scales is None else \
         [torch.from_numpy(row).to(device) for row in codes.audio_scales]
     with torch.inference_mode():
         if codes.received.all() and streams_whole_signal(model, codes.model_num_samples):
@@ -114,7 +114,7 @@ class _CodecEffect(Effect):
     def __init__(self, model: ModelSource | None = None, frames_per_step: int | None = None,
                  device: str | torch.device | None = None, precision: str | None = None):
         self.device = None if device is None else resolve_device(device)  # where a loaded model goes
-        self._frames_per_step = None
+        self._frames_per_step: int | None = None
         self.model = model
         self.frames_per_step = frames_per_step
         self.precision = precision

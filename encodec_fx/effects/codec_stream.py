@@ -17,6 +17,8 @@ call that completes a step computes all of its frames, while the others only buf
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import torch
 
@@ -64,10 +66,11 @@ class EncoderStream:
         if coded.rows:  # a causal model's run of frames, or whole chunks (a stream never flushes here)
             audio_codes = torch.stack(coded.rows).cpu().numpy().astype(np.int64)
         else:
+            assert config.frames_per_chunk is not None  # no rows: a chunked model's block
             audio_codes = np.zeros((0, batch.shape[0], self.model.num_quantizers_for_bandwidth(bandwidth),
                                     config.frames_per_chunk), dtype=np.int64)
         scales = None if not config.normalize else np.zeros((0, batch.shape[0]), np.float32) if not coded.rows \
-            else torch.stack(coded.scales).cpu().numpy().astype(np.float32)
+            else torch.stack(cast("tuple[torch.Tensor, ...]", coded.scales)).cpu().numpy().astype(np.float32)
         block = Codes(audio_codes=audio_codes, received=np.ones(audio_codes.shape, dtype=bool), audio_scales=scales,
                       last_frame_pad_length=0, config=config, sample_rate=self.sample_rate,
                       layout=block_layout, model_num_samples=at_model_rate.shape[-1], first_frame=self.next_frame)

@@ -95,7 +95,7 @@ class Codes:
     def frame_times(self) -> np.ndarray:
         """Start time in seconds of each frame on the timeline (chunks overlap in chunked models)."""
         config, indices = self.config, self.frame_indices()
-        if config.chunk_length is None:
+        if config.frames_per_chunk is None:  # unchunked
             return indices * config.hop_length / config.sampling_rate
         chunks, frames = np.divmod(indices, config.frames_per_chunk)
         return (chunks * config.chunk_stride + frames * config.hop_length) / config.sampling_rate

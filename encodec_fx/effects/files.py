@@ -10,6 +10,7 @@ the input's, aligned and of exactly its length. The output appears only once com
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -77,7 +78,8 @@ def check_plugins(chain: Chain, sample_rate: int) -> None:
     check_frequencies_below_nyquist(plugins, sample_rate)
 
 
-def _blocks(source: AudioFile, chain: Chain, rate: int, channels: int, block_size: int, frames: int):
+def _blocks(source: AudioFile, chain: Chain, rate: int, channels: int, block_size: int,
+            frames: int) -> Iterator[np.ndarray]:
     """The chain's output blocks, (channels, samples): the file's blocks, then silence until `frames` are out.
     An empty block goes first: it fixes the stream's layout as (channels, samples), which a first block of
     no more samples than channels (a tiny file, or a tiny `block_size`) could not."""

@@ -41,7 +41,7 @@ def load_effect_model(source: ModelSource | None, effect_name: str, device: torc
 _sources: weakref.WeakKeyDictionary[EncodecModel, ModelSource | None] = weakref.WeakKeyDictionary()
 
 
-def source_of(model: EncodecModel) -> ModelSource:
+def source_of(model: EncodecModel) -> ModelSource | None:
     """What a pickled effect carries: the name or path its model was loaded from (None: the default
     model), so that the other side loads it once; a model built in Python travels whole."""
     return _sources[model] if model in _sources else model

@@ -18,6 +18,7 @@ from __future__ import annotations
 import ast
 import inspect
 import os
+from typing import Any, cast
 
 import numpy as np
 import pedalboard
@@ -99,7 +100,7 @@ def parse_chain(spec: str, default_model: ModelSource | None = None,
                          "separated by |)") from None
     except (RecursionError, MemoryError):  # the parser's depth: thousands of stages, or nested operators
         raise ValueError(f"cannot parse chain: too long or too deeply nested (at most {MAX_STAGES} stages)") from None
-    nodes = []
+    nodes: list[ast.expr] = []
     while isinstance(tree, ast.BinOp) and isinstance(tree.op, ast.BitOr):
         nodes.insert(0, tree.right)
         tree = tree.left
@@ -146,7 +147,7 @@ def _build_stage(node: ast.expr, where: str, default_model: ModelSource | None,
     if cls is pedalboard.Convolution:  # before pedalboard opens it: a FIFO would block, junk would pass as silence
         check_impulse_response(kwargs.get("impulse_response_filename", args[0] if args else None), where)
     try:
-        stage = cls(*args, **kwargs)
+        stage = cls(*args, **cast("dict[str, Any]", kwargs))  # no None key: ** was refused above
     except (TypeError, ValueError, RuntimeError) as error:  # pedalboard: RuntimeError for e.g. a missing file
         plugin_signature = issubclass(cls, pedalboard.Plugin) and isinstance(error, TypeError)  # ValueError: a range
         detail = "bad parameters" if plugin_signature else str(error).splitlines()[0]

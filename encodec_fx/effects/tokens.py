@@ -19,6 +19,7 @@ import math
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class _TokenEffect(Effect):
         """The effect on one signal's codes, or on the next block of a stream's."""
 
 
-def _check_integer(effect: Effect, name: str, value: object, low: int, high: int | None = None, why: str = "") -> int:
+def _check_integer(effect: Effect, name: str, value: int, low: int, high: int | None = None, why: str = "") -> int:
     if not is_integer(value) or value < low or (high is not None and value > high):
         accepted = f"from {low} to {high}" if high is not None else f"of at least {low}"
         raise ValueError(f"{type(effect).__name__}.{name} must be an integer {accepted}{why}, got {value!r}")
@@ -62,6 +63,7 @@ def _check_probability(effect: Effect, name: str, value: object) -> float:
 class _RandomTokenEffect(_TokenEffect):
     """A token effect drawing from `seed`; with seed=None, from a seed drawn once per call or stream."""
 
+    seed: int | None  # each subclass's dataclass field
     _drawn_seed: int | None = None
 
     def _clear_stream(self) -> None:
@@ -203,7 +205,8 @@ class PacketLoss(_RandomTokenEffect):
             return codes.with_timeline(tokens, received & ~lost)
         return codes.with_timeline(*self._repeat_last_received(tokens, received, lost))
 
-    _last_received = None  # (tokens, received) of the stream's last received frame; not a dataclass field
+    # (tokens, received) of the stream's last received frame; typed by a cast, as an annotation would make it a field
+    _last_received = cast("tuple[np.ndarray, np.ndarray] | None", None)
 
     def _clear_stream(self) -> None:
         super()._clear_stream()
@@ -213,7 +216,7 @@ class PacketLoss(_RandomTokenEffect):
                               lost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Each lost frame replaced by the last received one, carried over from earlier blocks."""
         carried = self._last_received is not None
-        if carried:  # the previous block's last received frame goes first, as a frame that was not lost
+        if self._last_received is not None:  # the previous block's last received frame goes first, as not lost
             last_tokens, last_received = (_fit_codebooks(array, tokens.shape[1]) for array in self._last_received)
             tokens = np.concatenate([last_tokens[..., None], tokens], axis=-1)
             received = np.concatenate([last_received[..., None], received], axis=-1)

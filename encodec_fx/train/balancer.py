@@ -9,6 +9,8 @@ Losses outside the balancer (the commitment loss) are back-propagated unscaled i
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from .settings import PAPER_WEIGHTS
@@ -40,7 +42,7 @@ class Balancer:
     def backward(self, losses: dict[str, torch.Tensor], output: torch.Tensor,
                  unbalanced_loss: torch.Tensor | None = None) -> None:
         """Accumulate parameter gradients: the balanced losses through `output`, plus `unbalanced_loss` as is."""
-        gradient = sum(self.gradients(losses, output).values())
+        gradient = cast(torch.Tensor, sum(self.gradients(losses, output).values()))  # losses is not empty
         tensors, gradients = [output], [gradient]
         if unbalanced_loss is not None:
             tensors.append(unbalanced_loss)

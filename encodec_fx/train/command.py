@@ -22,7 +22,7 @@ import math
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -172,7 +172,8 @@ def run(args: argparse.Namespace) -> None:
     elif has_checkpoint(run_dir):
         raise FileExistsError(f"{run_dir} holds a checkpoint; pass --resume to continue it")
     else:
-        config = TrainingConfig(**given, **({"loss_weights": PAPER_WEIGHTS | weights} if weights else {}))
+        changed: dict[str, Any] = {"loss_weights": PAPER_WEIGHTS | weights} if weights else {}
+        config = TrainingConfig(**given, **changed)
         torch.manual_seed(config.seed)
         num_filters = DEFAULT_NUM_FILTERS if args.num_filters is None else args.num_filters
         model = untrained_model(EncodecConfig.encodec_24khz(num_filters=num_filters))

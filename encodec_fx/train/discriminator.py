@@ -25,6 +25,8 @@ def same_padding(kernel_size: tuple[int, int], dilation: tuple[int, int] = (1, 1
 class STFTDiscriminator(nn.Module):
     """One scale: audio (batch, channels, samples) → logits (batch, 1, frames, freqs') and feature maps."""
 
+    window: torch.Tensor
+
     def __init__(self, window_length: int, audio_channels: int = 1, filters: int = 32,
                  kernel_size: tuple[int, int] = (3, 9), dilations: tuple[int, ...] = (1, 2, 4)):
         super().__init__()

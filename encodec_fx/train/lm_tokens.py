@@ -25,6 +25,7 @@ from ..audio_io import audio_files, check_destination, is_held_out, open_audio, 
 from ..channels import to_model_channels
 from ..checkpoints import weights_sha256
 from ..model import EncodecModel
+from ..outputs import EncodecEncoderOutput
 
 
 @torch.inference_mode()
@@ -36,6 +37,7 @@ def encode_file(model: EncodecModel, path: Path) -> list[np.ndarray]:
     except ValueError as error:  # more channels than a stereo model codes: say which file
         raise ValueError(f"{path}: {error}") from None
     encoded = model.encode(batch, bandwidth=config.target_bandwidths[-1])
+    assert isinstance(encoded, EncodecEncoderOutput) and encoded.audio_codes is not None  # return_dict=True
     chunks = list(encoded.audio_codes)
     if encoded.last_frame_pad_length:
         chunks[-1] = chunks[-1][..., : -encoded.last_frame_pad_length]
@@ -56,7 +58,8 @@ def run(args: argparse.Namespace) -> None:
                 if file.num_channels > 2:
                     raise ValueError(f"{path} has {file.num_channels} channels; this stereo codec codes 1 or 2: "
                                      "mix it down or leave it out")
-    train, held_out = [], []
+    train: list[np.ndarray] = []
+    held_out: list[np.ndarray] = []
     for path in files:
         sequences = [s for s in encode_file(codec, path) if s.shape[-1] >= 2]
         (held_out if is_held_out(path, config.held_out_percent) else train).extend(sequences)

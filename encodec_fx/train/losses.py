@@ -59,6 +59,9 @@ def stft(audio: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
 class MelSpectrogram(nn.Module):
     """Mel magnitude spectrogram (batch, channels, n_mels, frames) at one window length."""
 
+    window: torch.Tensor
+    filterbank: torch.Tensor
+
     def __init__(self, sample_rate: int, window_length: int, n_mels: int = 64):
         super().__init__()
         self.register_buffer("window", torch.hann_window(window_length), persistent=False)
@@ -101,6 +104,7 @@ class TimeLoss(nn.Module):
     (transition about 5.5 · rate / TAPS wide, stopband below −74 dB), zero-padded at the ends."""
 
     TAPS = 255
+    kernel: torch.Tensor  # only when filtered
 
     def __init__(self, sample_rate: int, cutoff_hz: float = 0.0):
         super().__init__()

@@ -23,6 +23,7 @@ the trainer owns and checkpoints, so a resumed run continues exactly as an unint
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import numpy as np
 import torch
@@ -77,6 +78,7 @@ def preserve_scale(model: nn.Module) -> None:
                 module.weight = weight  # weight norm splits it into g and v
             else:
                 module.weight.copy_(weight)
+            assert module.bias is not None  # SEANet's convolutions all have one
             module.bias.zero_()
 
 
@@ -84,7 +86,7 @@ def check_segment_length(length: int, sampling_rate: int, seconds: float, window
     """Refuse segments shorter than the longest window of the losses and the discriminator (2048
     samples): the model runs on anything down to one sample, but a shorter segment is mostly the zero
     padding of those windows, and an empty one fails deep inside a convolution."""
-    longest = max(module.window.shape[-1] for module in windowed)
+    longest = max(cast(torch.Tensor, module.window).shape[-1] for module in windowed)
     if length < longest:
         shortest = math.ceil(longest / sampling_rate * 1e4) / 1e4
         raise ValueError(f"segment_seconds must be at least {shortest:g} ({longest} samples at {sampling_rate} Hz, "
