@@ -13,8 +13,9 @@ to the model's rate). SI-SNR is in dB (higher is better); the mel distance is th
 table of the means per group on standard output (progress and notes go to standard error), ready for
 `ship --metrics`.
 
-Then the spectral-balance gate (`encodec_fx.train.spectral_gate`) at each bandwidth: band energy out
-over in per octave on pink noise, a sine sweep and the first file of each group; `--gate 6` makes the
+Then the spectral balance of every system on every group (band energy out over in per octave, the
+group's files summed), and the spectral-balance gate (`encodec_fx.train.spectral_gate`) at each
+bandwidth: the same on pink noise, a sine sweep and the first file of each group; `--gate 6` makes the
 exit status 1 when the model fails it at 6 kbps (the shipping rule: ±3 dB per octave, ±6 dB above 8 kHz).
 """
 
@@ -37,7 +38,7 @@ from encodec_fx import DEFAULT_MODEL, EncodecModel
 from encodec_fx.audio_io import AUDIO_SUFFIXES, read_audio
 from encodec_fx.resample import resample
 from encodec_fx.train.losses import MultiScaleMelLoss, si_snr
-from encodec_fx.train.spectral_gate import GateResult, spectral_gate
+from encodec_fx.train.spectral_gate import OCTAVE_BANDS, GateResult, band_levels, spectral_gate
 
 GROUPS = {"speech": "speech", "voices": "voices", "music": "music", "recordings": "music", "mixtures": "mixtures"}
 SPEECH_GROUPS = ("speech", "voices")
@@ -104,7 +105,7 @@ def _speech_scores(estimate: np.ndarray, reference: np.ndarray, rate: int) -> di
     return result
 
 
-Results = dict[tuple[str, str], dict[str, list[float]]]
+Results = dict[tuple[str, str], dict[str, list]]  # per-file floats; "bands_in"/"bands_out": per-file band levels
 
 
 def evaluate(files: list[Path], model: EncodecModel, bandwidths: list[float], opus_kbps: list[float],
@@ -122,9 +123,12 @@ def evaluate(files: list[Path], model: EncodecModel, bandwidths: list[float], op
             systems = {f"EnCodec {b:g} kbps": (codec_round_trip(model, audio, b), None) for b in bandwidths}
             for kbps in opus_kbps:
                 systems[f"Opus {kbps:g} kbps"] = opus_round_trip(audio, rate, kbps, Path(workdir))
+            given = band_levels(audio, rate)
             for system, (decoded, file_kbps) in systems.items():
                 for metric, value in scores(decoded, audio, rate, mel, speech=group in SPEECH_GROUPS).items():
                     results[(system, group)][metric].append(value)
+                results[(system, group)]["bands_in"].append(given)
+                results[(system, group)]["bands_out"].append(band_levels(decoded, rate))
                 if file_kbps is not None:
                     results[(system, group)]["file_kbps"].append(file_kbps)
             log(f"{path.name}: {len(audio) / rate:.1f} s, {group}")
@@ -167,6 +171,21 @@ def markdown_table(results: Results) -> str:
     note = f" Opus files average (Ogg headers included): {opus} kbps." if opus else ""
     summary = f"Means over {counts}. SI-SNR: higher is better; mel distance: lower is better."
     return "\n".join(lines) + "\n\n" + summary + note
+
+
+def balance_table(results: Results) -> str:
+    """One row per system and group: band energy out over in (dB) per octave, the group's files' band
+    energies summed. One file can leave a band nearly empty (a synthesised piece 40 dB down above 4 kHz),
+    where its ratio measures the codec's noise rather than its balance; a whole group fills every band."""
+    width = max(len(values["bands_in"][0]) for values in results.values())
+    names = [f"{low / 1000:g}–{high / 1000:g} kHz" for low, high in OCTAVE_BANDS[:width]]
+    lines = ["| system | group | " + " | ".join(names) + " |", "|---" * (width + 2) + "|"]
+    for (system, group), values in results.items():
+        given, decoded = np.sum(values["bands_in"], axis=0), np.sum(values["bands_out"], axis=0)
+        floor = 1e-12 * given.max()
+        balance = 10 * np.log10(np.maximum(decoded, floor) / np.maximum(given, floor))
+        lines.append(f"| {system} | {group} | " + " | ".join(f"{value:+.1f}" for value in balance) + " |")
+    return "\n".join(lines)
 
 
 def _mean(values: list[float] | None, spec: str) -> str:
@@ -214,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.model} on {args.audio_dir}" + (f", first {args.seconds:g} s of each file" if args.seconds else "")
           + ":\n")
     print(markdown_table(results))
+    print(f"\nSpectral balance per group (dB, out over in, the group's files summed):\n\n{balance_table(results)}")
     failed = False
     for bandwidth in sorted(set(bandwidths) | ({args.gate} if args.gate is not None else set())):
         result = gate(files, model, bandwidth)

@@ -107,6 +107,20 @@ def test_evaluate_and_table_cover_every_system_and_group(model, audio_dir):
     assert lines[0].startswith("| system | speech SI-SNR dB | speech mel | music SI-SNR dB | music mel |")
     assert [line.split(" | ")[0] for line in lines[2:5]] == ["| EnCodec 1.5 kbps", "| EnCodec 6 kbps", "| Opus 6 kbps"]
     assert "speech: 1 files, music: 1 files" in table and "Opus 6 kbps" in table.splitlines()[-1]
+    balance = quality.balance_table(results).splitlines()
+    assert balance[0].startswith("| system | group | 0.125–0.25 kHz |") and balance[0].endswith("| 8–12 kHz |")
+    assert len(balance) == 2 + 6 and all(len(line.split(" | ")) == 9 for line in balance[2:])
+
+
+def test_the_group_balance_sums_the_files_band_energies():
+    """A system that halves one file's amplitude and keeps the other: −6 dB on the first alone, and on the
+    group the energy-weighted balance, not the mean of the files' dB."""
+    quiet, loud = voice_like(1.0, 150.0, seed=4), 2 * voice_like(1.0, 150.0, seed=4)
+    bands = [quality.band_levels(audio, RATE) for audio in (quiet, loud)]
+    results = {("half the first", "speech"): {"bands_in": bands, "bands_out": [bands[0] / 4, bands[1]]}}
+    row = quality.balance_table(results).splitlines()[2].split(" | ")[2:]
+    expected = 10 * np.log10((0.25 * 1 + 4) / (1 + 4))  # energies 1 and 4, the first down to a quarter
+    assert [float(cell.strip(" |")) for cell in row] == pytest.approx([expected] * 7, abs=0.05)
 
 
 def test_main_prints_the_table_and_refuses_an_empty_folder(model, audio_dir, tmp_path, capsys):
