@@ -51,6 +51,24 @@ def test_a_tilt_of_more_than_3_db_fails(tilt_db):
     assert not within_tolerance(np.r_[np.zeros(len(OCTAVE_BANDS) - 1), 6.1])
 
 
+def test_a_band_the_recording_leaves_empty_is_not_measured_but_a_weak_band_is():
+    rng = np.random.default_rng(1)
+    band_limited = low_pass(3000)(pink_noise(4, RATE))  # above 4 kHz: more than 30 dB down
+    hiss = lambda audio: audio + 1e-3 * rng.standard_normal(len(audio)).astype(np.float32)  # noqa: E731
+    result = spectral_gate(hiss, RATE, {"band-limited": band_limited})
+    balance = result.balances["band-limited"]
+    assert np.all(np.isnan(balance[5:])) and np.all(np.abs(balance[:4]) < 0.5)
+    assert result.passed and "| empty | empty | yes |" in result.table()
+    weak_top = band_limited + high_pass(8000)(pink_noise(4, RATE, seed=2)) * 0.3  # −10 dB, measured
+    dropped = spectral_gate(low_pass(8000), RATE, {"weak top octave": weak_top})
+    assert not np.isnan(dropped.balances["weak top octave"][6]) and not dropped.passed
+
+
+def high_pass(cutoff: float):
+    sos = signal.butter(8, cutoff, btype="highpass", fs=RATE, output="sos")
+    return lambda audio: signal.sosfilt(sos, audio).astype(np.float32)
+
+
 def test_the_sweep_and_the_noise_fill_every_octave():
     for audio in (pink_noise(4, RATE), sine_sweep(4, RATE)):
         levels = 10 * np.log10(np.array([np.sum(np.abs(np.fft.rfft(audio)[int(lo * 4):int(hi * 4)]) ** 2)
