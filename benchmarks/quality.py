@@ -38,7 +38,7 @@ from encodec_fx import DEFAULT_MODEL, EncodecModel
 from encodec_fx.audio_io import AUDIO_SUFFIXES, read_audio
 from encodec_fx.resample import resample
 from encodec_fx.train.losses import MultiScaleMelLoss, si_snr
-from encodec_fx.train.spectral_gate import OCTAVE_BANDS, GateResult, band_levels, spectral_gate
+from encodec_fx.train.spectral_gate import OCTAVE_BANDS, GateResult, band_levels, level_balance, spectral_gate
 
 GROUPS = {"speech": "speech", "voices": "voices", "music": "music", "recordings": "music", "mixtures": "mixtures"}
 SPEECH_GROUPS = ("speech", "voices")
@@ -105,7 +105,7 @@ def _speech_scores(estimate: np.ndarray, reference: np.ndarray, rate: int) -> di
     return result
 
 
-Results = dict[tuple[str, str], dict[str, list]]  # per-file floats; "bands_in"/"bands_out": per-file band levels
+Results = dict[tuple[str, str], dict[str, list]]  # per-file floats; "bands_in"/"bands_out": per-file band energies
 
 
 def evaluate(files: list[Path], model: EncodecModel, bandwidths: list[float], opus_kbps: list[float],
@@ -123,12 +123,12 @@ def evaluate(files: list[Path], model: EncodecModel, bandwidths: list[float], op
             systems = {f"EnCodec {b:g} kbps": (codec_round_trip(model, audio, b), None) for b in bandwidths}
             for kbps in opus_kbps:
                 systems[f"Opus {kbps:g} kbps"] = opus_round_trip(audio, rate, kbps, Path(workdir))
-            given = band_levels(audio, rate)
+            given = band_levels(audio, rate) * len(audio)  # energy: a group's files weigh by length and level
             for system, (decoded, file_kbps) in systems.items():
                 for metric, value in scores(decoded, audio, rate, mel, speech=group in SPEECH_GROUPS).items():
                     results[(system, group)][metric].append(value)
                 results[(system, group)]["bands_in"].append(given)
-                results[(system, group)]["bands_out"].append(band_levels(decoded, rate))
+                results[(system, group)]["bands_out"].append(band_levels(decoded, rate) * len(audio))
                 if file_kbps is not None:
                     results[(system, group)]["file_kbps"].append(file_kbps)
             log(f"{path.name}: {len(audio) / rate:.1f} s, {group}")
@@ -181,9 +181,7 @@ def balance_table(results: Results) -> str:
     names = [f"{low / 1000:g}–{high / 1000:g} kHz" for low, high in OCTAVE_BANDS[:width]]
     lines = ["| system | group | " + " | ".join(names) + " |", "|---" * (width + 2) + "|"]
     for (system, group), values in results.items():
-        given, decoded = np.sum(values["bands_in"], axis=0), np.sum(values["bands_out"], axis=0)
-        floor = 1e-12 * given.max()
-        balance = 10 * np.log10(np.maximum(decoded, floor) / np.maximum(given, floor))
+        balance = level_balance(np.sum(values["bands_out"], axis=0), np.sum(values["bands_in"], axis=0))
         lines.append(f"| {system} | {group} | " + " | ".join(f"{value:+.1f}" for value in balance) + " |")
     return "\n".join(lines)
 

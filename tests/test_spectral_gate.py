@@ -69,6 +69,13 @@ def high_pass(cutoff: float):
     return lambda audio: signal.sosfilt(sos, audio).astype(np.float32)
 
 
+@pytest.mark.parametrize("garbage", [np.nan, np.inf])
+def test_a_codec_that_outputs_nan_or_inf_fails_even_where_the_input_is_empty(garbage):
+    band_limited = low_pass(3000)(pink_noise(4, RATE))
+    result = spectral_gate(lambda audio: np.full_like(audio, garbage), RATE, {"band-limited": band_limited})
+    assert not result.passed and all(np.all(balance == np.inf) for balance in result.balances.values())
+
+
 def test_the_sweep_and_the_noise_fill_every_octave():
     for audio in (pink_noise(4, RATE), sine_sweep(4, RATE)):
         levels = 10 * np.log10(np.array([np.sum(np.abs(np.fft.rfft(audio)[int(lo * 4):int(hi * 4)]) ** 2)

@@ -193,13 +193,15 @@ def test_a_reader_that_understates_its_length_is_still_coded_to_its_end(files, t
                for codes in streams)
 
 
-def test_a_chunked_normalising_model_chooses_its_split_as_the_offline_decode_measures(tmp_path):
-    """Each chunk of such a model decodes with its own loudness scale: the split is measured (and the archive
-    decoded) with the scales, matching the model's own whole-file encode and decode."""
+@pytest.mark.parametrize("config", [{}, {"chunk_length_s": 1.0, "overlap": 0.01},
+                                    {"normalize": True, "chunk_length_s": 1.0, "overlap": 0.01}],
+                         ids=["causal", "chunked", "chunked and normalising"])
+def test_the_split_is_chosen_as_the_models_own_decode_measures(tmp_path, config):
+    """The split is measured (and the archive decoded) as the model's own whole-file encode and decode
+    would: a chunked model decodes chunk by chunk, a normalising one each chunk with its loudness scale."""
     from encodec_fx.compress import _stereo_streams, _to_left_right
     from encodec_fx.train.losses import MultiScaleMelLoss
-    model = randomize(EncodecModel(EncodecConfig(num_filters=4, normalize=True, chunk_length_s=1.0, overlap=0.01)),
-                      seed=5)
+    model = randomize(EncodecModel(EncodecConfig(num_filters=4, **config)), seed=5)
     n = int(RATE * 3.3)
     rng = np.random.default_rng(8)
     with AudioFile(str(tmp_path / "in.wav"), "w", samplerate=RATE, num_channels=2) as file:
@@ -212,7 +214,7 @@ def test_a_chunked_normalising_model_chooses_its_split_as_the_offline_decode_mea
 
         def decoded(row, codebooks):
             return model.decode(encoded.audio_codes[:, row: row + 1, :codebooks],
-                                [scale[row: row + 1] for scale in encoded.audio_scales],
+                                [None if scale is None else scale[row: row + 1] for scale in encoded.audio_scales],
                                 return_dict=False)[0][0, 0, :n]
 
         def estimate(split):

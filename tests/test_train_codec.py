@@ -411,18 +411,24 @@ def test_the_discriminator_width_changes_on_resume_only_before_it_has_trained(au
     run_dir = tmp_path / "run"
     arguments = ["train-codec", str(audio_dir), str(run_dir), "--num-filters", "4", "--batch-size", "2",
                  "--segment-seconds", "0.2", "--eval-every", "1", "--held-out-percent", "30"]
-    assert main(arguments + ["--steps", "1", "--discriminator-filters", "4", "--adversarial-start", "5"]) == 0
-    optimiser = load_checkpoint(run_dir)[1]["generator_optimizer"]
-    assert main(arguments + ["--steps", "2", "--resume", "--discriminator-filters", "8"]) == 0
+    # saved at step 1 = adversarial_start: the discriminator would train from this step on, and has not yet
+    assert main(arguments + ["--steps", "1", "--discriminator-filters", "4", "--adversarial-start", "1"]) == 0
+    state = load_checkpoint(run_dir)[1]
+    assert state["discriminator_updates"] == 0
+    optimiser = state["generator_optimizer"]
+    assert main(arguments + ["--steps", "2", "--resume", "--discriminator-filters", "8",
+                             "--adversarial-start", "5"]) == 0
     assert "resuming with discriminator_filters 8 (the run had 4)" in capsys.readouterr().out
     state = load_checkpoint(run_dir)[1]
     widths = {tuple(weight.shape) for weight in state["discriminator"].values() if weight.dim() == 4}
     assert state["settings"]["discriminator_filters"] == 8 and (8, 8, 3, 9) in widths and (4, 4, 3, 9) not in widths
     assert state["generator_optimizer"]["state"][0]["step"] == optimiser["state"][0]["step"] + 1  # continued
     assert main(arguments + ["--steps", "7", "--resume", "--adversarial-start", "2"]) == 0  # it trains from 2
+    assert load_checkpoint(run_dir)[1]["discriminator_updates"] > 0
     capsys.readouterr()
-    assert main(arguments + ["--steps", "8", "--resume", "--discriminator-filters", "4"]) == 1
-    assert "discriminator_filters cannot change on --resume (the run has 8)" in one_line_error(capsys)
+    for later_start in ([], ["--adversarial-start", "100"]):  # a start moved past the steps it trained in too
+        assert main(arguments + ["--steps", "8", "--resume", "--discriminator-filters", "4", *later_start]) == 1
+        assert "discriminator_filters cannot change on --resume (the run has 8)" in one_line_error(capsys)
 
 
 def test_warm_up_trains_reconstruction_only_then_the_discriminator_joins():
@@ -549,6 +555,7 @@ def test_compact_checkpoint_packs_small_and_resumes_training(tmp_path):
     resumed = CodecTrainer(model, trainer.config)
     resumed.load_state_dict(state)
     assert resumed.rng.bit_generator.state == trainer.rng.bit_generator.state and resumed.step == 3
+    assert resumed.discriminator_updates == trainer.discriminator_updates > 0
     assert train(resumed, tones(), 1)[0]["mel"] > 0 and resumed.step == 4
     with pytest.raises(FileExistsError):
         compact.unpack(tmp_path / "resume.pt", tmp_path / "again")
@@ -640,9 +647,11 @@ NO_AUDIO = "no-such-audio-folder"  # the checks below come before the audio is r
 
 @pytest.fixture(scope="module")
 def saved_run(tmp_path_factory):
-    """A run directory at step 1 (tiny model, 4 discriminator filters, seed 0); copy it before changing it."""
+    """A run directory at step 1 (tiny model, 4 discriminator filters that have trained, seed 0); copy it
+    before changing it."""
     run = tmp_path_factory.mktemp("saved") / "run"
     trainer = tiny_trainer()
+    trainer.config = replace(trainer.config, discriminator_update_probability=1.0)
     train(trainer, tones(), 1)
     save_checkpoint(trainer, run, asdict(replace(trainer.config, steps=10)))
     return run

@@ -1,7 +1,9 @@
 """The mean of several checkpoints of one codec: a generator in its adversarial phase swings from one
 checkpoint to the next (training/LOG.md, 2026-12-07, fifth session), and the mean of a few neighbours is
-better than any of them. Every floating tensor is averaged (weights, codebooks and their statistics);
-counters are taken from the last model.
+better than any of them. Every tensor of the state is averaged as stored: each weight-normalised
+convolution's magnitude and direction apart (not their product), the codebooks and their statistics. Fit
+for checkpoints a few hundred steps apart, whose codebook entries are still the same entries; a mean is
+for evaluating and shipping, not for resuming training.
 
     python -m training.average OUT_DIR MODEL_DIR MODEL_DIR [MODEL_DIR ...]
 
@@ -35,7 +37,7 @@ def average(model_dirs: list[str | Path], out_dir: str | Path) -> EncodecModel:
                              "codec can be averaged")
     states = [model.state_dict() for model in models]
     mean = {name: torch.stack([state[name].double() for state in states]).mean(0).to(tensor.dtype)
-            if tensor.is_floating_point() else states[-1][name] for name, tensor in states[0].items()}
+            for name, tensor in states[0].items()}
     models[-1].load_state_dict(mean)
     models[-1].save_pretrained(out)
     return models[-1]

@@ -6,8 +6,8 @@ several times the model's size; this keeps what cannot be rebuilt cheaply, in fp
 
 * the codec's weights and codebooks (`embed_avg` is dropped: it is `embed` times the smoothed
   `cluster_size`, rebuilt exactly as the EMA update computes it);
-* the discriminator's weights, the loss balancer's norm averages, the step, the random generators
-  and the training settings.
+* the discriminator's weights and its number of updates, the loss balancer's norm averages, the step,
+  the random generators and the training settings.
 
 The Adam moments are dropped: with betas (0.5, 0.9) they forget their past within a few dozen steps,
 so a resumed run loses little. Resuming from a packed file therefore continues the run but is not
@@ -65,7 +65,7 @@ def pack(run_dir: str | Path, file: str | Path) -> int:
     packed = {"format": FORMAT, "config": model.config.to_dict(), "codec": _half(codec),
               "discriminator": _half(state["discriminator"]), "step": state["step"],
               "balancer": state["balancer"], "rng": state["rng"], "torch_generator": state["torch_generator"],
-              "settings": state["settings"]}
+              "settings": state["settings"], "discriminator_updates": state.get("discriminator_updates")}
     with replacing(file, overwrite=True) as (temporary,):
         torch.save(packed, temporary)
     return file.stat().st_size
@@ -109,6 +109,7 @@ def _rebuild(packed: dict, device: str) -> CodecTrainer:
     trainer.rng.bit_generator.state = packed["rng"]
     trainer.torch_generator.set_state(packed["torch_generator"])
     trainer.step = packed["step"]
+    trainer.discriminator_updates = packed.get("discriminator_updates")  # absent in files packed before it was kept
     return trainer
 
 

@@ -49,8 +49,8 @@ from .trainer import CodecTrainer, untrained_model
 
 EXPORT_NAME = "generator-fp16.safetensors"
 FIXED_ON_RESUME = {"num_filters": "the codec's weights have that size",  # setting → why it cannot change
-                   "discriminator_filters": "the discriminator's weights have that size (it can change until the "
-                                            "adversarial phase starts)",
+                   "discriminator_filters": "the discriminator's weights have that size (it can change until it "
+                                            "has trained)",
                    "seed": "the random generators continue from the checkpoint"}
 
 
@@ -122,16 +122,16 @@ def check_finite(losses: dict[str, float], step: int, run_dir: Path, saved: int 
                          f"{kept}")
 
 
-def resumed_config(saved: dict, given: dict, source: Path, step: int = 0) -> TrainingConfig:
-    """The run's saved settings (from `source`, at `step`), with the options given on the command line instead
-    (each change printed), so that resuming never swaps the recipe for the defaults. Settings whose change
-    would break the run (FIXED_ON_RESUME) are refused; the discriminator's width only once it has trained
-    (from the run's adversarial_start): before, a new width starts a new discriminator."""
+def resumed_config(saved: dict, given: dict, source: Path, discriminator_trained: bool = True) -> TrainingConfig:
+    """The run's saved settings (from `source`), with the options given on the command line instead (each
+    change printed), so that resuming never swaps the recipe for the defaults. Settings whose change
+    would break the run (FIXED_ON_RESUME) are refused; the discriminator's width only once it has trained:
+    before, a new width starts a new discriminator."""
     try:
         run_config = TrainingConfig.from_settings(saved)
     except ValueError as error:
         raise damaged(source, STATE_KIND, error) from None
-    fixed = FIXED_ON_RESUME.keys() - ({"discriminator_filters"} if step < run_config.adversarial_start else set())
+    fixed = FIXED_ON_RESUME.keys() - (set() if discriminator_trained else {"discriminator_filters"})
     for name in given.keys() & fixed:
         check_unchanged(name, given[name], getattr(run_config, name))
     config = replace(run_config, **given)
@@ -162,9 +162,13 @@ def run(args: argparse.Namespace) -> None:
         check_unchanged("num_filters", args.num_filters, model.config.num_filters)
         if weights:
             given["loss_weights"] = dict(state["settings"].get("loss_weights", PAPER_WEIGHTS)) | weights
-        config = resumed_config(state["settings"], given, run_dir / STATE_FILE, state["step"])
-        if config.discriminator_filters != state["settings"].get("discriminator_filters"):
-            state = {name: value for name, value in state.items() if not name.startswith("discriminator")}
+        untrained = state.get("discriminator_updates") == 0
+        config = resumed_config(state["settings"], given, run_dir / STATE_FILE, discriminator_trained=not untrained)
+        run_width = TrainingConfig.from_settings(state["settings"]).discriminator_filters
+        if untrained and config.discriminator_filters != run_width:
+            state = {name: value for name, value in state.items()
+                     if name not in ("discriminator", "discriminator_optimizer")}
+            torch.manual_seed(config.seed + state["step"])  # the new discriminator's weights, per run
         if state["step"] >= config.steps:
             print(f"the run in {run_dir} is already at step {state['step']} ≥ --steps {config.steps}: nothing to "
                   f"train, nothing written (give a larger --steps to continue it)")

@@ -28,18 +28,26 @@ EMPTY_BAND_DB = -30.0
 def band_levels(audio: np.ndarray, rate: int) -> np.ndarray:
     """Energy per octave band of (samples,) audio (Welch's power spectral density, 2048-sample Hann
     windows), for the bands of `OCTAVE_BANDS` below the Nyquist frequency."""
-    frequencies, density = signal.welch(audio, rate, nperseg=min(2048, len(audio)))
+    with np.errstate(invalid="ignore"):  # non-finite audio gives non-finite levels, which the gate fails
+        frequencies, density = signal.welch(audio, rate, nperseg=min(2048, len(audio)))
     return np.array([density[(frequencies >= low) & (frequencies < high)].sum()
                      for low, high in OCTAVE_BANDS if low < rate / 2])
 
 
 def band_balance(decoded: np.ndarray, reference: np.ndarray, rate: int) -> np.ndarray:
     """Output over input band energy in dB per octave band; NaN (not measured) where the input's band is
-    more than `EMPTY_BAND_DB` below its strongest."""
+    more than `EMPTY_BAND_DB` below its strongest and the output is finite."""
     out, given = band_levels(decoded, rate), band_levels(reference, rate)
+    measured = (given >= given.max() * 10 ** (EMPTY_BAND_DB / 10)) | ~np.isfinite(out)
+    return np.where(measured, level_balance(out, given), np.nan)
+
+
+def level_balance(out: np.ndarray, given: np.ndarray) -> np.ndarray:
+    """dB of output over input band levels; +inf where the output is not finite (a diverged codec fails)."""
     floor = 1e-12 * given.max()
-    balance = 10 * np.log10(np.maximum(out, floor) / np.maximum(given, floor))
-    return np.where(given >= given.max() * 10 ** (EMPTY_BAND_DB / 10), balance, np.nan)
+    with np.errstate(invalid="ignore"):
+        balance = 10 * np.log10(np.maximum(out, floor) / np.maximum(given, floor))
+    return np.where(np.isfinite(out), balance, np.inf)
 
 
 def pink_noise(seconds: float, rate: int, seed: int | np.random.Generator = 0, rms: float = 0.1) -> np.ndarray:

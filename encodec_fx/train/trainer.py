@@ -122,6 +122,9 @@ class CodecTrainer:
         self.rng = np.random.default_rng(config.seed)
         self.torch_generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
+        # the discriminator's updates so far: while 0 its width may still change on resume; None where a
+        # checkpoint from before they were counted leaves it unknown
+        self.discriminator_updates: int | None = 0
 
     def reconstruct(self, audio: torch.Tensor, n_q: int) -> tuple[torch.Tensor, TrainingQuantization]:
         """Audio → (decoded audio of the same length, quantisation); updates codebooks in train mode."""
@@ -181,6 +184,8 @@ class CodecTrainer:
         self.discriminator_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.discriminator_optimizer.step()
+        if self.discriminator_updates is not None:
+            self.discriminator_updates += 1
         return loss.item()
 
     @torch.no_grad()
@@ -208,6 +213,7 @@ class CodecTrainer:
                 "discriminator": self.discriminator.state_dict(),
                 "discriminator_optimizer": self.discriminator_optimizer.state_dict(),
                 "balancer": self.balancer.state_dict(),
+                "discriminator_updates": self.discriminator_updates,
                 "rng": self.rng.bit_generator.state,
                 "torch_generator": self.torch_generator.get_state()}
 
@@ -224,5 +230,6 @@ class CodecTrainer:
             for group in optimizer.param_groups:
                 group["lr"] = self.config.learning_rate
         self.balancer.load_state_dict(state["balancer"])
+        self.discriminator_updates = state.get("discriminator_updates")
         self.rng.bit_generator.state = state["rng"]
         self.torch_generator.set_state(state["torch_generator"])
