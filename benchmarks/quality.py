@@ -38,7 +38,7 @@ from encodec_fx import DEFAULT_MODEL, EncodecModel
 from encodec_fx.audio_io import AUDIO_SUFFIXES, read_audio
 from encodec_fx.resample import resample
 from encodec_fx.train.losses import MultiScaleMelLoss, si_snr
-from encodec_fx.train.spectral_gate import OCTAVE_BANDS, GateResult, band_levels, level_balance, spectral_gate
+from encodec_fx.train.spectral_gate import GateResult, band_levels, band_names, level_balance, spectral_gate
 
 GROUPS = {"speech": "speech", "voices": "voices", "music": "music", "recordings": "music", "mixtures": "mixtures"}
 SPEECH_GROUPS = ("speech", "voices")
@@ -178,8 +178,7 @@ def balance_table(results: Results) -> str:
     energies summed. One file can leave a band nearly empty (a synthesised piece 40 dB down above 4 kHz),
     where its ratio measures the codec's noise rather than its balance; a whole group fills every band."""
     width = max(len(values["bands_in"][0]) for values in results.values())
-    names = [f"{low / 1000:g}–{high / 1000:g} kHz" for low, high in OCTAVE_BANDS[:width]]
-    lines = ["| system | group | " + " | ".join(names) + " |", "|---" * (width + 2) + "|"]
+    lines = ["| system | group | " + " | ".join(band_names(width)) + " |", "|---" * (width + 2) + "|"]
     for (system, group), values in results.items():
         balance = level_balance(np.sum(values["bands_out"], axis=0), np.sum(values["bands_in"], axis=0))
         lines.append(f"| {system} | {group} | " + " | ".join(f"{value:+.1f}" for value in balance) + " |")

@@ -83,7 +83,7 @@ class GateResult:
     def table(self) -> str:
         """A markdown table: one row per signal, one column per octave band (dB, out over in)."""
         width = max(len(balance) for balance in self.balances.values())
-        names = [f"{low / 1000:g}–{high / 1000:g} kHz" for low, high in OCTAVE_BANDS[:width]]
+        names = band_names(width)
         lines = ["| signal | " + " | ".join(names) + " | within gate |", "|---" * (width + 2) + "|"]
         for signal_name, balance in self.balances.items():
             cells = ["empty" if np.isnan(value) else f"{value:+.1f}" for value in balance] + \
@@ -91,6 +91,11 @@ class GateResult:
             verdict = "yes" if within_tolerance(balance) else "no"
             lines.append(f"| {signal_name} | " + " | ".join(cells) + f" | {verdict} |")
         return "\n".join(lines)
+
+
+def band_names(count: int) -> list[str]:
+    """Column names of the first `count` octave bands ("0.125–0.25 kHz", …)."""
+    return [f"{low / 1000:g}–{high / 1000:g} kHz" for low, high in OCTAVE_BANDS[:count]]
 
 
 def within_tolerance(balance: np.ndarray) -> bool:
