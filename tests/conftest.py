@@ -38,7 +38,22 @@ finally:
 
 __all__ = ["PRESETS", "import_original_encodec", "original_model", "randomize",  # what tests import from here
            "transformers_model", "model_trio", "sample_codes", "peaked", "Trickle",
-           "summation_order_tolerance", "probability_tolerance", "small_filesystem_works", "save_tiny_codecs_and_lm"]
+           "summation_order_tolerance", "probability_tolerance", "small_filesystem_works", "save_tiny_codecs_and_lm",
+           "ray_turn"]
+
+
+@pytest.fixture
+def ray_turn(tmp_path_factory: pytest.TempPathFactory):
+    """One Ray cluster on the machine at a time, across the test workers: a CI run lost a pytest worker
+    (no traceback: a Ray driver exits with its raylet) while it and a docs block started clusters at the same
+    moment. Every test that starts a cluster, in this process or in a command it runs, holds this turn."""
+    if sys.platform == "win32":
+        yield
+        return
+    import fcntl
+    with open(tmp_path_factory.getbasetemp().parent / "ray-turn.lock", "w") as lock:  # shared by the workers
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -256,7 +256,7 @@ def test_an_unreachable_ray_cluster_is_named_before_any_work(collection, tmp_pat
 
 
 @pytest.fixture
-def ray_cluster():
+def ray_cluster(ray_turn):
     """A real local Ray cluster of two CPUs, started and stopped by the test."""
     ray = pytest.importorskip("ray", reason="Ray is in the test extras; this runs where they are installed")
     ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
@@ -274,7 +274,7 @@ def test_gpus_per_worker_is_for_ray_and_more_than_the_cluster_has_is_refused(col
         run_collection(job(), [collection], tmp_path / "ray", engine="ray", gpus_per_worker=1, progress=False)
 
 
-def test_no_more_actors_than_the_gpus_hold(collection, tmp_path):
+def test_no_more_actors_than_the_gpus_hold(collection, tmp_path, ray_turn):
     """Two GPUs (logical: Ray places by count) for four workers of one GPU each: two actors do the work."""
     ray = pytest.importorskip("ray", reason="Ray is in the test extras; this runs where they are installed")
     ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)

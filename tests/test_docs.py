@@ -41,7 +41,9 @@ def test_the_pages_have_python_blocks():
 
 
 @pytest.mark.parametrize("page, line, code", BLOCKS)
-def test_python_block_runs(page: Path, line: int, code: str, tmp_path: Path):
+def test_python_block_runs(page: Path, line: int, code: str, tmp_path: Path, request: pytest.FixtureRequest):
+    if re.search(r"^import ray\b", code, re.MULTILINE):  # the block starts a Ray cluster
+        request.getfixturevalue("ray_turn")
     (tmp_path / "block.py").write_text(code, encoding="utf-8")  # the reader's script, in an empty folder
     try:
         result = subprocess.run([sys.executable, "block.py"], cwd=tmp_path, capture_output=True, text=True,

@@ -85,7 +85,7 @@ def test_a_chain_runs_in_dataloader_workers():
         np.testing.assert_array_equal(np.asarray(got), want)
 
 
-def test_a_chain_runs_in_ray_tasks():
+def test_a_chain_runs_in_ray_tasks(ray_turn):
     ray = pytest.importorskip("ray", reason="Ray is in the test extras; this runs where they are installed")
     chain = effects()["spec"]
     expected = on_one_thread(chain, 2)  # Ray gives each task one thread

@@ -76,7 +76,7 @@ def test_bad_batches_are_named(batch, message):
         EncodecTokenizer()(batch)
 
 
-def test_tokenize_writes_parquet_shards_that_datasets_and_ray_read(tmp_path, model):
+def test_tokenize_writes_parquet_shards_that_datasets_and_ray_read(tmp_path, model, ray_turn):
     write_tone(tmp_path / "in" / "a.wav", RATE, 1, 2.0)
     write_tone(tmp_path / "in" / "sub" / "b.flac", 44_100, 2, 1.0, seed=1)
     write_tone(tmp_path / "in" / "sub" / "c.wav", RATE, 1, 0.5, seed=2)
