@@ -581,6 +581,7 @@ def test_fresh_models_encode_the_input_not_their_biases():
     ("discriminator_update_probability", 1.5, "discriminator_update_probability must be from 0 to 1, got 1.5"),
     ("adversarial_start", -1, "adversarial_start must be at least 0, got -1"),
     ("learning_rate", float("inf"), "learning_rate must be a finite number, got inf"),  # trained to NaN
+    ("discriminator_learning_rate_factor", 0.0, "discriminator_learning_rate_factor must be positive, got 0.0"),
     ("commitment_weight", float("nan"), "commitment_weight must be a finite number, got nan"),
     ("seed", 10**400, "seed must be below 2\\*\\*64"),  # math.isfinite(10**400) overflowed
     ("adversarial_every", 0, "adversarial_every must be positive, got 0"),
@@ -615,6 +616,10 @@ def test_learning_rate_given_on_resume_takes_effect(tmp_path):
     resumed.load_state_dict(state)
     for optimizer in (resumed.generator_optimizer, resumed.discriminator_optimizer):
         assert [group["lr"] for group in optimizer.param_groups] == [1e-5]
+    faster = CodecTrainer(model, replace(trainer.config, learning_rate=1e-5, discriminator_learning_rate_factor=4))
+    faster.load_state_dict(state)  # the factor given on resume, like the rate
+    assert [group["lr"] for group in faster.generator_optimizer.param_groups] == [1e-5]
+    assert [group["lr"] for group in faster.discriminator_optimizer.param_groups] == [4e-5]
 
 
 def test_a_diverged_run_stops_without_replacing_the_last_checkpoint(tmp_path):

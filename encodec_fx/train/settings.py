@@ -19,6 +19,7 @@ class TrainingConfig:
     batch_size: int = 8
     segment_seconds: float = 1.0
     learning_rate: float = 3e-4
+    discriminator_learning_rate_factor: float = 1.0  # the discriminator's rate over the generator's (TTUR if > 1)
     discriminator_filters: int = 32
     discriminator_update_probability: float = 2 / 3
     adversarial_start: int = 0  # steps of reconstruction-only warm-up (time + mel) before the GAN joins
@@ -36,8 +37,8 @@ class TrainingConfig:
 
     def __post_init__(self) -> None:
         check_settings(self, positive=("steps", "batch_size", "segment_seconds", "learning_rate",
-                                       "discriminator_filters", "eval_every", "checkpoint_every",
-                                       "adversarial_every"),
+                                       "discriminator_learning_rate_factor", "discriminator_filters", "eval_every",
+                                       "checkpoint_every", "adversarial_every"),
                        non_negative=("adversarial_start", "discriminator_warmup", "commitment_weight", "seed",
                                      "time_loss_cutoff"),
                        fractions=("discriminator_update_probability", "synthetic_share"),
@@ -55,5 +56,6 @@ class TrainingConfig:
         known = [setting.name for setting in fields(cls)]
         unknown = [str(name) for name in settings if name not in known]
         if unknown:
-            raise ValueError(f"settings unknown to this version: {', '.join(unknown)} (it knows {', '.join(known)})")
+            raise ValueError(f"settings unknown to this version: {', '.join(unknown)} (from a newer version of "
+                             "encodec-fx, or a damaged file)")
         return cls(**settings)

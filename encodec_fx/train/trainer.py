@@ -14,7 +14,8 @@ first N steps of the adversarial phase training the discriminator alone (every s
 reconstructions, which keep to the reconstruction losses): a fresh discriminator cannot tell real from
 decoded audio (its output barely depends on its input at first), and its losses would only add noise
 to the generator's gradient.
-Adam, lr 3e-4, betas (0.5, 0.9) for both.
+Adam, lr 3e-4, betas (0.5, 0.9) for both; `discriminator_learning_rate_factor` > 1 gives the discriminator
+a higher rate than the generator's (two time-scale updates), for a discriminator that stays at chance.
 
 All randomness (segments, bandwidths, discriminator coin, codebook sampling) comes from generators
 the trainer owns and checkpoints, so a resumed run continues exactly as an uninterrupted one.
@@ -117,8 +118,8 @@ class CodecTrainer:
                              (*self.mel_loss.spectrograms, *self.discriminator.scales))
         self.balancer = Balancer(config.loss_weights)
         self.generator_optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, betas=ADAM_BETAS)
-        self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=config.learning_rate,
-                                                        betas=ADAM_BETAS)
+        self.discriminator_optimizer = torch.optim.Adam(self.discriminator.parameters(),
+                                                        lr=self.discriminator_learning_rate, betas=ADAM_BETAS)
         self.rng = np.random.default_rng(config.seed)
         self.torch_generator = torch.Generator().manual_seed(config.seed)
         self.step = 0
@@ -217,18 +218,23 @@ class CodecTrainer:
                 "rng": self.rng.bit_generator.state,
                 "torch_generator": self.torch_generator.get_state()}
 
+    @property
+    def discriminator_learning_rate(self) -> float:
+        return self.config.learning_rate * self.config.discriminator_learning_rate_factor
+
     def load_state_dict(self, state: dict) -> None:
         """Continue from `state` (with a fresh discriminator where it holds none), at this trainer's learning
-        rate: the optimisers' saved groups carry the rate the run had, which would silently override
+        rates: the optimisers' saved groups carry the rate the run had, which would silently override
         --learning-rate given on --resume (the rate is constant, there is no schedule to restore)."""
         self.step = state["step"]
         self.generator_optimizer.load_state_dict(state["generator_optimizer"])
         if "discriminator" in state:  # absent: a run resumed with a new discriminator before it trained
             self.discriminator.load_state_dict(state["discriminator"])
             self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
-        for optimizer in (self.generator_optimizer, self.discriminator_optimizer):
+        for optimizer, rate in ((self.generator_optimizer, self.config.learning_rate),
+                                (self.discriminator_optimizer, self.discriminator_learning_rate)):
             for group in optimizer.param_groups:
-                group["lr"] = self.config.learning_rate
+                group["lr"] = rate
         self.balancer.load_state_dict(state["balancer"])
         self.discriminator_updates = state.get("discriminator_updates")
         self.rng.bit_generator.state = state["rng"]
