@@ -119,14 +119,18 @@ def test_a_run_killed_outright_takes_its_workers_with_it_and_the_next_run_does_t
     latest = after_queued(out)
     done = {key for key, record in latest.items() if record["status"] == "done"}
     files = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
-    # A worker may finish its file in the instant between the kill and the parent's "done" line: that file
-    # is whole and its latest record "queued", which the next run redoes. Nothing else may be there.
+    # A worker may finish its file in the instant between the kill and the parent's "done" line: such a file
+    # (at most one per worker) is whole, its latest record "queued", and the next run redoes it.
     finished_unrecorded = files - done - {"journal.jsonl"}
-    assert 1 <= len(done) < 6 and done | {"journal.jsonl"} <= files
-    assert all(latest[key]["status"] == "queued" for key in finished_unrecorded), finished_unrecorded
     assert not [name for name in files if Path(name).name.startswith(".")]  # no temporary left
+    assert 1 <= len(done) < 6 and done | {"journal.jsonl"} <= files
+    assert all(latest[key]["output_bytes"] == (out / key).stat().st_size for key in done)
+    assert len(finished_unrecorded) <= 2, finished_unrecorded
+    assert all(latest.get(key, {}).get("status") == "queued" for key in finished_unrecorded), finished_unrecorded
+    then = {key: (out / key).read_bytes() for key in finished_unrecorded}
     assert cli("compress", source, "-o", out, "-b", "6", "--coding", "static", "--workers", "2") == 0
     assert f"{6 - len(done)} done, {len(done)} already done, 0 failed" in capsys.readouterr().out
+    assert all((out / key).read_bytes() == data for key, data in then.items())  # they were whole
 
 
 @pytest.mark.skipif(not small_filesystem_works(), reason="needs unshare and user namespaces to mount a small tmpfs")

@@ -22,6 +22,9 @@ TIMEOUT_S = 300
 # A fence opens with ```python (nothing else on the line) and closes with the next line of ``` alone;
 # fences are not indented in these pages.
 PYTHON_BLOCK = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+# A block that imports Ray or runs encodec-fx's Ray engine starts a cluster (ray_turn: one at a time).
+STARTS_RAY = re.compile(r"^\s*(import|from)\s+ray\b|^\s*import\b.*,\s*ray\b|engine=[\"']ray|--engine\W+ray",
+                        re.MULTILINE)
 
 
 def python_blocks(page: Path) -> list[tuple[int, str]]:
@@ -38,11 +41,12 @@ def test_the_pages_have_python_blocks():
     """The extraction finds what it should: a broken pattern would otherwise pass by running nothing."""
     assert len(python_blocks(ROOT / "README.md")) >= 2
     assert len(python_blocks(ROOT / "docs" / "effects.md")) >= 3
+    assert sum(bool(STARTS_RAY.search(code)) for _, code in python_blocks(ROOT / "docs" / "collections.md")) >= 2
 
 
 @pytest.mark.parametrize("page, line, code", BLOCKS)
 def test_python_block_runs(page: Path, line: int, code: str, tmp_path: Path, request: pytest.FixtureRequest):
-    if re.search(r"^import ray\b", code, re.MULTILINE):  # the block starts a Ray cluster
+    if STARTS_RAY.search(code):
         request.getfixturevalue("ray_turn")
     (tmp_path / "block.py").write_text(code, encoding="utf-8")  # the reader's script, in an empty folder
     try:

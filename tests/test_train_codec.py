@@ -616,10 +616,12 @@ def test_learning_rate_given_on_resume_takes_effect(tmp_path):
     resumed.load_state_dict(state)
     for optimizer in (resumed.generator_optimizer, resumed.discriminator_optimizer):
         assert [group["lr"] for group in optimizer.param_groups] == [1e-5]
+    fresh = CodecTrainer(untrained_model(tiny_config()), replace(trainer.config, discriminator_learning_rate_factor=4))
+    assert fresh.discriminator_optimizer.param_groups[0]["lr"] == pytest.approx(4 * trainer.config.learning_rate)
     faster = CodecTrainer(model, replace(trainer.config, learning_rate=1e-5, discriminator_learning_rate_factor=4))
     faster.load_state_dict(state)  # the factor given on resume, like the rate
     assert [group["lr"] for group in faster.generator_optimizer.param_groups] == [1e-5]
-    assert [group["lr"] for group in faster.discriminator_optimizer.param_groups] == [4e-5]
+    assert [group["lr"] for group in faster.discriminator_optimizer.param_groups] == [pytest.approx(4e-5)]
 
 
 def test_a_diverged_run_stops_without_replacing_the_last_checkpoint(tmp_path):
