@@ -429,6 +429,18 @@ def test_the_discriminator_width_changes_on_resume_only_before_it_has_trained(au
     for later_start in ([], ["--adversarial-start", "100"]):  # a start moved past the steps it trained in too
         assert main(arguments + ["--steps", "8", "--resume", "--discriminator-filters", "4", *later_start]) == 1
         assert "discriminator_filters cannot change on --resume (the run has 8)" in one_line_error(capsys)
+    # a trained discriminator is replaced, at a new width, only when asked; the generator continues
+    before = load_checkpoint(run_dir)[1]
+    assert main(arguments + ["--steps", "8", "--resume", "--new-discriminator", "--discriminator-filters", "4",
+                             "--adversarial-start", "100"]) == 0
+    state = load_checkpoint(run_dir)[1]
+    widths = {tuple(weight.shape) for weight in state["discriminator"].values() if weight.dim() == 4}
+    assert state["settings"]["discriminator_filters"] == 4 and (4, 4, 3, 9) in widths and (8, 8, 3, 9) not in widths
+    assert state["discriminator_updates"] == 0 and state["step"] == 8  # fresh, and untrained past step 100
+    assert state["generator_optimizer"]["state"][0]["step"] == before["generator_optimizer"]["state"][0]["step"] + 1
+    capsys.readouterr()
+    assert main(["train-codec", str(audio_dir), str(tmp_path / "new"), "--new-discriminator"]) == 1
+    assert "--new-discriminator replaces a resumed run's discriminator: use it with --resume" in one_line_error(capsys)
 
 
 def test_warm_up_trains_reconstruction_only_then_the_discriminator_joins():

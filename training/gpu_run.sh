@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One GPU session of codec training, prepared so that the device's minutes go to training, not set-up:
-# resume from training/codec16-resume.pt, train with the full recipe (the MS-STFT discriminator on every
-# step after 100 steps that warm it alone on the resumed generator's output, the paper's batch of 64, learning
-# rate and loss weights; every setting given, since the checkpoint carries its CPU runs' departures, except the
-# discriminator's width, which stays the checkpoint's once trained) for MINUTES of wall time,
+# resume from training/codec16-resume.pt, train with the full recipe (a new MS-STFT discriminator of the
+# paper's width, 32 filters, in place of the checkpoint's 16-filter one, which stayed at chance on the CPU,
+# warmed alone for 300 steps on the resumed generator's output, then on every step; the paper's batch of 64,
+# learning rate and loss weights; every setting given, since the checkpoint carries its CPU runs' departures)
+# for MINUTES of wall time,
 # evaluate with the spectral gate and the quality table, and leave a new compact resume checkpoint in $OUT.
 #
 # Here, once:  python training/pack_gpu_corpus.py corpus/ training/gpu   (audio + wheels, ~45 MB)
@@ -27,8 +28,9 @@ step=$("$python" -c "import torch,sys; print(torch.load(sys.argv[1], weights_onl
 device=$("$python" -c "import torch; print('cuda' if torch.cuda.is_available() else 'cpu')")
 echo "resuming at step $step on $device for $minutes minutes" | tee "$out/gpu_run.log"
 "$python" -m encodec_fx.cli train-codec training/gpu/corpus "$run" --resume --validation-dir training/gpu/validation \
-    --batch-size "$batch" --learning-rate 0.0003 --adversarial-start "$step" --discriminator-warmup 100 --adversarial-every 1 \
-    --discriminator-precision float32 --synthetic-share 0 --time-loss-cutoff 0 \
+    --batch-size "$batch" --learning-rate 0.0003 --discriminator-learning-rate-factor 1 \
+    --new-discriminator --discriminator-filters 32 --adversarial-start "$step" --discriminator-warmup 300 \
+    --adversarial-every 1 --discriminator-precision float32 --synthetic-share 0 --time-loss-cutoff 0 \
     --loss-weight time=0.1 --loss-weight mel=1 --loss-weight adversarial=3 --loss-weight feature=3 \
     --steps 1000000 --eval-every 100 --checkpoint-every 100 \
     --minutes "$minutes" --device "$device" 2>&1 | tee -a "$out/gpu_run.log"

@@ -96,6 +96,9 @@ def add_train_codec(commands: argparse._SubParsersAction) -> None:
                          help="folder of validation audio (e.g. a corpus's validation/); then every file of "
                               "AUDIO_DIR trains and --held-out-percent is unused")
     command.add_argument("--resume", action="store_true", help="continue the checkpoint in RUN_DIR")
+    command.add_argument("--new-discriminator", action="store_true",
+                         help="on --resume: a fresh discriminator (of --discriminator-filters, default the run's "
+                              "width) in place of the checkpoint's; the generator continues")
     command.add_argument("--loss-weight", action="append", default=[], metavar="NAME=WEIGHT",
                          help="change one loss's weight, e.g. time=0 (the paper's: time 0.1, mel 1, adversarial 3, "
                               "feature 3; on --resume, the run's); repeat for several")

@@ -50,7 +50,7 @@ from .trainer import CodecTrainer, untrained_model
 EXPORT_NAME = "generator-fp16.safetensors"
 FIXED_ON_RESUME = {"num_filters": "the codec's weights have that size",  # setting → why it cannot change
                    "discriminator_filters": "the discriminator's weights have that size (it can change until it "
-                                            "has trained)",
+                                            "has trained, or with --new-discriminator)",
                    "seed": "the random generators continue from the checkpoint"}
 
 
@@ -157,17 +157,21 @@ def run(args: argparse.Namespace) -> None:
         raise ValueError(f"--minutes must be a positive number of minutes, got {args.minutes:g}")
     given = {name: getattr(args, name) for name in asdict(TrainingConfig()) if hasattr(args, name)}
     weights = loss_weight_changes(getattr(args, "loss_weight", []))
+    new_discriminator = getattr(args, "new_discriminator", False)
+    if new_discriminator and not args.resume:
+        raise ValueError("--new-discriminator replaces a resumed run's discriminator: use it with --resume "
+                         "(a new run starts with a new one)")
     if args.resume:
         model, state = load_checkpoint(run_dir)
         check_unchanged("num_filters", args.num_filters, model.config.num_filters)
         if weights:
             given["loss_weights"] = dict(state["settings"].get("loss_weights", PAPER_WEIGHTS)) | weights
-        untrained = state.get("discriminator_updates") == 0
+        untrained = new_discriminator or state.get("discriminator_updates") == 0
         config = resumed_config(state["settings"], given, run_dir / STATE_FILE, discriminator_trained=not untrained)
         run_width = TrainingConfig.from_settings(state["settings"]).discriminator_filters
-        if untrained and config.discriminator_filters != run_width:
+        if new_discriminator or (untrained and config.discriminator_filters != run_width):
             state = {name: value for name, value in state.items()
-                     if name not in ("discriminator", "discriminator_optimizer")}
+                     if name not in ("discriminator", "discriminator_optimizer")} | {"discriminator_updates": 0}
             torch.manual_seed(config.seed + state["step"])  # the new discriminator's weights, per run
         if state["step"] >= config.steps:
             print(f"the run in {run_dir} is already at step {state['step']} ≥ --steps {config.steps}: nothing to "
