@@ -130,9 +130,12 @@ def wait_for_temporary(run: subprocess.Popen, out: Path, timeout: float = 120) -
     pattern = re.compile(rf"\.{re.escape(out.name)}\.encodec-fx-{run.pid}-[0-9a-f]{{8}}\.tmp\.wav")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = [path for path in out.parent.iterdir() if pattern.fullmatch(path.name)]
-        if found and found[0].stat().st_size > 0:  # the real write, not the writability probe
-            return found[0]
+        for path in (path for path in out.parent.iterdir() if pattern.fullmatch(path.name)):
+            try:
+                if path.stat().st_size > 0:  # the real write, not the writability probe
+                    return path
+            except FileNotFoundError:  # the probe, removed between the listing and the look
+                pass
         assert run.poll() is None, f"the run ended before it was caught writing: {run.communicate()}"
         time.sleep(0.002)
     raise AssertionError("the run never started writing")
