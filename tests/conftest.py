@@ -38,8 +38,7 @@ finally:
 
 __all__ = ["PRESETS", "import_original_encodec", "original_model", "randomize",  # what tests import from here
            "transformers_model", "model_trio", "sample_codes", "peaked", "Trickle",
-           "summation_order_tolerance", "probability_tolerance", "small_filesystem_works", "save_tiny_codecs_and_lm",
-           "ray_turn"]
+           "summation_order_tolerance", "probability_tolerance", "small_filesystem_works", "save_tiny_codecs_and_lm"]
 
 
 @pytest.fixture

@@ -130,9 +130,9 @@ def wait_for_temporary(run: subprocess.Popen, out: Path, timeout: float = 120) -
     pattern = re.compile(rf"\.{re.escape(out.name)}\.encodec-fx-{run.pid}-[0-9a-f]{{8}}\.tmp\.wav")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for path in (path for path in out.parent.iterdir() if pattern.fullmatch(path.name)):
+        for path in out.parent.iterdir():
             try:
-                if path.stat().st_size > 0:  # the real write, not the writability probe
+                if pattern.fullmatch(path.name) and path.stat().st_size > 0:  # the write, not the writability probe
                     return path
             except FileNotFoundError:  # the probe, removed between the listing and the look
                 pass
