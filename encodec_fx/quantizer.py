@@ -14,11 +14,15 @@ class Codebook(nn.Module):
     """One codebook. `inited`, `cluster_size` and `embed_avg` are training statistics, kept only so
     checkpoints load and save unchanged."""
 
-    embed: torch.Tensor  # a buffer, as the checkpoints name it
+    # Buffers, as the checkpoints name them.
+    inited: torch.Tensor
+    cluster_size: torch.Tensor
+    embed: torch.Tensor
+    embed_avg: torch.Tensor
 
     def __init__(self, config: EncodecConfig):
         super().__init__()
-        embed = torch.zeros(config.codebook_size, config.codebook_dim)
+        embed = torch.zeros(config.codebook_size, config.hidden_size)  # = codebook_dim (EncodecConfig checks)
         self.register_buffer("inited", torch.ones(1))
         self.register_buffer("cluster_size", torch.zeros(config.codebook_size))
         self.register_buffer("embed", embed)
@@ -65,6 +69,14 @@ class ResidualVectorQuantizer(nn.Module):
         super().__init__()
         self.layers = nn.ModuleList(QuantizerLayer(config) for _ in range(config.num_quantizers))
 
+    def codebooks(self) -> list[Codebook]:
+        """The layers' codebooks in order, typed (to mypy a ModuleList holds plain Modules)."""
+        codebooks = []
+        for layer in self.layers:
+            assert isinstance(layer, QuantizerLayer)
+            codebooks.append(layer.codebook)
+        return codebooks
+
     def encode(self, embeddings: torch.Tensor, num_quantizers: int) -> torch.Tensor:
         """(B, dim, T) embeddings → (B, num_quantizers, T) codes.
 
@@ -78,15 +90,16 @@ class ResidualVectorQuantizer(nn.Module):
         """(B, T, dim) time-major embeddings → (B, num_quantizers, T) codes."""
         batch, frames, dim = residual.shape
         codes = []
-        for layer in self.layers[:num_quantizers]:
-            indices = layer.codebook.encode(residual.reshape(-1, dim)).view(batch, frames)
-            residual = residual - layer.codebook.decode(indices)
+        for codebook in self.codebooks()[:num_quantizers]:
+            indices = codebook.encode(residual.reshape(-1, dim)).view(batch, frames)
+            residual = residual - codebook.decode(indices)
             codes.append(indices)
         return torch.stack(codes, dim=1)
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """(B, K, T) codes → (B, dim, T) embeddings."""
-        quantized = self.layers[0].codebook.decode(codes[:, 0])  # on the codebooks' device, in their dtype
+        codebooks = self.codebooks()
+        quantized = codebooks[0].decode(codes[:, 0])  # on the codebooks' device, in their dtype
         for k in range(1, codes.shape[1]):
-            quantized = quantized + self.layers[k].codebook.decode(codes[:, k])
+            quantized = quantized + codebooks[k].decode(codes[:, k])
         return quantized.transpose(1, 2)

@@ -62,8 +62,8 @@ class TrainingQuantization(NamedTuple):
 
 def reset_codebooks(quantizer: ResidualVectorQuantizer) -> None:
     """Mark every codebook untrained, so each starts from the first batch that reaches it."""
-    for layer in quantizer.layers:
-        layer.codebook.inited.zero_()
+    for codebook in quantizer.codebooks():
+        codebook.inited.zero_()
 
 
 def quantize_for_training(quantizer: ResidualVectorQuantizer, embeddings: torch.Tensor, n_q: int,
@@ -79,8 +79,7 @@ def quantize_for_training(quantizer: ResidualVectorQuantizer, embeddings: torch.
     residual = embeddings.transpose(1, 2).reshape(-1, dim)
     total = torch.zeros_like(residual)
     codes, commitments = [], []
-    for layer in quantizer.layers[:n_q]:
-        codebook = layer.codebook
+    for codebook in quantizer.codebooks()[:n_q]:
         vectors = residual.detach()
         if update and not codebook.inited.item():
             initialise_codebook(codebook, vectors, settings, generator)
