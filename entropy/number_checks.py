@@ -10,8 +10,9 @@ import numbers
 from typing import TypeGuard
 
 
-def is_integer(value: object) -> bool:
-    """An integer of any kind (numpy's too), but not a bool."""
+def is_integer(value: object) -> TypeGuard[int]:
+    """An integer of any kind (numpy's too), but not a bool. To the type checker an int: numpy's
+    integers compare, index and convert like one."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 

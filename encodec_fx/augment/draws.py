@@ -94,9 +94,9 @@ def check_span(owner: str, name: str, value: object, low: float, high: float) ->
 
 
 def check_packet_frames(owner: str, value: object) -> int:
-    if not is_integer(value) or not 1 <= value <= 2 ** 31 - 1:  # type: ignore[operator]
+    if not is_integer(value) or not 1 <= value <= 2 ** 31 - 1:
         raise ValueError(f"{owner}.packet_frames must be an integer from 1 to 2**31 - 1, got {value!r}")
-    return int(value)  # type: ignore[call-overload]
+    return int(value)
 
 
 def check_concealment(owner: str, value: object) -> str:

@@ -24,7 +24,7 @@ Seed = int | np.random.Generator | torch.Generator | None
 def check_seed(owner: str, seed: object) -> None:
     if seed is None or isinstance(seed, (np.random.Generator, torch.Generator)):
         return
-    if not is_integer(seed) or not 0 <= seed < 2 ** 64:  # type: ignore[operator]
+    if not is_integer(seed) or not 0 <= seed < 2 ** 64:
         raise ValueError(f"{owner}.seed must be None, an integer from 0 to 2**64 - 1, a numpy.random.Generator or "
                          f"a torch.Generator, got {seed!r}")
 
