@@ -158,6 +158,13 @@ class EncodecConfig:
     def chunk_stride(self) -> int | None:
         return chunk_samples(self.chunk_length_s, self.overlap, self.sampling_rate)[1]
 
+    def chunk_sizes(self) -> tuple[int, int]:
+        """(chunk_length, chunk_stride) of a chunked model, for code that has checked it is one."""
+        length, stride = chunk_samples(self.chunk_length_s, self.overlap, self.sampling_rate)
+        if length is None or stride is None:
+            raise ValueError("this model codes audio as one chunk: it has no chunk length or stride")
+        return length, stride
+
     @property
     def frames_per_chunk(self) -> int | None:
         """Code frames of one whole chunk (a partial last chunk has fewer); None if unchunked."""

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from entropy.number_checks import is_finite_number, is_integer
 
 from .config import EncodecConfig
+from .conv import NormConv1d
 from .devices import resolve_device
 from .fast_path import FastPath
 from .outputs import EncodecDecoderOutput, EncodecEncoderOutput, EncodecOutput
@@ -65,7 +66,7 @@ class EncodecModel(nn.Module):
     @property
     def device(self) -> torch.device:
         """Where the model computes (move it with `.to`); inputs are moved here, outputs stay here."""
-        return self.quantizer.layers[0].codebook.embed.device
+        return self.quantizer.codebooks()[0].embed.device
 
     # --- encoding ------------------------------------------------------------------------------
 
@@ -154,18 +155,18 @@ class EncodecModel(nn.Module):
         audio_scales = [self._check_scale(scale, batch, f"audio_scales[{index}]")
                         for index, scale in enumerate(audio_scales)]
         frames = audio_codes.shape[-1]
-        last_frame_pad_length = as_number(last_frame_pad_length)
-        if not is_integer(last_frame_pad_length) or not 0 <= last_frame_pad_length < frames:
+        pad_length = as_number(last_frame_pad_length)
+        if not is_integer(pad_length) or not 0 <= pad_length < frames:
             raise ValueError(f"last_frame_pad_length must be an integer from 0 to {frames - 1} (padding frames "
-                             f"of the last chunk's {frames}), got {last_frame_pad_length!r}")
-        pieces = [(codes[..., :-last_frame_pad_length] if index == chunks - 1 and last_frame_pad_length > 0
+                             f"of the last chunk's {frames}), got {pad_length!r}")
+        pieces = [(codes[..., :-pad_length] if index == chunks - 1 and pad_length > 0
                    else codes, scale) for index, (codes, scale) in enumerate(zip(audio_codes, audio_scales))]
         if self.fast:
             decoded = [audio for group in batches_of_equal_chunks(pieces, CHUNKS_PER_BATCH)
                        for audio in self._decode_chunks_together(group, precision)]
         else:  # the reference's order: one chunk after the other
             decoded = [self._decode_chunk(codes, scale, precision) for codes, scale in pieces]
-        audio = overlap_add(decoded, self.config.chunk_stride) if self.config.chunk_length else decoded[0]
+        audio = overlap_add(decoded, self.config.chunk_sizes()[1]) if self.config.chunk_length else decoded[0]
         if padding_mask is not None:
             audio = audio[..., : self._decoded_length(padding_mask, batch, audio.shape[-1])]
         output = EncodecDecoderOutput(audio)
@@ -206,8 +207,8 @@ class EncodecModel(nn.Module):
             return [self._decode_chunk(*pieces[0], precision)]
         codes = torch.cat([codes for codes, _ in pieces])
         batch = pieces[0][0].shape[0]
-        scales = None if pieces[0][1] is None else torch.cat([scale.reshape(-1).expand(batch) for _, scale in pieces])
-        return list(self._decode_chunk(codes, scales, precision).chunk(len(pieces)))
+        scales = [scale.reshape(-1).expand(batch) for _, scale in pieces if scale is not None]  # all or none
+        return list(self._decode_chunk(codes, torch.cat(scales) if scales else None, precision).chunk(len(pieces)))
 
     def forward(self, input_values: torch.Tensor | np.ndarray | None, padding_mask: torch.Tensor | None = None,
                 bandwidth: float | None = None, audio_codes: torch.Tensor | None = None,
@@ -220,8 +221,12 @@ class EncodecModel(nn.Module):
             raise ValueError(f"input_values must be a torch.Tensor or numpy array (or None with audio_codes), "
                              f"got {type(input_values).__name__}")
         if audio_codes is None:
+            if input_values is None:
+                raise ValueError("give input_values to encode, or audio_codes and audio_scales to decode")
             audio_codes, audio_scales, last_frame_pad_length = self.encode(input_values, padding_mask, bandwidth)
-        audio = self.decode(audio_codes, audio_scales, last_frame_pad_length=last_frame_pad_length).audio_values
+        decoded = self.decode(audio_codes, audio_scales, last_frame_pad_length=last_frame_pad_length)
+        assert isinstance(decoded, EncodecDecoderOutput) and decoded.audio_values is not None  # return_dict=True
+        audio = decoded.audio_values
         if input_values is not None:  # given codes alone, the audio is all they decode to
             audio = audio[..., : input_values.shape[-1]]
         output = EncodecOutput(audio_codes, audio)
@@ -233,12 +238,10 @@ class EncodecModel(nn.Module):
         """Codebooks coded at `bandwidth` kbps, which must be one of `config.target_bandwidths` (None:
         the smallest, as `encode` takes it); unlike the config's formula, other values are refused."""
         bandwidths = self.config.target_bandwidths
-        if bandwidth is None:
-            bandwidth = bandwidths[0]
-        bandwidth = as_number(bandwidth)
-        if not is_finite_number(bandwidth) or bandwidth not in bandwidths:
-            raise ValueError(f"bandwidth {bandwidth!r} kbps is not supported by this model; choose one of {bandwidths}")
-        return self.config.num_quantizers_for_bandwidth(bandwidth)
+        kbps = as_number(bandwidths[0] if bandwidth is None else bandwidth)
+        if not is_finite_number(kbps) or kbps not in bandwidths:
+            raise ValueError(f"bandwidth {kbps!r} kbps is not supported by this model; choose one of {bandwidths}")
+        return self.config.num_quantizers_for_bandwidth(kbps)
 
     # --- checkpoints ---------------------------------------------------------------------------
 
@@ -280,7 +283,9 @@ class EncodecModel(nn.Module):
             raise ValueError(f"input_values has {audio.shape[1]} channels; this model takes {channels} "
                              f"(shape (batch, {channels}, samples))")
         check_samples(audio, "input_values")
-        weight = self.decoder.layers[-1].conv.bias
+        last = self.decoder.layers[-1]
+        assert isinstance(last, NormConv1d) and isinstance(last.conv.bias, torch.Tensor)
+        weight = last.conv.bias
         return audio.to(device=weight.device, dtype=weight.dtype)
 
     @staticmethod
