@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -205,9 +205,10 @@ class EntropyLM(nn.Module):
         })
         self.linears = nn.ModuleList(nn.Linear(c.dim, c.card) for _ in range(c.n_q))
         if c.intra_frame:  # one embedding per codebook whose code a finer codebook's head sees
-            self.intra = nn.ModuleList(nn.Embedding(c.card, c.dim) for _ in range(c.n_q - 1))
-            for embedding in self.intra:
+            intra = [nn.Embedding(c.card, c.dim) for _ in range(c.n_q - 1)]
+            for embedding in intra:
                 nn.init.normal_(embedding.weight, std=0.02)  # small beside the LayerNormed output
+            self.intra = nn.ModuleList(intra)
 
     def forward(self, codes: Tensor) -> Tensor:
         """Teacher-forced logits for training.
@@ -221,13 +222,13 @@ class EntropyLM(nn.Module):
         batch, n_codebooks, length = codes.shape
         self._check_codes(codes)
         previous = F.pad(codes[..., :-1] + 1, (1, 0))  # index 0: no previous frame
-        zero_frame = self.linears[0].weight.new_zeros(batch, 1, self.config.dim)
+        zero_frame = self.head_linears()[0].weight.new_zeros(batch, 1, self.config.dim)
         # Frame i sits at key position i + 1 after the initial zero frame; it may see
         # itself and the past_context positions before it.
         delta = torch.arange(1, length + 1).unsqueeze(1) - torch.arange(length + 1)
         mask = ((delta >= 0) & (delta <= self.config.past_context)).to(codes.device)
         x = self._input(previous, offset=0)
-        for layer in self.transformer["layers"]:
+        for layer in self.encoder_layers():
             x = layer(x, zero_frame, mask)
         return self._heads(x, n_codebooks, codes)
 
@@ -238,10 +239,10 @@ class EntropyLM(nn.Module):
             raise ValueError(f"n_codebooks must be in 1..{self.config.n_q}, got {n_codebooks}")
         # The original starts every layer's cache with one all-zero frame that the first
         # past_context frames attend to; the trained weights expect it.
-        zero_frame = self.linears[0].weight.new_zeros(batch_size, 1, self.config.dim)
+        zero_frame = self.head_linears()[0].weight.new_zeros(batch_size, 1, self.config.dim)
         capacity = 2 * self.config.past_context + 1
         keys, values = [], []
-        for layer in self.transformer["layers"]:
+        for layer in self.encoder_layers():
             key, value = layer.self_attn.keys_values(zero_frame)
             keys.append(key.new_zeros(*key.shape[:2], capacity, key.shape[-1]))
             values.append(value.new_zeros(*value.shape[:2], capacity, value.shape[-1]))
@@ -277,7 +278,7 @@ class EntropyLM(nn.Module):
             codes = codes.unsqueeze(-1)
         state.make_room()
         x = self._input(indices, state.offset)
-        for index, layer in enumerate(self.transformer["layers"]):
+        for index, layer in enumerate(self.encoder_layers()):
             x = layer.step(x, state, index)
         state.advance(self.config.past_context)
         return self._heads(x, n_codebooks, codes).squeeze(2).softmax(dim=-1), state
@@ -295,6 +296,25 @@ class EntropyLM(nn.Module):
                 raise ValueError(f"LM weight {key} has shape {tuple(state[key].shape)}, "
                                  f"the model expects {tuple(tensor.shape)}")
         self.load_state_dict(state)
+
+    # Typed views of the submodules (to mypy, a ModuleDict's or ModuleList's items are plain Modules).
+
+    def embeddings(self) -> list[nn.Embedding]:
+        return _items(self.emb, nn.Embedding)
+
+    def intra_embeddings(self) -> list[nn.Embedding]:
+        return _items(self.intra, nn.Embedding)
+
+    def norm_in(self) -> nn.LayerNorm:
+        norm = self.transformer["norm_in"]
+        assert isinstance(norm, nn.LayerNorm)
+        return norm
+
+    def encoder_layers(self) -> list[EncoderLayer]:
+        return _items(self.transformer["layers"], EncoderLayer)
+
+    def head_linears(self) -> list[nn.Linear]:
+        return _items(self.linears, nn.Linear)
 
     def _check_codes(self, codes: Tensor) -> None:
         """codes: [B, K, ...] raw entries."""
@@ -316,8 +336,22 @@ class EntropyLM(nn.Module):
         for k in range(n_codebooks):
             logits.append(self.linears[k](hidden))
             if self.config.intra_frame and k + 1 < n_codebooks:
+                assert codes is not None  # forward's input; step refuses an intra_frame step without them
                 hidden = hidden + self.intra[k](codes[:, k])
         return torch.stack(logits, dim=1)
+
+
+_ModuleT = TypeVar("_ModuleT", bound=nn.Module)
+
+
+def _items(modules: nn.Module, kind: type[_ModuleT]) -> list[_ModuleT]:
+    """A ModuleList's items, each a `kind` by construction."""
+    assert isinstance(modules, nn.ModuleList)
+    items = []
+    for item in modules:
+        assert isinstance(item, kind)
+        items.append(item)
+    return items
 
 
 def load_original_lm(source: str | Path | Mapping[str, Tensor], *, past_context: int,
@@ -327,9 +361,9 @@ def load_original_lm(source: str | Path | Mapping[str, Tensor], *, past_context:
     n_q, card, dim, num_layers and the feed-forward width are read from the tensor
     shapes; num_heads, past_context and max_period are not stored in the checkpoint.
     """
-    if isinstance(source, (str, Path)):
-        source = torch.load(source, map_location="cpu", weights_only=True)
-    state = source.get("best_state", source)
+    checkpoint: Mapping[str, Any] = (torch.load(source, map_location="cpu", weights_only=True)
+                                     if isinstance(source, (str, Path)) else source)
+    state: Mapping[str, Tensor] = checkpoint.get("best_state", checkpoint)
     for key in ("emb.0.weight", "transformer.layers.0.linear1.weight"):
         if key not in state:
             raise ValueError(f"not an LMModel state dict: missing key {key}")

@@ -65,7 +65,8 @@ def exp_table(bits: int) -> Tensor:
     """round(2^bits · exp(-d / STEPS_PER_NAT)) for d = 0, 1, ... while it is at least 1 (int64)."""
     with localcontext() as context:
         context.prec = _DIGITS
-        one, values = Decimal(1 << bits), []
+        one = Decimal(1 << bits)
+        values: list[int] = []
         while True:
             value = int((one * (Decimal(-len(values)) / STEPS_PER_NAT).exp()).to_integral_value(ROUND_HALF_EVEN))
             if value < 1:
@@ -192,7 +193,7 @@ def ieee_products() -> Iterator[None]:
     """oneDNN's float32 matrix products in IEEE float32 within the block: "bf16", which also
     `torch.set_float32_matmul_precision("medium")` selects, rounds their operands, and exactness
     need not survive that. Restores the caller's setting after."""
-    matmul = torch.backends.mkldnn.matmul
+    matmul = torch.backends.mkldnn.matmul  # type: ignore[attr-defined]  # torch's hints for the module omit it
     previous = matmul.fp32_precision
     matmul.fp32_precision = "ieee"
     try:
@@ -257,8 +258,9 @@ class PortableState(LMState):
 
     key_steps: tuple[Tensor, ...] = ()
 
-    def append(self, layer: int, keys: Tensor, values: Tensor, key_steps: Tensor) -> None:
-        super().append(layer, keys, values)
+    def append_with_steps(self, layer: int, keys: Tensor, values: Tensor, key_steps: Tensor) -> None:
+        """`append`, with the keys' steps."""
+        self.append(layer, keys, values)
         self.key_steps[layer][:, :, self.end:self.end + 1] = key_steps
 
     def buffers(self) -> tuple[Tensor, ...]:
@@ -278,16 +280,16 @@ class PortableLM:
         if self.qk_levels < 15:
             raise ValueError(f"head width {head_dim} is too large for exact attention scores")
         self.score_scale = 1 / math.sqrt(head_dim)
-        self.embeddings = [emb.weight.detach().float().cpu() for emb in lm.emb]
-        self.norm_in = IntegerLayerNorm(lm.transformer["norm_in"])
+        self.embeddings = [emb.weight.detach().float().cpu() for emb in lm.embeddings()]
+        self.norm_in = IntegerLayerNorm(lm.norm_in())
         self.layers = [_Layer(IntegerLinear(layer.self_attn.in_proj_weight, layer.self_attn.in_proj_bias),
                               IntegerLinear(layer.self_attn.out_proj.weight, layer.self_attn.out_proj.bias),
                               IntegerLinear(layer.linear1.weight, layer.linear1.bias),
                               IntegerLinear(layer.linear2.weight, layer.linear2.bias),
                               IntegerLayerNorm(layer.norm1), IntegerLayerNorm(layer.norm2))
-                       for layer in lm.transformer["layers"]]
-        self.heads = [IntegerLinear(linear.weight, linear.bias) for linear in lm.linears]
-        self.intra = [emb.weight.detach().float().cpu() for emb in lm.intra] if c.intra_frame else []
+                       for layer in lm.encoder_layers()]
+        self.heads = [IntegerLinear(linear.weight, linear.bias) for linear in lm.head_linears()]
+        self.intra = [emb.weight.detach().float().cpu() for emb in lm.intra_embeddings()] if c.intra_frame else []
         self._positions = torch.empty(0, c.dim)
 
     def initial_state(self, batch_size: int = 1, n_codebooks: int | None = None) -> PortableState:
@@ -303,7 +305,7 @@ class PortableLM:
         key_steps = tuple(torch.zeros(*shape[:3], 1) for _ in self.layers)
         state = PortableState(keys, values, 0, 0, 0, n_codebooks, key_steps)
         for index, layer in enumerate(self.layers):
-            state.append(index, *self._keys_values(layer.in_proj(zero_frame)))
+            state.append_with_steps(index, *self._keys_values(layer.in_proj(zero_frame)))
         state.end = 1
         return state
 
@@ -320,7 +322,7 @@ class PortableLM:
         rows = []
         for k in range(state.n_codebooks):
             rows.append(frame.probabilities(k))
-            if self.config.intra_frame:
+            if self.config.intra_frame and codes is not None:  # not None: checked above
                 frame.observe(k, codes[:, k])
         return np.ascontiguousarray(np.stack(rows, axis=1))
 
@@ -358,7 +360,7 @@ class PortableLM:
         projected = layer.in_proj(x)
         queries = self._split_heads(projected[..., :self.config.dim])
         query_steps = _row_scale(queries, self.qk_levels)
-        state.append(index, *self._keys_values(projected))
+        state.append_with_steps(index, *self._keys_values(projected))
         window = slice(state.start, state.end + 1)
         keys, values = state.keys[index][:, :, window], state.values[index][:, :, window]
         dots = torch.matmul((queries / query_steps).round_(), keys.transpose(-1, -2))
