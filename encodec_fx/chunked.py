@@ -8,6 +8,7 @@ additions happen in the same order as in `EncodecModel.decode`, so the output is
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -47,7 +48,8 @@ class ChunkedEncoder:
         audio = self._check_block(audio)
         self._buffer = audio if self._buffer is None else torch.cat([self._buffer, audio], dim=-1)
         chunks = []
-        while self._buffer.shape[-1] >= self.model.config.chunk_length:
+        chunk_length = self.model.config.chunk_sizes()[0]
+        while self._buffer.shape[-1] >= chunk_length:
             chunks.append(self._encode_next())
         return chunks
 
@@ -73,10 +75,12 @@ class ChunkedEncoder:
         return audio
 
     def _encode_next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        config = self.model.config
+        buffer = self._buffer
+        assert buffer is not None  # push and flush call this with audio buffered
+        chunk_length, stride = self.model.config.chunk_sizes()
         # the model's own chunk step: the block's samples were checked as they came
-        chunk = self.model._encode_chunk(self._buffer[..., : config.chunk_length], self.num_quantizers)
-        self._buffer = self._buffer[..., config.chunk_stride:]
+        chunk = self.model._encode_chunk(buffer[..., :chunk_length], self.num_quantizers)
+        self._buffer = buffer[..., stride:]
         return chunk
 
 
@@ -90,9 +94,7 @@ class ChunkedDecoder:
         self.reset()
 
     def reset(self) -> None:
-        self._weight: torch.Tensor | None = None  # the cross-fade, shaped by the first chunk
-        self._sum: torch.Tensor | None = None  # weighted audio from the current chunk's start on
-        self._weight_sum: torch.Tensor | None = None
+        self._overlap: _Overlap | None = None  # none before the first chunk
 
     def push(self, codes: torch.Tensor, scale: torch.Tensor | None) -> torch.Tensor:
         """Decode one chunk; returns the audio before the next chunk's start (stride samples)."""
@@ -102,34 +104,46 @@ class ChunkedDecoder:
         """Overlap-add one decoded chunk (for callers that decode chunks their own way, e.g. with
         lost tokens); returns the audio before the next chunk's start."""
         length = audio.shape[-1]
-        if self._sum is not None and (audio.shape[:-1] != self._sum.shape[:-1] or length > len(self._weight)):
-            raise ValueError(f"chunk of shape {tuple(audio.shape)} after chunks of {tuple(self._sum.shape[:-1])} "
-                             f"and at most {len(self._weight)} samples; call reset() to start another stream")
-        if self._weight is None:
-            self._weight = crossfade_weight(length, audio)
-            self._sum = torch.zeros(*audio.shape[:-1], 0, device=audio.device, dtype=audio.dtype)
-            self._weight_sum = torch.zeros(0, device=audio.device, dtype=audio.dtype)
-        self._extend(length)
-        self._sum[..., :length] += self._weight[:length] * audio
-        self._weight_sum[:length] += self._weight[:length]
-        return self._release(min(self.model.config.chunk_stride, self._sum.shape[-1]))
+        overlap = self._overlap
+        if overlap is not None and (audio.shape[:-1] != overlap.audio.shape[:-1] or length > len(overlap.weight)):
+            raise ValueError(f"chunk of shape {tuple(audio.shape)} after chunks of {tuple(overlap.audio.shape[:-1])} "
+                             f"and at most {len(overlap.weight)} samples; call reset() to start another stream")
+        if overlap is None:
+            device, dtype = audio.device, audio.dtype
+            overlap = self._overlap = _Overlap(crossfade_weight(length, audio),
+                                               torch.zeros(*audio.shape[:-1], 0, device=device, dtype=dtype),
+                                               torch.zeros(0, device=device, dtype=dtype))
+        overlap.extend(length)
+        overlap.audio[..., :length] += overlap.weight[:length] * audio
+        overlap.weight_sum[:length] += overlap.weight[:length]
+        return overlap.release(min(self.model.config.chunk_sizes()[1], overlap.audio.shape[-1]))
 
     def flush(self) -> torch.Tensor:
         """The audio after the last chunk's start."""
-        if self._sum is None:  # nothing pushed: no audio, shaped as StreamingDecoder gives it
-            embed = self.model.quantizer.layers[0].codebook.embed
+        if self._overlap is None:  # nothing pushed: no audio, shaped as StreamingDecoder gives it
+            embed = self.model.quantizer.codebooks()[0].embed
             return embed.new_zeros(0, self.model.config.audio_channels, 0)
-        audio = self._release(self._sum.shape[-1])
+        audio = self._overlap.release(self._overlap.audio.shape[-1])
         self.reset()
         return audio
 
-    def _extend(self, length: int) -> None:
-        missing = length - self._sum.shape[-1]
-        if missing > 0:
-            self._sum = torch.cat([self._sum, self._sum.new_zeros(*self._sum.shape[:-1], missing)], dim=-1)
-            self._weight_sum = torch.cat([self._weight_sum, self._weight_sum.new_zeros(missing)])
 
-    def _release(self, count: int) -> torch.Tensor:
-        final = self._sum[..., :count] / self._weight_sum[:count]
-        self._sum, self._weight_sum = self._sum[..., count:], self._weight_sum[count:]
+@dataclass
+class _Overlap:
+    """A `ChunkedDecoder`'s state once a chunk came: the cross-fade (shaped by the first chunk), the
+    weighted audio from the current chunk's start on, and the sum of its weights."""
+
+    weight: torch.Tensor
+    audio: torch.Tensor  # weighted
+    weight_sum: torch.Tensor
+
+    def extend(self, length: int) -> None:
+        missing = length - self.audio.shape[-1]
+        if missing > 0:
+            self.audio = torch.cat([self.audio, self.audio.new_zeros(*self.audio.shape[:-1], missing)], dim=-1)
+            self.weight_sum = torch.cat([self.weight_sum, self.weight_sum.new_zeros(missing)])
+
+    def release(self, count: int) -> torch.Tensor:
+        final = self.audio[..., :count] / self.weight_sum[:count]
+        self.audio, self.weight_sum = self.audio[..., count:], self.weight_sum[count:]
         return final
