@@ -7,6 +7,7 @@ output has ceil(L / stride) frames, causally (all padding on the left) or centre
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -27,8 +28,12 @@ def pad1d(x: torch.Tensor, left: int, right: int, mode: str) -> torch.Tensor:
     return padded[..., : padded.shape[-1] - extra]
 
 
-def _normalised(config: EncodecConfig, conv: nn.Module, out_channels: int) -> tuple[nn.Module, nn.Module]:
-    """The convolution and the norm that follows it: weight norm lives inside the conv."""
+_Conv = TypeVar("_Conv", nn.Conv1d, nn.ConvTranspose1d)
+
+
+def _normalised(config: EncodecConfig, conv: _Conv, out_channels: int) -> tuple[_Conv, nn.Module]:
+    """The convolution and the norm that follows it: weight norm lives inside the conv (the same
+    module, its weight computed from the parametrisation)."""
     if config.norm_type == "weight_norm":
         return nn.utils.parametrizations.weight_norm(conv), nn.Identity()
     return conv, nn.GroupNorm(1, out_channels)

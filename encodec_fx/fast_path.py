@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 from torch import nn
@@ -40,6 +40,9 @@ from .kernels import (
 from .precision import dtype_of
 from .seanet import ResidualUnit
 from .tensor_state import TensorState
+
+if TYPE_CHECKING:  # the model builds on this module
+    from .model import EncodecModel
 
 
 class Scratch:
@@ -66,8 +69,10 @@ class Layer(Protocol):
     def __call__(self, x: torch.Tensor, scratch: Scratch) -> torch.Tensor: ...
 
 
-def folded(conv: nn.Module, dtype: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def folded(conv: nn.Conv1d | nn.ConvTranspose1d, dtype: torch.dtype | None = None
+           ) -> tuple[torch.Tensor, torch.Tensor]:
     """A convolution's weight (weight norm evaluated once) and bias, detached, in `dtype` if given."""
+    assert conv.bias is not None  # SEANet's convolutions all have one
     return conv.weight.detach().to(dtype), conv.bias.detach().to(dtype)
 
 
@@ -99,10 +104,9 @@ class ExactResidualUnit:
     overwrite the input, and the sum lands in the block's output (addition commutes exactly)."""
 
     def __init__(self, unit: ResidualUnit):
-        elu, conv, inner_elu, projection = unit.block
-        has_shortcut = isinstance(unit.shortcut, NormConv1d)
-        self.shortcut = ExactConv(unit.shortcut) if has_shortcut else None
-        self.conv = ExactConv(conv, elu, in_place=has_shortcut)  # without shortcut, x is the residual
+        elu, conv, inner_elu, projection = unit.parts()
+        self.shortcut = ExactConv(unit.shortcut) if isinstance(unit.shortcut, NormConv1d) else None
+        self.conv = ExactConv(conv, elu, in_place=self.shortcut is not None)  # without shortcut, x is the residual
         self.projection = ExactConv(projection, inner_elu)
 
     def __call__(self, x: torch.Tensor, scratch: Scratch) -> torch.Tensor:
@@ -171,7 +175,7 @@ class FastResidualUnit:
     biases accumulate into one tensor, so the residual sum costs no pass of its own."""
 
     def __init__(self, unit: ResidualUnit, dtype: torch.dtype | None = None):
-        elu, conv, inner_elu, projection = unit.block
+        elu, conv, inner_elu, projection = unit.parts()
         self.conv = FastConv(conv, elu, dtype)
         self.inner_alpha = inner_elu.alpha
         self.weight, self.bias = (w.squeeze(-1) for w in folded(projection.conv, dtype))
@@ -249,7 +253,7 @@ def run(layers: Iterable[Layer], x: torch.Tensor) -> torch.Tensor:
 class FastPath:
     """The model's encoder and decoder compiled for inference, and the parameters they came from."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: EncodecModel):
         self.sources = parameter_state(model)
         self.decoder_layers = model.decoder.layers  # to compile lower precisions from, when first asked
         with torch.no_grad():
@@ -258,7 +262,7 @@ class FastPath:
         self.decoders: dict[str, list[Layer]] = {"exact": self.decoder}
 
     @classmethod
-    def for_model(cls, model: nn.Module, cached: FastPath | None) -> FastPath:
+    def for_model(cls, model: EncodecModel, cached: FastPath | None) -> FastPath:
         """`cached` if the model's parameters are still those it was compiled from, else a new one."""
         if cached is not None and cached.sources == parameter_state(model):
             return cached
@@ -280,6 +284,6 @@ class FastPath:
         return run(self.decoders[precision], embeddings.to(dtype)).to(embeddings.dtype)
 
 
-def parameter_state(model: nn.Module) -> list[TensorState]:
+def parameter_state(model: EncodecModel) -> list[TensorState]:
     modules = (model.encoder, model.decoder)
     return [TensorState(t) for module in modules for t in (*module.parameters(), *module.buffers())]

@@ -27,6 +27,13 @@ class ResidualUnit(nn.Module):
         ])
         self.shortcut = NormConv1d(config, dim, dim, 1) if config.use_conv_shortcut else nn.Identity()
 
+    def parts(self) -> tuple[nn.ELU, NormConv1d, nn.ELU, NormConv1d]:
+        """The block's layers, typed (to mypy a ModuleList holds plain Modules)."""
+        elu, conv, inner_elu, projection = self.block
+        assert isinstance(elu, nn.ELU) and isinstance(conv, NormConv1d)
+        assert isinstance(inner_elu, nn.ELU) and isinstance(projection, NormConv1d)
+        return elu, conv, inner_elu, projection
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = self.shortcut(x)
         for layer in self.block:
