@@ -15,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .conv import NormConv1d, NormConvTranspose1d, pad1d
+from .fast_path import folded
 from .kernels import few_output_conv, tap_weights
 from .seanet import ResidualUnit, SkipLSTM
 
@@ -40,12 +41,11 @@ class StreamingConv1d:
     def __init__(self, layer: NormConv1d, dtype: torch.dtype | None = None):
         conv = layer.conv
         with torch.no_grad():
-            weight = conv.weight.detach().to(dtype)  # through weight norm: computed once, not per block
+            weight, self.bias = folded(conv, dtype)  # through weight norm: computed once, not per block
         self.out_channels, self.in_channels, self.kernel_size = weight.shape
         self.conv_weight = weight
         self.tap_matrices = weight.permute(2, 0, 1).contiguous()  # (kernel, out, in)
         self.weight = weight.permute(1, 2, 0).reshape(-1, self.out_channels).contiguous()  # (in * kernel, out)
-        self.bias = conv.bias.detach().to(dtype)
         self.taps = tap_weights(weight) if self.out_channels * self.kernel_size <= self.in_channels else None
         self.stride, self.dilation = conv.stride[0], conv.dilation[0]
         self.left_padding = layer.padding_total
@@ -65,12 +65,12 @@ class StreamingConv1d:
         self.buffer = x if self.buffer is None else torch.cat([self.buffer, x], dim=-1)
         if not self.padded:
             if self.buffer.shape[-1] <= self.left_padding:  # reflecting needs samples 1..pad
-                return self._empty()
+                return self._empty(self.buffer)
             self.buffer = pad1d(self.buffer, self.left_padding, 0, self.pad_mode)
             self.padded = True
         frames = (self.buffer.shape[-1] - self.left_padding) // self.stride
         if frames == 0:
-            return self._empty()
+            return self._empty(self.buffer)
         out = self._conv(self.buffer[..., : frames * self.stride + self.left_padding])
         self.buffer = self.buffer[..., frames * self.stride:]
         return out
@@ -81,11 +81,13 @@ class StreamingConv1d:
     def finish(self, x: torch.Tensor) -> torch.Tensor:
         """The rest, padded on the right up to a whole stride as the offline layer pads it."""
         out = self.push(x)
+        buffer = self.buffer
+        assert buffer is not None  # push keeps its input
         right_padding = -self.length % self.stride
         if self.length and not self.padded:  # too short to have started: the offline layer on all of it
-            out = self._conv(pad1d(self.buffer, self.left_padding, right_padding, self.pad_mode))
+            out = self._conv(pad1d(buffer, self.left_padding, right_padding, self.pad_mode))
         elif right_padding:  # one last, partial stride
-            out = torch.cat([out, self._conv(pad1d(self.buffer, 0, right_padding, self.pad_mode))], dim=-1)
+            out = torch.cat([out, self._conv(pad1d(buffer, 0, right_padding, self.pad_mode))], dim=-1)
         self.reset()
         return out
 
@@ -108,8 +110,8 @@ class StreamingConv1d:
             out.add_(torch.matmul(self.tap_matrices[k], x[..., start: start + frames]))
         return out
 
-    def _empty(self) -> torch.Tensor:
-        return self.buffer.new_empty(self.buffer.shape[0], self.out_channels, 0)
+    def _empty(self, buffer: torch.Tensor) -> torch.Tensor:
+        return buffer.new_empty(buffer.shape[0], self.out_channels, 0)
 
 
 class StreamingConvTranspose1d:
@@ -124,7 +126,7 @@ class StreamingConvTranspose1d:
     def __init__(self, layer: NormConvTranspose1d, dtype: torch.dtype | None = None):
         conv = layer.conv
         with torch.no_grad():
-            weight = conv.weight.detach().to(dtype)  # through weight norm: computed once, not per block
+            weight, bias = folded(conv, dtype)  # through weight norm: computed once, not per block
         in_channels, self.out_channels, kernel_size = weight.shape
         self.stride = conv.stride[0]
         self.pieces = -(-kernel_size // self.stride)
@@ -132,7 +134,7 @@ class StreamingConvTranspose1d:
         # (in, pieces * out * stride): piece-major, so that each piece is a contiguous slice
         self.weight = weight.view(in_channels, self.out_channels, self.pieces, self.stride) \
             .permute(0, 2, 1, 3).reshape(in_channels, -1).contiguous()
-        self.bias = conv.bias.detach().to(dtype)[:, None]
+        self.bias = bias[:, None]
         self.reset()
 
     def reset(self) -> None:
@@ -242,16 +244,17 @@ class StreamingResidualUnit:
     in arithmetic."""
 
     def __init__(self, unit: ResidualUnit, dtype: torch.dtype | None = None):
-        elu, conv, inner_elu, projection = unit.block
+        elu, conv, inner_elu, projection = unit.parts()
         self.alpha, self.inner_alpha = elu.alpha, inner_elu.alpha
         self.conv = StreamingConv1d(conv, dtype)
         with torch.no_grad():  # through weight norm: computed once, not per block
-            self.projection = projection.conv.weight.detach().to(dtype).squeeze(-1)
-            bias = projection.conv.bias.detach().to(dtype)
+            projection_weight, bias = folded(projection.conv, dtype)
+            self.projection = projection_weight.squeeze(-1)
             self.shortcut = None
             if isinstance(unit.shortcut, NormConv1d):
-                self.shortcut = unit.shortcut.conv.weight.detach().to(dtype).squeeze(-1)
-                bias = bias + unit.shortcut.conv.bias.detach().to(dtype)
+                shortcut_weight, shortcut_bias = folded(unit.shortcut.conv, dtype)
+                self.shortcut = shortcut_weight.squeeze(-1)
+                bias = bias + shortcut_bias
         self.bias = bias[:, None]
         self.reset()
 
@@ -286,7 +289,9 @@ class StreamingResidualUnit:
         self.waiting = x if self.waiting is None else torch.cat([self.waiting, x], dim=-1)
 
     def _take(self, length: int) -> torch.Tensor:
-        taken, self.waiting = self.waiting[..., :length], self.waiting[..., length:]
+        waiting = self.waiting
+        assert waiting is not None  # _wait came first
+        taken, self.waiting = waiting[..., :length], waiting[..., length:]
         return taken
 
 
