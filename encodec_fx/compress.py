@@ -23,7 +23,8 @@ import os
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from types import TracebackType
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 import torch
@@ -44,8 +45,9 @@ from entropy.archive import (
     check_segment_seconds,
 )
 from entropy.atomic import replacing
-from entropy.coding import CODING_MODES, LM_MODES, StaticModel, decode_many, encode_many
+from entropy.coding import CODING_MODES, LM_MODES, CodingMode, StaticModel, decode_many, encode_many, is_coding_mode
 from entropy.lm import EntropyLM
+from entropy.number_checks import is_finite_number
 from entropy.portable_lm import PortableLM
 
 from .audio_io import AUDIO_SUFFIXES, check_destination, open_audio, resampled, write_audio
@@ -166,7 +168,7 @@ def compress_file(source: str | os.PathLike, destination: str | os.PathLike, mod
         raise ValueError("model_name is how the archive names its codec (a shipped name or a path), "
                          f"got {model_name!r}")
     n_q = model.num_quantizers_for_bandwidth(bandwidth)  # fail on a bad bandwidth before reading anything
-    bandwidth = float(as_number(bandwidth) if bandwidth is not None else model.config.target_bandwidths[0])
+    bandwidth = float(bandwidth if bandwidth is not None else model.config.target_bandwidths[0])  # or a 0-d array
     if lm is not None and (lm.config.card != model.config.codebook_size or lm.config.n_q < n_q):
         raise ValueError(f"the LM predicts {lm.config.n_q} codebooks of {lm.config.card} codes, but this codec "
                          f"gives {n_q} of {model.config.codebook_size} at {bandwidth:g} kbps: pass the LM trained "
@@ -283,7 +285,10 @@ def _decode_rows(model: EncodecModel, units: list[CodedUnit], rows: list[int], n
     return torch.cat(blocks + [decoder.flush()], dim=-1)
 
 
-def _to_left_right(stereo: str, first, second):
+_Samples = TypeVar("_Samples", torch.Tensor, np.ndarray)
+
+
+def _to_left_right(stereo: str, first: _Samples, second: _Samples) -> tuple[_Samples, _Samples]:
     """The left and right channels of a split archive's two decoded streams (torch or numpy)."""
     return (first + second, first - second) if stereo == "mid-side" else (first, second)
 
@@ -321,29 +326,31 @@ def transcode_file(source: str | os.PathLike, destination: str | os.PathLike, *,
     check_destination(destination, overwrite, {ARCHIVE_SUFFIX}, source=source)
     with ArchiveReader(source) as reader:
         header = ArchiveHeader.from_dict(reader.header)
-        split = header.stream_codebooks is not None
-        same = bandwidth is None or split and as_number(bandwidth) == header.bandwidth
-        if split and not same:
+        is_split = header.stream_codebooks is not None
+        if bandwidth is None or is_split and as_number(bandwidth) == header.bandwidth:
+            n_q = header.n_q
+        elif is_split:
             _whole_codebooks(header, bandwidth)  # an odd or a higher bandwidth: the error every archive gives
             raise ValueError(f"cannot transcode split stereo ({header.stereo}) to another bandwidth: the split is "
                              "chosen from the audio, so compress it again (or compress with channels='independent')")
-        n_q = header.n_q if same else _codebooks_for(header, bandwidth)  # refuses a higher or odd bandwidth
+        else:
+            n_q = _codebooks_for(header, bandwidth)  # refuses a higher or odd bandwidth
         mode = mode if mode is not None else header.coding_mode
         parity = header.parity if parity is None else parity
         _check_coding(mode, lm, parity)
-        if header.coding_mode in LM_MODES:
-            check_identity("LM", header.lm, source_lm, "source_lm")
+        _check_lm(header, source_lm, "source_lm")
         static = StaticModel.from_bytes(header.static_model) if header.static_model else None
         card = _card(header, static)
         if lm is not None and (lm.config.n_q < n_q or lm.config.card != card):
             raise ValueError(f"the LM predicts {lm.config.n_q} codebooks of {lm.config.card} codes; the archive's "
                              f"codes have {n_q} of {card}: pass the LM trained for its codec")
-        coder = PortableLM(source_lm) if header.coding_mode in LM_MODES else None
+        coder = _lm_coder(header.coding_mode, source_lm)
         numbered = _numbered(reader.scan(recover=True), header, False, [])
         streams = len(reader.segment(0).units[0].payloads)  # version 2 headers do not say
         units: list[CodedUnit] = []
         for item in _decoded(numbered, header, streams, coder, static, False, []):
-            segment, codes = item  # without recover, a lost segment has raised
+            assert not isinstance(item, int)  # a lost segment: without recover, it has raised
+            segment, codes = item
             for unit, unit_codes in zip(segment.units, codes):
                 scales = None if math.isnan(unit.scales[0]) else np.array(unit.scales, np.float32)
                 units.append(CodedUnit(unit_codes[:, :n_q], scales))
@@ -352,7 +359,7 @@ def transcode_file(source: str | os.PathLike, destination: str | os.PathLike, *,
     facts = _Facts(header.codec, header.sample_rate, header.channels, header.audio_length, header.model_sample_rate,
                    header.frame_rate, header.chunk_length, header.chunk_stride, _segment_units(header),
                    header.segment_seconds, header.model_audio_length, card)
-    new_bandwidth = header.bandwidth if bandwidth is None else float(as_number(bandwidth))
+    new_bandwidth = header.bandwidth if bandwidth is None else float(bandwidth)  # or a 0-d array
     split = (header.stereo, header.stream_codebooks) if header.stereo and header.stream_codebooks else None
     return _write_archive(destination, units, facts, new_bandwidth, mode, lm, lm_name, overwrite, parity, split)
 
@@ -362,34 +369,37 @@ def _codebooks_for(header: ArchiveHeader, bandwidth: float) -> int:
     EnCodec's bandwidths double from the smallest (2 codebooks), so the archive's codebooks halved (each codebook
     the archive's kbps per codebook), at most the archive's."""
     n_q = _whole_codebooks(header, bandwidth)
-    bandwidth = as_number(bandwidth)
     halvings = header.n_q // n_q
     if header.n_q % n_q or halvings & (halvings - 1) or n_q < min(2, header.n_q):
         offered = [header.bandwidth / (1 << k) for k in range(header.n_q.bit_length()) if header.n_q >> k >= 2
                    and not header.n_q % (1 << k)] or [header.bandwidth]
-        raise ValueError(f"bandwidth {bandwidth:g} kbps is not one the codec codes; from this archive transcode "
-                         f"to {', '.join(f'{b:g}' for b in offered)} kbps")
+        raise ValueError(f"bandwidth {as_number(bandwidth):g} kbps is not one the codec codes; from this archive "
+                         f"transcode to {', '.join(f'{b:g}' for b in offered)} kbps")
     return n_q
 
 
 def _whole_codebooks(header: ArchiveHeader, bandwidth: float) -> int:
     """The codebooks `bandwidth` kbps pays for, refused unless a whole number of the archive's, at most its own."""
-    bandwidth = as_number(bandwidth)
+    kbps = as_number(bandwidth)
     paid = _codebooks_paid(header)
     per_codebook = header.bandwidth / paid
-    n_q = round(bandwidth / per_codebook) if isinstance(bandwidth, (int, float)) and math.isfinite(bandwidth) else 0
-    if n_q < 1 or abs(n_q * per_codebook - bandwidth) > 1e-9:
-        raise ValueError(f"bandwidth {bandwidth!r} kbps is not a whole number of codebooks of {per_codebook:g} kbps "
+    n_q = 0  # stays 0 unless `kbps` is a whole number of codebooks
+    if isinstance(kbps, (int, float)) and math.isfinite(kbps):
+        nearest = round(kbps / per_codebook)
+        if abs(nearest * per_codebook - kbps) <= 1e-9:
+            n_q = nearest
+    if n_q < 1:
+        raise ValueError(f"bandwidth {kbps!r} kbps is not a whole number of codebooks of {per_codebook:g} kbps "
                          f"for this archive (it holds {header.bandwidth:g} kbps)")
     if n_q > paid:
-        raise ValueError(f"cannot transcode to {bandwidth:g} kbps: the archive holds {header.bandwidth:g} kbps of "
+        raise ValueError(f"cannot transcode to {kbps:g} kbps: the archive holds {header.bandwidth:g} kbps of "
                          "codes, and a higher bandwidth needs the audio (compress it again)")
     return n_q
 
 
 def _codebooks_paid(header: ArchiveHeader) -> int:
     """Codebooks the archive's bandwidth pays for: every stream's (split stereo) or n_q."""
-    return sum(header.stream_codebooks) if getattr(header, "stream_codebooks", None) else header.n_q
+    return sum(header.stream_codebooks) if header.stream_codebooks else header.n_q
 
 
 def _card(header: ArchiveHeader, static: StaticModel | None) -> int:
@@ -415,6 +425,21 @@ def _check_coding(mode: str, lm: EntropyLM | None, parity: int) -> None:
         raise ValueError(f"parity must be a whole number of segments per parity segment, 0 for none, got {parity!r}")
 
 
+def _check_lm(header: ArchiveHeader, lm: EntropyLM | None, parameter: str) -> None:
+    """Refuse to decode an LM-coded archive with a missing or different LM (`check_identity`)."""
+    if header.coding_mode in LM_MODES:
+        assert header.lm is not None  # ArchiveHeader refuses an LM mode without the LM's identity
+        check_identity("LM", header.lm, lm, parameter)
+
+
+def _lm_coder(mode: str, lm: EntropyLM | None) -> PortableLM | None:
+    """The coder of an LM mode, None for the others."""
+    if mode not in LM_MODES:
+        return None
+    assert lm is not None  # an LM mode without an LM is refused first: `_check_coding`, `_check_lm`
+    return PortableLM(lm)
+
+
 def _write_archive(destination: str | os.PathLike, units: list[CodedUnit], facts: _Facts, bandwidth: float,
                    mode: str, lm: EntropyLM | None, lm_name: str | None, overwrite: bool, parity: int,
                    split: Split | None = None) -> ArchiveHeader:
@@ -424,28 +449,36 @@ def _write_archive(destination: str | os.PathLike, units: list[CodedUnit], facts
     units_per_segment = facts.units_per_segment
     segments = [units[start: start + units_per_segment] for start in range(0, len(units), units_per_segment)]
     lm_group = max(1, LM_GROUP_ROWS // (units_per_segment * len(units[0].codes)))
-    candidates = [mode] if mode != AUTO else ["static", "raw", *(["lm"] if lm is not None else [])]
+    if mode == AUTO:
+        candidates: list[CodingMode] = ["static", "raw", "lm"] if lm is not None else ["static", "raw"]
+    else:
+        assert is_coding_mode(mode)  # `_check_coding` refused anything else
+        candidates = [mode]
     codebooks = split[1] if split is not None else None
     static = None if "static" not in candidates else \
         StaticModel.from_codes(np.concatenate([c for u in units for c in u.codes], axis=-1), card=facts.card) \
         if codebooks is None else _split_static(units, codebooks, facts.card)
-    coded = {candidate: _archived(segments, candidate, PortableLM(lm) if candidate in LM_MODES else None, static,
+    coded = {candidate: _archived(segments, candidate, _lm_coder(candidate, lm), static,
                                   lm_group if candidate in LM_MODES else 1, codebooks) for candidate in candidates}
-    table = len(static.to_bytes()) if static is not None else 0  # the static table sits in the header
-    mode = min(candidates, key=lambda candidate: coded[candidate][1] + (table if candidate == "static" else 0))
+    table = static.to_bytes() if static is not None else b""  # the static model's, which sits in the header
+    chosen = min(candidates, key=lambda candidate: coded[candidate][1] + (len(table) if candidate == "static" else 0))
+    lm_identity = None
+    if chosen in LM_MODES:
+        assert lm is not None  # an LM mode is a candidate only with an LM (`_check_coding`)
+        lm_identity = identity(lm_name or "lm", lm)
     header = ArchiveHeader(
-        codec=facts.codec, lm=identity(lm_name or "lm", lm) if mode in LM_MODES else None,
-        coding_mode=mode, sample_rate=facts.sample_rate, channels=facts.channels, audio_length=facts.audio_length,
+        codec=facts.codec, lm=lm_identity,
+        coding_mode=chosen, sample_rate=facts.sample_rate, channels=facts.channels, audio_length=facts.audio_length,
         model_sample_rate=facts.model_sample_rate, bandwidth=bandwidth, n_q=units[0].codes.shape[1],
         frame_rate=facts.frame_rate, chunk_length=facts.chunk_length, chunk_stride=facts.chunk_stride,
         segment_frames=units_per_segment * units[0].codes.shape[-1],
-        static_model=static.to_bytes() if mode == "static" else None, model_audio_length=facts.model_audio_length,
+        static_model=table if chosen == "static" else None, model_audio_length=facts.model_audio_length,
         segments=len(segments), units=len(units), frames=sum(u.codes.shape[-1] for u in units),
-        segment_seconds=facts.segment_seconds, lm_group_segments=lm_group if mode in LM_MODES else 1,
+        segment_seconds=facts.segment_seconds, lm_group_segments=lm_group if chosen in LM_MODES else 1,
         streams=len(units[0].codes), unit_frames=units[0].codes.shape[-1], scaled=units[0].scales is not None,
         parity=parity, stereo=split[0] if split is not None else None, stream_codebooks=codebooks)
     with ArchiveWriter(destination, header, overwrite=overwrite) as writer:
-        for segment in coded[mode][0]:
+        for segment in coded[chosen][0]:
             writer.write_segment(segment)
     return header
 
@@ -472,7 +505,7 @@ def _by_codebooks(n_qs: list[int]) -> dict[int, list[int]]:
     return groups
 
 
-def _archived(segments: list[list[CodedUnit]], mode: str, coder: PortableLM | None, static: StaticModel | None,
+def _archived(segments: list[list[CodedUnit]], mode: CodingMode, coder: PortableLM | None, static: StaticModel | None,
               group_segments: int, codebooks: list[int] | None = None) -> tuple[list[Segment], int]:
     """The archive's segments in one coding mode, and the bytes of their payloads. In lm mode,
     `group_segments` segments are coded as rows of one batch (with a split, one batch per codebook count)."""
@@ -546,13 +579,16 @@ def _segment_units(header: ArchiveHeader) -> int:
 def segment_geometry(config: EncodecConfig, seconds: float) -> tuple[int, int, float]:
     """(units per segment, frames per unit, the segment's seconds) for segments of `seconds` rounded to whole
     frames (streaming models: one unit of that many frames) or chunks (chunked models)."""
-    seconds = as_number(seconds)
-    check_segment_seconds(seconds)
-    if config.chunk_stride is None:
-        frames = max(1, round(seconds * config.frame_rate))
+    length = as_number(seconds)
+    check_segment_seconds(length)
+    assert is_finite_number(length)  # check_segment_seconds refused anything else
+    frames_per_chunk = config.frames_per_chunk
+    if frames_per_chunk is None:  # unchunked
+        frames = max(1, round(length * config.frame_rate))
         return 1, frames, frames / config.frame_rate
-    chunks = max(1, round(seconds * config.sampling_rate / config.chunk_stride))
-    return chunks, config.frames_per_chunk, chunks * config.chunk_stride / config.sampling_rate
+    stride = config.chunk_sizes()[1]
+    chunks = max(1, round(length * config.sampling_rate / stride))
+    return chunks, frames_per_chunk, chunks * stride / config.sampling_rate
 
 
 def check_segment_codes(frames: int, n_q: int, channels: int, segment_seconds: float) -> None:
@@ -565,7 +601,7 @@ def check_segment_codes(frames: int, n_q: int, channels: int, segment_seconds: f
                          f"segment_seconds of at most {longest:.3g} for this file")
 
 
-def model_reader(file: AudioFile, source: str | os.PathLike, config: EncodecConfig):
+def model_reader(file: AudioFile, source: str | os.PathLike, config: EncodecConfig) -> AudioFile | ResampledReader:
     """`file` read at the model's rate; refused when it holds nothing to code, or more channels than a
     stereo model codes."""
     channels = file.num_channels
@@ -581,7 +617,7 @@ class ModelBlocks:
     `to_streams` maps (channels, n) audio to them (by default each channel its own stream for a mono
     model, stereo as stereo: `to_model_channels`)."""
 
-    def __init__(self, reader, config: EncodecConfig,
+    def __init__(self, reader: AudioFile | ResampledReader | _Head, config: EncodecConfig,
                  to_streams: Callable[[np.ndarray, EncodecConfig], np.ndarray] = to_model_channels):
         self.reader, self.config, self.to_streams, self.samples = reader, config, to_streams, 0
 
@@ -625,28 +661,29 @@ def decompress_file(source: str | os.PathLike, destination: str | os.PathLike, m
         return lost
     with ArchiveReader(source) as reader:
         header = _checked_header(reader, model, lm)
+        assert model is not None  # _checked_header refuses None, naming the codec needed
         static = StaticModel.from_bytes(header.static_model) if header.static_model else None
-        lost: list[LostSegment] = []
+        lost = []  # list[LostSegment], as the range branch above binds it
         numbered = _numbered(reader.scan(recover=True), header, recover, lost)
-        coder = PortableLM(lm) if header.coding_mode in LM_MODES else None
+        coder = _lm_coder(header.coding_mode, lm)
         decoded = _decoded(numbered, header, _streams(header, model.config.audio_channels), coder, static, recover,
                            lost)
         with torch.inference_mode(), _AudioSink(destination, header, overwrite) as sink, \
                 _progress_bar(header.audio_length / header.sample_rate, progress, "decompress") as advance:
-            for audio in decode_audio(model, header, decoded):
-                advance(audio.shape[-1] / header.model_sample_rate)
-                sink.write(audio)
+            for block in decode_audio(model, header, decoded):
+                advance(block.shape[-1] / header.model_sample_rate)
+                sink.write(block)
         if repaired is not None:
             repaired += sorted(reader.repaired)
     return lost
 
 
-def _checked_header(reader: ArchiveReader, model: EncodecModel, lm: EntropyLM | None) -> ArchiveHeader:
+def _checked_header(reader: ArchiveReader, model: EncodecModel | None, lm: EntropyLM | None) -> ArchiveHeader:
     header = ArchiveHeader.from_dict(reader.header)
     check_identity("codec", header.codec, model, "model")
+    assert model is not None  # check_identity refuses None
     check_fits(header, model)
-    if header.coding_mode in LM_MODES:
-        check_identity("LM", header.lm, lm, "lm")
+    _check_lm(header, lm, "lm")
     return header
 
 
@@ -669,27 +706,30 @@ def decode_range(source: str | os.PathLike, model: EncodecModel, *, start: float
     return _range(source, model, lm, start, duration, recover, repaired)[0]
 
 
-def _range(source: str | os.PathLike, model: EncodecModel, lm: EntropyLM | None, start: float,
+def _range(source: str | os.PathLike, model: EncodecModel | None, lm: EntropyLM | None, start: float,
            duration: float | None, recover: bool, repaired: list[int] | None
            ) -> tuple[np.ndarray, ArchiveHeader, list[LostSegment]]:
-    start = as_number(start)
-    if not math.isfinite(start) or start < 0:
-        raise ValueError(f"start must be a finite number of seconds >= 0, got {start!r}")
-    if duration is not None and (not math.isfinite(as_number(duration)) or as_number(duration) < 0):
+    start_seconds = as_number(start)
+    if not is_finite_number(start_seconds) or start_seconds < 0:
+        raise ValueError(f"start must be a finite number of seconds >= 0, got {start_seconds!r}")
+    duration_seconds = None if duration is None else as_number(duration)
+    if duration_seconds is not None and (not is_finite_number(duration_seconds) or duration_seconds < 0):
         raise ValueError(f"duration must be a finite number of seconds >= 0, got {duration!r}")
     with ArchiveReader(source) as reader:
         header = _checked_header(reader, model, lm)
-        config = model.config  # after the check, which names the codec needed if there is none
+        assert model is not None  # _checked_header refuses None, naming the codec needed
+        config = model.config
         rate, model_rate = header.sample_rate, header.model_sample_rate
         total = header.audio_length / rate
-        if start >= total:
-            raise ValueError(f"start {start:g} s is past the end of the archive's audio ({total:g} s)")
-        first = round(start * rate)
+        if start_seconds >= total:
+            raise ValueError(f"start {start_seconds:g} s is past the end of the archive's audio ({total:g} s)")
+        first = round(start_seconds * rate)
         end = header.audio_length if duration is None else min(header.audio_length, first + round(duration * rate))
         model_length = header.model_audio_length or -(-header.audio_length * model_rate // rate)
         resampler = None if rate == model_rate else Resampler(model_rate, rate)
         up, down = (1, 1) if resampler is None else (resampler.up, resampler.down)
-        margin = 0 if resampler is None else len(resampler.taps) // up + down + 2  # model samples the filter reaches
+        taps = None if resampler is None else resampler.taps  # a filter: the rates differ
+        margin = 0 if taps is None else len(taps) // up + down + 2  # model samples the filter reaches
         model_first = max(0, (first * down // up - margin) // down * down)  # outputs line up with the stream's
         model_end = min(model_length, -(-end * down // up) + margin)
         numbers, offset, trim = _range_plan(header, config, model_first, model_end,
@@ -705,16 +745,18 @@ def _range(source: str | os.PathLike, model: EncodecModel, lm: EntropyLM | None,
                     raise
                 _lose(lost, number, header, str(error))
                 segments.append((number, None))
-        coder = PortableLM(lm) if header.coding_mode in LM_MODES else None
+        coder = _lm_coder(header.coding_mode, lm)
         streams = _streams(header, config.audio_channels)
         decoded = list(_decoded(segments, header, streams, coder, static, recover, lost))
         if repaired is not None:
             repaired += sorted(reader.repaired)
-    if decoded and isinstance(decoded[0], int):  # the first segment lost: its silence starts at the decode's start
-        decoded[0] -= trim if config.chunk_length is None else trim * config.frames_per_chunk
-    elif decoded:
-        segment, codes = decoded[0]
-        if config.chunk_length is None:
+    head = decoded[0] if decoded else None
+    frames_per_chunk = config.frames_per_chunk  # None: `trim` counts frames, else units (chunks)
+    if isinstance(head, int):  # the first segment lost: its silence starts at the decode's start
+        decoded[0] = head - (trim if frames_per_chunk is None else trim * frames_per_chunk)
+    elif head is not None:
+        segment, codes = head
+        if frames_per_chunk is None:
             decoded[0] = (segment, [codes[0][..., trim:]])
         else:
             decoded[0] = (Segment(segment.number, segment.first_frame, segment.frames, segment.units[trim:]),
@@ -749,7 +791,7 @@ def _range_plan(header: ArchiveHeader, config: EncodecConfig, model_first: int, 
         last_frame = min(header.frames, -(-model_end // hop) + lookahead) - 1
         first, last = first_frame // segment_frames, max(first_frame, last_frame) // segment_frames
         return list(range(first, last + 1)), first_frame * hop, first_frame - first * segment_frames
-    stride, per_segment = config.chunk_stride, _segment_units(header)
+    stride, per_segment = config.chunk_sizes()[1], _segment_units(header)
     first_unit = max(0, model_first // stride - 1)
     last_unit = min(header.units - 1, max(first_unit, (model_end - 1) // stride))
     first, last = first_unit // per_segment, last_unit // per_segment
@@ -763,14 +805,13 @@ def check_archive_codes(source: str | os.PathLike, lm: EntropyLM | None = None,
     not lost; their numbers go to `repaired`."""
     with ArchiveReader(source) as reader:
         header = ArchiveHeader.from_dict(reader.header)
-        if header.coding_mode in LM_MODES:
-            check_identity("LM", header.lm, lm, "lm")
+        _check_lm(header, lm, "lm")
         static = StaticModel.from_bytes(header.static_model) if header.static_model else None
         lost: list[LostSegment] = []
         segments = list(_numbered(reader.scan(recover=True), header, True, lost))
         whole = next((segment for _, segment in segments if segment is not None), None)
         streams = len(whole.units[0].payloads) if whole is not None else 1  # no codec here to say how many
-        coder = PortableLM(lm) if header.coding_mode in LM_MODES else None
+        coder = _lm_coder(header.coding_mode, lm)
         for _ in _decoded(segments, header, streams, coder, static, True, lost):
             pass
         if repaired is not None:
@@ -834,7 +875,8 @@ def _decode_group(group: list[tuple[int, Segment | None]], header: ArchiveHeader
                   units_per_segment: int, lm: PortableLM | None, static: StaticModel | None, recover: bool,
                   lost: list[LostSegment]) -> Iterator[tuple[Segment, list[np.ndarray]] | int]:
     group = [(number, _with_streams(number, segment, header, streams, recover, lost)) for number, segment in group]
-    payloads, frames = [], []
+    payloads: list[bytes | None] = []  # None: a lost segment's
+    frames: list[int] = []
     for number, segment in group:
         if segment is None:
             units = min(units_per_segment, header.units - number * units_per_segment)
@@ -947,10 +989,11 @@ def _silence(model: EncodecModel, frames: int, flushed: int) -> int:
     """Model-rate samples of silence standing for `frames` lost code frames. A chunked model loses
     whole chunks, and the decoder's flush already gave the overlap at their start (`flushed`)."""
     config = model.config
-    if config.chunk_length is None:
+    frames_per_chunk = config.frames_per_chunk
+    if frames_per_chunk is None:  # unchunked
         return frames * config.hop_length
-    chunks = math.ceil(frames / config.frames_per_chunk)
-    return chunks * config.chunk_stride - flushed
+    chunks = math.ceil(frames / frames_per_chunk)
+    return chunks * config.chunk_sizes()[1] - flushed
 
 
 class _AudioSink:
@@ -990,7 +1033,8 @@ class _AudioSink:
         if audio.shape[-1]:
             self.file.write(np.ascontiguousarray(audio, dtype=np.float32))
 
-    def __exit__(self, kind, error, traceback) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         """Finish the file and put it in place; on any failure, finishing included, remove it."""
         if kind is None:
             try:

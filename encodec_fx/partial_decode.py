@@ -15,13 +15,12 @@ from .overlap import overlap_add
 
 if TYPE_CHECKING:  # the model builds on this module (`model.stream_encoder`)
     from .model import EncodecModel
-    from .quantizer import Codebook
 
 
 def received_embeddings(model: EncodecModel, codes: torch.Tensor, received: torch.Tensor) -> torch.Tensor:
     """Codes and received mask [batch, n_q, frames] → embeddings (batch, dimension, frames) of the received tokens."""
-    embeddings = sum(cast("Codebook", layer.codebook).decode(codes[:, k]) * received[:, k, :, None]
-                     for k, layer in enumerate(model.quantizer.layers[: codes.shape[1]]))
+    embeddings = sum(codebook.decode(codes[:, k]) * received[:, k, :, None]
+                     for k, codebook in enumerate(model.quantizer.codebooks()[: codes.shape[1]]))
     return cast(torch.Tensor, embeddings).transpose(1, 2)  # codes has at least one codebook
 
 
@@ -43,5 +42,5 @@ def decode_received(model: EncodecModel, audio_codes: torch.Tensor, received: to
         if index == chunks - 1 and last_frame_pad_length > 0:
             codes, mask = codes[..., :-last_frame_pad_length], mask[..., :-last_frame_pad_length]
         decoded.append(decode_chunk_received(model, codes, mask, scale, precision))
-    audio = overlap_add(decoded, cast(int, model.config.chunk_stride)) if model.config.chunk_length else decoded[0]
+    audio = overlap_add(decoded, model.config.chunk_sizes()[1]) if model.config.chunk_length else decoded[0]
     return audio[..., :num_samples]

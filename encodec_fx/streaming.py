@@ -16,7 +16,7 @@ closely). The two ends of the stream need care:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -29,7 +29,6 @@ from .validation import check_codes, check_samples
 
 if TYPE_CHECKING:  # the model builds on this module (`model.stream_encoder`)
     from .model import EncodecModel
-    from .quantizer import QuantizerLayer
 
 # Code frames (or their audio, at the encoder) that go through the layers in one pass; longer pushes
 # are split. A pass holds every layer's intermediate tensors, about 0.5 MB a frame per stream with 16
@@ -128,7 +127,7 @@ class StreamingEncoder:
         self.num_quantizers = num_quantizers
         self.quantizer = model.quantizer
         self.layers = StreamingLayers(model.encoder.layers)
-        self.device, self.dtype = model.device, cast("QuantizerLayer", model.quantizer.layers[0]).codebook.embed.dtype
+        self.device, self.dtype = model.device, model.quantizer.codebooks()[0].embed.dtype
         self.step = frames_per_step * self.config.hop_length  # samples coded together
         self.reset()
 
@@ -227,7 +226,7 @@ class StreamingDecoder:
     def flush(self) -> torch.Tensor:
         """The audio left (only for a stream too short to have started); then reset."""
         if self.empty_embeddings is None:  # nothing pushed
-            embed = cast("QuantizerLayer", self.quantizer.layers[0]).codebook.embed
+            embed = self.quantizer.codebooks()[0].embed
             return embed.new_zeros(0, self.config.audio_channels, 0)
         audio = self.layers.finish(self.empty_embeddings.to(self.dtype)).to(self.empty_embeddings.dtype)
         self.reset()

@@ -24,13 +24,16 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
-from typing import Any, BinaryIO, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, BinaryIO, Iterator, Mapping
 
 import numpy as np
 
 from entropy import crc_scan, format_v3 as v3
 
 from . import atomic
+
+if TYPE_CHECKING:  # a format module: no torch, which entropy.coding imports
+    from entropy.coding import CodingMode
 
 ARCHIVE_SUFFIX = ".ecfx"
 ARCHIVE_MAGIC = b"ECFX"
@@ -194,7 +197,7 @@ class ArchiveHeader:
 
     codec: dict
     lm: dict | None
-    coding_mode: str
+    coding_mode: CodingMode  # checked by __post_init__
     sample_rate: int
     channels: int
     audio_length: int

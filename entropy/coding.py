@@ -27,7 +27,7 @@ import struct
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator, Literal
+from typing import Iterator, Literal, TypeGuard
 
 import constriction
 import numpy as np
@@ -42,6 +42,12 @@ CodingMode = Literal["raw", "static", "lm", "lm-adaptive"]
 CODING_MODES: tuple[str, ...] = ("raw", "static", "lm", "lm-adaptive")
 LM_MODES: tuple[str, ...] = ("lm", "lm-adaptive")
 """The modes that need an LM (and code the way `_encode_lm` does)."""
+
+
+def is_coding_mode(mode: object) -> TypeGuard[CodingMode]:
+    """One of CODING_MODES: to the type checker a CodingMode, which the coders take."""
+    return mode in CODING_MODES
+
 
 RAW_BITS = 10
 """Bits per code in raw mode: EnCodec codebooks have 1024 entries."""

@@ -299,7 +299,7 @@ def encode_header(header: Any, geometry: Geometry) -> bytes:
     return block + CRC.pack(zlib.crc32(block))
 
 
-def derived_bandwidth(n_q: int, frame_rate: int) -> float:
+def derived_bandwidth(n_q: int, frame_rate: float) -> float:
     """kbps of n_q codebooks of 10-bit codes at `frame_rate`."""
     return n_q * 10 * frame_rate / 1000
 

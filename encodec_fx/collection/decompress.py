@@ -126,9 +126,9 @@ class VerifyJob(_Models):
             raise ValueError(damage_line(lost, header.segments, repaired) + (f"; {problem}" if problem else ""))
         if problem:
             raise ValueError(f"{problem} (all {header.segments} segments are whole)")
-        fields = {"duration_seconds": round(header.audio_length / header.sample_rate, 6),
-                  "sample_rate": header.sample_rate, "channels": header.channels, "segments": header.segments,
-                  "coding_mode": header.coding_mode}
+        fields: dict[str, Any] = {"duration_seconds": round(header.audio_length / header.sample_rate, 6),
+                                  "sample_rate": header.sample_rate, "channels": header.channels,
+                                  "segments": header.segments, "coding_mode": header.coding_mode}
         if self.against is not None:
             from .quality import compare_to_original
             original = original_for(item, Path(self.against))
