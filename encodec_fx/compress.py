@@ -384,7 +384,7 @@ def _whole_codebooks(header: ArchiveHeader, bandwidth: float) -> int:
     paid = _codebooks_paid(header)
     per_codebook = header.bandwidth / paid
     n_q = 0  # stays 0 unless `kbps` is a whole number of codebooks
-    if isinstance(kbps, (int, float)) and math.isfinite(kbps):
+    if is_finite_number(kbps):  # numpy's too, as compress_file takes them
         nearest = round(kbps / per_codebook)
         if abs(nearest * per_codebook - kbps) <= 1e-9:
             n_q = nearest

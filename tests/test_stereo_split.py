@@ -31,6 +31,7 @@ RATE = 24_000
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     root = tmp_path_factory.mktemp("stereo")
+    torch.manual_seed(11)  # as conftest.save_tiny_codecs_and_lm: the model must not depend on the tests before
     randomize(EncodecModel(EncodecConfig(num_filters=4)), seed=11).save_pretrained(root / "codec24")
     torch.manual_seed(0)
     save_lm(EntropyLM(LMConfig(n_q=32, dim=32, num_heads=4, num_layers=1, past_context=20)), root / "lm.safetensors")

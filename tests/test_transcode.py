@@ -48,6 +48,18 @@ def test_transcoding_to_a_lower_bandwidth_is_compressing_at_it(files, tmp_path, 
     assert (tmp_path / "out.ecfx").read_bytes() == (tmp_path / "low.ecfx").read_bytes()
 
 
+@pytest.mark.parametrize("bandwidth", [np.float32(1.5), np.int64(3)])
+def test_a_numpy_bandwidth_transcodes_as_the_number(files, tmp_path, bandwidth):
+    """compress_file takes numpy's numbers; transcoding refused all but float64 as "not a whole number of
+    codebooks"."""
+    model, _ = models(files, "codec24")
+    compress_file(files / "in.wav", tmp_path / "high.ecfx", model, bandwidth=6.0, model_name="m", mode="raw",
+                  progress=False, channels="independent")
+    transcode_file(tmp_path / "high.ecfx", tmp_path / "number.ecfx", bandwidth=float(bandwidth))
+    transcode_file(tmp_path / "high.ecfx", tmp_path / "numpy.ecfx", bandwidth=bandwidth)
+    assert (tmp_path / "numpy.ecfx").read_bytes() == (tmp_path / "number.ecfx").read_bytes()
+
+
 def test_short_segments_transcode_as_they_compress(files, tmp_path):
     model, lm = models(files, "codec24")
     options = dict(model_name="m", mode="lm", lm=lm, progress=False, channels="independent", segment_seconds=0.5)
