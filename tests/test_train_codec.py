@@ -496,6 +496,20 @@ def test_a_bfloat16_discriminator_gives_float32_losses_close_to_float32():
     assert all(np.isfinite(list(losses.values())).all() and "adversarial" in losses for losses in history)
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_an_emulated_bfloat16_discriminator_is_pointed_out(audio_dir, tmp_path, capsys, monkeypatch, native):
+    # whether this CPU has AVX-512-BF16 is the machine's; what the command says about either answer is ours
+    monkeypatch.setattr("encodec_fx.train.command.native_bfloat16", lambda device_type: native)
+    arguments = ["train-codec", str(audio_dir), str(tmp_path / "run"), "--num-filters", "4", "--batch-size", "2",
+                 "--segment-seconds", "0.2", "--discriminator-filters", "4", "--steps", "1",
+                 "--discriminator-precision", "bfloat16"]
+    assert main(arguments) == 0
+    note = "bfloat16 is emulated, slower than float32: pass --discriminator-precision float32"
+    assert (note in capsys.readouterr().out) != native
+    assert main(arguments[:-1] + ["float32", "--steps", "2", "--resume"]) == 0
+    assert note not in capsys.readouterr().out
+
+
 def test_train_codec_command_validates_on_a_separate_folder(audio_dir, tmp_path, capsys):
     arguments = ["train-codec", str(audio_dir), str(tmp_path / "run"), "--validation-dir", str(audio_dir),
                  "--num-filters", "4", "--batch-size", "2", "--segment-seconds", "0.2", "--discriminator-filters",

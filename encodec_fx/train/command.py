@@ -31,6 +31,7 @@ from entropy.atomic import check_writable
 
 from ..audio_io import audio_files, is_held_out
 from ..config import EncodecConfig
+from ..precision import native_bfloat16
 from .checkpoint import (
     STATE_FILE,
     STATE_KIND,
@@ -192,6 +193,10 @@ def run(args: argparse.Namespace) -> None:
     else:
         make_run_dir(run_dir)
     check_writable(run_dir / STATE_FILE)  # a folder it cannot write is said now, not at the first checkpoint
+    if config.discriminator_precision == "bfloat16" and not native_bfloat16(trainer.device.type):
+        # a resumed run carries the setting from the machine it was started on
+        print(f"note: bfloat16 is not native on {trainer.device} (a CPU needs AVX-512-BF16 or AMX), so the "
+              "discriminator's bfloat16 is emulated, slower than float32: pass --discriminator-precision float32")
     sampling_rate, channels = model.config.sampling_rate, model.config.audio_channels
     training, validation = [], []
     if args.validation_dir is not None:  # a corpus with its own split: train on all of audio_dir
