@@ -1,5 +1,5 @@
 """The type habit: `mypy` passes on the packages users import (configuration: pyproject.toml's [tool.mypy]:
-`encodec_fx` and `entropy`, incomplete hints refused, the modules not yet clean listed by name). The environment's
+every module of `encodec_fx` and `entropy`, incomplete hints refused). The environment's
 mypy runs (`python -m mypy`, from the `test` extra) with its cache in the temporary folder, so that the check
 writes nothing into the checkout and a rerun takes seconds."""
 
@@ -17,6 +17,6 @@ def test_mypy_passes_on_the_packages():
     cache = Path(tempfile.gettempdir()) / "encodec-fx-mypy-cache"
     result = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(cache)], cwd=ROOT,
                             capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, (f"mypy failed (exit status {result.returncode}); fix the lines below, or for a "
-                                    f"module not yet clean see [tool.mypy] in pyproject.toml\n"
+    assert result.returncode == 0, (f"mypy failed (exit status {result.returncode}); fix the lines below "
+                                    f"(settings: [tool.mypy] in pyproject.toml)\n"
                                     f"{result.stdout}{result.stderr}")
