@@ -18,5 +18,5 @@ def test_mypy_passes_on_the_packages():
     result = subprocess.run([sys.executable, "-m", "mypy", "--cache-dir", str(cache)], cwd=ROOT,
                             capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, (f"mypy failed (exit status {result.returncode}); fix the lines below "
-                                    f"(settings: [tool.mypy] in pyproject.toml)\n"
+                                    "(settings: [tool.mypy] in pyproject.toml)\n"
                                     f"{result.stdout}{result.stderr}")
