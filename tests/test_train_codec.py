@@ -138,6 +138,7 @@ def test_synthetic_signals_are_seeded_within_their_levels_and_alike_on_every_cha
 def test_a_batch_holds_its_synthetic_share(share, synthetic):
     torch.manual_seed(0)
     trainer = CodecTrainer(untrained_model(tiny_config()), TrainingConfig(batch_size=4, segment_seconds=0.2,
+                                                                          discriminator_filters=4,
                                                                           synthetic_share=share))
     silence = [np.zeros((1, SAMPLE_RATE), np.float32)]
     batch = training_batch(trainer, silence)
