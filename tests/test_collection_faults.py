@@ -39,8 +39,8 @@ def test_ctrl_c_leaves_whole_outputs_a_consistent_journal_and_the_next_run_does_
     if engine == "ray":
         request.getfixturevalue("ray_turn")
     source, out = tmp_path / "in", tmp_path / "out"
-    for number in range(12):  # a file is a fraction of a second's work: 11 left when the first is done
-        write_tone(source / f"set{number % 2}" / f"clip{number:02d}.wav", 24_000, 1, 4.0, seed=number)
+    for number in range(12):
+        write_tone(source / f"set{number % 2}" / f"clip{number:02d}.wav", 24_000, 1, 12.0, seed=number)
     run = subprocess.Popen([*COMMAND, "compress", str(source), "-o", str(out), "-b", "6", "--coding", "static",
                             "--workers", "2", "--engine", engine, "--quiet"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -99,7 +99,7 @@ def test_a_run_killed_outright_takes_its_workers_with_it_and_the_next_run_does_t
     it instead of refusing to replace it."""
     source, out = tmp_path / "in", tmp_path / "out"
     for number in range(6):
-        write_tone(source / f"clip{number}.wav", 24_000, 1, 6.0, seed=number)
+        write_tone(source / f"clip{number}.wav", 24_000, 1, 12.0, seed=number)
     run = subprocess.Popen([*COMMAND, "compress", str(source), "-o", str(out), "-b", "6", "--coding", "static",
                             "--workers", "2", "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 240
