@@ -12,7 +12,9 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import redirect_stdout
 from pathlib import Path
+from unittest import mock
 
 # Under pytest-xdist each worker gets its share of the cores, and so do the commands it starts: torch's
 # default (a thread per core in every worker) oversubscribes the CPU, and spinning OpenMP threads made
@@ -38,7 +40,8 @@ finally:
 
 __all__ = ["PRESETS", "import_original_encodec", "original_model", "randomize",  # what tests import from here
            "transformers_model", "model_trio", "sample_codes", "peaked", "Trickle",
-           "summation_order_tolerance", "probability_tolerance", "small_filesystem_works", "save_tiny_codecs_and_lm"]
+           "summation_order_tolerance", "probability_tolerance", "small_filesystem_works", "save_tiny_codecs_and_lm",
+           "run_probe"]
 
 
 @pytest.fixture
@@ -162,3 +165,23 @@ def save_tiny_codecs_and_lm(root: Path) -> None:
         randomize(EncodecModel(config), seed=11).save_pretrained(root / name)
     torch.manual_seed(0)
     save_lm(EntropyLM(LMConfig(n_q=32, dim=32, num_heads=4, num_layers=1, past_context=20)), root / "lm.safetensors")
+
+
+def run_probe(script: str, environment: dict | None, *arguments: str) -> tuple[str, str]:
+    """The two words a probe `script` prints (torch's CPU capability and a hash), with `arguments` as its
+    sys.argv[1:]: from a fresh process with `environment` set, or, given None, from this process, whose
+    kernels are the native ones, as a fresh process's with nothing set (starting a process, with torch's
+    import, costs more than the probe). The script may set torch's thread count; this process's is restored."""
+    if environment is None:
+        output, threads_before = io.StringIO(), torch.get_num_threads()
+        try:
+            with redirect_stdout(output), mock.patch.object(sys, "argv", ["-c", *arguments]):
+                exec(script, {"__name__": "__main__"})
+        finally:
+            torch.set_num_threads(threads_before)
+        capability, digest = output.getvalue().split()
+        return capability, digest
+    result = subprocess.run([sys.executable, "-c", script, *arguments], check=True, capture_output=True, text=True,
+                            env={**os.environ, **environment}, cwd=Path(__file__).resolve().parents[1])
+    capability, digest = result.stdout.split()
+    return capability, digest

@@ -4,15 +4,9 @@ every process, thread count and instruction set; rows independent) and codes rea
 from __future__ import annotations
 
 import hashlib
-import io
 import math
-import os
-import subprocess
-import sys
 import textwrap
-from contextlib import redirect_stdout
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -25,7 +19,7 @@ from entropy.coding import decode_codes, decode_many, encode_codes, encode_many
 from entropy.lm import EntropyLM, LMConfig, load_lm
 from entropy.portable_lm import PortableLM
 
-from conftest import peaked
+from conftest import peaked, run_probe
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_LM = pretrained.ROOT / DEFAULT_MODEL / pretrained.LM_FILE
@@ -99,22 +93,8 @@ PROBE = textwrap.dedent("""
 
 
 def probe(environment: dict | None, threads: int = 1) -> tuple[str, str]:
-    """(torch's CPU capability, hash of lm-adaptive payloads of three rows) from a fresh process with `environment`
-    set, or, given None, from this process: its kernels are the native ones, as a fresh process's with nothing set
-    (the start of a process, with torch's import, costs more than the probe)."""
-    if environment is None:
-        output, threads_before = io.StringIO(), torch.get_num_threads()
-        try:
-            with redirect_stdout(output), mock.patch.object(sys, "argv", ["-c", str(SHIPPED_LM), str(threads)]):
-                exec(PROBE, {"__name__": "__main__"})
-        finally:
-            torch.set_num_threads(threads_before)
-        capability, digest = output.getvalue().split()
-        return capability, digest
-    result = subprocess.run([sys.executable, "-c", PROBE, str(SHIPPED_LM), str(threads)], check=True,
-                            capture_output=True, text=True, env={**os.environ, **environment}, cwd=ROOT)
-    capability, digest = result.stdout.split()
-    return capability, digest
+    """(torch's CPU capability, hash of lm-adaptive payloads of three rows): `run_probe` of PROBE."""
+    return run_probe(PROBE, environment, str(SHIPPED_LM), str(threads))
 
 
 def test_payloads_are_the_same_bytes_under_other_instruction_sets_processes_and_threads():

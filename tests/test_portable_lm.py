@@ -3,15 +3,12 @@ model (what lets an LM archive decode on another machine)."""
 
 from __future__ import annotations
 
-import io
 import math
 import os
 import subprocess
 import sys
 import textwrap
-from contextlib import redirect_stdout
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -34,7 +31,7 @@ from entropy.portable_lm import (
     sin_cos,
 )
 
-from conftest import peaked, sample_codes
+from conftest import peaked, run_probe, sample_codes
 
 SHIPPED_LM = pretrained.ROOT / DEFAULT_MODEL / pretrained.LM_FILE
 RECORDING = Path(__file__).resolve().parent / "data" / "speech-nl-fillets.flac"
@@ -99,23 +96,8 @@ PROBE = textwrap.dedent("""
 
 
 def probe(environment: dict | None, threads: int = 1) -> tuple[str, str]:
-    """(torch's CPU capability, hash of 40 frames of probabilities) from a fresh process with `environment`
-    set, or, given None, from this process: its kernels are the native ones, as a fresh process's with nothing set
-    (the start of a process, with torch's import, costs more than the probe)."""
-    if environment is None:
-        output, threads_before = io.StringIO(), torch.get_num_threads()
-        try:
-            with redirect_stdout(output), mock.patch.object(sys, "argv", ["-c", str(SHIPPED_LM), str(threads)]):
-                exec(PROBE, {"__name__": "__main__"})
-        finally:
-            torch.set_num_threads(threads_before)
-        capability, digest = output.getvalue().split()
-        return capability, digest
-    result = subprocess.run([sys.executable, "-c", PROBE, str(SHIPPED_LM), str(threads)], check=True,
-                            capture_output=True, text=True, env={**os.environ, **environment},
-                            cwd=Path(__file__).resolve().parents[1])
-    capability, digest = result.stdout.split()
-    return capability, digest
+    """(torch's CPU capability, hash of 40 frames of probabilities): `run_probe` of PROBE."""
+    return run_probe(PROBE, environment, str(SHIPPED_LM), str(threads))
 
 
 def test_probabilities_are_the_same_bits_under_other_instruction_sets_and_threads():
