@@ -613,6 +613,7 @@ def test_fresh_models_encode_the_input_not_their_biases():
     ("seed", 10**400, "seed must be below 2\\*\\*64"),  # math.isfinite(10**400) overflowed
     ("adversarial_every", 0, "adversarial_every must be positive, got 0"),
     ("discriminator_warmup", -1, "discriminator_warmup must be at least 0, got -1"),
+    ("learning_rate_decay_steps", -2, "learning_rate_decay_steps must be at least 0, got -2"),
     ("time_loss_cutoff", -1.0, "time_loss_cutoff must be at least 0, got -1.0"),
     ("synthetic_share", 1.5, "synthetic_share must be from 0 to 1, got 1.5"),
     ("discriminator_precision", "float16", "discriminator_precision must be one of float32, bfloat16"),
@@ -649,6 +650,21 @@ def test_learning_rate_given_on_resume_takes_effect(tmp_path):
     faster.load_state_dict(state)  # the factor given on resume, like the rate
     assert [group["lr"] for group in faster.generator_optimizer.param_groups] == [1e-5]
     assert [group["lr"] for group in faster.discriminator_optimizer.param_groups] == [pytest.approx(4e-5)]
+
+
+def test_the_learning_rates_fall_linearly_over_the_last_steps_and_resume_on_schedule():
+    trainer = replace_config(tiny_trainer(), steps=4, learning_rate_decay_steps=3, discriminator_learning_rate_factor=2)
+    rates = []
+    for _ in range(4):
+        train(trainer, tones(), 1)  # each step sets its own rates before it updates
+        rates.append([optimizer.param_groups[0]["lr"]
+                      for optimizer in (trainer.generator_optimizer, trainer.discriminator_optimizer)])
+    base = trainer.config.learning_rate
+    expected = [[base * scale, 2 * base * scale] for scale in (1, 1, 2 / 3, 1 / 3)]
+    assert np.allclose(rates, expected, rtol=1e-12, atol=0)
+    resumed = replace_config(tiny_trainer(), steps=4, learning_rate_decay_steps=3, discriminator_learning_rate_factor=2)
+    resumed.load_state_dict({**trainer.state_dict(), "step": 2})
+    assert resumed.generator_optimizer.param_groups[0]["lr"] == pytest.approx(base * 2 / 3)
 
 
 def test_a_diverged_run_stops_without_replacing_the_last_checkpoint(tmp_path):

@@ -24,6 +24,8 @@ LM_SETTINGS_HELP = {
 CODEC_SETTINGS_HELP = {
     "steps": "training steps in all", "batch_size": "audio segments per step",
     "segment_seconds": "seconds of audio per segment", "learning_rate": "Adam's learning rate",
+    "learning_rate_decay_steps": "the last steps before --steps, over which both learning rates fall linearly to "
+                                 "0 (a GAN that swings settles; 0: constant, the paper's)",
     "discriminator_learning_rate_factor": "the discriminator's learning rate over the generator's (above 1 for a "
                                           "discriminator that stays at chance)",
     "discriminator_filters": "width of the MS-STFT discriminator",

@@ -19,6 +19,7 @@ class TrainingConfig:
     batch_size: int = 8
     segment_seconds: float = 1.0
     learning_rate: float = 3e-4
+    learning_rate_decay_steps: int = 0  # the last N steps before `steps` anneal both rates linearly to 0; 0: constant
     discriminator_learning_rate_factor: float = 1.0  # the discriminator's rate over the generator's (TTUR if > 1)
     discriminator_filters: int = 32
     discriminator_update_probability: float = 2 / 3
@@ -39,8 +40,8 @@ class TrainingConfig:
         check_settings(self, positive=("steps", "batch_size", "segment_seconds", "learning_rate",
                                        "discriminator_learning_rate_factor", "discriminator_filters", "eval_every",
                                        "checkpoint_every", "adversarial_every"),
-                       non_negative=("adversarial_start", "discriminator_warmup", "commitment_weight", "seed",
-                                     "time_loss_cutoff"),
+                       non_negative=("learning_rate_decay_steps", "adversarial_start", "discriminator_warmup",
+                                     "commitment_weight", "seed", "time_loss_cutoff"),
                        fractions=("discriminator_update_probability", "synthetic_share"),
                        percents=("held_out_percent",))
         if self.discriminator_precision not in DISCRIMINATOR_PRECISIONS:

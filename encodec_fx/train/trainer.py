@@ -16,6 +16,8 @@ decoded audio (its output barely depends on its input at first), and its losses 
 to the generator's gradient.
 Adam, lr 3e-4, betas (0.5, 0.9) for both; `discriminator_learning_rate_factor` > 1 gives the discriminator
 a higher rate than the generator's (two time-scale updates), for a discriminator that stays at chance.
+`learning_rate_decay_steps` N > 0 anneals both rates linearly to 0 over the run's last N steps, so that a
+generator that swings from one checkpoint to the next settles instead of stopping wherever it was.
 
 All randomness (segments, bandwidths, discriminator coin, codebook sampling) comes from generators
 the trainer owns and checkpoints, so a resumed run continues exactly as an uninterrupted one.
@@ -137,6 +139,7 @@ class CodecTrainer:
     def train_step(self, audio: torch.Tensor) -> dict[str, float]:
         """One update on a (batch, channels, samples) batch; returns the losses as floats."""
         self.model.train()
+        self._set_learning_rates()
         audio = audio.to(self.device)
         bandwidth = float(self.rng.choice(self.model.config.target_bandwidths))
         n_q = self.model.config.num_quantizers_for_bandwidth(bandwidth)
@@ -222,19 +225,31 @@ class CodecTrainer:
     def discriminator_learning_rate(self) -> float:
         return self.config.learning_rate * self.config.discriminator_learning_rate_factor
 
+    def learning_rate_scale(self) -> float:
+        """The share of the configured rates this step trains at: 1, then falling linearly over the last
+        `learning_rate_decay_steps` to 1 / N on the final step (a function of the step: nothing to checkpoint)."""
+        decay_steps = self.config.learning_rate_decay_steps
+        if not decay_steps:
+            return 1.0
+        return min(1.0, (self.config.steps - self.step) / decay_steps)
+
+    def _set_learning_rates(self) -> None:
+        scale = self.learning_rate_scale()
+        for optimizer, rate in ((self.generator_optimizer, self.config.learning_rate),
+                                (self.discriminator_optimizer, self.discriminator_learning_rate)):
+            for group in optimizer.param_groups:
+                group["lr"] = rate * scale
+
     def load_state_dict(self, state: dict) -> None:
         """Continue from `state` (with a fresh discriminator where it holds none), at this trainer's learning
         rates: the optimisers' saved groups carry the rate the run had, which would silently override
-        --learning-rate given on --resume (the rate is constant, there is no schedule to restore)."""
+        --learning-rate given on --resume (the schedule is a function of the step: nothing to restore)."""
         self.step = state["step"]
         self.generator_optimizer.load_state_dict(state["generator_optimizer"])
         if "discriminator" in state:  # absent: a run resumed with a new discriminator before it trained
             self.discriminator.load_state_dict(state["discriminator"])
             self.discriminator_optimizer.load_state_dict(state["discriminator_optimizer"])
-        for optimizer, rate in ((self.generator_optimizer, self.config.learning_rate),
-                                (self.discriminator_optimizer, self.discriminator_learning_rate)):
-            for group in optimizer.param_groups:
-                group["lr"] = rate
+        self._set_learning_rates()
         self.balancer.load_state_dict(state["balancer"])
         self.discriminator_updates = state.get("discriminator_updates")
         self.rng.bit_generator.state = state["rng"]
