@@ -42,6 +42,9 @@ class STFTDiscriminator(nn.Module):
     def forward(self, audio: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         spectrum = stft(audio, self.window)  # (batch, channels, freqs, frames)
         x = torch.cat([spectrum.real, spectrum.imag], dim=1).transpose(-1, -2)
+        # channels-last: the discriminator's update (forward and backward on real and decoded 8 × 1 s, 16 filters,
+        # one thread of an AVX2 EPYC) takes 4.8 s instead of 6.7–6.9 s; the values are the same convolutions'
+        x = x.contiguous(memory_format=torch.channels_last)
         features = []
         for layer in self.layers:
             x = F.leaky_relu(layer(x), 0.2)
