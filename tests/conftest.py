@@ -10,6 +10,7 @@ import io
 import math
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from contextlib import redirect_stdout
@@ -41,7 +42,14 @@ finally:
 __all__ = ["PRESETS", "import_original_encodec", "original_model", "randomize",  # what tests import from here
            "transformers_model", "model_trio", "sample_codes", "peaked", "Trickle",
            "summation_order_tolerance", "probability_tolerance", "small_filesystem_works", "save_tiny_codecs_and_lm",
-           "run_probe"]
+           "run_probe", "ctrl_c_reaches"]
+
+
+def ctrl_c_reaches() -> None:
+    """`preexec_fn` of a child the test will Ctrl-C: a shell's background job (`pytest ... &`) starts with SIGINT
+    ignored, every child inherits that, and Python leaves an ignored SIGINT ignored, so the signal would never
+    arrive. The child gets the default disposition back, as a terminal's foreground process has."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.fixture

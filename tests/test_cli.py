@@ -20,7 +20,7 @@ from encodec_fx import DEFAULT_MODEL, EncodecConfig, EncodecModel
 from encodec_fx.audio_io import write_audio
 from encodec_fx.cli import build_parser, command_line_message, main
 
-from conftest import original_model
+from conftest import ctrl_c_reaches, original_model
 
 
 def test_convert_original_checkpoint(tmp_path, capsys):
@@ -107,7 +107,7 @@ sys.exit(main())
 
 def test_ctrl_c_ends_the_process_with_status_130_and_one_line():
     process = subprocess.Popen([sys.executable, "-c", INTERRUPT_PROBE, "info", "any.ecfx"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_reaches)
     try:
         assert process.stdout.readline() == "ready\n"
         process.send_signal(signal.SIGINT)

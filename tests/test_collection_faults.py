@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import small_filesystem_works
+from conftest import ctrl_c_reaches, small_filesystem_works
 from test_collection import cli, write_tone
 
 COMMAND = [sys.executable, "-m", "encodec_fx.cli"]
@@ -43,7 +43,7 @@ def test_ctrl_c_leaves_whole_outputs_a_consistent_journal_and_the_next_run_does_
         write_tone(source / f"set{number % 2}" / f"clip{number:02d}.wav", 24_000, 1, 12.0, seed=number)
     run = subprocess.Popen([*COMMAND, "compress", str(source), "-o", str(out), "-b", "6", "--coding", "static",
                             "--workers", "2", "--engine", engine, "--quiet"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_reaches)
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline and run.poll() is None:  # wait for the first finished file
         if (out / "journal.jsonl").exists() and '"status": "done"' in (out / "journal.jsonl").read_text():
