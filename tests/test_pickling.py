@@ -89,7 +89,8 @@ def test_a_chain_runs_in_ray_tasks(ray_turn):
     ray = pytest.importorskip("ray", reason="Ray is in the test extras; this runs where they are installed")
     chain = effects()["spec"]
     expected = on_one_thread(chain, 2)  # Ray gives each task one thread
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # a real local cluster, stopped below
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)  # a real local cluster, stopped below; one
+    # CPU: one worker process to start (it runs the two tasks in turn)
     try:
         degrade = ray.remote(lambda effect, signal: effect(signal, RATE))
         results = ray.get([degrade.remote(chain, audio(i)) for i in range(2)])
