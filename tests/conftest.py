@@ -13,7 +13,8 @@ import shutil
 import signal
 import subprocess
 import sys
-from contextlib import redirect_stdout
+from collections.abc import Iterator
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from unittest import mock
 
@@ -42,7 +43,7 @@ finally:
 __all__ = ["PRESETS", "import_original_encodec", "original_model", "randomize",  # what tests import from here
            "transformers_model", "model_trio", "sample_codes", "peaked", "Trickle",
            "summation_order_tolerance", "probability_tolerance", "small_filesystem_works", "save_tiny_codecs_and_lm",
-           "run_probe", "ctrl_c_reaches"]
+           "run_probe", "ctrl_c_reaches", "held_ray_turn"]
 
 
 def ctrl_c_reaches() -> None:
@@ -52,17 +53,25 @@ def ctrl_c_reaches() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.fixture
-def ray_turn(tmp_path_factory: pytest.TempPathFactory):
-    """One Ray cluster on the machine at a time, across the test workers: a CI run lost a pytest worker
-    (no traceback: a Ray driver exits with its raylet) while it and a docs block started clusters at the same
-    moment. Every test that starts a cluster, in this process or in a command it runs, holds this turn."""
+@contextmanager
+def held_ray_turn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The machine's one Ray turn, held until the block ends (see `ray_turn`); a fixture of a wider scope
+    that keeps one cluster for several tests holds it for as long as its cluster lives."""
     if sys.platform == "win32":
         yield
         return
     import fcntl
     with open(tmp_path_factory.getbasetemp().parent / "ray-turn.lock", "w") as lock:  # shared by the workers
         fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+@pytest.fixture
+def ray_turn(tmp_path_factory: pytest.TempPathFactory):
+    """One Ray cluster on the machine at a time, across the test workers: a CI run lost a pytest worker
+    (no traceback: a Ray driver exits with its raylet) while it and a docs block started clusters at the same
+    moment. Every test that starts a cluster, in this process or in a command it runs, holds this turn."""
+    with held_ray_turn(tmp_path_factory):
         yield
 
 

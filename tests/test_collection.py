@@ -18,6 +18,8 @@ from encodec_fx.collection.journal import JOURNAL_NAME
 from encodec_fx.collection.run import run_collection
 from entropy.archive import ArchiveHeader, ArchiveReader
 
+from conftest import held_ray_turn
+
 AUDIO = {".wav", ".flac"}
 # rate, channels, seconds: mono to 6 channels, 8 to 48 kHz
 SHAPES = {"a.wav": (16_000, 1, 1.0), "sub/b.flac": (44_100, 2, 1.5), "sub/deeper/c.wav": (48_000, 6, 0.5),
@@ -256,43 +258,45 @@ def test_an_unreachable_ray_cluster_is_named_before_any_work(collection, tmp_pat
     assert not (tmp_path / "out").exists()  # refused before the output folder is made
 
 
-@pytest.fixture
-def ray_cluster(ray_turn):
-    """A real local Ray cluster of two CPUs, started and stopped by the test."""
-    ray = pytest.importorskip("ray", reason="Ray is in the test extras; this runs where they are installed")
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, log_to_driver=False)
-    yield ray
-    ray.shutdown()
+class TestOnOneRayCluster:
+    """Tests on one real local Ray cluster of two CPUs and two GPUs (logical: Ray places by count), started
+    before the first of them and stopped after the last (each start costs seconds). The cluster holds the
+    machine's Ray turn for as long as it lives."""
 
+    @pytest.fixture(scope="class")
+    @classmethod
+    def ray_cluster(cls, tmp_path_factory):
+        ray = pytest.importorskip("ray", reason="Ray is in the test extras; this runs where they are installed")
+        with held_ray_turn(tmp_path_factory):
+            ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
+            try:
+                yield ray
+            finally:
+                ray.shutdown()
 
-def test_gpus_per_worker_is_for_ray_and_more_than_the_cluster_has_is_refused(collection, tmp_path, ray_cluster):
-    with pytest.raises(ValueError, match="use it with engine='ray'") as refused:
-        run_collection(job(), [collection], tmp_path / "local", gpus_per_worker=1, progress=False)
-    from encodec_fx.cli import command_line_message
-    assert command_line_message(refused.value).startswith("--gpus-per-worker reserves GPUs for Ray actors: use it "
-                                                          "with --engine ray")
-    with pytest.raises(ValueError, match="no machine of the Ray cluster has the 1 GPUs per worker asked for"):
-        run_collection(job(), [collection], tmp_path / "ray", engine="ray", gpus_per_worker=1, progress=False)
+    def test_gpus_per_worker_is_for_ray_and_more_than_the_cluster_has_is_refused(self, collection, tmp_path,
+                                                                                ray_cluster):
+        with pytest.raises(ValueError, match="use it with engine='ray'") as refused:
+            run_collection(job(), [collection], tmp_path / "local", gpus_per_worker=1, progress=False)
+        from encodec_fx.cli import command_line_message
+        assert command_line_message(refused.value).startswith("--gpus-per-worker reserves GPUs for Ray actors: use "
+                                                              "it with --engine ray")
+        with pytest.raises(ValueError, match=r"no machine of the Ray cluster has the 3 GPUs per worker asked for "
+                                             r"\(the most on one is 2\)"):
+            run_collection(job(), [collection], tmp_path / "ray", engine="ray", gpus_per_worker=3, progress=False)
 
-
-def test_no_more_actors_than_the_gpus_hold(collection, tmp_path, ray_turn):
-    """Two GPUs (logical: Ray places by count) for four workers of one GPU each: two actors do the work."""
-    ray = pytest.importorskip("ray", reason="Ray is in the test extras; this runs where they are installed")
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False)
-    try:
+    def test_no_more_actors_than_the_gpus_hold(self, collection, tmp_path, ray_cluster):
+        """Two GPUs for four workers of one GPU each: two actors do the work."""
         summary = run_collection(job(), [collection], tmp_path / "out", engine="ray", workers=4, gpus_per_worker=1,
                                  progress=False)
-    finally:
-        ray.shutdown()
-    assert (summary.done, summary.failed) == (4, 1)
+        assert (summary.done, summary.failed) == (4, 1)
 
-
-def test_ray_actors_give_the_same_bytes_as_local_workers(collection, tmp_path, ray_cluster):
-    local = run_collection(job(), [collection], tmp_path / "local", workers=1, progress=False)
-    on_ray = run_collection(job(), [collection], tmp_path / "ray", workers=2, engine="ray", progress=False)
-    assert (on_ray.done, on_ray.failed) == (local.done, local.failed) == (4, 1)
-    assert archives(tmp_path / "ray") == archives(tmp_path / "local")
-    assert ray_cluster.is_initialized()  # a cluster the caller started is left running
+    def test_ray_actors_give_the_same_bytes_as_local_workers(self, collection, tmp_path, ray_cluster):
+        local = run_collection(job(), [collection], tmp_path / "local", workers=1, progress=False)
+        on_ray = run_collection(job(), [collection], tmp_path / "ray", workers=2, engine="ray", progress=False)
+        assert (on_ray.done, on_ray.failed) == (local.done, local.failed) == (4, 1)
+        assert archives(tmp_path / "ray") == archives(tmp_path / "local")
+        assert ray_cluster.is_initialized()  # a cluster the caller started is left running
 
 
 # --- the command line ---------------------------------------------------------------------------
