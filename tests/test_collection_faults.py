@@ -39,7 +39,9 @@ def test_ctrl_c_leaves_whole_outputs_a_consistent_journal_and_the_next_run_does_
     if engine == "ray":
         request.getfixturevalue("ray_turn")
     source, out = tmp_path / "in", tmp_path / "out"
-    for number in range(12):
+    # 12 s clips: when the first is done, both workers are mid-file with a clip's work to go (the margin to be
+    # interrupted); six: files done, interrupted and not yet started, and less for the rerun to do
+    for number in range(6):
         write_tone(source / f"set{number % 2}" / f"clip{number:02d}.wav", 24_000, 1, 12.0, seed=number)
     run = subprocess.Popen([*COMMAND, "compress", str(source), "-o", str(out), "-b", "6", "--coding", "static",
                             "--workers", "2", "--engine", engine, "--quiet"],
@@ -57,7 +59,7 @@ def test_ctrl_c_leaves_whole_outputs_a_consistent_journal_and_the_next_run_does_
 
     latest = after_queued(out)
     done = {key for key, record in latest.items() if record["status"] == "done"}
-    assert 1 <= len(done) < 12
+    assert 1 <= len(done) < 6
     for key in done:  # what the journal says is done is there, whole
         assert (out / key).stat().st_size == latest[key]["output_bytes"]
     files = {path.relative_to(out).as_posix() for path in out.rglob("*") if path.is_file()}
@@ -67,8 +69,8 @@ def test_ctrl_c_leaves_whole_outputs_a_consistent_journal_and_the_next_run_does_
 
     # the rest, in this process (the journal decides what is left, not the engine; starting workers costs seconds)
     assert cli("compress", source, "-o", out, "-b", "6", "--coding", "static", "--workers", "1") == 0
-    assert f"{12 - len(done)} done, {len(done)} already done, 0 failed" in capsys.readouterr().out
-    assert len(list(out.rglob("*.ecfx"))) == 12
+    assert f"{6 - len(done)} done, {len(done)} already done, 0 failed" in capsys.readouterr().out
+    assert len(list(out.rglob("*.ecfx"))) == 6
 
 
 def children(pid: int) -> list[int]:
