@@ -340,9 +340,10 @@ def test_fx_runs_a_chain_over_a_folder(collection, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("mode", ["lm", "lm-adaptive"])
-def test_lm_coded_archives_verify_decompress_and_transcode_as_collections(mode, collection, tmp_path, capsys):
-    archives_dir = tmp_path / "lm"
-    assert cli("compress", collection / "a.wav", "-o", archives_dir, "-b", "3", "--coding", mode) == 0
+def test_lm_coded_archives_verify_decompress_and_transcode_as_collections(mode, tmp_path, capsys):
+    archives_dir, source = tmp_path / "lm", tmp_path / "in" / "a.wav"
+    write_tone(source, 16_000, 1, 0.3)  # 23 frames: the LM codes frame by frame, each step of each command slow
+    assert cli("compress", source, "-o", archives_dir, "-b", "3", "--coding", mode) == 0
     assert cli("verify", archives_dir / "a.ecfx", "--journal-dir", tmp_path / "journal") == 0
     record = journal(tmp_path / "journal")[-1]
     assert (record["status"], record["coding_mode"]) == ("done", mode)
