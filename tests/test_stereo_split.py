@@ -73,9 +73,12 @@ def test_a_split_archive_decodes_to_the_model_decode_of_its_streams(files, tmp_p
     monkeypatch.setattr(compress, "choose_split", lambda model, units, audio: split)
     model, lm = EncodecModel.from_pretrained(files / "codec24"), load_lm(files / "lm.safetensors")
     archive = tmp_path / "s.ecfx"
+    # segments of 2.5 s, 3 of them (the range below in the last): the LM codes a group's segments side by side, a
+    # frame at a time, so each of the LM's many passes over the archive here takes a segment's frames in steps
     header = compress_file(files / "stereo.wav", archive, model, bandwidth=3.0, model_name="m", mode=mode,
-                           lm=lm if mode == "lm" else None, progress=False)
+                           lm=lm if mode == "lm" else None, progress=False, segment_seconds=2.5)
     assert (header.stereo, header.stream_codebooks, header.n_q, header.bandwidth) == (*split, max(split[1]), 3.0)
+    assert header.segments == 3
     read_back, streams = codes_of(archive, lm)
     assert (read_back.stereo, read_back.stream_codebooks, read_back.n_q) == (header.stereo, split[1], header.n_q)
     assert [codes.shape[0] for codes in streams] == split[1]
