@@ -76,7 +76,7 @@ def test_bad_batches_are_named(batch, message):
         EncodecTokenizer()(batch)
 
 
-def test_tokenize_writes_parquet_shards_that_datasets_and_ray_read(tmp_path, model, ray_turn):
+def test_tokenize_writes_parquet_shards_that_datasets_and_ray_read(tmp_path, model, ray_turn, monkeypatch):
     write_tone(tmp_path / "in" / "a.wav", RATE, 1, 2.0)
     write_tone(tmp_path / "in" / "sub" / "b.flac", 44_100, 2, 1.0, seed=1)
     write_tone(tmp_path / "in" / "sub" / "c.wav", RATE, 1, 0.5, seed=2)
@@ -96,6 +96,10 @@ def test_tokenize_writes_parquet_shards_that_datasets_and_ray_read(tmp_path, mod
     loaded = datasets.load_dataset("parquet", data_files=str(tmp_path / "out" / "*.parquet"), split="train")
     assert sorted(loaded["num_frames"]) == [38, 75, 150]
     ray = pytest.importorskip("ray")
+    # Ray Data's Parquet reader (datasource V2, Ray 2.60) reads footers on a pool of 32 actors, each a worker process
+    # to start, throttled on a one-CPU cluster; one actor reads these two footers (the same reader: older Rays
+    # ignore the variable). Set before the cluster starts, so that its processes inherit it.
+    monkeypatch.setenv("RAY_DATA_PARQUET_FOOTER_NUM_ACTORS", "1")
     ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)  # started and stopped here; one CPU: fewer
     # worker processes to start (three rows need no more)
     try:
