@@ -44,6 +44,13 @@ def collection(tmp_path):
     return root
 
 
+def at_the_model_rate(root) -> None:
+    """The collection's audio rewritten as 0.5 s of 24 kHz mono under the same names, for the tests of worker
+    processes whose point is not the audio: a worker that resamples first imports scipy.signal (a second)."""
+    for number, name in enumerate(SHAPES):
+        write_tone(root / name, 24_000, 1, 0.5, seed=number)
+
+
 def job(**changes) -> CompressJob:
     return CompressJob(**({"model": "encodec-fx-24khz", "bandwidth": 1.5, "coding": "static"} | changes))
 
@@ -218,6 +225,7 @@ class KilledOnC(CompressJob):
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 def test_a_killed_worker_costs_only_its_file_and_the_next_run_redoes_it(collection, tmp_path):
+    at_the_model_rate(collection)
     out = tmp_path / "out"
     killed = run_collection(KilledOnC(model="encodec-fx-24khz", bandwidth=1.5, coding="static"), [collection],
                             out, workers=2, progress=False)
@@ -287,6 +295,7 @@ class TestOnOneRayCluster:
 
     def test_no_more_actors_than_the_gpus_hold(self, collection, tmp_path, ray_cluster):
         """Two GPUs for four workers of one GPU each: two actors do the work."""
+        at_the_model_rate(collection)
         summary = run_collection(job(), [collection], tmp_path / "out", engine="ray", workers=4, gpus_per_worker=1,
                                  progress=False)
         assert (summary.done, summary.failed) == (4, 1)
@@ -449,6 +458,7 @@ def test_si_snr_from_running_sums_is_the_training_metric():
 
 def test_a_script_without_a_main_guard_runs_workers_that_do_not_rerun_it(collection, tmp_path):
     (collection / "junk.wav").unlink()
+    at_the_model_rate(collection)
     script = tmp_path / "script.py"
     script.write_text(
         "from encodec_fx.collection import CompressJob, run_collection\n"
