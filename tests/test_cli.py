@@ -68,17 +68,18 @@ def test_an_unforeseen_failure_is_one_line_that_says_how_to_see_the_traceback(tm
 NO_TORCH_PROBE = """
 import sys
 from encodec_fx.cli import main
-for arguments in {commands!r}:
+for arguments, status in {commands!r}:
     try:
-        assert main(arguments) == 0, arguments
+        assert main(arguments) == status, arguments
     except SystemExit as exit:  # --help
-        assert exit.code == 0, (arguments, exit.code)
+        assert exit.code == status, (arguments, exit.code)
 print(sorted(module for module in sys.modules if module.partition(".")[0] == "torch"))
 """
 
 
-def test_help_and_info_answer_without_importing_torch(tmp_path):
-    """Torch takes seconds to import: the parser and `info` (which reads the header alone) do without it."""
+def test_help_info_and_bad_paths_answer_without_importing_torch(tmp_path):
+    """Torch takes seconds to import: the parser, `info` (which reads the header alone) and the one-file
+    commands' errors about their input and output (said before a model loads) do without it."""
     from encodec_fx import EncodecConfig, compress_file
     audio, archive = tmp_path / "tone.wav", tmp_path / "tone.ecfx"
     with AudioFile(str(audio), "w", samplerate=24_000, num_channels=1) as file:
@@ -88,10 +89,28 @@ def test_help_and_info_answer_without_importing_torch(tmp_path):
     commands = [["--help"], *([command, "--help"] for command in
                               ("convert", "compress", "decompress", "fx", "info", "train-lm", "train-codec")),
                 ["info", str(archive)], ["info", str(archive), "--json"]]
+    missing, nowhere = str(tmp_path / "missing.wav"), str(tmp_path / "nowhere" / "out")
+    refused = {  # command line: what its one-line error says
+        ("compress", missing, nowhere + ".ecfx"): "no audio file at",
+        ("compress", str(audio), nowhere + ".ecfx", "--device", "cpu"): "there is no folder",
+        ("compress", str(audio), str(archive)): "exists; pass --force",
+        ("compress", str(audio), nowhere + ".wav"): "expected one of .ecfx",
+        ("decompress", str(archive), nowhere + ".wav"): "there is no folder",
+        ("decompress", str(audio), nowhere + ".wav"): "not an encodec-fx archive",
+        ("transcode", str(archive), str(archive)): "it is the input file",
+        ("fx", missing, nowhere + ".wav", "--chain", "gain(-1)"): "no audio file at",
+        ("fx", str(audio), str(audio), "--chain", "gain(-1)", "--force"): "it is the input file"}
+    commands = [(command, 0) for command in commands] + [(list(command), 1) for command in refused]
     result = subprocess.run([sys.executable, "-c", NO_TORCH_PROBE.format(commands=commands)], capture_output=True,
                             text=True)
     assert result.returncode == 0, result.stderr
     assert '"coding_mode": "raw"' in result.stdout and result.stdout.splitlines()[-1] == "[]"
+    errors = result.stderr.splitlines()
+    assert len(errors) == len(refused), errors
+    for line, (command, words) in zip(errors, refused.items()):
+        assert line.startswith(f"encodec-fx {command[0]}: error: ") and words in line, (line, words)
+    assert not (tmp_path / "nowhere").exists() and sorted(path.name for path in tmp_path.iterdir()) == \
+        ["tone.ecfx", "tone.wav"]
 
 
 INTERRUPT_PROBE = """

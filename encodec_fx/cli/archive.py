@@ -9,12 +9,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from entropy.archive import MAX_SEGMENT_SECONDS, MIN_SEGMENT_SECONDS, SEGMENT_SECONDS
+from entropy.archive import ARCHIVE_SUFFIX, MAX_SEGMENT_SECONDS, MIN_SEGMENT_SECONDS, SEGMENT_SECONDS
 from entropy.format_v3 import CODING_MODE_IDS, LM_CODING_MODES
 
+from ..audio_io import AUDIO_SUFFIXES
 from ..devices import add_device_argument
 from ..pretrained import DEFAULT_MODEL, archive_lm, default_lm, is_shipped
-from .collections import add_paths, add_run_arguments, single_or_many
+from .collections import add_paths, add_run_arguments, check_one_file, single_or_many
 
 if TYPE_CHECKING:
     import torch
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from ..model import EncodecModel
 
 
-def load_codec(source: str | None, device: torch.device, named: str | None = None) -> EncodecModel:
+def load_codec(source: str | None, device: torch.device | str, named: str | None = None) -> EncodecModel:
     """The codec named on the command line, or for decompression the one the archive names (`named`:
     a shipped model's name, or a path that exists here)."""
     from ..model import EncodecModel
@@ -38,9 +39,11 @@ def load_codec(source: str | None, device: torch.device, named: str | None = Non
 def compress(args: argparse.Namespace) -> int:
     """Compress audio into .ecfx archives: one file (INPUT OUTPUT.ecfx), or files, folders and manifests
     into a mirrored tree (-o OUTPUT_DIR), resumable through the folder's journal."""
+    many = single_or_many(args, "OUTPUT.ecfx")
+    if not many:
+        check_one_file(args, {ARCHIVE_SUFFIX}, audio_input=True)
     from ..compress import compress_file
     from ..lm import load_lm
-    many = single_or_many(args, "OUTPUT.ecfx")
     wants_lm = not args.no_lm and (args.coding is None or args.coding in LM_CODING_MODES)
     lm_name = (args.lm or default_lm(args.model)) if wants_lm else None  # a shipped codec's LM by default
     mode = args.coding or "auto"  # the smallest archive of the modes there is a model for
@@ -67,9 +70,6 @@ def decompress(args: argparse.Namespace) -> int:
     """Decode .ecfx archives to audio with the original rate, channels and length: one (INPUT OUTPUT), or
     files and folders of archives into a mirrored tree (-o OUTPUT_DIR, --format wav or flac)."""
     from entropy.archive import ArchiveHeader, ArchiveReader
-
-    from ..compress import decompress_file
-    from ..lm import load_lm
     if single_or_many(args, "OUTPUT.wav"):
         from ..collection.decompress import DecompressJob
         from .collections import run_and_report
@@ -78,6 +78,9 @@ def decompress(args: argparse.Namespace) -> int:
         return run_and_report(job, args.inputs, args.output_dir, args)
     with ArchiveReader(args.input) as reader:
         header = ArchiveHeader.from_dict(reader.header)  # a nonsensical header is refused here
+    check_one_file(args, AUDIO_SUFFIXES, audio_input=False)
+    from ..compress import decompress_file
+    from ..lm import load_lm
     model = load_codec(args.model, args.device, header.codec["name"])
     lm_source = archive_lm(args.lm, header.lm)
     repaired: list[int] = []
@@ -103,9 +106,6 @@ def transcode(args: argparse.Namespace) -> int:
     (lm, lm-adaptive, static, raw) or LM, or parity; byte for byte what compressing the audio that way writes. One
     archive (INPUT.ecfx OUTPUT.ecfx), or files and folders of them into a mirrored tree (-o OUTPUT_DIR)."""
     from entropy.archive import ArchiveHeader, ArchiveReader
-
-    from ..compress import transcode_file
-    from ..lm import load_lm
     mode = None if args.coding is None else args.coding
     if single_or_many(args, "OUTPUT.ecfx"):
         from ..collection.transcode import TranscodeJob
@@ -115,6 +115,9 @@ def transcode(args: argparse.Namespace) -> int:
         return run_and_report(job, args.inputs, args.output_dir, args)
     with ArchiveReader(args.input) as reader:
         header = ArchiveHeader.from_dict(reader.header)
+    check_one_file(args, {ARCHIVE_SUFFIX}, audio_input=False)
+    from ..compress import transcode_file
+    from ..lm import load_lm
     source_lm = archive_lm(args.source_lm, header.lm)
     keeps_an_lm = (mode in (None, "auto") or mode in LM_CODING_MODES) and header.coding_mode in LM_CODING_MODES
     target_lm = args.lm or (source_lm if keeps_an_lm else None)

@@ -41,6 +41,16 @@ def single_or_many(args: argparse.Namespace, output_kind: str) -> bool:
     return False
 
 
+def check_one_file(args: argparse.Namespace, suffixes: set[str], audio_input: bool) -> None:
+    """The one-file form's input (when it is audio; an archive's header is read by the command) and output,
+    checked before the command imports torch and loads a model, which take seconds: a missing or unreadable
+    input, or an output that cannot be written, is said at once. The library checks them again."""
+    from ..audio_io import check_destination, open_audio
+    if audio_input:
+        open_audio(args.input).close()
+    check_destination(args.output, args.force, suffixes, source=args.input)
+
+
 def add_run_arguments(command: argparse.ArgumentParser) -> None:
     group = command.add_argument_group("many files (with -o/--output-dir)")
     group.add_argument("--workers", type=int, help="worker processes, one torch thread each (default: one per core)")

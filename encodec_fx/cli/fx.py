@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 
+from ..audio_io import AUDIO_SUFFIXES
 from ..devices import add_device_argument
 from ..pretrained import DEFAULT_MODEL
-from .collections import add_paths, add_run_arguments, single_or_many
+from .collections import add_paths, add_run_arguments, check_one_file, single_or_many
 
 
 def fx(args: argparse.Namespace) -> int:
     """Stream audio through an effect chain; each output lines up with its input and has its length. One
     file (INPUT OUTPUT), or files, folders and manifests into a mirrored tree (-o OUTPUT_DIR)."""
+    many = single_or_many(args, "OUTPUT")
+    if not many:
+        check_one_file(args, AUDIO_SUFFIXES, audio_input=True)
     from ..effects.files import process_file
     from ..effects.spec import parse_chain
-    if single_or_many(args, "OUTPUT"):
+    if many:
         from ..collection.effects import EffectsJob
         from .collections import run_and_report
         parse_chain(args.chain, default_model=args.model, default_device=args.device)  # a bad spec: before any work
