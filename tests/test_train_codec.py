@@ -478,6 +478,27 @@ def test_a_discriminator_warmup_trains_the_discriminator_alone_then_the_gan_join
     assert not all(torch.equal(a, b) for a, b in zip(before, trainer.discriminator.parameters()))
 
 
+def test_a_warmup_that_holds_the_generator_changes_only_the_discriminator():
+    """`warmup_generator="hold"`: while the discriminator warms, the generator's weights and codebooks stay as
+    they are (a generator already trained adversarially is not pulled back by reconstruction-only steps), the
+    losses are logged as on any step; then the generator trains again."""
+    config = TrainingConfig(batch_size=2, segment_seconds=0.2, discriminator_filters=4, adversarial_start=1,
+                            discriminator_warmup=2, discriminator_update_probability=1.0, warmup_generator="hold")
+    trainer = CodecTrainer(untrained_model(tiny_config()), config)
+    history = train(trainer, tones(), 1)  # a reconstruction step: the codebooks are initialised
+    generator = {name: value.detach().clone() for name, value in trainer.model.state_dict().items()}
+    discriminator = [p.detach().clone() for p in trainer.discriminator.parameters()]
+    history += train(trainer, tones(), 2)
+    assert all(torch.equal(value, trainer.model.state_dict()[name]) for name, value in generator.items())
+    assert not all(torch.equal(a, b) for a, b in zip(discriminator, trainer.discriminator.parameters()))
+    assert all(set(losses) == {"bandwidth", "discriminator", "time", "mel", "commitment", "total"}
+               and np.isfinite(list(losses.values())).all() for losses in history[1:])
+    history += train(trainer, tones(), 1)
+    assert "adversarial" in history[-1]
+    assert not all(torch.equal(value, trainer.model.state_dict()[name]) for name, value in generator.items())
+    assert trainer.step == 4
+
+
 def test_a_bfloat16_discriminator_gives_float32_losses_close_to_float32():
     torch.manual_seed(0)
     trainer = CodecTrainer(untrained_model(tiny_config()),
@@ -617,6 +638,7 @@ def test_fresh_models_encode_the_input_not_their_biases():
     ("time_loss_cutoff", -1.0, "time_loss_cutoff must be at least 0, got -1.0"),
     ("synthetic_share", 1.5, "synthetic_share must be from 0 to 1, got 1.5"),
     ("discriminator_precision", "float16", "discriminator_precision must be one of float32, bfloat16"),
+    ("warmup_generator", "freeze", "warmup_generator must be one of reconstruct, hold"),
 ])
 def test_training_settings_out_of_range_are_refused(setting, value, message):
     with pytest.raises(ValueError, match=message):

@@ -2,7 +2,8 @@
 # One GPU session of codec training, prepared so that the device's minutes go to training, not set-up:
 # resume from training/codec16-resume.pt, train with the full recipe (a new MS-STFT discriminator of the
 # paper's width, 32 filters, in place of the checkpoint's 16-filter one, which stayed at chance on the CPU,
-# warmed alone for 300 steps on the resumed generator's output, then on every step; the paper's batch of 64,
+# warmed alone for 300 steps on the resumed generator's output while the generator is held (reconstruction-only
+# steps would pull it back towards a low-pass), then on every step; the paper's batch of 64,
 # learning rate and loss weights; every setting given, since the checkpoint carries its CPU runs' departures)
 # for MINUTES of wall time,
 # evaluate with the spectral gate and the quality table, and leave a new compact resume checkpoint in $OUT.
@@ -30,6 +31,7 @@ echo "resuming at step $step on $device for $minutes minutes" | tee "$out/gpu_ru
 "$python" -m encodec_fx.cli train-codec training/gpu/corpus "$run" --resume --validation-dir training/gpu/validation \
     --batch-size "$batch" --learning-rate 0.0003 --discriminator-learning-rate-factor 1 \
     --new-discriminator --discriminator-filters 32 --adversarial-start "$step" --discriminator-warmup 300 \
+    --warmup-generator hold \
     --adversarial-every 1 --discriminator-precision float32 --synthetic-share 0 --time-loss-cutoff 0 \
     --loss-weight time=0.1 --loss-weight mel=1 --loss-weight adversarial=3 --loss-weight feature=3 \
     --steps 1000000 --eval-every 100 --checkpoint-every 100 \

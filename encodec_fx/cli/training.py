@@ -10,7 +10,7 @@ from entropy.train_settings import LMTrainingConfig
 
 from ..devices import GPU_IF_PRESENT, add_device_argument
 from ..pretrained import DEFAULT_MODEL
-from ..train.settings import DEFAULT_NUM_FILTERS, DISCRIMINATOR_PRECISIONS, TrainingConfig
+from ..train.settings import DEFAULT_NUM_FILTERS, DISCRIMINATOR_PRECISIONS, WARMUP_GENERATOR_MODES, TrainingConfig
 
 GPU_IF_PRESENT_TEXT = "cuda when there is a GPU, else cpu"
 # What each recipe setting means, for its option's help (a setting missing here is named by its words).
@@ -34,6 +34,9 @@ CODEC_SETTINGS_HELP = {
     "adversarial_every": "the adversarial losses on every k-th step only",
     "discriminator_precision": "the discriminator's arithmetic; bfloat16 autocasts, faster on CPUs with "
                                "AVX-512-BF16 or AMX",
+    "warmup_generator": "what the generator does during the discriminator's warm-up: reconstruct (trains on the "
+                        "reconstruction losses) or hold (unchanged: for a new discriminator beside a generator "
+                        "already trained adversarially, which reconstruction-only steps pull back to a low-pass)",
     "commitment_weight": "weight of the quantiser's commitment loss",
     "synthetic_share": "share of each batch made of synthetic tones, harmonic complexes, sweeps and noise bands "
                        "at random frequencies and levels (0: none, the paper's)",
@@ -42,6 +45,9 @@ CODEC_SETTINGS_HELP = {
     "held_out_percent": "percent of the files held out for validation, chosen by a hash of their names",
     "eval_every": "steps between validations", "checkpoint_every": "steps between checkpoints", "seed": "random seed",
 }
+
+CODEC_SETTING_CHOICES = {"discriminator_precision": DISCRIMINATOR_PRECISIONS,  # the text settings' values
+                         "warmup_generator": WARMUP_GENERATOR_MODES}
 
 
 def train_lm(args: argparse.Namespace) -> None:
@@ -88,7 +94,7 @@ def add_train_codec(commands: argparse._SubParsersAction) -> None:
     for name, value in asdict(TrainingConfig()).items():  # absent unless given: --resume keeps the run's own
         meaning = CODEC_SETTINGS_HELP.get(name, name.replace("_", " "))
         if isinstance(value, str):
-            command.add_argument(f"--{name.replace('_', '-')}", choices=DISCRIMINATOR_PRECISIONS,
+            command.add_argument(f"--{name.replace('_', '-')}", choices=CODEC_SETTING_CHOICES[name],
                                  default=argparse.SUPPRESS,
                                  help=f"{meaning} (default {value}, or the checkpoint's on --resume)")
         elif not isinstance(value, dict):

@@ -11,6 +11,7 @@ PAPER_WEIGHTS = {"time": 0.1, "mel": 1.0, "adversarial": 3.0, "feature": 3.0}
 SEED_LIMIT = 2**64
 DEFAULT_NUM_FILTERS = 32  # the model width of a new run (`train-codec --num-filters`)
 DISCRIMINATOR_PRECISIONS = ("float32", "bfloat16")
+WARMUP_GENERATOR_MODES = ("reconstruct", "hold")  # what the generator does while the discriminator warms
 
 
 @dataclass
@@ -26,6 +27,7 @@ class TrainingConfig:
     adversarial_start: int = 0  # steps of reconstruction-only warm-up (time + mel) before the GAN joins
     adversarial_every: int = 1  # the GAN's terms on every k-th step only: its cost spread on a CPU budget
     discriminator_warmup: int = 0  # steps from adversarial_start that train the discriminator alone
+    warmup_generator: str = "reconstruct"  # meanwhile: train on the reconstruction losses, or "hold" (unchanged)
     discriminator_precision: str = "float32"  # bfloat16: autocast, ~2× faster on CPUs with AVX-512-BF16/AMX
     commitment_weight: float = 1.0
     synthetic_share: float = 0.0  # of each batch: tones, sweeps, noise bands (signals.py), round(share × batch)
@@ -47,6 +49,9 @@ class TrainingConfig:
         if self.discriminator_precision not in DISCRIMINATOR_PRECISIONS:
             raise ValueError(f"discriminator_precision must be one of {', '.join(DISCRIMINATOR_PRECISIONS)}, "
                              f"got {self.discriminator_precision!r}")
+        if self.warmup_generator not in WARMUP_GENERATOR_MODES:
+            raise ValueError(f"warmup_generator must be one of {', '.join(WARMUP_GENERATOR_MODES)}, "
+                             f"got {self.warmup_generator!r}")
         if self.seed >= SEED_LIMIT:  # numpy takes any size, torch's generators 64 bits
             raise ValueError(f"seed must be below 2**64 = {SEED_LIMIT}, got {self.seed}")
 

@@ -11,9 +11,11 @@ the adversarial and feature losses in on every k-th step only (the balancer then
 steps' gradient between the reconstruction losses), and `discriminator_precision` "bfloat16" runs the
 discriminator under autocast (its losses are taken in float32). `discriminator_warmup` N > 0 spends the
 first N steps of the adversarial phase training the discriminator alone (every step, on the generator's
-reconstructions, which keep to the reconstruction losses): a fresh discriminator cannot tell real from
-decoded audio (its output barely depends on its input at first), and its losses would only add noise
-to the generator's gradient.
+reconstructions, which keep to the reconstruction losses, or with `warmup_generator` "hold" stay as they
+are): a fresh discriminator cannot tell real from decoded audio (its output barely depends on its input at
+first), and its losses would only add noise to the generator's gradient. "hold" is for a new discriminator
+beside a generator already trained adversarially: reconstruction-only steps pull such a generator back
+towards the low-pass that the reconstruction losses favour (training/LOG.md).
 Adam, lr 3e-4, betas (0.5, 0.9) for both; `discriminator_learning_rate_factor` > 1 gives the discriminator
 a higher rate than the generator's (two time-scale updates), for a discriminator that stays at chance.
 `learning_rate_decay_steps` N > 0 anneals both rates linearly to 0 over the run's last N steps, so that a
@@ -129,11 +131,13 @@ class CodecTrainer:
         # checkpoint from before they were counted leaves it unknown
         self.discriminator_updates: int | None = 0
 
-    def reconstruct(self, audio: torch.Tensor, n_q: int) -> tuple[torch.Tensor, TrainingQuantization]:
-        """Audio → (decoded audio of the same length, quantisation); updates codebooks in train mode."""
+    def reconstruct(self, audio: torch.Tensor, n_q: int, update_codebooks: bool | None = None
+                    ) -> tuple[torch.Tensor, TrainingQuantization]:
+        """Audio → (decoded audio of the same length, quantisation); updates codebooks in train mode unless
+        `update_codebooks` is False."""
         embeddings = self.model.encoder(audio)
         quantization = quantize_for_training(self.model.quantizer, embeddings, n_q, self.codebooks,
-                                             generator=self.torch_generator)
+                                             update=update_codebooks, generator=self.torch_generator)
         return self.model.decoder(quantization.quantized)[..., : audio.shape[-1]], quantization
 
     def train_step(self, audio: torch.Tensor) -> dict[str, float]:
@@ -143,6 +147,8 @@ class CodecTrainer:
         audio = audio.to(self.device)
         bandwidth = float(self.rng.choice(self.model.config.target_bandwidths))
         n_q = self.model.config.num_quantizers_for_bandwidth(bandwidth)
+        if self.in_discriminator_warmup() and self.config.warmup_generator == "hold":
+            return self._discriminator_warmup_step(audio, bandwidth, n_q)
         reconstruction, quantization = self.reconstruct(audio, n_q)
         logged = {"bandwidth": bandwidth}
         losses = {"time": self.time_loss(reconstruction, audio), "mel": self.mel_loss(reconstruction, audio)}
@@ -165,6 +171,20 @@ class CodecTrainer:
         logged["commitment"] = quantization.commitment_loss.item()
         logged["total"] = sum(self.config.loss_weights[name] * logged[name] for name in losses) + commitment.item()
         return logged
+
+    def _discriminator_warmup_step(self, audio: torch.Tensor, bandwidth: float, n_q: int) -> dict[str, float]:
+        """A warm-up step that holds the generator: the discriminator learns from its reconstruction, which is
+        made without gradients and without updating the codebooks; the losses are logged as on any step."""
+        with torch.no_grad():
+            reconstruction, quantization = self.reconstruct(audio, n_q, update_codebooks=False)
+            losses = {"time": self.time_loss(reconstruction, audio).item(),
+                      "mel": self.mel_loss(reconstruction, audio).item()}
+        logged = {"bandwidth": bandwidth, "discriminator": self._discriminator_step(audio, reconstruction)}
+        self.step += 1
+        commitment = self.config.commitment_weight * quantization.commitment_loss.item()
+        return logged | losses | {"commitment": quantization.commitment_loss.item(),
+                                  "total": sum(self.config.loss_weights[name] * losses[name] for name in losses)
+                                  + commitment}
 
     def in_discriminator_warmup(self) -> bool:
         steps_in = self.step - self.config.adversarial_start
