@@ -11,7 +11,9 @@
 # Here, once:  python training/pack_gpu_corpus.py corpus/ training/gpu   (audio + wheels, ~45 MB)
 # On the device (the `run` tool), carrying training/gpu:
 #              bash training/gpu_run.sh 6
-# Then here:   cp $OUT/codec16-resume.pt training/   and record the run in training/LOG.md.
+# Then here:   cp $OUT/codec16-resume.pt training/   and record the run in training/LOG.md, with PESQ and STOI
+#              from benchmarks/quality.py run here on the whole validation split (the device's quality.md has
+#              neither: pesq has no wheel for its Python 3.12, and nothing can be built there).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 minutes=${1:-6}
