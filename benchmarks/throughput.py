@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--bandwidth", type=float, default=6.0)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    device = args.device
+    device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {name}, {args.bandwidth:g} kbps, {args.seconds:g} s items, best of {args.runs}")
 

@@ -41,14 +41,15 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
-def device_argument(text: str) -> torch.device | str:
-    """`resolve_device` as an argparse type: a bad device is a usage error that names the accepted ones.
-    "cpu", which every machine has, stays text: resolving it would import torch (seconds) while the command
-    line is parsed, before a command has said what is wrong with its files."""
+def device_argument(text: str) -> str:
+    """`resolve_device` as an argparse type: a bad device is a usage error that names the accepted ones. The
+    value is the device's name ("cpu", "cuda:0"), whatever was given: "cpu", which every machine has, is
+    taken without importing torch (seconds) while the command line is parsed, before a command has said
+    what is wrong with its files."""
     if text == "cpu":
         return text
     try:
-        return resolve_device(gpu_if_present() if text == GPU_IF_PRESENT else text)
+        return str(resolve_device(gpu_if_present() if text == GPU_IF_PRESENT else text))
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
 

@@ -69,6 +69,17 @@ def test_chain_text_gives_codec_stages_the_default_device_unless_they_name_one()
         parse_chain("encodec(device='gpu')", default_device="cpu")
 
 
+def test_the_command_line_gives_every_command_the_device_by_name():
+    """`--device` is checked while the command line is parsed and handed on as a name, "cpu" without importing
+    torch: every consumer (models, chains, trainers, job specs, scripts) takes the same kind of value."""
+    from encodec_fx.cli import build_parser
+    from encodec_fx.devices import device_argument
+    assert build_parser().parse_args(["compress", "a.wav", "a.ecfx"]).device == "cpu"
+    assert build_parser().parse_args(["fx", "a.wav", "b.wav", "--chain", "gain(1)", "--device", "cpu:0"]).device \
+        == "cpu:0"
+    assert device_argument("cpu") == "cpu" and isinstance(device_argument("cpu:0"), str)
+
+
 @pytest.fixture
 def wav(tmp_path):
     path = tmp_path / "in.wav"

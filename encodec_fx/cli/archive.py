@@ -18,12 +18,10 @@ from ..pretrained import DEFAULT_MODEL, archive_lm, default_lm, is_shipped
 from .collections import add_paths, add_run_arguments, check_one_file, single_or_many
 
 if TYPE_CHECKING:
-    import torch
-
     from ..model import EncodecModel
 
 
-def load_codec(source: str | None, device: torch.device | str, named: str | None = None) -> EncodecModel:
+def load_codec(source: str | None, device: str, named: str | None = None) -> EncodecModel:
     """The codec named on the command line, or for decompression the one the archive names (`named`:
     a shipped model's name, or a path that exists here)."""
     from ..model import EncodecModel
