@@ -440,6 +440,13 @@ def test_the_discriminator_width_changes_on_resume_only_before_it_has_trained(au
     assert state["discriminator_updates"] == 0 and state["step"] == 8  # fresh, and untrained past step 100
     assert state["generator_optimizer"]["state"][0]["step"] == before["generator_optimizer"]["state"][0]["step"] + 1
     capsys.readouterr()
+    # a new discriminator whose warm-up is behind the run joins at once, and a hold with no warm-up holds nothing
+    assert main(arguments + ["--steps", "9", "--resume", "--new-discriminator", "--adversarial-start", "2",
+                             "--warmup-generator", "hold"]) == 0
+    out = capsys.readouterr().out
+    assert "note: the new discriminator trains beside the generator from step 8 on: its warm-up " in out
+    assert "ended at step 2; to warm it first, pass --adversarial-start 8 --discriminator-warmup N" in out
+    assert "note: --warmup-generator hold holds the generator during --discriminator-warmup N steps" in out
     assert main(["train-codec", str(audio_dir), str(tmp_path / "new"), "--new-discriminator"]) == 1
     assert "--new-discriminator replaces a resumed run's discriminator: use it with --resume" in one_line_error(capsys)
 

@@ -34,9 +34,11 @@ CODEC_SETTINGS_HELP = {
     "adversarial_every": "the adversarial losses on every k-th step only",
     "discriminator_precision": "the discriminator's arithmetic; bfloat16 autocasts, faster on CPUs with "
                                "AVX-512-BF16 or AMX",
-    "warmup_generator": "what the generator does during the discriminator's warm-up: reconstruct (trains on the "
-                        "reconstruction losses) or hold (unchanged: for a new discriminator beside a generator "
-                        "already trained adversarially, which reconstruction-only steps pull back to a low-pass)",
+    "discriminator_warmup": "steps from --adversarial-start that train the discriminator alone before its losses "
+                            "reach the generator",
+    "warmup_generator": "during --discriminator-warmup: reconstruct (the generator trains on the reconstruction "
+                        "losses) or hold (it stays as it is; for a new discriminator beside a generator already "
+                        "trained adversarially, which reconstruction-only steps pull back to a low-pass)",
     "commitment_weight": "weight of the quantiser's commitment loss",
     "synthetic_share": "share of each batch made of synthetic tones, harmonic complexes, sweeps and noise bands "
                        "at random frequencies and levels (0: none, the paper's)",

@@ -197,6 +197,14 @@ def run(args: argparse.Namespace) -> None:
         # a resumed run carries the setting from the machine it was started on
         print(f"note: bfloat16 is not native on {trainer.device} (a CPU needs AVX-512-BF16 or AMX), so the "
               "discriminator's bfloat16 is emulated, slower than float32: pass --discriminator-precision float32")
+    warmup_end = config.adversarial_start + config.discriminator_warmup
+    if new_discriminator and trainer.step >= warmup_end:
+        print(f"note: the new discriminator trains beside the generator from step {trainer.step} on: its warm-up "
+              f"(--discriminator-warmup from --adversarial-start) ended at step {warmup_end}; to warm it first, "
+              f"pass --adversarial-start {trainer.step} --discriminator-warmup N")
+    if config.warmup_generator == "hold" and config.discriminator_warmup == 0:
+        print("note: --warmup-generator hold holds the generator during --discriminator-warmup N steps, and "
+              "there are none")
     sampling_rate, channels = model.config.sampling_rate, model.config.audio_channels
     training, validation = [], []
     if args.validation_dir is not None:  # a corpus with its own split: train on all of audio_dir
