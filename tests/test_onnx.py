@@ -4,6 +4,7 @@ codes equal, audio within 50 dB SNR, the step graphs streaming the whole-input g
 from __future__ import annotations
 
 import json
+from importlib.util import find_spec
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +17,11 @@ from encodec_fx.cli import main
 
 from conftest import randomize
 
-pytest.importorskip("onnxruntime")
-pytest.importorskip("onnxscript")
+# Found, not imported: onnx and onnxscript take over a second to import, which collection would pay in every test
+# worker; the tests import them where they run (the export, `onnx_session`).
+for _extra in ("onnxruntime", "onnxscript"):
+    if find_spec(_extra) is None:
+        pytest.skip(f"needs {_extra} (pip install 'encodec-fx[onnx]')", allow_module_level=True)
 from encodec_fx.onnx_export import onnx_session  # noqa: E402  (after the skips: it needs the extra to run)
 
 RECORDING = Path(__file__).parent / "data" / "speech-nl-fillets.flac"
