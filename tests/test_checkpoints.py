@@ -116,8 +116,9 @@ def test_original_checkpoint_infers_config(preset, wrapped, tmp_path):
     ours.save_pretrained(hub_dir)
     assert_same_weights(EncodecModel.from_pretrained(hub_dir), ours)
     # the same weights reached through the two layouts give the same model
+    mine = list(ours.state_dict().values())  # once: the model does not change in the loop
     for key, value in state.items():
-        assert any(torch.equal(value, mine) for mine in ours.state_dict().values()), key
+        assert any(torch.equal(value, weight) for weight in mine), key
 
 
 def test_original_checkpoint_with_explicit_config(tmp_path):
