@@ -5,6 +5,7 @@ memory: not an abort, a hang, a memory bomb, or audio the payload cannot support
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import os
@@ -162,6 +163,7 @@ def test_a_deeply_nested_json_header_is_refused_by_depth(static_archive, tmp_pat
     refused(v2_with_header((tmp_path / "v2.ecfx").read_bytes(), text), tmp_path, capsys, r"nests 100001 deep")
 
 
+@functools.cache  # made once for both archive versions: compressing the zeros takes seconds
 def zlib_bomb(megabytes: int) -> bytes:
     compressor, zeros = zlib.compressobj(9), bytes(1 << 20)
     return b"".join(compressor.compress(zeros) for _ in range(megabytes)) + compressor.flush()
