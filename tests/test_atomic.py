@@ -1,6 +1,7 @@
 """Writers never clobber, never leave orphans, and name a full disk or a refused permission: `entropy.atomic`
 through its real system calls, and the real command line in subprocesses racing, killed, terminated, on a
-full tmpfs (a user namespace), under a file size limit and as a user who may not write."""
+full tmpfs (a user namespace; there through `main`, in one process), under a file size limit and as a user who
+may not write."""
 
 from __future__ import annotations
 
@@ -210,11 +211,15 @@ def test_sigterm_unwinds_removing_the_temporary(noise, tmp_path):
 # --- full disks and refused permissions ---------------------------------------------------------
 
 
-LIBRARY_WRITERS = """
+WRITERS = """
 import sys
 from pathlib import Path
 import numpy as np
+from encodec_fx.cli import main
 out = Path(sys.argv[1])
+for command in (["fx", sys.argv[2], str(out / "fx.wav"), "--chain", "gain(1)", "--quiet"],
+                ["decompress", sys.argv[3], str(out / "d.wav"), "--quiet"]):
+    print(f"status={main(command)}", flush=True)
 noise = np.random.default_rng(0).standard_normal((1, 200_000)).astype(np.float32)
 def attempt(name, write):
     try:
@@ -240,7 +245,9 @@ attempt("save_lm", lambda: save_lm(lm, out / "lm.safetensors"))
 @pytest.mark.skipif(not small_filesystem_works(), reason="needs unshare and user namespaces to mount a small tmpfs")
 def test_a_full_disk_reads_as_such_in_every_writer_and_leaves_nothing(noise, tmp_path):
     """A real ENOSPC: a 64 KiB tmpfs. fx and decompress used to say "unexpected RuntimeError: Unable to write
-    data to audio file"; the library's writers (audio, archive, export, LM) say the same one line."""
+    data to audio file"; the library's writers (audio, archive, export, LM) say the same one line. The commands
+    run through `main`, their entry point, in the one process on the tmpfs that also tries the library's writers
+    (a process each cost seconds of starting Python and torch)."""
     from encodec_fx.compress import compress_file
     from encodec_fx.model import EncodecModel
     archive = tmp_path / "noise.ecfx"
@@ -249,9 +256,7 @@ def test_a_full_disk_reads_as_such_in_every_writer_and_leaves_nothing(noise, tmp
     out = tmp_path / "out"
     out.mkdir()
     script = (f"mount -t tmpfs -o size=32k tmpfs {out} && "
-              f"{' '.join(COMMAND)} fx {noise} {out}/fx.wav --chain 'gain(1)' --quiet; echo status=$?; "
-              f"{' '.join(COMMAND)} decompress {archive} {out}/d.wav --quiet; echo status=$?; "
-              f"{sys.executable} -c '{LIBRARY_WRITERS}' {out} {noise}; ls -A {out}; echo listed")
+              f"{sys.executable} -c '{WRITERS}' {out} {noise} {archive}; ls -A {out}; echo listed")
     result = subprocess.run(["unshare", "-Urm", "sh", "-c", script], capture_output=True, text=True, timeout=300)
     lines, errors = result.stdout.splitlines(), result.stderr.splitlines()
     assert lines.count("status=1") == 2, result.stderr
