@@ -48,10 +48,8 @@ print(os.environ["FAKE_DPKG_LISTING"])
 }
 
 
-@pytest.fixture
-def fake_path(tmp_path, monkeypatch) -> Path:
+def install_fake_tools(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """PATH holding only the fake tools (each a Python script writing a sine WAV where the real one would)."""
-    folder = tmp_path / "bin"
     folder.mkdir()
     for name, body in FAKE_TOOLS.items():
         script = folder / name
@@ -61,21 +59,33 @@ def fake_path(tmp_path, monkeypatch) -> Path:
     return folder
 
 
-@pytest.fixture
-def words_file(tmp_path) -> Path:
-    path = tmp_path / "words"
+def write_words(path: Path) -> Path:
     path.write_text("apple\nBoston\nriver\ncafé\nstone's\nquiet\nlantern\nmorning\n")
     return path
 
 
-@pytest.fixture
-def fake_kits(tmp_path, words_file, fake_path, monkeypatch) -> None:
+def install_fake_kits(folder: Path, words: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The builder's speech and music kits, drawing on the fake tools, a tiny word list and a dummy sound font."""
-    speech_kit = speech.discover_speech_kit(words_file, tmp_path / "no-fortunes")
-    soundfont = tmp_path / "fake.sf2"
+    speech_kit = speech.discover_speech_kit(words, folder / "no-fortunes")
+    soundfont = folder / "fake.sf2"
     soundfont.write_bytes(b"not a real sound font")
     monkeypatch.setattr(build, "discover_speech_kit", lambda: speech_kit)  # where build.source_clips looks them up
     monkeypatch.setattr(build, "discover_music_kit", lambda: music.MusicKit(soundfont, []))
+
+
+@pytest.fixture
+def fake_path(tmp_path, monkeypatch) -> Path:
+    return install_fake_tools(tmp_path / "bin", monkeypatch)
+
+
+@pytest.fixture
+def words_file(tmp_path) -> Path:
+    return write_words(tmp_path / "words")
+
+
+@pytest.fixture
+def fake_kits(tmp_path, words_file, fake_path, monkeypatch) -> None:
+    install_fake_kits(tmp_path, words_file, monkeypatch)
 
 
 def tone_file(path: Path, seconds: float, rate: int = 44_100) -> Path:
@@ -251,9 +261,21 @@ def build_small(out_dir: Path, hours: float = 0.01) -> list[dict]:
                               validation_percent=30)
 
 
-def test_corpus_is_written_with_manifest_and_licenses(tmp_path, fake_kits):
-    out = tmp_path / "corpus"
-    rows = build_small(out)
+@pytest.fixture(scope="module")
+def two_builds(tmp_path_factory) -> tuple[Path, Path, list[dict]]:
+    """The small corpus built twice with the same fake kits (folders a and b, and the first build's rows), once for
+    the tests that read them: a build runs the fake tools some fifty times."""
+    root = tmp_path_factory.mktemp("corpora")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        install_fake_tools(root / "bin", monkeypatch)
+        install_fake_kits(root, write_words(root / "words"), monkeypatch)
+        rows = build_small(root / "a")
+        build_small(root / "b")
+    return root / "a", root / "b", rows
+
+
+def test_corpus_is_written_with_manifest_and_licenses(two_builds):
+    out, _, rows = two_builds
     manifest = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
     assert manifest == rows and {row["source"] for row in rows} == {"speech", "music", "mixtures"}
     assert sum(row["duration"] for row in rows) <= 0.01 * 3600 + 1e-6
@@ -266,11 +288,10 @@ def test_corpus_is_written_with_manifest_and_licenses(tmp_path, fake_kits):
     assert "MIT" in licenses and "SCOWL" in licenses and "Reserved for independent evaluation" in licenses
 
 
-def test_corpus_is_deterministic(tmp_path, fake_kits):
-    build_small(tmp_path / "a")
-    build_small(tmp_path / "b")
-    files = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*") if p.is_file())
-    assert files and all((tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes() for f in files)
+def test_corpus_is_deterministic(two_builds):
+    a, b, _ = two_builds
+    files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
+    assert files and all((a / f).read_bytes() == (b / f).read_bytes() for f in files)
 
 
 def test_corpus_refuses_a_folder_in_use(tmp_path, fake_kits):
