@@ -102,17 +102,26 @@ def test_a_split_archive_decodes_to_the_model_decode_of_its_streams(files, tmp_p
     assert describe_archive(archive)["stream_codebooks"] == split[1]
 
 
-def test_joint_is_the_default_and_independent_keeps_todays_archives(files, tmp_path):
+@pytest.fixture(scope="module")
+def joint_raw(files, tmp_path_factory):
+    """stereo.wav compressed raw at 6 kbps with the defaults (joint: the split measured), once for the tests that
+    read it: (its header, its path)."""
+    path = tmp_path_factory.mktemp("joint") / "raw.ecfx"
+    header = compress_file(files / "stereo.wav", path, EncodecModel.from_pretrained(files / "codec24"), bandwidth=6.0,
+                           model_name="m", mode="raw", progress=False)
+    return header, path
+
+
+def test_joint_is_the_default_and_independent_keeps_todays_archives(files, tmp_path, joint_raw):
     model = EncodecModel.from_pretrained(files / "codec24")
     options = dict(model_name="m", mode="raw", progress=False)
-    joint = compress_file(files / "stereo.wav", tmp_path / "j.ecfx", model, bandwidth=6.0, **options)
+    joint, joint_path = joint_raw
     assert joint.stereo in ("mid-side", "left-right") and sum(joint.stream_codebooks) == 8
     assert (joint.stereo, joint.stream_codebooks) in split_candidates(8)
     independent = compress_file(files / "stereo.wav", tmp_path / "i.ecfx", model, bandwidth=6.0,
                                 channels="independent", **options)
     assert (independent.stereo, independent.stream_codebooks, independent.n_q) == (None, None, 8)
-    doubled = describe_archive(tmp_path / "i.ecfx")["payload_bytes"] / describe_archive(tmp_path / "j.ecfx")[
-        "payload_bytes"]
+    doubled = describe_archive(tmp_path / "i.ecfx")["payload_bytes"] / describe_archive(joint_path)["payload_bytes"]
     assert 1.99 < doubled < 2  # raw codes: 16 codebooks a frame against 8, with a 4-byte CRC per payload
     for channels in ("joint", "independent"):  # mono is coded as before either way
         compress_file(files / "mono.wav", tmp_path / f"{channels}.ecfx", model, bandwidth=6.0, channels=channels,
@@ -122,20 +131,20 @@ def test_joint_is_the_default_and_independent_keeps_todays_archives(files, tmp_p
         compress_file(files / "stereo.wav", tmp_path / "x.ecfx", model, bandwidth=6.0, channels="both", **options)
 
 
-def test_transcoding_a_split_archive(files, tmp_path, monkeypatch):
+def test_transcoding_a_split_archive(files, tmp_path, monkeypatch, joint_raw):
     model = EncodecModel.from_pretrained(files / "codec24")
     options = dict(model_name="m", progress=False)
-    raw = compress_file(files / "stereo.wav", tmp_path / "raw.ecfx", model, bandwidth=6.0, mode="raw", **options)
+    raw, raw_path = joint_raw
     # the same file at the same bandwidth: the split measured for raw, without measuring it again
     monkeypatch.setattr(compress, "choose_split", lambda model, units, audio: (raw.stereo, raw.stream_codebooks))
     compress_file(files / "stereo.wav", tmp_path / "static.ecfx", model, bandwidth=6.0, mode="static", **options)
-    transcode_file(tmp_path / "raw.ecfx", tmp_path / "out.ecfx", mode="static", bandwidth=6.0)
+    transcode_file(raw_path, tmp_path / "out.ecfx", mode="static", bandwidth=6.0)
     assert (tmp_path / "out.ecfx").read_bytes() == (tmp_path / "static.ecfx").read_bytes()
     with pytest.raises(ValueError, match="^cannot transcode split stereo .* to another bandwidth") as error:
-        transcode_file(tmp_path / "raw.ecfx", tmp_path / "low.ecfx", bandwidth=3.0)
+        transcode_file(raw_path, tmp_path / "low.ecfx", bandwidth=3.0)
     assert "\n" not in str(error.value)
     with pytest.raises(ValueError, match="^cannot transcode to 12 kbps: the archive holds 6 kbps"):
-        transcode_file(tmp_path / "raw.ecfx", tmp_path / "high.ecfx", bandwidth=12.0)
+        transcode_file(raw_path, tmp_path / "high.ecfx", bandwidth=12.0)
 
 
 def test_the_split_in_the_header(files, tmp_path, monkeypatch):
