@@ -403,7 +403,7 @@ def test_a_decompression_that_fails_midway_leaves_the_old_output_and_no_temporar
     assert sorted(path.name for path in tmp_path.iterdir()) == ["m.ecfx", "m.wav"]
 
 
-CLI_ERRORS = [
+@pytest.mark.parametrize("args, message", [
     (["compress", "missing.wav", "o.ecfx", "--model", "{codec}"], "no audio file at missing.wav"),
     (["compress", "{audio}", "o.ecfx", "--model", "{codec}", "-b", "5"], "bandwidth 5.0 kbps is not supported"),
     (["compress", "{audio}", "o.ecfx", "--model", "nothing/here/x"], "no model at nothing/here/x"),
@@ -414,70 +414,15 @@ CLI_ERRORS = [
      "cannot write nowhere/o.ecfx: there is no folder nowhere"),
     (["fx", "{audio}", "nowhere/o.wav", "--chain", "gain(-1)"],
      "cannot write nowhere/o.wav: there is no folder nowhere"),
-]
-
-# `python -m encodec_fx.cli` for each command line, as a process of its own with its own folder, argv, stdout and
-# stderr: one process imports the command line and what its commands import, then forks a child per command that
-# runs the module as `python -m` does (an uncaught exception prints its traceback, SystemExit sets the status).
-FORKED_COMMANDS = """
-import json, os, runpy, sys, traceback
-import encodec_fx.cli, encodec_fx.compress
-sys.stdout.flush(); sys.stderr.flush()
-statuses = []
-for folder, args in json.loads(sys.argv[1]):
-    child = os.fork()
-    if child == 0:
-        os.chdir(folder)
-        for fd, name in ((1, "stdout.txt"), (2, "stderr.txt")):
-            os.dup2(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
-        sys.argv, status = ["encodec-fx", *args], 0
-        try:
-            runpy.run_module("encodec_fx.cli", run_name="__main__", alter_sys=True)
-        except SystemExit as exit:
-            status = exit.code
-            if status is None:
-                status = 0
-            elif not isinstance(status, int):
-                print(status, file=sys.stderr)
-                status = 1
-        except BaseException:
-            traceback.print_exc()
-            status = 1
-        sys.stdout.flush(); sys.stderr.flush()
-        os._exit(status)
-    statuses.append(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]))
-print(json.dumps(statuses))
-"""
-
-
-@pytest.fixture(scope="module")
-def cli_error_runs(files, tmp_path_factory) -> dict[tuple[str, ...], tuple[int, str, Path]]:
-    """Each of CLI_ERRORS' command lines (as written) → its exit status, its stderr and the folder it ran in. A
-    process per command line spent 2 of its 2.5 s starting Python and torch; here one process starts them and
-    forks a child per command (FORKED_COMMANDS). What importing wrote to stderr, which a process per command
-    would write each time, begins every command's stderr."""
-    root = tmp_path_factory.mktemp("cli-errors")
-    folders, commands = [], []
-    for number, (args, _) in enumerate(CLI_ERRORS):
-        folders.append(root / str(number))
-        folders[-1].mkdir()
-        commands.append([str(folders[-1]), [a.format(codec=files / "codec24", audio=files / "mono16k.flac")
-                                            for a in args]])
-    result = subprocess.run([sys.executable, "-c", FORKED_COMMANDS, json.dumps(commands)], capture_output=True,
-                            text=True, cwd=root)
-    assert result.returncode == 0, result.stderr
-    statuses = json.loads(result.stdout.splitlines()[-1])
-    return {tuple(args): (status, result.stderr + (folder / "stderr.txt").read_text(), folder)
-            for (args, _), status, folder in zip(CLI_ERRORS, statuses, folders)}
-
-
-@pytest.mark.parametrize("args, message", CLI_ERRORS)
-def test_cli_errors_are_one_line(cli_error_runs, args, message):
-    returncode, stderr, folder = cli_error_runs[tuple(args)]
-    assert returncode == 1, stderr
-    assert stderr.count("\n") == 1 and "Traceback" not in stderr
-    assert message in stderr
-    assert not (folder / "o.ecfx").exists() and not (folder / "o.wav").exists()
+])
+def test_cli_errors_are_one_line(files, tmp_path, args, message):
+    args = [a.format(codec=files / "codec24", audio=files / "mono16k.flac") for a in args]
+    result = subprocess.run([sys.executable, "-m", "encodec_fx.cli", *args], capture_output=True, text=True,
+                            cwd=tmp_path)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert message in result.stderr
+    assert not (tmp_path / "o.ecfx").exists() and not (tmp_path / "o.wav").exists()
 
 
 @pytest.mark.parametrize("samples", [1, 2, 3])
