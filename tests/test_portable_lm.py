@@ -100,9 +100,34 @@ def probe(environment: dict | None, threads: int = 1) -> tuple[str, str]:
     return run_probe(PROBE, environment, str(SHIPPED_LM), str(threads))
 
 
-def test_probabilities_are_the_same_bits_under_other_instruction_sets_and_threads():
+# The probe, then the command line decompressing an archive with the process's own thread count, in one process
+# with scalar kernels (a start of Python and torch, and a load of the LM, fewer): the probe's two words on the
+# first line, the command's status on the last.
+SCALAR_PROBE_AND_DECOMPRESS = "import torch\nown_threads = torch.get_num_threads()\n" + PROBE + """
+torch.set_num_threads(own_threads)
+from encodec_fx.cli import main
+print(main(["decompress", sys.argv[3], sys.argv[4]]))
+"""
+
+
+@pytest.fixture(scope="module")
+def scalar_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    """The recording compressed in this process (native kernels), then SCALAR_PROBE_AND_DECOMPRESS run under
+    SCALAR_CPU with two threads: (the run, the archive, the decompressed file)."""
+    folder = tmp_path_factory.mktemp("scalar")
+    archive, decoded = folder / "speech.ecfx", folder / "speech.wav"
+    assert main(["compress", str(RECORDING), str(archive), "-b", "6"]) == 0
+    run = subprocess.run([sys.executable, "-c", SCALAR_PROBE_AND_DECOMPRESS, str(SHIPPED_LM), "2", str(archive),
+                          str(decoded)], capture_output=True, text=True, env={**os.environ, **SCALAR_CPU},
+                         cwd=Path(__file__).resolve().parents[1])
+    return run, archive, decoded
+
+
+def test_probabilities_are_the_same_bits_under_other_instruction_sets_and_threads(scalar_run):
     native_capability, native = probe(None)  # in this process
-    scalar_capability, scalar = probe(SCALAR_CPU, threads=2)
+    run, _, _ = scalar_run
+    assert run.stdout, run.stderr
+    scalar_capability, scalar = run.stdout.splitlines()[0].split()  # SCALAR_CPU, two threads
     assert scalar_capability == "DEFAULT"  # the setting took effect: the kernels were others
     assert scalar == native, f"{native_capability} and {scalar_capability} kernels disagree"
     assert probe(AVX2_CPU)[1] == native
@@ -184,17 +209,12 @@ def test_an_intra_frame_lm_reads_a_frame_codebook_by_codebook():
         lm.step(None, lm.initial_state(1, 3))
 
 
-def test_an_archive_written_with_native_kernels_decodes_with_scalar_ones(tmp_path):
-    def cli(*args: str, environment: dict) -> None:
-        result = subprocess.run([sys.executable, "-m", "encodec_fx.cli", *args], capture_output=True, text=True,
-                                env={**os.environ, **environment})
-        assert result.returncode == 0, result.stderr
-    archive = tmp_path / "speech.ecfx"
-    assert main(["compress", str(RECORDING), str(archive), "-b", "6"]) == 0  # in this process: native kernels
+def test_an_archive_written_with_native_kernels_decodes_with_scalar_ones(scalar_run):
+    run, archive, decoded = scalar_run  # compressed in this process (native kernels), decompressed with scalar ones
     with ArchiveReader(archive) as reader:
         assert reader.header["coding_mode"] == "lm"  # the LM wins on speech: its probabilities are what is tested
-    cli("decompress", str(archive), str(tmp_path / "speech.wav"), environment=SCALAR_CPU)
-    assert read_audio(tmp_path / "speech.wav", 24_000).shape == read_audio(RECORDING, 24_000).shape
+    assert run.returncode == 0 and run.stdout.splitlines()[-1] == "0", run.stderr
+    assert read_audio(decoded, 24_000).shape == read_audio(RECORDING, 24_000).shape
 
 
 def test_a_caller_asking_for_bfloat16_products_gets_the_same_bits_and_keeps_the_setting(shipped_lm):
