@@ -45,13 +45,14 @@ def round_trip(codes: np.ndarray, mode: str, **models) -> tuple[np.ndarray, byte
 
 @pytest.fixture(scope="module")
 def skewed_codes(lm):
-    """Codes [K, T] drawn from the LM's own predictions (seed 0), drawn once per shape for every coding mode."""
-    drawn: dict[tuple[int, int], np.ndarray] = {}
+    """Codes [K, T] drawn from the LM's own predictions, drawn once per shape and seed for every coding mode."""
+    drawn: dict[tuple[int, int, int], np.ndarray] = {}
 
-    def codes(num_codebooks: int, num_frames: int) -> np.ndarray:
-        if (num_codebooks, num_frames) not in drawn:
-            drawn[num_codebooks, num_frames] = sample_codes(PortableLM(lm), 1, num_codebooks, num_frames)[0]
-        return drawn[num_codebooks, num_frames].copy()
+    def codes(num_codebooks: int, num_frames: int, seed: int = 0) -> np.ndarray:
+        if (num_codebooks, num_frames, seed) not in drawn:
+            drawn[num_codebooks, num_frames, seed] = sample_codes(PortableLM(lm), 1, num_codebooks, num_frames,
+                                                                  seed=seed)[0]
+        return drawn[num_codebooks, num_frames, seed].copy()
     return codes
 
 
@@ -154,8 +155,8 @@ def corruptions(payload: bytes) -> list[bytes]:
 
 
 @pytest.mark.parametrize("mode", CODING_MODES)
-def test_corrupt_payloads_raise_value_error(lm, mode):
-    codes = sample_codes(PortableLM(lm), 1, 8, 50, seed=6)[0]
+def test_corrupt_payloads_raise_value_error(lm, skewed_codes, mode):
+    codes = skewed_codes(8, 50, seed=6)
     models = models_for(codes, lm)
     for corrupt in corruptions(encode_codes(codes, mode, **models)):
         with pytest.raises(ValueError, match="segment payload is corrupt"):
