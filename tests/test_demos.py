@@ -1,5 +1,6 @@
-"""The effects demos run as a user runs them (a subprocess, `python demos/NAME.py`) and write sane output;
-bad input gets a one-line error before any work, and no output is left partial or overwritten unasked.
+"""The effects demos run as a user runs them (a process of its own, as `python demos/NAME.py`: see DEMO_SERVER)
+and write sane output; bad input gets a one-line error before any work, and no output is left partial or
+overwritten unasked.
 
 They get a tiny random-weight model saved to disk and a short input, so each takes seconds. The error
 cases call a demo's `main(argv)` in this process, which is quicker than starting one."""
@@ -8,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -30,12 +33,85 @@ def model_dir(tmp_path_factory) -> Path:
     return directory
 
 
-def run_demo(name: str, *arguments: str, cwd: Path, env: dict[str, str] | None = None) -> str:
-    environment = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    result = subprocess.run([sys.executable, str(DEMOS / name), *arguments], cwd=cwd, env=environment,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+# Runs demos as `python demos/NAME.py ARGS` runs them, each in a process of its own: one process imports what the
+# demos import (not matplotlib, which a demo imports itself or finds blocked), then forks a child per request that
+# takes the request's folder, environment and sys.path (the demo's folder, then PYTHONPATH), points stdin at
+# /dev/null and stdout and stderr at files, and runs the script as __main__ (an uncaught exception prints its
+# traceback; SystemExit sets the status). A process per demo spent most of its time starting Python and torch.
+DEMO_SERVER = """
+import json, os, runpy, sys, traceback
+quiet = os.dup(2)
+os.dup2(os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
+import numpy, pedalboard, pedalboard.io, scipy.signal, torch
+import encodec_fx, encodec_fx.audio_io, encodec_fx.cli, encodec_fx.effects, encodec_fx.effects.files, entropy.atomic
+assert "matplotlib" not in sys.modules
+sys.stderr.flush()
+os.dup2(quiet, 2)
+library_path = sys.path[1:]  # without the current folder, which -c puts first
+print("ready", flush=True)
+for line in sys.stdin:
+    script, arguments, folder, environment, stdout, stderr = json.loads(line)
+    child = os.fork()
+    if child == 0:
+        os.chdir(folder)
+        os.environ.update(environment)
+        extra = [entry for entry in environment.get("PYTHONPATH", "").split(os.pathsep) if entry]
+        sys.path[:] = [os.path.dirname(script), *extra, *library_path]
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        for fd, name in ((1, stdout), (2, stderr)):
+            os.dup2(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC), fd)
+        sys.argv, status = [script, *arguments], 0
+        try:
+            runpy.run_path(script, run_name="__main__")
+        except SystemExit as exit:
+            status = exit.code
+            if status is None:
+                status = 0
+            elif not isinstance(status, int):
+                print(status, file=sys.stderr)
+                status = 1
+        except BaseException:
+            traceback.print_exc()
+            status = 1
+        sys.stdout.flush(); sys.stderr.flush()
+        os._exit(status)
+    print(os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def demo_process(tmp_path_factory):
+    """A function running a demo as `python demos/NAME.py` does, in a child of DEMO_SERVER: (its status, stdout,
+    stderr), stderr beginning with what the imports wrote (which a fresh process would write each time)."""
+    folder = tmp_path_factory.mktemp("demo-runs")
+    server = subprocess.Popen([sys.executable, "-c", DEMO_SERVER, str(folder / "imports-stderr.txt")],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=folder,
+                              env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert server.stdout.readline() == "ready\n"
+    imports = (folder / "imports-stderr.txt").read_text()
+    runs = iter(range(1_000_000))
+
+    def run(script: Path, arguments: list[str], cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+        number = next(runs)
+        stdout, stderr = folder / f"{number}.out", folder / f"{number}.err"
+        server.stdin.write(json.dumps([str(script), arguments, str(cwd), env, str(stdout), str(stderr)]) + "\n")
+        server.stdin.flush()
+        ready, _, _ = select.select([server.stdout], [], [], 600)
+        assert ready, f"{script.name} ran past 600 s"
+        status = int(server.stdout.readline())
+        return status, stdout.read_text(), imports + stderr.read_text()
+    yield run
+    server.stdin.close()
+    server.wait(timeout=60)
+
+
+@pytest.fixture
+def run_demo(demo_process):
+    def run(name: str, *arguments: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+        status, stdout, stderr = demo_process(DEMOS / name, list(arguments), cwd, env or {})
+        assert status == 0, stderr
+        return stdout
+    return run
 
 
 def read(path: Path) -> tuple[np.ndarray, int]:
@@ -48,7 +124,7 @@ def assert_sane(audio: np.ndarray) -> None:
     assert 0 < np.abs(audio).max() < 10
 
 
-def test_lofi_chain_on_the_test_signal(tmp_path, model_dir):
+def test_lofi_chain_on_the_test_signal(tmp_path, model_dir, run_demo):
     out = run_demo("lofi_chain.py", "--model", str(model_dir), "--seconds", "0.5", "--output", "lofi.wav", cwd=tmp_path)
     audio, rate = read(tmp_path / "lofi.wav")
     assert rate == 44100 and audio.shape == (2, 22050)
@@ -56,7 +132,7 @@ def test_lofi_chain_on_the_test_signal(tmp_path, model_dir):
     assert "EncodecEncoder -> TokenSubstitution -> EncodecDecoder" in out
 
 
-def test_lofi_chain_streams_a_file(tmp_path, model_dir):
+def test_lofi_chain_streams_a_file(tmp_path, model_dir, run_demo):
     with AudioFile(str(tmp_path / "in.wav"), "w", samplerate=32000, num_channels=1, bit_depth=32) as file:
         file.write(noise(1, 16000))
     run_demo("lofi_chain.py", "in.wav", "--model", str(model_dir), "--output", "out.wav", cwd=tmp_path)
@@ -65,7 +141,7 @@ def test_lofi_chain_streams_a_file(tmp_path, model_dir):
     assert_sane(audio)
 
 
-def test_packet_loss_writes_audio_and_spectrograms(tmp_path, model_dir):
+def test_packet_loss_writes_audio_and_spectrograms(tmp_path, model_dir, run_demo):
     out = run_demo("packet_loss.py", "--model", str(model_dir), "--seconds", "0.5", "--loss", "0.5",
                    "--prefix", "pl", cwd=tmp_path)
     clean, rate = read(tmp_path / "pl_clean.wav")
@@ -79,7 +155,7 @@ def test_packet_loss_writes_audio_and_spectrograms(tmp_path, model_dir):
     assert "% of frames lost" in out
 
 
-def test_packet_loss_without_matplotlib_still_writes_audio(tmp_path, model_dir):
+def test_packet_loss_without_matplotlib_still_writes_audio(tmp_path, model_dir, run_demo):
     blocker = tmp_path / "no_matplotlib" / "matplotlib"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('matplotlib is blocked for this test')\n")
@@ -90,7 +166,7 @@ def test_packet_loss_without_matplotlib_still_writes_audio(tmp_path, model_dir):
     assert (tmp_path / "pl_damaged.wav").exists() and not (tmp_path / "pl.png").exists()
 
 
-def test_live_blocks_reports_latency_and_real_time_factor(tmp_path, model_dir):
+def test_live_blocks_reports_latency_and_real_time_factor(tmp_path, model_dir, run_demo):
     out = run_demo("live_blocks.py", "--model", str(model_dir), "--seconds", "0.5", "--block", "1024",
                    "--output", "live.wav", cwd=tmp_path)
     # the model's 2239-sample round trip plus the resampler's look-ahead each way, in 44.1 kHz samples
@@ -105,14 +181,13 @@ def test_live_blocks_reports_latency_and_real_time_factor(tmp_path, model_dir):
     assert_sane(audio)
 
 
-def test_demos_explain_a_missing_model_in_one_line(tmp_path):
-    result = subprocess.run([sys.executable, str(DEMOS / "lofi_chain.py"), "--model", str(tmp_path / "none")],
-                            cwd=tmp_path, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and result.stderr.startswith("lofi_chain: error: ")
+def test_demos_explain_a_missing_model_in_one_line(tmp_path, demo_process):
+    status, _, stderr = demo_process(DEMOS / "lofi_chain.py", ["--model", str(tmp_path / "none")], tmp_path, {})
+    assert status == 1
+    assert stderr.count("\n") == 1 and stderr.startswith("lofi_chain: error: ")
 
 
-def test_quickstart_codes_with_the_shipped_model_and_fidelity_grows_with_bandwidth(tmp_path):
+def test_quickstart_codes_with_the_shipped_model_and_fidelity_grows_with_bandwidth(tmp_path, run_demo):
     printed = run_demo("quickstart.py", cwd=tmp_path)
     snr = [float(line.rsplit("SI-SNR", 1)[1].split()[0]) for line in printed.splitlines() if "kbps: codes" in line]
     assert len(snr) == 5 and snr[-1] > snr[0] + 2, printed
