@@ -33,8 +33,10 @@ def model_dir(tmp_path_factory) -> Path:
     return directory
 
 
-# Runs demos as `python demos/NAME.py ARGS` runs them, each in a process of its own: one process imports what the
-# demos import (not matplotlib, which a demo imports itself or finds blocked), then forks a child per request that
+# Runs demos as `python demos/NAME.py ARGS` runs them, each in a process of its own: one process imports the
+# third-party libraries the demos import (not this project's modules, whose import is quick, so that none is
+# loaded that a demo does not import; not matplotlib, which a demo imports itself or finds blocked), then forks a
+# child per request that
 # takes the request's folder, environment and sys.path (the demo's folder, then PYTHONPATH), points stdin at
 # /dev/null and stdout and stderr at files, and runs the script as __main__ (an uncaught exception prints its
 # traceback; SystemExit sets the status). A process per demo spent most of its time starting Python and torch.
@@ -43,7 +45,6 @@ import json, os, runpy, sys, traceback
 quiet = os.dup(2)
 os.dup2(os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC), 2)
 import numpy, pedalboard, pedalboard.io, scipy.signal, torch
-import encodec_fx, encodec_fx.audio_io, encodec_fx.cli, encodec_fx.effects, encodec_fx.effects.files, entropy.atomic
 assert "matplotlib" not in sys.modules
 sys.stderr.flush()
 os.dup2(quiet, 2)
