@@ -3,7 +3,6 @@ every process, thread count and instruction set; rows independent) and codes rea
 
 from __future__ import annotations
 
-import hashlib
 import math
 import textwrap
 from pathlib import Path
@@ -120,4 +119,4 @@ def test_real_speech_codes_smaller_than_with_the_lm_alone():
     assert adaptive < 0.99 * plain, (adaptive, plain)
     decoded = decode_many(payloads, 2, [row.shape[1] for row in rows], "lm-adaptive", lm=lm)
     assert all(np.array_equal(got, row) for got, row in zip(decoded, rows))
-    assert hashlib.sha256(b"".join(payloads)).hexdigest()  # payloads are bytes
+    assert all(isinstance(payload, bytes) for payload in payloads)
