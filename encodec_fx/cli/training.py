@@ -10,7 +10,7 @@ from entropy.train_settings import LMTrainingConfig
 
 from ..devices import GPU_IF_PRESENT, add_device_argument
 from ..pretrained import DEFAULT_MODEL
-from ..train.settings import DEFAULT_NUM_FILTERS, DISCRIMINATOR_PRECISIONS, WARMUP_GENERATOR_MODES, TrainingConfig
+from ..train.settings import DEFAULT_NUM_FILTERS, TEXT_SETTINGS, TrainingConfig
 
 GPU_IF_PRESENT_TEXT = "cuda when there is a GPU, else cpu"
 # What each recipe setting means, for its option's help (a setting missing here is named by its words).
@@ -47,9 +47,6 @@ CODEC_SETTINGS_HELP = {
     "held_out_percent": "percent of the files held out for validation, chosen by a hash of their names",
     "eval_every": "steps between validations", "checkpoint_every": "steps between checkpoints", "seed": "random seed",
 }
-
-CODEC_SETTING_CHOICES = {"discriminator_precision": DISCRIMINATOR_PRECISIONS,  # the text settings' values
-                         "warmup_generator": WARMUP_GENERATOR_MODES}
 
 
 def train_lm(args: argparse.Namespace) -> None:
@@ -96,7 +93,7 @@ def add_train_codec(commands: argparse._SubParsersAction) -> None:
     for name, value in asdict(TrainingConfig()).items():  # absent unless given: --resume keeps the run's own
         meaning = CODEC_SETTINGS_HELP.get(name, name.replace("_", " "))
         if isinstance(value, str):
-            command.add_argument(f"--{name.replace('_', '-')}", choices=CODEC_SETTING_CHOICES[name],
+            command.add_argument(f"--{name.replace('_', '-')}", choices=TEXT_SETTINGS[name],
                                  default=argparse.SUPPRESS,
                                  help=f"{meaning} (default {value}, or the checkpoint's on --resume)")
         elif not isinstance(value, dict):

@@ -12,6 +12,7 @@ SEED_LIMIT = 2**64
 DEFAULT_NUM_FILTERS = 32  # the model width of a new run (`train-codec --num-filters`)
 DISCRIMINATOR_PRECISIONS = ("float32", "bfloat16")
 WARMUP_GENERATOR_MODES = ("reconstruct", "hold")  # what the generator does while the discriminator warms
+TEXT_SETTINGS = {"discriminator_precision": DISCRIMINATOR_PRECISIONS, "warmup_generator": WARMUP_GENERATOR_MODES}
 
 
 @dataclass
@@ -46,12 +47,9 @@ class TrainingConfig:
                                      "commitment_weight", "seed", "time_loss_cutoff"),
                        fractions=("discriminator_update_probability", "synthetic_share"),
                        percents=("held_out_percent",))
-        if self.discriminator_precision not in DISCRIMINATOR_PRECISIONS:
-            raise ValueError(f"discriminator_precision must be one of {', '.join(DISCRIMINATOR_PRECISIONS)}, "
-                             f"got {self.discriminator_precision!r}")
-        if self.warmup_generator not in WARMUP_GENERATOR_MODES:
-            raise ValueError(f"warmup_generator must be one of {', '.join(WARMUP_GENERATOR_MODES)}, "
-                             f"got {self.warmup_generator!r}")
+        for name, accepted in TEXT_SETTINGS.items():
+            if getattr(self, name) not in accepted:
+                raise ValueError(f"{name} must be one of {', '.join(accepted)}, got {getattr(self, name)!r}")
         if self.seed >= SEED_LIMIT:  # numpy takes any size, torch's generators 64 bits
             raise ValueError(f"seed must be below 2**64 = {SEED_LIMIT}, got {self.seed}")
 
